@@ -1,0 +1,169 @@
+"""Post-training: supervised fine-tuning and preference optimization jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from ._content import URL
+from ._jobs import JobStatus
+from ._webmethod import webmethod
+
+
+class OptimizerType(str, Enum):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class DatasetFormat(str, Enum):
+    instruct = "instruct"
+    dialog = "dialog"
+
+
+class DataConfig(BaseModel):
+    dataset_id: str
+    batch_size: int
+    shuffle: bool
+    data_format: DatasetFormat
+    validation_dataset_id: str | None = None
+    packed: bool = False
+    train_on_input: bool = False
+
+
+class OptimizerConfig(BaseModel):
+    optimizer_type: OptimizerType
+    lr: float
+    weight_decay: float
+    num_warmup_steps: int
+
+
+class EfficiencyConfig(BaseModel):
+    enable_activation_checkpointing: bool = False
+    enable_activation_offloading: bool = False
+    memory_efficient_fsdp_wrap: bool = False
+    fsdp_cpu_offload: bool = False
+
+
+class TrainingConfig(BaseModel):
+    n_epochs: int
+    max_steps_per_epoch: int
+    gradient_accumulation_steps: int
+    max_validation_steps: int
+    data_config: DataConfig
+    optimizer_config: OptimizerConfig
+    efficiency_config: EfficiencyConfig | None = None
+    dtype: str = "bf16"
+
+
+class LoraFinetuningConfig(BaseModel):
+    type: Literal["LoRA"] = "LoRA"
+    lora_attn_modules: list[str]
+    apply_lora_to_mlp: bool
+    apply_lora_to_output: bool
+    rank: int
+    alpha: int
+    use_dora: bool = False
+    quantize_base: bool = False
+
+
+class QATFinetuningConfig(BaseModel):
+    type: Literal["QAT"] = "QAT"
+    quantizer_name: str
+    group_size: int
+
+
+AlgorithmConfig = Annotated[
+    Union[LoraFinetuningConfig, QATFinetuningConfig], Field(discriminator="type")
+]
+
+
+class DPOAlignmentConfig(BaseModel):
+    reward_scale: float
+    reward_clip: float
+    epsilon: float
+    gamma: float
+
+
+class Checkpoint(BaseModel):
+    """Checkpoint created during training runs.
+
+    The spec leaves it free-form; these are llama-stack 0.1.x's fields.
+    """
+
+    iters: int
+    path: URL
+    epoch: int
+
+
+class PostTrainingJob(BaseModel):
+    job_uuid: str
+
+
+class ListPostTrainingJobsResponse(BaseModel):
+    data: list[PostTrainingJob]
+
+
+class PostTrainingJobStatusResponse(BaseModel):
+    """Status of a finetuning job."""
+
+    job_uuid: str
+    status: JobStatus
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    resources_allocated: dict[str, Any] | None = None
+    checkpoints: list[Checkpoint]
+
+
+class PostTrainingJobArtifactsResponse(BaseModel):
+    """Artifacts of a finetuning job."""
+
+    job_uuid: str
+    checkpoints: list[Checkpoint]
+
+
+@runtime_checkable
+class PostTraining(Protocol):
+    @webmethod(route="/v1/post-training/supervised-fine-tune", method="POST")
+    async def supervised_fine_tune(
+        self,
+        job_uuid: str,
+        training_config: TrainingConfig,
+        hyperparam_search_config: dict[str, Any],
+        logger_config: dict[str, Any],
+        model: str,
+        checkpoint_dir: str | None = None,
+        algorithm_config: AlgorithmConfig | None = None,
+    ) -> PostTrainingJob: ...
+
+    @webmethod(route="/v1/post-training/preference-optimize", method="POST")
+    async def preference_optimize(
+        self,
+        job_uuid: str,
+        finetuned_model: str,
+        algorithm_config: DPOAlignmentConfig,
+        training_config: TrainingConfig,
+        hyperparam_search_config: dict[str, Any],
+        logger_config: dict[str, Any],
+    ) -> PostTrainingJob: ...
+
+    @webmethod(route="/v1/post-training/jobs", method="GET")
+    async def get_training_jobs(self) -> ListPostTrainingJobsResponse: ...
+
+    @webmethod(route="/v1/post-training/job/status", method="GET")
+    async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobStatusResponse | None: ...
+
+    @webmethod(route="/v1/post-training/job/cancel", method="POST")
+    async def cancel_training_job(self, job_uuid: str) -> None: ...
+
+    @webmethod(route="/v1/post-training/job/artifacts", method="GET")
+    async def get_training_job_artifacts(
+        self, job_uuid: str
+    ) -> PostTrainingJobArtifactsResponse | None: ...
+
+
+PROTOCOL = PostTraining

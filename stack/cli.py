@@ -1,0 +1,152 @@
+"""The ``polystack`` command: run | providers | config check | openapi | distributions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import ConfigError
+
+
+def build_plan(target: str | None):
+    """Run config (distribution name or file) -> validated Plan. Raises ConfigError."""
+    from .config import load_run_config, resolve_config_path
+    from .plugins import collect_providers, get_plugin_manager
+    from .resolver import plan
+
+    loaded = load_run_config(resolve_config_path(target))
+    return plan(loaded, collect_providers(get_plugin_manager()))
+
+
+def _apply_env(pairs: Sequence[str]) -> None:
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--env {pair!r}: expected KEY=VALUE")
+        os.environ[key] = value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    _apply_env(args.env)
+    the_plan = build_plan(args.target)
+    server_cfg = the_plan.loaded.config.server
+    port = args.port or int(os.environ.get("POLYSTACK_PORT", 0)) or server_cfg.port
+    host = args.host or server_cfg.host or "0.0.0.0"
+    app = create_app(the_plan)
+    print(f"polystack {__version__}: serving {the_plan.image_name} ({the_plan.loaded.source}) on http://{host}:{port}", file=sys.stderr)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        loop="auto",
+        http="auto",
+    )
+    return 0
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    from .plugins import collect_providers, get_plugin_manager
+
+    found = collect_providers(get_plugin_manager())
+    rows = sorted((spec.spec.api, spec.spec.provider_type, spec.package) for spec in found.values())
+    if args.json:
+        print(json.dumps([{"api": a, "provider_type": t, "package": p} for a, t, p in rows], indent=2))
+        return 0
+    width = max([len("provider_type")] + [len(t) for _, t, _ in rows])
+    api_width = max([len("api")] + [len(a) for a, _, _ in rows])
+    print(f"{'api':<{api_width}}  {'provider_type':<{width}}  package")
+    for api, ptype, package in rows:
+        print(f"{api:<{api_width}}  {ptype:<{width}}  {package}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    _apply_env(args.env)
+    the_plan = build_plan(args.file)
+    cfg = the_plan.loaded.config
+    print(
+        f"OK: {the_plan.loaded.source}: image {cfg.image_name!r}, apis {', '.join(the_plan.apis) or 'none'}; "
+        f"{len(the_plan.providers)} providers"
+    )
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from .server import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2)
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_distributions(_args: argparse.Namespace) -> int:
+    from .config import distribution_path, list_distributions
+
+    for name in list_distributions():
+        print(f"{name}\t{distribution_path(name)}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polystack", description="Llama Stack v1 server with pluggable providers")
+    parser.add_argument("--version", action="version", version=f"polystack {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve a distribution or run config")
+    run.add_argument("target", nargs="?", help="distribution name or run.yaml path (default: starter)")
+    run.add_argument("--port", type=int, help="port (default: server.port of the config, else 8321)")
+    run.add_argument("--host", help="interface to bind (default: all)")
+    run.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="set an environment variable first")
+    run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    run.add_argument("--access-log", action="store_true", help="log every request")
+    run.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to let in-flight requests finish")
+    run.set_defaults(func=cmd_run)
+
+    providers = sub.add_parser("providers", help="list every provider type and the package it came from")
+    providers.add_argument("--json", action="store_true")
+    providers.set_defaults(func=cmd_providers)
+
+    config = sub.add_parser("config", help="run-config tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a run config without starting anything")
+    check.add_argument("file", help="run.yaml path or distribution name")
+    check.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    check.set_defaults(func=cmd_config_check)
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document of every declared API")
+    openapi.add_argument("--output", "-o", help="write to this file instead of stdout")
+    openapi.set_defaults(func=cmd_openapi)
+
+    dists = sub.add_parser("distributions", help="list the embedded distributions")
+    dists.set_defaults(func=cmd_distributions)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

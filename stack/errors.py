@@ -1,0 +1,109 @@
+"""Exceptions raised by the stack and its providers.
+
+Providers raise these; only ``stack/server`` turns them into HTTP responses,
+through ``STATUS_CODES``. Anything else that escapes is a bug and a 500.
+
+    StackError
+    ├── ClientError ..................... 400  the request is wrong
+    │   ├── BadRequestError ............. 400  a field has a bad value
+    │   ├── AuthenticationError ......... 401  missing or wrong API key
+    │   ├── NotFoundError ............... 404  no such resource
+    │   ├── ConflictError ............... 409  resource exists with other settings
+    │   └── UnprocessableError .......... 422  well-formed but cannot be processed
+    ├── NotSupportedError ............... 501  the provider lacks this operation
+    ├── UpstreamError ................... 502  a remote service failed
+    │   └── UpstreamTimeoutError ........ 504  a remote service did not answer in time
+    └── ConfigError ..................... (start-up) the run config is wrong
+        └── UnknownProviderError ........ (start-up) provider_type not installed
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class StackError(Exception):
+    """Base of every error the stack raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ClientError(StackError):
+    """The request cannot be served as sent."""
+
+
+class BadRequestError(ClientError):
+    """A field of the request has a value the stack cannot use."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class AuthenticationError(ClientError):
+    """The request lacks a valid API key."""
+
+
+class NotFoundError(ClientError):
+    """A resource named by the request does not exist."""
+
+    def __init__(self, kind: str, identifier: str, known: Iterable[str] = ()) -> None:
+        known = sorted(known)
+        listing = ", ".join(repr(k) for k in known[:20]) if known else "none"
+        if len(known) > 20:
+            listing += f", ... ({len(known)} in all)"
+        super().__init__(f"{kind} {identifier!r} not found; registered: {listing}")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class ConflictError(ClientError):
+    """A resource with this id exists and differs from what was asked."""
+
+
+class UnprocessableError(ClientError):
+    """The request is well-formed but cannot be processed."""
+
+
+class NotSupportedError(StackError):
+    """The provider serving this request does not offer the operation."""
+
+
+class UpstreamError(StackError):
+    """A remote service the provider depends on failed."""
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """A remote service did not answer in time."""
+
+
+class ConfigError(StackError):
+    """The run config cannot be used; the message names file, path and field."""
+
+
+class UnknownProviderError(ConfigError):
+    """A run config names provider types that no installed plugin registers."""
+
+
+STATUS_CODES: dict[type[StackError], int] = {
+    ClientError: 400,
+    BadRequestError: 400,
+    AuthenticationError: 401,
+    NotFoundError: 404,
+    ConflictError: 409,
+    UnprocessableError: 422,
+    NotSupportedError: 501,
+    UpstreamError: 502,
+    UpstreamTimeoutError: 504,
+    StackError: 500,
+}
+
+
+def status_code_for(exc: StackError) -> int:
+    """HTTP status of ``exc``: the entry of its nearest class in ``STATUS_CODES``."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500

@@ -1,0 +1,83 @@
+"""What a provider is: the spec a plugin registers and the context it starts with."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import BadRequestError
+from .request_context import raw_provider_data
+
+PROVIDER_TYPE = re.compile(r"^(inline|remote)::[a-z0-9][a-z0-9_.\-]*$")
+
+ProviderFactory = Callable[[Any, "ProviderContext"], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One provider type of one API, as a plugin registers it.
+
+    ``config`` is the pydantic class of the provider's ``config:`` block;
+    ``factory(config, context)`` is awaited at start-up and returns the object
+    that implements the API's Protocol. ``api_dependencies`` are APIs whose
+    routers the provider receives in ``context.deps``.
+    """
+
+    api: str
+    provider_type: str
+    config: type[BaseModel]
+    factory: ProviderFactory
+    api_dependencies: tuple[str, ...] = ()
+    optional_api_dependencies: tuple[str, ...] = ()
+    provider_data_validator: type[BaseModel] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not PROVIDER_TYPE.match(self.provider_type):
+            raise ValueError(
+                f"provider_type {self.provider_type!r} must look like 'inline::name' or 'remote::name'"
+            )
+        if not (isinstance(self.config, type) and issubclass(self.config, BaseModel)):
+            raise TypeError(f"{self.provider_type}: config must be a pydantic model class")
+        if not callable(self.factory):
+            raise TypeError(f"{self.provider_type}: factory must be an async callable")
+
+
+@dataclass(frozen=True)
+class RegisteredProvider:
+    """A ProviderSpec and the distribution (pip package) that registered it."""
+
+    spec: ProviderSpec
+    package: str
+
+
+@dataclass
+class ProviderContext:
+    """What a provider's factory receives besides its config."""
+
+    provider_id: str
+    spec: ProviderSpec
+    image_name: str
+    data_dir: Path
+    deps: dict[str, Any] = field(default_factory=dict)
+
+    def provider_data(self) -> BaseModel | None:
+        """This request's ``X-LlamaStack-Provider-Data``, validated for this provider.
+
+        None when the request sent no header or the provider declares no
+        validator. Keys meant for other providers are ignored.
+        """
+        raw = raw_provider_data()
+        validator = self.spec.provider_data_validator
+        if raw is None or validator is None:
+            return None
+        try:
+            return validator.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise BadRequestError(err["msg"], field=f"X-LlamaStack-Provider-Data.{loc}") from None

@@ -1,0 +1,49 @@
+"""The models routing table: serves the Models API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..apis.models import ListModelsResponse, Model, ModelInput, ModelType
+from ..errors import BadRequestError
+from ._table import ResourceTable
+
+
+class ModelsRoutingTable(ResourceTable[Model]):
+    kind = "model"
+    resource_cls = Model
+
+    def from_input(self, item: ModelInput) -> Model:
+        return self._build(item.model_id, item.provider_model_id, item.provider_id, item.metadata, item.model_type)
+
+    def _build(self, model_id, provider_model_id, provider_id, metadata, model_type) -> Model:
+        model_type = model_type or ModelType.llm
+        metadata = metadata or {}
+        if model_type == ModelType.embedding and "embedding_dimension" not in metadata:
+            raise BadRequestError("embedding models need an integer embedding_dimension", field="metadata.embedding_dimension")
+        return Model(
+            identifier=model_id,
+            provider_resource_id=provider_model_id or model_id,
+            provider_id=self.pick_provider(provider_id),
+            metadata=metadata,
+            model_type=model_type,
+        )
+
+    async def list_models(self) -> ListModelsResponse:
+        return ListModelsResponse(data=await self.list())
+
+    async def get_model(self, model_id: str) -> Model:
+        return await self.get(model_id)
+
+    async def register_model(
+        self,
+        model_id: str,
+        provider_model_id: str | None = None,
+        provider_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        model_type: ModelType | None = None,
+    ) -> Model:
+        return await self.register(self._build(model_id, provider_model_id, provider_id, metadata, model_type))
+
+    async def unregister_model(self, model_id: str) -> None:
+        await self.unregister(model_id)

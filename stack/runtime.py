@@ -1,0 +1,157 @@
+"""The running stack: providers started in order, routing tables, routers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .apis import api_names, get_protocol, iter_webmethods
+from .apis.inspect import HealthInfo, ListProvidersResponse, ListRoutesResponse, ProviderInfo, RouteInfo, VersionInfo
+from .errors import StackError
+from .registry import ProviderContext
+from .resolver import ALWAYS_SERVED, Plan, check_protocol, data_dir
+from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
+from .storage import KVStore, SqliteStoreConfig, kvstore_from_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StartedProvider:
+    api: str
+    provider_id: str
+    provider_type: str
+    package: str
+    impl: Any
+
+
+class Stack:
+    """Everything a served route calls into; ``impls[api]`` serves ``api``."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.providers: list[StartedProvider] = []
+        self.tables: dict[str, ResourceTable] = {}
+        self.impls: dict[str, Any] = {}
+        self.metadata_store: KVStore | None = None
+
+    @property
+    def served_apis(self) -> list[str]:
+        return served_apis(self.plan)
+
+    async def start(self) -> None:
+        cfg = self.plan.loaded.config
+        home = data_dir(cfg.image_name)
+        store_config = cfg.metadata_store or SqliteStoreConfig()
+        self.metadata_store = await kvstore_from_config(store_config, default_path=home / "registry.db")
+        try:
+            await self._start_providers(home)
+            await self._start_tables()
+        except BaseException:
+            await self.shutdown()
+            raise
+        self.impls["inspect"] = StackInspector(self)
+
+    async def _start_providers(self, home) -> None:
+        for planned in self.plan.providers:
+            spec = planned.registered.spec
+            context = ProviderContext(
+                provider_id=planned.provider_id,
+                spec=spec,
+                image_name=self.plan.image_name,
+                data_dir=home,
+                deps={d: self.impls[d] for d in (*spec.api_dependencies, *spec.optional_api_dependencies) if d in self.impls},
+            )
+            impl = await spec.factory(planned.config, context)
+            self.providers.append(
+                StartedProvider(planned.api, planned.provider_id, planned.provider_type, planned.registered.package, impl)
+            )
+            check_protocol(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})")
+            self._expose(planned.api)
+
+    def _expose(self, api: str) -> None:
+        """After an API's providers start, serve it directly or through its router."""
+        mine = [p for p in self.providers if p.api == api]
+        if api in self.impls or len(mine) != sum(1 for p in self.plan.providers if p.api == api):
+            return
+        routing = BY_ROUTED_API.get(api)
+        if routing is None:
+            self.impls[api] = mine[0].impl
+            return
+        table = routing.table(self.metadata_store, {p.provider_id: p.impl for p in mine}, routed_api=api)
+        self.tables[routing.table_api] = table
+        self.impls[routing.table_api] = table
+        self.impls[api] = routing.router(table)
+
+    async def _start_tables(self) -> None:
+        cfg = self.plan.loaded.config
+        for table_api, routing in ROUTINGS.items():
+            if table_api not in self.tables:  # no provider serves the routed API
+                table = routing.table(self.metadata_store, {}, routed_api=routing.routed_api)
+                self.tables[table_api] = table
+                self.impls[table_api] = table
+            table = self.tables[table_api]
+            if table_api == "vector_dbs":  # vector DBs name an embedding model
+                table.models = self.tables["models"]
+            await table.initialize()
+            wanted = []
+            for item in getattr(cfg, routing.config_section):
+                try:
+                    wanted.append(table.from_input(item))
+                except StackError as exc:
+                    log.error("skipping a %s from the run config: %s", table.kind, exc)
+            await table.reconcile(wanted)
+
+    async def shutdown(self) -> None:
+        for started in reversed(self.providers):
+            closer = getattr(started.impl, "shutdown", None)
+            if closer is None:
+                continue
+            try:
+                await closer()
+            except Exception:  # one failing provider must not keep the others open
+                log.exception("provider %s failed to shut down", started.provider_id)
+        self.providers.clear()
+        if self.metadata_store is not None:
+            await self.metadata_store.close()
+            self.metadata_store = None
+
+
+def served_apis(plan: Plan) -> list[str]:
+    """APIs whose routes the server exposes for ``plan``, sorted."""
+    apis = set(plan.apis) | set(ALWAYS_SERVED)
+    apis |= {BY_ROUTED_API[a].table_api for a in plan.apis if a in BY_ROUTED_API}
+    return sorted(a for a in apis if a in api_names())
+
+
+class StackInspector:
+    """The Inspect API of a running stack."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    async def list_providers(self) -> ListProvidersResponse:
+        return ListProvidersResponse(
+            data=[ProviderInfo(api=p.api, provider_id=p.provider_id, provider_type=p.provider_type) for p in self.stack.providers]
+        )
+
+    async def list_routes(self) -> ListRoutesResponse:
+        types_by_api: dict[str, list[str]] = {}
+        for p in self.stack.providers:
+            types_by_api.setdefault(p.api, []).append(p.provider_type)
+        for table_api, routing in ROUTINGS.items():
+            types_by_api[table_api] = types_by_api.get(routing.routed_api, [])
+        routes = []
+        for api in self.stack.served_apis:
+            for _name, wm, _fn in iter_webmethods(get_protocol(api)):
+                routes.append(RouteInfo(route=wm.route, method=wm.method, provider_types=types_by_api.get(api, [])))
+        return ListRoutesResponse(data=sorted(routes, key=lambda r: (r.route, r.method)))
+
+    async def health(self) -> HealthInfo:
+        return HealthInfo(status="OK")
+
+    async def version(self) -> VersionInfo:
+        from . import __version__
+
+        return VersionInfo(version=__version__)

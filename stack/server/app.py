@@ -1,0 +1,68 @@
+"""create_app(plan): the FastAPI application serving a run config."""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..apis import api_names
+from ..errors import NotSupportedError
+from ..resolver import Plan
+from ..runtime import Stack, served_apis
+from .errors import install_error_handlers
+from .middleware import RequestContextMiddleware
+from .routes import add_api_routes
+
+API_KEYS_ENV = "POLYSTACK_API_KEYS"
+
+
+def api_keys_for(plan: Plan) -> list[str]:
+    """Keys from ``server.auth.api_keys`` plus ``POLYSTACK_API_KEYS`` (comma-separated)."""
+    auth = plan.loaded.config.server.auth
+    keys = list(auth.api_keys) if auth else []
+    keys += [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
+    return keys
+
+
+def _new_app(**kwargs: Any) -> FastAPI:
+    return FastAPI(
+        title="polystack",
+        version=__version__,
+        description="Llama Stack v1 API with pluggable providers",
+        **kwargs,
+    )
+
+
+def create_app(plan: Plan) -> FastAPI:
+    """The app for ``plan``; providers start in its lifespan and close on shutdown."""
+    stack = Stack(plan)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await stack.start()
+        try:
+            yield
+        finally:
+            await stack.shutdown()
+
+    app = _new_app(lifespan=lifespan)
+    app.state.stack = stack
+    add_api_routes(app, served_apis(plan), stack.impls.__getitem__)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan))
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of every declared API, without starting anything."""
+
+    def unavailable(api: str) -> Any:
+        raise NotSupportedError(f"{api} is not served by this document-only app")
+
+    app = _new_app()
+    add_api_routes(app, list(api_names()), unavailable)
+    return app.openapi()

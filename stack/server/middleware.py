@@ -1,0 +1,79 @@
+"""Per-request plumbing as plain ASGI middleware: request id, API keys, provider data."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+from typing import Iterable
+
+from ..request_context import reset_request, set_request
+from ._json import dumps
+from .errors import error_body
+
+PROVIDER_DATA_HEADER = b"x-llamastack-provider-data"
+REQUEST_ID_HEADER = b"x-request-id"
+OPEN_PATHS = frozenset({"/v1/health"})
+
+
+class RequestContextMiddleware:
+    """Gives every response an ``X-Request-ID``, checks API keys when configured,
+    and exposes ``X-LlamaStack-Provider-Data`` to providers for this request."""
+
+    def __init__(self, app, api_keys: Iterable[str] = ()) -> None:
+        self.app = app
+        self.api_keys = tuple(k.encode() for k in api_keys if k)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        rid = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        rid_header = (REQUEST_ID_HEADER, rid.encode("latin-1"))
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        if self.api_keys and scope["path"] not in OPEN_PATHS and not self._authorized(headers):
+            await _reply(send_with_id, 401, "missing or invalid API key", "AuthenticationError",
+                         extra=[(b"www-authenticate", b"Bearer")])
+            return
+        raw = headers.get(PROVIDER_DATA_HEADER)
+        provider_data = None
+        if raw:
+            try:
+                provider_data = json.loads(raw)
+            except ValueError:
+                provider_data = None
+            if not isinstance(provider_data, dict):
+                await _reply(send_with_id, 400, "X-LlamaStack-Provider-Data: must be a JSON object", "BadRequestError")
+                return
+        tokens = set_request(rid, provider_data)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            reset_request(tokens)
+
+    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+        offered = headers.get(b"x-api-key")
+        if offered is None:
+            auth = headers.get(b"authorization", b"")
+            scheme, _, token = auth.partition(b" ")
+            offered = token.strip() if scheme.lower() == b"bearer" else None
+        if not offered:
+            return False
+        # compare against every key so timing says nothing about which matched
+        return any([hmac.compare_digest(offered, key) for key in self.api_keys])
+
+
+async def _reply(send, status: int, message: str, error_type: str, extra=()) -> None:
+    body = dumps(error_body(status, message, error_type))
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+    })
+    await send({"type": "http.response.body", "body": body})

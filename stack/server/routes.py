@@ -1,0 +1,175 @@
+"""HTTP routes built from the API declarations in ``stack/apis``.
+
+For each ``@webmethod`` of a served API this adds one FastAPI route whose
+endpoint has typed path, query and body parameters (so FastAPI validates,
+answers 422 with field paths and documents the schema) and calls the method of
+the same name on the object serving that API.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import enum
+import inspect
+import json
+import types
+import typing
+from typing import Any, Callable
+
+from fastapi import Body, FastAPI, Path, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from starlette.responses import Response
+
+from ..apis import WebMethod, get_protocol, iter_webmethods
+from ._json import dumps
+from .sse import sse_response
+
+ImplGetter = Callable[[str], Any]
+_SCALARS = (str, int, float, bool)
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _is_scalar(tp: Any) -> bool:
+    if tp in _SCALARS or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return all(_is_scalar(a) or a is type(None) for a in typing.get_args(tp))
+    if origin is typing.Literal:
+        return True
+    if origin is typing.Annotated:
+        return _is_scalar(typing.get_args(tp)[0])
+    return False
+
+
+def _is_query_compatible(tp: Any) -> bool:
+    """Scalars and lists of scalars travel as plain query parameters."""
+    if _is_scalar(tp):
+        return True
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _is_query_compatible(args[0])
+    return typing.get_origin(tp) in (list, collections.abc.Sequence) and all(_is_scalar(a) for a in args)
+
+
+def _split_return(annotation: Any) -> tuple[Any, bool]:
+    """(the JSON response type, whether the operation can stream)."""
+    if annotation is None or annotation is type(None):
+        return None, False
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    plain = [a for a in args if typing.get_origin(a) is not collections.abc.AsyncIterator]
+    streams = len(plain) != len(args)
+    if not plain:
+        return None, streams
+    return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), streams
+
+
+def _render(result: Any) -> Response:
+    if isinstance(result, BaseModel):
+        return Response(result.model_dump_json(), media_type="application/json")
+    return Response(dumps(result), media_type="application/json")
+
+
+def _path_routes(declared: list[str]) -> dict[str, str]:
+    """Let a trailing path parameter hold slashes (model ids like 'org/name')
+    unless another route continues below it."""
+    out = {}
+    for route in declared:
+        prefix, _, last = route.rpartition("/")
+        greedy = last.startswith("{") and not any(r != route and r.startswith(prefix + "/") and r.count("/") > route.count("/") for r in declared)
+        out[route] = f"{prefix}/{last[:-1]}:path}}" if greedy else route
+    return out
+
+
+class _Operation:
+    """One declared operation turned into a FastAPI endpoint."""
+
+    def __init__(self, api: str, name: str, wm: WebMethod, fn: Any, get_impl: ImplGetter) -> None:
+        self.api, self.name, self.wm, self.get_impl = api, name, wm, get_impl
+        hints = typing.get_type_hints(fn, include_extras=True)
+        self.response_type, self.streams = _split_return(hints.get("return"))
+        self.json_params: dict[str, TypeAdapter] = {}
+        params, body_fields = [], {}
+        for p in list(inspect.signature(fn).parameters.values())[1:]:
+            ann = hints.get(p.name, Any)
+            default = ... if p.default is inspect.Parameter.empty else p.default
+            if p.name in wm.path_params:
+                params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Path(...)))
+            elif wm.has_body:
+                body_fields[p.name] = (ann, default)
+            elif _is_query_compatible(ann):
+                params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Query(default)))
+            else:  # structured query value: JSON in the query string
+                self.json_params[p.name] = TypeAdapter(ann)
+                q = Query(None if default is ... or default is None else json.dumps(default), description=f"JSON: {ann}")
+                params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=str | None, default=q))
+        self.body_model = None
+        if wm.has_body and body_fields:
+            self.body_model = create_model(
+                wm.request_name or f"{_camel(name)}Request",
+                __config__=ConfigDict(protected_namespaces=()),
+                **body_fields,
+            )
+            required = any(f.is_required() for f in self.body_model.model_fields.values())
+            params.append(inspect.Parameter(
+                "request_body", inspect.Parameter.KEYWORD_ONLY, annotation=self.body_model if required else self.body_model | None,
+                default=Body(...) if required else Body(None),
+            ))
+        self.signature = inspect.Signature(params)
+
+    def endpoint(self) -> Callable[..., Any]:
+        async def endpoint(**kwargs: Any) -> Response:
+            body = kwargs.pop("request_body", None)
+            if body is not None:
+                kwargs.update({k: getattr(body, k) for k in type(body).model_fields})
+            for name, adapter in self.json_params.items():
+                kwargs[name] = self._parse_json_query(name, kwargs.get(name), adapter)
+            result = await getattr(self.get_impl(self.api), self.name)(**kwargs)
+            if isinstance(result, collections.abc.AsyncIterator):
+                return await sse_response(result)
+            return _render(result)
+
+        endpoint.__signature__ = self.signature  # type: ignore[attr-defined]
+        endpoint.__name__ = self.name
+        return endpoint
+
+    @staticmethod
+    def _parse_json_query(name: str, raw: str | None, adapter: TypeAdapter) -> Any:
+        if raw is None:
+            return None
+        try:
+            return adapter.validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("query", name, *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+
+    def openapi_responses(self) -> dict:
+        ok: dict[str, Any] = {"description": "OK"}
+        if self.response_type is not None:
+            ok["model"] = self.response_type
+        if self.streams:
+            ok["content"] = {"text/event-stream": {}}
+        return {200: ok}
+
+
+def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
+    """Add the routes of every operation declared by ``apis``."""
+    declared = [(api, name, wm, fn) for api in apis for name, wm, fn in iter_webmethods(get_protocol(api))]
+    paths = _path_routes([wm.route for *_, wm, _ in declared])
+    for api, name, wm, fn in sorted(declared, key=lambda d: d[2].route, reverse=True):
+        op = _Operation(api, name, wm, fn, get_impl)
+        app.add_api_route(
+            paths[wm.route],
+            op.endpoint(),
+            methods=[wm.method],
+            name=f"{api}.{name}",
+            tags=[api],
+            summary=wm.summary,
+            response_model=None,
+            responses=op.openapi_responses(),
+        )

@@ -1,0 +1,36 @@
+"""Key-value and SQL stores with SQLite (default) and PostgreSQL backends.
+
+Callers open a store from its config and use only the `KVStore` and
+`SqlStore` methods; no backend-specific SQL leaves this package.
+
+    store = await kvstore_from_config(
+        config, default_path=default_db_path(image_name, "registry")
+    )
+"""
+
+from ._config import (
+    PostgresStoreConfig,
+    SqliteStoreConfig,
+    StoreConfig,
+    default_db_path,
+    polystack_home,
+)
+from ._errors import DuplicateKeyError, StorageError
+from ._factory import kvstore_from_config, sqlstore_from_config
+from ._kv import KVStore
+from ._sql import ColumnType, SqlStore
+
+__all__ = [
+    "ColumnType",
+    "DuplicateKeyError",
+    "KVStore",
+    "PostgresStoreConfig",
+    "SqlStore",
+    "SqliteStoreConfig",
+    "StorageError",
+    "StoreConfig",
+    "default_db_path",
+    "kvstore_from_config",
+    "polystack_home",
+    "sqlstore_from_config",
+]

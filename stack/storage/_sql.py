@@ -1,0 +1,309 @@
+"""The SQL store interface: typed tables, portable queries, bound parameters.
+
+The statements are built here once; a backend only supplies its placeholder,
+column types, value codecs and a way to run a statement.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, ClassVar, Literal
+
+from ._errors import StorageError
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_IDENTIFIER = 63  # PostgreSQL silently truncates longer names
+
+Row = dict[str, Any]
+Schema = dict[str, "ColumnType | None"]  # None: a column type we do not convert
+
+
+class ColumnType(str, Enum):
+    """Portable column types. JSON holds dicts/lists; TIMESTAMP holds datetimes
+    (naive ones are taken as UTC; read back as aware UTC datetimes)."""
+
+    INTEGER = "integer"
+    REAL = "real"
+    FLOAT = "real"
+    TEXT = "text"
+    JSON = "json"
+    BOOLEAN = "boolean"
+    TIMESTAMP = "timestamp"
+
+
+# what each type accepts from callers, so both backends accept the same values
+_PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
+    ColumnType.INTEGER: (int,),
+    ColumnType.REAL: (int, float),
+    ColumnType.TEXT: (str,),
+    ColumnType.BOOLEAN: (bool,),
+    ColumnType.TIMESTAMP: (datetime,),
+}
+
+
+def check_identifier(name: object, what: str = "identifier") -> str:
+    """`name` if it is a safe table/column name, else ValueError."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise ValueError(
+            f"invalid {what} {name!r}: use letters, digits and '_', not starting with a digit"
+        )
+    if len(name) > _MAX_IDENTIFIER:
+        raise ValueError(f"invalid {what} {name!r}: longer than {_MAX_IDENTIFIER} characters")
+    return name
+
+
+def quote(name: str) -> str:
+    return f'"{name}"'
+
+
+def to_utc(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"TIMESTAMP values must be datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+class SqlStore(ABC):
+    """An async store of simple typed tables.
+
+    With a `namespace`, table `t` is stored as `<namespace>_t`; callers always
+    use the short name.
+    """
+
+    placeholder: ClassVar[str]
+
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = namespace
+        self._schemas: dict[str, Schema] = {}
+        self._closed = False
+
+    # -- public API --------------------------------------------------------
+
+    async def create_table(
+        self,
+        name: str,
+        columns: Mapping[str, ColumnType],
+        primary_key: str | Sequence[str],
+    ) -> None:
+        """Create table `name` if missing; add any of `columns` it lacks."""
+        table = self._table(name)
+        if not columns:
+            raise ValueError(f"table {name!r} needs at least one column")
+        col_sql = {}
+        for col, ctype in columns.items():
+            check_identifier(col, "column name")
+            col_sql[col] = self._column_sql(ColumnType(ctype))
+        keys = (primary_key,) if isinstance(primary_key, str) else tuple(primary_key)
+        if not keys:
+            raise ValueError(f"table {name!r} needs a primary key")
+        for key in keys:
+            if key not in columns:
+                raise ValueError(f"primary key column {key!r} is not a column of {name!r}")
+        defs = [f"{quote(c)} {t}" for c, t in col_sql.items()]
+        defs.append(f"PRIMARY KEY ({', '.join(quote(k) for k in keys)})")
+        create = f"CREATE TABLE IF NOT EXISTS {quote(table)} ({', '.join(defs)})"
+        adds = {c: f"ALTER TABLE {quote(table)} ADD COLUMN {quote(c)} {t}" for c, t in col_sql.items()}
+        self._check_open()
+        self._schemas[table] = await self._create_table(table, create, adds)
+
+    async def insert(self, table: str, row: Mapping[str, Any]) -> None:
+        """Insert one row; DuplicateKeyError if its primary key exists."""
+        sql, params = await self._insert_sql(table, row)
+        await self._execute(sql, params)
+
+    async def upsert(self, table: str, row: Mapping[str, Any], key_columns: Sequence[str]) -> None:
+        """Insert one row, or update the row with the same `key_columns`
+        (which must be the table's primary key)."""
+        keys = [key_columns] if isinstance(key_columns, str) else list(key_columns)
+        if not keys:
+            raise ValueError("upsert needs key_columns")
+        for key in keys:
+            if key not in row:
+                raise ValueError(f"upsert key column {key!r} is missing from the row")
+        sql, params = await self._insert_sql(table, row)
+        rest = [c for c in row if c not in keys]
+        conflict = ", ".join(quote(k) for k in keys)
+        if rest:
+            sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
+            sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+        else:
+            sql += f" ON CONFLICT ({conflict}) DO NOTHING"
+        await self._execute(sql, params)
+
+    async def fetch_all(
+        self,
+        table: str,
+        where: Mapping[str, Any] | None = None,
+        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """Rows whose columns equal every value in `where` (None matches NULL)."""
+        physical, schema = await self._schema(table)
+        cols = ", ".join(quote(c) for c in schema)
+        cond, params = self._where(schema, where, table)
+        sql = f"SELECT {cols} FROM {quote(physical)}{cond}"
+        if order_by:
+            terms = []
+            for col, direction in order_by:
+                self._column(schema, col, table)
+                if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
+                    raise ValueError(f"order direction must be 'asc' or 'desc', got {direction!r}")
+                terms.append(f"{quote(col)} {direction.upper()}")
+            sql += " ORDER BY " + ", ".join(terms)
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+            sql += f" LIMIT {limit}"
+        rows = await self._query(sql, params)
+        types = list(schema.values())
+        return [
+            {col: self._decode(t, v) for col, t, v in zip(schema, types, values)}
+            for values in rows
+        ]
+
+    async def fetch_one(
+        self,
+        table: str,
+        where: Mapping[str, Any] | None = None,
+        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] | None = None,
+    ) -> Row | None:
+        """The first row fetch_all would return, or None."""
+        rows = await self.fetch_all(table, where, order_by, limit=1)
+        return rows[0] if rows else None
+
+    async def update(self, table: str, values: Mapping[str, Any], where: Mapping[str, Any]) -> int:
+        """Set `values` on the rows matching `where`; returns how many matched."""
+        physical, schema = await self._schema(table)
+        if not values:
+            raise ValueError("update needs at least one value")
+        sets, params = [], []
+        for col, value in values.items():
+            ctype = self._column(schema, col, table)
+            sets.append(f"{quote(col)} = {self.placeholder}")
+            params.append(self._encode_value(ctype, value, col))
+        cond, where_params = self._where(schema, where, table)
+        sql = f"UPDATE {quote(physical)} SET {', '.join(sets)}{cond}"
+        return await self._execute(sql, params + where_params)
+
+    async def delete(self, table: str, where: Mapping[str, Any]) -> int:
+        """Delete the rows matching `where` (`{}` deletes all); returns how many."""
+        if where is None:
+            raise ValueError("delete needs a where mapping; pass {} to delete every row")
+        physical, schema = await self._schema(table)
+        cond, params = self._where(schema, where, table)
+        return await self._execute(f"DELETE FROM {quote(physical)}{cond}", params)
+
+    async def close(self) -> None:
+        """Release connections; the store cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    async def __aenter__(self) -> SqlStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- helpers -----------------------------------------------------------
+
+    def _table(self, name: str) -> str:
+        check_identifier(name, "table name")
+        return check_identifier(f"{self.namespace}_{name}" if self.namespace else name, "table name")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("the SQL store is closed")
+
+    async def _schema(self, name: str) -> tuple[str, Schema]:
+        table = self._table(name)
+        self._check_open()
+        schema = self._schemas.get(table)
+        if schema is None:
+            schema = await self._introspect(table)
+            if not schema:
+                raise StorageError(f"no table named {name!r}; call create_table first")
+            self._schemas[table] = schema
+        return table, schema
+
+    @staticmethod
+    def _column(schema: Schema, col: str, table: str) -> ColumnType | None:
+        check_identifier(col, "column name")
+        if col not in schema:
+            raise ValueError(f"table {table!r} has no column {col!r}")
+        return schema[col]
+
+    def _encode_value(self, ctype: ColumnType | None, value: Any, col: str) -> Any:
+        if value is None or ctype is None:
+            return value
+        allowed = _PYTHON_TYPES.get(ctype)
+        if allowed and (not isinstance(value, allowed) or (
+            isinstance(value, bool) and ctype is not ColumnType.BOOLEAN
+        )):
+            raise TypeError(
+                f"column {col!r} is {ctype.name}; got {type(value).__name__} {value!r:.60}"
+            )
+        if ctype is ColumnType.TIMESTAMP:
+            value = to_utc(value)
+        return self._encode(ctype, value)
+
+    async def _insert_sql(self, table: str, row: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        physical, schema = await self._schema(table)
+        if not row:
+            raise ValueError("a row needs at least one column")
+        params = [self._encode_value(self._column(schema, c, table), v, c) for c, v in row.items()]
+        cols = ", ".join(quote(c) for c in row)
+        marks = ", ".join([self.placeholder] * len(row))
+        return f"INSERT INTO {quote(physical)} ({cols}) VALUES ({marks})", params
+
+    def _where(
+        self, schema: Schema, where: Mapping[str, Any] | None, table: str
+    ) -> tuple[str, list[Any]]:
+        if not where:
+            return "", []
+        terms, params = [], []
+        for col, value in where.items():
+            ctype = self._column(schema, col, table)
+            if value is None:
+                terms.append(f"{quote(col)} IS NULL")
+            else:
+                terms.append(f"{quote(col)} = {self.placeholder}")
+                params.append(self._encode_value(ctype, value, col))
+        return " WHERE " + " AND ".join(terms), params
+
+    # -- backend hooks -----------------------------------------------------
+
+    @abstractmethod
+    def _column_sql(self, ctype: ColumnType) -> str:
+        """The column type to declare for `ctype`."""
+
+    @abstractmethod
+    def _encode(self, ctype: ColumnType, value: Any) -> Any:
+        """A non-None Python value as the driver should bind it."""
+
+    @abstractmethod
+    def _decode(self, ctype: ColumnType | None, value: Any) -> Any:
+        """A value read from the driver as the caller should see it."""
+
+    @abstractmethod
+    async def _create_table(self, table: str, create: str, adds: dict[str, str]) -> Schema:
+        """Run `create`, then the `adds` for columns the table lacks; the schema."""
+
+    @abstractmethod
+    async def _introspect(self, table: str) -> Schema:
+        """The table's columns in order (empty when there is no such table)."""
+
+    @abstractmethod
+    async def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run a write; the number of rows it touched."""
+
+    @abstractmethod
+    async def _close(self) -> None: ...

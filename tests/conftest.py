@@ -1,0 +1,48 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import pytest
+
+_database_ids = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL server (PyPI `pgserver`), started once per session.
+    It listens only on a Unix socket in its data directory."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+        server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_config(pg_server):
+    """A `PostgresStoreConfig` for a fresh, empty database of its own."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from stack.storage import PostgresStoreConfig
+
+    name = f"test_{next(_database_ids)}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(pg_server.get_uri())
+    return PostgresStoreConfig(
+        type="postgres", host=params["host"], port=5432, db=name, user=params["user"]
+    )
+
+
+@pytest.fixture(scope="session")
+def acme_plugin_path(tmp_path_factory):
+    """The fixture plugin package (tests/fixtures/acme_plugin), pip-installed
+    into a folder of its own for PYTHONPATH, as a user would install it."""
+    from tests.support import install_acme_plugin
+
+    return install_acme_plugin(tmp_path_factory.mktemp("acme-plugin"))
