@@ -8,7 +8,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ..errors import StackError, status_code_for
-from ..request_context import request_id
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +23,12 @@ async def _stack_error(_request: Request, exc: StackError) -> JSONResponse:
     return JSONResponse(error_body(status, exc.message, type(exc).__name__), status_code=status)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    message = f"internal error; request id {request_id()}"
-    return JSONResponse(error_body(500, message, "InternalError"), status_code=500)
+def internal_error_body(rid: str) -> dict:
+    """What a client sees of a bug: no internals, the id to find it in the log."""
+    return error_body(500, f"internal error; request id {rid}", "InternalError")
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """StackError -> its status; the rest is a logged 500. FastAPI's own 422 stays as it is."""
+    """StackError -> its status; FastAPI's own 422 stays as it is. Anything
+    else becomes a logged 500 in RequestContextMiddleware, which knows the request id."""
     app.add_exception_handler(StackError, _stack_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import uuid
 from typing import Iterable
 
 from ..request_context import reset_request, set_request
 from ._json import dumps
-from .errors import error_body
+from .errors import error_body, internal_error_body
+
+log = logging.getLogger(__name__)
 
 PROVIDER_DATA_HEADER = b"x-llamastack-provider-data"
 REQUEST_ID_HEADER = b"x-request-id"
@@ -32,8 +35,12 @@ class RequestContextMiddleware:
         rid = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")[:128] or uuid.uuid4().hex
         rid_header = (REQUEST_ID_HEADER, rid.encode("latin-1"))
 
+        started = False
+
         async def send_with_id(message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
@@ -54,6 +61,11 @@ class RequestContextMiddleware:
         tokens = set_request(rid, provider_data)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in request %s", rid)
+            if started:  # nothing more can be said on this response
+                raise
+            await _send_json(send_with_id, 500, internal_error_body(rid))
         finally:
             reset_request(tokens)
 
@@ -70,7 +82,11 @@ class RequestContextMiddleware:
 
 
 async def _reply(send, status: int, message: str, error_type: str, extra=()) -> None:
-    body = dumps(error_body(status, message, error_type))
+    await _send_json(send, status, error_body(status, message, error_type), extra)
+
+
+async def _send_json(send, status: int, payload: dict, extra=()) -> None:
+    body = dumps(payload)
     await send({
         "type": "http.response.start",
         "status": status,

@@ -32,8 +32,8 @@ def error_event(exc: BaseException) -> bytes:
 
 
 async def _events(first: Any, rest: AsyncIterator[Any], done_marker: bool) -> AsyncIterator[bytes]:
-    yield _event(first)
     try:
+        yield _event(first)
         async for item in rest:
             yield _event(item)
     except Exception as exc:  # the status line is gone; say so in the stream
@@ -41,7 +41,7 @@ async def _events(first: Any, rest: AsyncIterator[Any], done_marker: bool) -> As
             log.exception("stream failed")
         yield error_event(exc)
         return
-    finally:
+    finally:  # also when the client went away: stop the producer now
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -1,0 +1,77 @@
+"""Time from `polystack run` to a healthy /v1/health, and idle memory.
+
+usage: python bench/startup.py [DISTRIBUTION_OR_PATH] [--runs N]
+
+Starts the server N times on a free loopback port in a fresh POLYSTACK_HOME,
+polls /v1/health every 10 ms, and reports the median and worst time to the
+first 200, plus the server's resident memory (VmRSS) once it is idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_run(target: str) -> tuple[float, float]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "POLYSTACK_HOME": home}
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stack", "run", target, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise SystemExit(f"server exited with {proc.returncode}")
+                    time.sleep(0.01)
+            healthy = time.perf_counter() - start
+            time.sleep(1.0)
+            return healthy, rss_mib(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("target", nargs="?", default="starter")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    results = [one_run(args.target) for _ in range(args.runs)]
+    times = [t for t, _ in results]
+    rss = [m for _, m in results]
+    print(f"{args.target}: healthy after median {statistics.median(times):.2f} s, worst {max(times):.2f} s "
+          f"({args.runs} runs); idle RSS median {statistics.median(rss):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
