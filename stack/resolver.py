@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: served by every stack, whatever the config lists
 ALWAYS_SERVED = ("inspect", "models")
+#: APIs served by another API's router: OpenAI-compatible routes by inference
+SERVED_WITH = {"openai": "inference"}
 
 
 @dataclass
@@ -80,7 +82,8 @@ def plan(loaded: LoadedConfig, registry: dict[tuple[str, str], RegisteredProvide
     for i, api in enumerate(cfg.apis):
         if api not in known_apis:
             problems.append(f"{loaded.where(('apis', i))}: unknown api {api!r}; known: {', '.join(sorted(known_apis))}")
-    served = [a for a in dict.fromkeys([*cfg.apis, *cfg.providers]) if a in known_apis and a not in table_apis]
+    served = [a for a in dict.fromkeys([*cfg.apis, *cfg.providers])
+              if a in known_apis and a not in table_apis and a not in SERVED_WITH]
 
     planned: dict[str, list[PlannedProvider]] = {}
     deps: dict[str, set[str]] = {}
@@ -88,7 +91,7 @@ def plan(loaded: LoadedConfig, registry: dict[tuple[str, str], RegisteredProvide
         if api not in known_apis:
             problems.append(f"{loaded.where(('providers', api))}: unknown api {api!r}; known: {', '.join(sorted(known_apis))}")
             continue
-        if api in table_apis:
+        if api in table_apis or api in SERVED_WITH:
             problems.append(f"{loaded.where(('providers', api))}: {api!r} is served by the stack itself, not by providers")
             continue
         seen_ids: set[str] = set()

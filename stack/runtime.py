@@ -10,7 +10,7 @@ from .apis import api_names, get_protocol, iter_webmethods
 from .apis.inspect import HealthInfo, ListProvidersResponse, ListRoutesResponse, ProviderInfo, RouteInfo, VersionInfo
 from .errors import StackError
 from .registry import ProviderContext
-from .resolver import ALWAYS_SERVED, Plan, check_protocol, data_dir
+from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, data_dir
 from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
 from .storage import KVStore, SqliteStoreConfig, kvstore_from_config
 
@@ -83,6 +83,9 @@ class Stack:
         self.tables[routing.table_api] = table
         self.impls[routing.table_api] = table
         self.impls[api] = routing.router(table)
+        for companion, host in SERVED_WITH.items():
+            if host == api:
+                self.impls[companion] = self.impls[api]
 
     async def _start_tables(self) -> None:
         cfg = self.plan.loaded.config
@@ -122,6 +125,7 @@ def served_apis(plan: Plan) -> list[str]:
     """APIs whose routes the server exposes for ``plan``, sorted."""
     apis = set(plan.apis) | set(ALWAYS_SERVED)
     apis |= {BY_ROUTED_API[a].table_api for a in plan.apis if a in BY_ROUTED_API}
+    apis |= {companion for companion, host in SERVED_WITH.items() if host in plan.apis}
     return sorted(a for a in apis if a in api_names())
 
 
@@ -142,6 +146,8 @@ class StackInspector:
             types_by_api.setdefault(p.api, []).append(p.provider_type)
         for table_api, routing in ROUTINGS.items():
             types_by_api[table_api] = types_by_api.get(routing.routed_api, [])
+        for companion, host in SERVED_WITH.items():
+            types_by_api[companion] = types_by_api.get(host, [])
         routes = []
         for api in self.stack.served_apis:
             for _name, wm, _fn in iter_webmethods(get_protocol(api)):
@@ -149,7 +155,13 @@ class StackInspector:
         return ListRoutesResponse(data=sorted(routes, key=lambda r: (r.route, r.method)))
 
     async def health(self) -> HealthInfo:
-        return HealthInfo(status="OK")
+        """OK, plus the state of providers that report one (models loading...)."""
+        states = {}
+        for p in self.stack.providers:
+            probe = getattr(p.impl, "health", None)
+            if probe is not None:
+                states[p.provider_id] = await probe()
+        return HealthInfo(status="OK", providers=states) if states else HealthInfo(status="OK")
 
     async def version(self) -> VersionInfo:
         from . import __version__

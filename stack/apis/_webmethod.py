@@ -27,6 +27,12 @@ class WebMethod:
     method: HttpMethod = "POST"
     request_name: str | None = None
     summary: str | None = None
+    #: name of the one parameter that takes the whole JSON body (OpenAI style)
+    body: str | None = None
+    #: end streams with ``data: [DONE]`` as OpenAI-compatible streams do
+    sse_done: bool = False
+    #: further paths serving the same operation
+    aliases: tuple[str, ...] = ()
 
     @property
     def path_params(self) -> list[str]:
@@ -43,11 +49,14 @@ def webmethod(
     method: HttpMethod = "POST",
     request_name: str | None = None,
     summary: str | None = None,
+    body: str | None = None,
+    sse_done: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Mark a Protocol method as an API operation served at ``route``."""
 
     def wrap(fn: F) -> F:
-        fn.__webmethod__ = WebMethod(route, method, request_name, summary)  # type: ignore[attr-defined]
+        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases)  # type: ignore[attr-defined]
         return fn
 
     return wrap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ._webmethod import webmethod
 
@@ -30,6 +30,12 @@ class ListRoutesResponse(BaseModel):
 
 
 class HealthInfo(BaseModel):
+    """``status`` is "OK" once the server serves requests; providers that load
+    models in the background add their state under ``providers`` (an extra
+    field, so clients that know only ``status`` still parse it)."""
+
+    model_config = ConfigDict(extra="allow")
+
     status: str
 
 

@@ -17,7 +17,13 @@ class ModelType(str, Enum):
 
 
 class Model(Resource):
-    """A model registered with the stack."""
+    """A model registered with the stack.
+
+    Lists also carry OpenAI's ``id``/``object``/``created``/``owned_by`` as
+    extra fields, so that one ``GET /v1/models`` serves both kinds of client.
+    """
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
 
     type: Literal["model"] = "model"
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -33,6 +39,8 @@ class Model(Resource):
 
 
 class ListModelsResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     data: list[Model]
 
 
@@ -50,7 +58,7 @@ class ModelInput(BaseModel):
 
 @runtime_checkable
 class Models(Protocol):
-    @webmethod(route="/v1/models", method="GET")
+    @webmethod(route="/v1/models", method="GET", aliases=("/v1/openai/v1/models",))
     async def list_models(self) -> ListModelsResponse: ...
 
     @webmethod(route="/v1/models/{model_id}", method="GET")

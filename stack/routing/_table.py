@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from ..apis._resource import Resource
@@ -16,14 +18,28 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Resource)
 Source = Literal["run_config", "api"]
 
+#: how long a cached entry is trusted before the store is read again; bounds
+#: how long a replica serves a resource another replica unregistered
+CACHE_TTL_SECONDS = 1.0
+
+
+@dataclass
+class _Entry(Generic[R]):
+    resource: R
+    source: Source
+    requested: R  # what was asked for, before the provider's hook filled it in
+    created: int
+    loaded_at: float = field(default_factory=time.monotonic)
+
 
 class ResourceTable(Generic[R]):
     """Registered resources of one kind and the provider that owns each.
 
     Entries live in the metadata store under ``registry:<kind>:<identifier>``
     with their source ("run_config" or "api"), and in an in-process cache for
-    the request path. A miss re-reads the store, so a resource registered
-    through another replica that shares the store is found.
+    the request path, trusted for ``CACHE_TTL_SECONDS``: replicas sharing one
+    store see each other's changes within that time. Changes always read the
+    store first.
     """
 
     kind: str = "resource"
@@ -33,7 +49,7 @@ class ResourceTable(Generic[R]):
         self.store = store
         self.providers = providers
         self.routed_api = routed_api
-        self._cache: dict[str, tuple[R, Source]] = {}
+        self._cache: dict[str, _Entry[R]] = {}
         self._lock = asyncio.Lock()
 
     # -- persistence ---------------------------------------------------------
@@ -41,41 +57,62 @@ class ResourceTable(Generic[R]):
     def _key(self, identifier: str) -> str:
         return f"registry:{self.kind}:{identifier}"
 
-    def _decode(self, value: str) -> tuple[R, Source]:
+    def _decode(self, value: str) -> _Entry[R]:
         record = json.loads(value)
-        return self.resource_cls.model_validate(record["resource"]), record["source"]
+        resource = self.resource_cls.model_validate(record["resource"])
+        requested = self.resource_cls.model_validate(record["requested"]) if "requested" in record else resource
+        return _Entry(resource, record["source"], requested, record.get("created", 0))
 
-    async def _save(self, resource: R, source: Source) -> None:
-        record = {"source": source, "resource": resource.model_dump(mode="json")}
-        await self.store.set(self._key(resource.identifier), json.dumps(record))
-        self._cache[resource.identifier] = (resource, source)
+    async def _save(self, entry: _Entry[R]) -> None:
+        record = {
+            "source": entry.source,
+            "created": entry.created,
+            "resource": entry.resource.model_dump(mode="json"),
+            "requested": entry.requested.model_dump(mode="json"),
+        }
+        await self.store.set(self._key(entry.resource.identifier), json.dumps(record))
+        self._cache[entry.resource.identifier] = entry
 
-    async def _load_all(self) -> dict[str, tuple[R, Source]]:
+    async def _read(self, identifier: str) -> _Entry[R] | None:
+        """The entry as the store has it now (and refresh the cache)."""
+        value = await self.store.get(self._key(identifier))
+        if value is None:
+            self._cache.pop(identifier, None)
+            return None
+        entry = self._cache[identifier] = self._decode(value)
+        return entry
+
+    async def _load_all(self) -> dict[str, _Entry[R]]:
         entries = {}
         for _key, value in await self.store.items(f"registry:{self.kind}:"):
-            resource, source = self._decode(value)
-            entries[resource.identifier] = (resource, source)
+            entry = self._decode(value)
+            entries[entry.resource.identifier] = entry
         return entries
 
     async def initialize(self) -> None:
         self._cache = await self._load_all()
 
+    def _served(self, entry: _Entry[R] | None) -> bool:
+        return entry is not None and entry.resource.provider_id in self.providers
+
+    def created(self, identifier: str) -> int:
+        """Unix time the resource was first registered (0 if unknown)."""
+        entry = self._cache.get(identifier)
+        return entry.created if entry else 0
+
     # -- queries ---------------------------------------------------------------
 
     async def list(self) -> list[R]:
         self._cache = await self._load_all()
-        return [r for r, _ in self._cache.values() if r.provider_id in self.providers]
+        return [e.resource for e in self._cache.values() if self._served(e)]
 
     async def get(self, identifier: str) -> R:
         entry = self._cache.get(identifier)
-        if entry is None:
-            value = await self.store.get(self._key(identifier))
-            if value is not None:
-                entry = self._decode(value)
-                self._cache[identifier] = entry
-        if entry is None or entry[0].provider_id not in self.providers:
+        if entry is None or time.monotonic() - entry.loaded_at > CACHE_TTL_SECONDS:
+            entry = await self._read(identifier)
+        if not self._served(entry):
             raise NotFoundError(self.kind.replace("_", " ").capitalize(), identifier, await self._known())
-        return entry[0]
+        return entry.resource
 
     async def lookup(self, identifier: str) -> tuple[R, Any]:
         """The resource and the provider instance that serves it."""
@@ -106,20 +143,24 @@ class ResourceTable(Generic[R]):
         )
 
     async def register(self, resource: R, *, source: Source = "api") -> R:
-        """Register ``resource``; the same id with other settings is a 409."""
+        """Register ``resource``. The same request again returns what is there;
+        the same id with other settings is a 409. Run-config resources replace
+        their earlier run-config versions, and an entry whose provider left the
+        config no longer holds its id."""
         async with self._lock:
-            existing = self._cache.get(resource.identifier)
-            if existing is None:
-                value = await self.store.get(self._key(resource.identifier))
-                existing = self._decode(value) if value is not None else None
-            if existing is not None and not (source == "run_config" and existing[1] == "run_config"):
-                current = existing[0]
-                if current == resource:
-                    return current
-                raise ConflictError(self._conflict_message(current, resource))
-            resource = await self._provider_accepts(resource)
-            await self._save(resource, source)
-            return resource
+            existing = await self._read(resource.identifier)
+            if self._served(existing) and not (source == "run_config" and existing.source == "run_config"):
+                if existing.requested == resource:
+                    return existing.resource
+                raise ConflictError(self._conflict_message(existing.resource, resource))
+            await self._check_before_save(resource)
+            accepted = await self._provider_accepts(resource)
+            created = existing.created if existing else int(time.time())
+            await self._save(_Entry(accepted, source, resource, created))
+            return accepted
+
+    async def _check_before_save(self, resource: R) -> None:
+        """Subclasses refuse a registration here, before anything is stored."""
 
     def _conflict_message(self, current: R, wanted: R) -> str:
         if current.provider_id != wanted.provider_id:
@@ -154,8 +195,8 @@ class ResourceTable(Generic[R]):
         """Make the run-config resources match ``wanted``: register new or changed
         ones and drop those that left the file. API-registered ones stay."""
         wanted_ids = {r.identifier for r in wanted}
-        for identifier, (resource, source) in (await self._load_all()).items():
-            if source == "run_config" and identifier not in wanted_ids:
+        for identifier, entry in (await self._load_all()).items():
+            if entry.source == "run_config" and identifier not in wanted_ids:
                 log.info("removing %s %r: no longer in the run config", self.kind, identifier)
                 await self._drop(identifier)
         for resource in wanted:

@@ -30,7 +30,13 @@ class ModelsRoutingTable(ResourceTable[Model]):
         )
 
     async def list_models(self) -> ListModelsResponse:
-        return ListModelsResponse(data=await self.list())
+        """Llama Stack's list, with OpenAI's fields on it (``object: "list"``;
+        ``id``, ``object``, ``created``, ``owned_by`` per model)."""
+        data = [
+            Model(**m.model_dump(), id=m.identifier, object="model", created=self.created(m.identifier), owned_by=m.provider_id)
+            for m in await self.list()
+        ]
+        return ListModelsResponse(object="list", data=data)
 
     async def get_model(self, model_id: str) -> Model:
         return await self.get(model_id)

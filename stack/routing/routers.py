@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..apis.models import Model, ModelType
-from ..errors import BadRequestError
+from ..errors import BadRequestError, NotSupportedError
 from ._table import ResourceTable
 from .models import ModelsRoutingTable
 
@@ -39,6 +39,52 @@ class InferenceRouter:
     async def embeddings(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.embedding)
         return await provider.embeddings(model_id=model.provider_resource_id, **kwargs)
+
+    # -- OpenAI-compatible routes: the whole request goes to the provider ------
+
+    async def _openai(self, request: Any, want: ModelType, method: str) -> Any:
+        model, provider = await self._route_field(request.model, want)
+        operation = getattr(provider, method, None)
+        if operation is None:
+            raise NotSupportedError(
+                f"provider {model.provider_id!r} of model {model.identifier!r} does not serve OpenAI-compatible requests"
+            )
+        check_supported_fields(request, getattr(provider, "openai_params", None))
+        forwarded = request.model_copy(update={"model": model.provider_resource_id})
+        return await operation(forwarded)
+
+    async def _route_field(self, model_id: str, want: ModelType) -> tuple[Model, Any]:
+        try:
+            return await self._route(model_id, want)
+        except BadRequestError as exc:
+            raise BadRequestError(exc.message.split(": ", 1)[-1], field="model") from None
+
+    async def openai_chat_completion(self, request: Any) -> Any:
+        return await self._openai(request, ModelType.llm, "openai_chat_completion")
+
+    async def openai_completion(self, request: Any) -> Any:
+        return await self._openai(request, ModelType.llm, "openai_completion")
+
+    async def openai_embeddings(self, request: Any) -> Any:
+        return await self._openai(request, ModelType.embedding, "openai_embeddings")
+
+
+def check_supported_fields(request: Any, supported: frozenset[str] | None) -> None:
+    """400 naming the first field the provider cannot honour that the request
+    sets to something other than its default. ``None``: the provider takes all."""
+    if supported is None:
+        return
+    fields = type(request).model_fields
+    for name in sorted(request.model_fields_set | set(request.model_extra or {})):
+        if name in supported:
+            continue
+        value = getattr(request, name)
+        field = fields.get(name)
+        if field is not None and value == field.get_default(call_default_factory=True):
+            continue
+        if value is None:
+            continue
+        raise BadRequestError(f"not supported by this model's provider (sent {value!r})", field=name)
 
 
 class SafetyRouter:
@@ -89,20 +135,27 @@ class ScoringRouter:
     def __init__(self, table: ResourceTable) -> None:
         self.table = table
 
-    async def _by_provider(self, scoring_functions: dict[str, Any]) -> dict[str, tuple[Any, dict[str, Any]]]:
-        groups: dict[str, tuple[Any, dict[str, Any]]] = {}
+    async def _by_provider(self, scoring_functions: dict[str, Any]) -> list[tuple[Any, dict[str, Any], dict[str, str]]]:
+        """Per provider: (provider, {provider's fn id: params}, {provider's fn id: requested id})."""
+        groups: dict[str, tuple[Any, dict[str, Any], dict[str, str]]] = {}
         for fn_id, params in scoring_functions.items():
             fn, provider = await self.table.lookup(fn_id)
-            groups.setdefault(fn.provider_id, (provider, {}))[1][fn.provider_resource_id] = params
-        return groups
+            _, fns, names = groups.setdefault(fn.provider_id, (provider, {}, {}))
+            if fn.provider_resource_id in fns:
+                raise BadRequestError(
+                    f"{fn_id!r} and {names[fn.provider_resource_id]!r} are the same scoring function", field="scoring_functions"
+                )
+            fns[fn.provider_resource_id] = params
+            names[fn.provider_resource_id] = fn_id
+        return list(groups.values())
 
     async def score(self, input_rows: list[dict[str, Any]], scoring_functions: dict[str, Any]) -> Any:
         from ..apis.scoring import ScoreResponse
 
         results: dict[str, Any] = {}
-        for provider, fns in (await self._by_provider(scoring_functions)).values():
+        for provider, fns, names in await self._by_provider(scoring_functions):
             response = await provider.score(input_rows=input_rows, scoring_functions=fns)
-            results.update(response.results)
+            results.update({names.get(k, k): v for k, v in response.results.items()})
         return ScoreResponse(results=results)
 
     async def score_batch(self, dataset_id: str, scoring_functions: dict[str, Any], save_results_dataset: bool = False) -> Any:
@@ -110,11 +163,11 @@ class ScoringRouter:
 
         results: dict[str, Any] = {}
         dataset_ids = []
-        for provider, fns in (await self._by_provider(scoring_functions)).values():
+        for provider, fns, names in await self._by_provider(scoring_functions):
             response = await provider.score_batch(
                 dataset_id=dataset_id, scoring_functions=fns, save_results_dataset=save_results_dataset
             )
-            results.update(response.results)
+            results.update({names.get(k, k): v for k, v in response.results.items()})
             if response.dataset_id:
                 dataset_ids.append(response.dataset_id)
         return ScoreBatchResponse(dataset_id=dataset_ids[0] if dataset_ids else None, results=results)

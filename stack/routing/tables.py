@@ -3,6 +3,7 @@ and tool groups. Each serves its registry API on top of ResourceTable."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..apis._content import URL
@@ -14,8 +15,8 @@ from ..apis.scoring_functions import ListScoringFunctionsResponse, ScoringFn, Sc
 from ..apis.shields import ListShieldsResponse, Shield, ShieldInput
 from ..apis.tool_groups import ListToolGroupsResponse, ListToolsResponse, Tool, ToolGroup, ToolGroupInput, ToolHost
 from ..apis.vector_dbs import ListVectorDBsResponse, VectorDB, VectorDBInput
-from ..errors import BadRequestError, NotFoundError
-from ._table import ResourceTable
+from ..errors import BadRequestError, ConflictError, NotFoundError
+from ._table import ResourceTable, _Entry
 
 
 class ShieldsRoutingTable(ResourceTable[Shield]):
@@ -69,9 +70,8 @@ class VectorDBsRoutingTable(ResourceTable[VectorDB]):
                 field="embedding_dimension",
             )
 
-    async def register(self, resource: VectorDB, *, source="api") -> VectorDB:
+    async def _check_before_save(self, resource: VectorDB) -> None:
         await self._check_embedding_model(resource)
-        return await super().register(resource, source=source)
 
     async def list_vector_dbs(self) -> ListVectorDBsResponse:
         return ListVectorDBsResponse(data=await self.list())
@@ -185,18 +185,33 @@ class ToolGroupsRoutingTable(ResourceTable[ToolGroup]):
                          provider_id=self.pick_provider(item.provider_id), mcp_endpoint=item.mcp_endpoint, args=item.args)
 
     async def register(self, resource: ToolGroup, *, source="api") -> ToolGroup:
+        """Register the group and the tools its provider lists for it, or
+        nothing at all when listing fails or a tool name is taken."""
+        tools = await self._tools_of(resource)
+        for tool in tools:
+            taken = await self.tools._read(tool.identifier)
+            if self.tools._served(taken) and taken.resource.toolgroup_id != resource.identifier:
+                raise ConflictError(
+                    f"tool {tool.identifier!r} of group {resource.identifier!r} is already provided by "
+                    f"group {taken.resource.toolgroup_id!r}"
+                )
         group = await super().register(resource, source=source)
+        for old in [t for t in await self.tools.list() if t.toolgroup_id == group.identifier]:
+            await self.tools._drop(old.identifier)
+        for tool in tools:
+            await self.tools._save(_Entry(tool, source, tool, int(time.time())))
+        return group
+
+    async def _tools_of(self, group: ToolGroup) -> list[Tool]:
         provider = self.providers[group.provider_id]
         tool_defs = await provider.list_runtime_tools(tool_group_id=group.identifier, mcp_endpoint=group.mcp_endpoint)
         host = ToolHost.model_context_protocol if group.mcp_endpoint else ToolHost.distribution
-        for old in [t for t in await self.tools.list() if t.toolgroup_id == group.identifier]:
-            await self.tools._drop(old.identifier)
-        for tool in tool_defs:
-            await self.tools.register(Tool(
-                identifier=tool.name, provider_resource_id=tool.name, provider_id=group.provider_id,
-                toolgroup_id=group.identifier, tool_host=host, description=tool.description or "",
-                parameters=tool.parameters or [], metadata=tool.metadata), source=source)
-        return group
+        return [
+            Tool(identifier=t.name, provider_resource_id=t.name, provider_id=group.provider_id,
+                 toolgroup_id=group.identifier, tool_host=host, description=t.description or "",
+                 parameters=t.parameters or [], metadata=t.metadata)
+            for t in tool_defs
+        ]
 
     async def _drop(self, identifier: str) -> None:
         await super()._drop(identifier)

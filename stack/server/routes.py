@@ -99,6 +99,8 @@ class _Operation:
             default = ... if p.default is inspect.Parameter.empty else p.default
             if p.name in wm.path_params:
                 params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Path(...)))
+            elif p.name == wm.body:  # the whole body is this one model
+                params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Body(...)))
             elif wm.has_body:
                 body_fields[p.name] = (ann, default)
             elif _is_query_compatible(ann):
@@ -130,7 +132,7 @@ class _Operation:
                 kwargs[name] = self._parse_json_query(name, kwargs.get(name), adapter)
             result = await getattr(self.get_impl(self.api), self.name)(**kwargs)
             if isinstance(result, collections.abc.AsyncIterator):
-                return await sse_response(result)
+                return await sse_response(result, done_marker=self.wm.sse_done)
             return _render(result)
 
         endpoint.__signature__ = self.signature  # type: ignore[attr-defined]
@@ -163,13 +165,16 @@ def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
     paths = _path_routes([wm.route for *_, wm, _ in declared])
     for api, name, wm, fn in sorted(declared, key=lambda d: d[2].route, reverse=True):
         op = _Operation(api, name, wm, fn, get_impl)
-        app.add_api_route(
-            paths[wm.route],
-            op.endpoint(),
-            methods=[wm.method],
-            name=f"{api}.{name}",
-            tags=[api],
-            summary=wm.summary,
-            response_model=None,
-            responses=op.openapi_responses(),
-        )
+        endpoint = op.endpoint()
+        for path in (paths[wm.route], *wm.aliases):
+            app.add_api_route(
+                path,
+                endpoint,
+                methods=[wm.method],
+                name=f"{api}.{name}",
+                tags=[api],
+                summary=wm.summary,
+                response_model=None,
+                responses=op.openapi_responses(),
+                include_in_schema=path == paths[wm.route],
+            )

@@ -1,0 +1,39 @@
+"""A base for providers that speak OpenAI natively: the Llama Stack inference
+routes are served by converting to OpenAI requests and back."""
+
+from __future__ import annotations
+
+import collections.abc
+from typing import Any
+
+from stack.apis.inference import EmbeddingsResponse
+from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
+
+from . import llama_to_openai, openai_to_llama
+
+
+class OpenAINativeInference:
+    """Subclasses implement ``openai_chat_completion``, ``openai_completion`` and
+    ``openai_embeddings`` (taking the request models of stack.apis.openai and
+    returning the response model or, when streaming, an async iterator of chunks).
+    """
+
+    async def chat_completion(self, model_id: str, messages: list, **kwargs: Any) -> Any:
+        body = llama_to_openai.chat_request(model_id, messages, **kwargs)
+        result = await self.openai_chat_completion(OpenAIChatCompletionRequest.model_validate(body))
+        if isinstance(result, collections.abc.AsyncIterator):
+            return openai_to_llama.chat_stream(result)
+        return openai_to_llama.chat_response(result)
+
+    async def completion(self, model_id: str, content: Any, **kwargs: Any) -> Any:
+        body = llama_to_openai.completion_request(model_id, content, **kwargs)
+        result = await self.openai_completion(OpenAICompletionRequest.model_validate(body))
+        if isinstance(result, collections.abc.AsyncIterator):
+            return openai_to_llama.completion_stream(result)
+        return openai_to_llama.completion_response(result)
+
+    async def embeddings(self, model_id: str, contents: list) -> EmbeddingsResponse:
+        texts = [llama_to_openai.content_text(c) for c in contents]
+        response = await self.openai_embeddings(OpenAIEmbeddingsRequest(model=model_id, input=texts))
+        ordered = sorted(response.data, key=lambda d: d.index)
+        return EmbeddingsResponse(embeddings=[d.embedding for d in ordered])

@@ -1,0 +1,353 @@
+"""Routers: each call goes to the provider that owns the resource, under the
+provider's own name for it. Providers are test doubles that record calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from stack.apis.models import ModelType
+from stack.apis.scoring import ScoreBatchResponse, ScoreResponse, ScoringResult
+from stack.apis.tool_groups import ToolDef
+from stack.errors import BadRequestError, NotFoundError
+from stack.routing import BY_ROUTED_API, ROUTINGS
+from stack.routing.models import ModelsRoutingTable
+from stack.routing.routers import (
+    DatasetIORouter,
+    EvalRouter,
+    InferenceRouter,
+    SafetyRouter,
+    ScoringRouter,
+    ToolRuntimeRouter,
+    VectorIORouter,
+)
+from stack.routing.tables import (
+    DatasetsRoutingTable,
+    EvalTasksRoutingTable,
+    ScoringFunctionsRoutingTable,
+    ShieldsRoutingTable,
+    ToolGroupsRoutingTable,
+    VectorDBsRoutingTable,
+)
+from stack.storage import SqliteStoreConfig, kvstore_from_config
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = await kvstore_from_config(SqliteStoreConfig(db_path=str(tmp_path / "registry.db")))
+    yield store
+    await store.close()
+
+
+class RecordingProvider:
+    """Test double for any routed API: every call is recorded as
+    (provider name, method, kwargs) and answered with a tag naming the provider."""
+
+    def __init__(self, name: str, calls: list) -> None:
+        self.name = name
+        self.calls = calls
+
+    def __getattr__(self, method: str):
+        if method.startswith(("register_", "unregister_", "_")):
+            raise AttributeError(method)  # no registration hooks
+
+        async def record(**kwargs):
+            self.calls.append((self.name, method, kwargs))
+            return f"answer from {self.name}"
+
+        return record
+
+
+@pytest.fixture
+def calls() -> list:
+    return []
+
+
+async def table_with(table_cls, store, calls, *names, routed_api="routed"):
+    table = table_cls(store, {n: RecordingProvider(n, calls) for n in names}, routed_api=routed_api)
+    await table.initialize()
+    return table
+
+
+# -- inference -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def inference(store, calls):
+    table = await table_with(ModelsRoutingTable, store, calls, "alpha", "beta", routed_api="inference")
+    await table.register_model("chat-a", provider_model_id="upstream-a", provider_id="alpha")
+    await table.register_model("chat-b", provider_model_id="upstream-b", provider_id="beta")
+    await table.register_model("emb", provider_model_id="upstream-emb", provider_id="beta",
+                               model_type=ModelType.embedding, metadata={"embedding_dimension": 8})
+    return InferenceRouter(table)
+
+
+async def test_chat_completion_goes_to_the_owning_provider_under_its_name(inference, calls):
+    messages = [{"role": "user", "content": "hi"}]
+
+    answer = await inference.chat_completion(model_id="chat-b", messages=messages, stream=False)
+
+    assert answer == "answer from beta"
+    assert calls == [("beta", "chat_completion", {"model_id": "upstream-b", "messages": messages, "stream": False})]
+
+
+async def test_completion_and_embeddings_route_by_model(inference, calls):
+    await inference.completion(model_id="chat-a", content="once upon")
+    await inference.embeddings(model_id="emb", contents=["a", "b"])
+
+    assert calls == [
+        ("alpha", "completion", {"model_id": "upstream-a", "content": "once upon"}),
+        ("beta", "embeddings", {"model_id": "upstream-emb", "contents": ["a", "b"]}),
+    ]
+
+
+async def test_embedding_model_used_for_chat_is_a_bad_request(inference, calls):
+    with pytest.raises(BadRequestError) as info:
+        await inference.chat_completion(model_id="emb", messages=[])
+    assert info.value.field == "model_id"
+    assert "'emb'" in info.value.message
+    assert "embedding model" in info.value.message and "needs a llm model" in info.value.message
+    with pytest.raises(BadRequestError, match="model_id: model 'emb'"):
+        await inference.completion(model_id="emb", content="x")
+    assert calls == []
+
+
+async def test_chat_model_used_for_embeddings_is_a_bad_request(inference, calls):
+    with pytest.raises(BadRequestError) as info:
+        await inference.embeddings(model_id="chat-a", contents=["x"])
+    assert info.value.field == "model_id"
+    assert "'chat-a' is a llm model" in info.value.message and "embedding model" in info.value.message
+    assert calls == []
+
+
+async def test_unknown_model_is_404_listing_the_registered_ones(inference, calls):
+    with pytest.raises(NotFoundError) as info:
+        await inference.chat_completion(model_id="nope", messages=[])
+    assert "'nope' not found; registered: 'chat-a', 'chat-b', 'emb'" in info.value.message
+    assert calls == []
+
+
+# -- safety, vector io, datasetio, eval --------------------------------------------------------------
+
+
+async def test_run_shield_goes_to_the_shields_provider(store, calls):
+    table = await table_with(ShieldsRoutingTable, store, calls, "guard", "other", routed_api="safety")
+    await table.register_shield("safe", provider_shield_id="llama-guard-3", provider_id="guard")
+
+    await SafetyRouter(table).run_shield(shield_id="safe", messages=[], params={})
+
+    assert calls == [("guard", "run_shield", {"shield_id": "llama-guard-3", "messages": [], "params": {}})]
+
+
+async def test_vector_io_routes_by_vector_db(store, calls):
+    table = await table_with(VectorDBsRoutingTable, store, calls, "faiss", "pgvector", routed_api="vector_io")
+    await table.register_vector_db("docs", embedding_model="emb", provider_id="pgvector",
+                                   provider_vector_db_id="pg-docs")
+    router = VectorIORouter(table)
+
+    await router.insert_chunks(vector_db_id="docs", chunks=[])
+    await router.query_chunks(vector_db_id="docs", query="q")
+
+    assert calls == [
+        ("pgvector", "insert_chunks", {"vector_db_id": "pg-docs", "chunks": []}),
+        ("pgvector", "query_chunks", {"vector_db_id": "pg-docs", "query": "q"}),
+    ]
+    with pytest.raises(NotFoundError, match="Vector db 'other' not found"):
+        await router.query_chunks(vector_db_id="other", query="q")
+
+
+async def test_datasetio_routes_by_dataset(store, calls):
+    table = await table_with(DatasetsRoutingTable, store, calls, "local", "hf", routed_api="datasetio")
+    await table.register_dataset("qa", dataset_schema={}, url={"uri": "hf://qa"}, provider_dataset_id="hf-qa",
+                                 provider_id="hf")
+
+    await DatasetIORouter(table).get_rows_paginated(dataset_id="qa", rows_in_page=5)
+
+    assert calls == [("hf", "get_rows_paginated", {"dataset_id": "hf-qa", "rows_in_page": 5})]
+
+
+async def test_eval_routes_by_task(store, calls):
+    table = await table_with(EvalTasksRoutingTable, store, calls, "meta", "other", routed_api="eval")
+    await table.register_eval_task("mmlu", dataset_id="ds", scoring_functions=[], provider_eval_task_id="meta-mmlu",
+                                   provider_id="meta")
+    router = EvalRouter(table)
+
+    await router.run_eval(task_id="mmlu", task_config={})
+    await router.job_status(task_id="mmlu", job_id="j1")
+
+    assert calls == [
+        ("meta", "run_eval", {"task_id": "meta-mmlu", "task_config": {}}),
+        ("meta", "job_status", {"task_id": "meta-mmlu", "job_id": "j1"}),
+    ]
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+
+
+class FakeScoring:
+    """Test double of a scoring provider: scores every row 1.0 for each function it is given."""
+
+    def __init__(self, name: str, calls: list) -> None:
+        self.name = name
+        self.calls = calls
+
+    def _results(self, scoring_functions) -> dict[str, ScoringResult]:
+        return {fn: ScoringResult(score_rows=[{"score": 1.0, "by": self.name}], aggregated_results={"n": 1})
+                for fn in scoring_functions}
+
+    async def score(self, input_rows, scoring_functions):
+        self.calls.append((self.name, "score", dict(scoring_functions)))
+        return ScoreResponse(results=self._results(scoring_functions))
+
+    async def score_batch(self, dataset_id, scoring_functions, save_results_dataset=False):
+        self.calls.append((self.name, "score_batch", dict(scoring_functions)))
+        return ScoreBatchResponse(dataset_id=f"{self.name}-results" if save_results_dataset else None,
+                                  results=self._results(scoring_functions))
+
+
+@pytest.fixture
+async def scoring_table(store, calls):
+    table = ScoringFunctionsRoutingTable(
+        store, {"basic": FakeScoring("basic", calls), "judge": FakeScoring("judge", calls)}, routed_api="scoring"
+    )
+    await table.initialize()
+    await table.register_scoring_function("exact", description="exact match", return_type={"type": "number"},
+                                          provider_id="basic")
+    await table.register_scoring_function("judge-fn", description="llm judge", return_type={"type": "number"},
+                                          provider_id="judge")
+    return table
+
+
+async def test_score_merges_the_results_of_two_providers(scoring_table, calls):
+    response = await ScoringRouter(scoring_table).score(
+        input_rows=[{"q": "1+1", "a": "2"}], scoring_functions={"exact": None, "judge-fn": None}
+    )
+
+    assert sorted(calls) == [("basic", "score", {"exact": None}), ("judge", "score", {"judge-fn": None})]
+    assert set(response.results) == {"exact", "judge-fn"}
+    assert response.results["exact"].score_rows[0]["by"] == "basic"
+    assert response.results["judge-fn"].score_rows[0]["by"] == "judge"
+
+
+async def test_score_batch_merges_results_and_keeps_a_results_dataset(scoring_table, calls):
+    response = await ScoringRouter(scoring_table).score_batch(
+        dataset_id="ds", scoring_functions={"exact": None, "judge-fn": None}, save_results_dataset=True
+    )
+
+    assert set(response.results) == {"exact", "judge-fn"}
+    assert response.dataset_id in {"basic-results", "judge-results"}
+
+
+async def test_score_with_an_unknown_function_is_404_and_scores_nothing(scoring_table, calls):
+    with pytest.raises(NotFoundError, match="Scoring function 'nope' not found"):
+        await ScoringRouter(scoring_table).score(input_rows=[], scoring_functions={"exact": None, "nope": None})
+    assert calls == []
+
+
+async def test_score_results_are_keyed_by_the_requested_function_ids(scoring_table, calls):
+    # the provider knows the function by another name; the client asked for "accuracy"
+    await scoring_table.register_scoring_function("accuracy", description="exact", return_type={"type": "number"},
+                                                  provider_scoring_fn_id="basic::equality", provider_id="basic")
+
+    response = await ScoringRouter(scoring_table).score(input_rows=[{}], scoring_functions={"accuracy": None})
+
+    assert calls == [("basic", "score", {"basic::equality": None})]  # the provider's own name goes out
+    assert set(response.results) == {"accuracy"}  # and the client's name comes back
+
+
+# -- tool runtime -----------------------------------------------------------------------------------
+
+
+class FakeToolRuntime:
+    """Test double of a tool runtime provider: lists fixed tools, records invocations."""
+
+    def __init__(self, name: str, tools: dict[str, list[str]], calls: list) -> None:
+        self.name = name
+        self.tools = tools
+        self.calls = calls
+
+    async def list_runtime_tools(self, tool_group_id=None, mcp_endpoint=None):
+        return [ToolDef(name=n) for n in self.tools.get(tool_group_id, [])]
+
+    async def invoke_tool(self, tool_name, kwargs):
+        self.calls.append((self.name, "invoke_tool", {"tool_name": tool_name, "kwargs": kwargs}))
+        return f"{tool_name} by {self.name}"
+
+    async def rag_tool_insert(self, **kwargs):
+        self.calls.append((self.name, "rag_tool_insert", kwargs))
+
+    async def rag_tool_query(self, **kwargs):
+        self.calls.append((self.name, "rag_tool_query", kwargs))
+        return f"rag by {self.name}"
+
+
+@pytest.fixture
+async def tool_groups(store, calls):
+    table = ToolGroupsRoutingTable(store, {
+        "search": FakeToolRuntime("search", {"builtin::websearch": ["web_search"]}, calls),
+        "math": FakeToolRuntime("math", {"builtin::math": ["add"]}, calls),
+        "rag": FakeToolRuntime("rag", {"builtin::rag": ["knowledge_search"]}, calls),
+    }, routed_api="tool_runtime")
+    await table.initialize()
+    await table.register_tool_group("builtin::websearch", provider_id="search")
+    await table.register_tool_group("builtin::math", provider_id="math")
+    return table
+
+
+async def test_invoke_tool_goes_to_the_provider_of_its_group(tool_groups, calls):
+    router = ToolRuntimeRouter(tool_groups)
+
+    assert await router.invoke_tool(tool_name="add", kwargs={"a": 1, "b": 2}) == "add by math"
+    assert await router.invoke_tool(tool_name="web_search", kwargs={"query": "x"}) == "web_search by search"
+
+    assert calls == [
+        ("math", "invoke_tool", {"tool_name": "add", "kwargs": {"a": 1, "b": 2}}),
+        ("search", "invoke_tool", {"tool_name": "web_search", "kwargs": {"query": "x"}}),
+    ]
+
+
+async def test_invoking_an_unknown_tool_is_404(tool_groups, calls):
+    with pytest.raises(NotFoundError, match="Tool 'nope' not found"):
+        await ToolRuntimeRouter(tool_groups).invoke_tool(tool_name="nope", kwargs={})
+    assert calls == []
+
+
+async def test_list_runtime_tools_needs_a_known_group(tool_groups):
+    router = ToolRuntimeRouter(tool_groups)
+    with pytest.raises(BadRequestError) as info:
+        await router.list_runtime_tools()
+    assert info.value.field == "tool_group_id"
+    with pytest.raises(NotFoundError, match="'builtin::nope' not found"):
+        await router.list_runtime_tools(tool_group_id="builtin::nope")
+    assert [t.name for t in await router.list_runtime_tools(tool_group_id="builtin::math")] == ["add"]
+
+
+async def test_rag_tool_routes_need_the_builtin_rag_group(tool_groups, calls):
+    router = ToolRuntimeRouter(tool_groups)
+
+    with pytest.raises(NotFoundError, match="'builtin::rag' not found"):
+        await router.rag_tool_query(content="q", vector_db_ids=["docs"])
+    with pytest.raises(NotFoundError, match="'builtin::rag' not found"):
+        await router.rag_tool_insert(documents=[], vector_db_id="docs", chunk_size_in_tokens=512)
+    assert calls == []
+
+    await tool_groups.register_tool_group("builtin::rag", provider_id="rag")
+
+    assert await router.rag_tool_query(content="q", vector_db_ids=["docs"]) == "rag by rag"
+    await router.rag_tool_insert(documents=[], vector_db_id="docs", chunk_size_in_tokens=512)
+    assert calls == [
+        ("rag", "rag_tool_query", {"content": "q", "vector_db_ids": ["docs"]}),
+        ("rag", "rag_tool_insert", {"documents": [], "vector_db_id": "docs", "chunk_size_in_tokens": 512}),
+    ]
+
+
+# -- the routing map -----------------------------------------------------------------------------------
+
+
+def test_every_routed_api_has_one_table_and_router():
+    assert {r.routed_api: r.table_api for r in ROUTINGS.values()} == {
+        "inference": "models", "safety": "shields", "vector_io": "vector_dbs", "datasetio": "datasets",
+        "scoring": "scoring_functions", "eval": "eval_tasks", "tool_runtime": "tool_groups",
+    }
+    assert BY_ROUTED_API["inference"].router is InferenceRouter
+    assert BY_ROUTED_API["tool_runtime"].config_section == "tool_groups"
+    assert BY_ROUTED_API["scoring"].config_section == "scoring_fns"
