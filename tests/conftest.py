@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 import warnings
 
 import pytest
@@ -11,15 +13,19 @@ _database_ids = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     """A real PostgreSQL server (PyPI `pgserver`), started once per session.
     It listens only on a Unix socket in its data directory."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pgserver
-        server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+        # a folder of its own: pytest prunes old tmp_path folders, and a
+        # concurrent pytest run could delete the data directory under us
+        data_dir = tempfile.mkdtemp(prefix="polystack-pg-")
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")
     yield server
     server.cleanup()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
