@@ -31,29 +31,64 @@ def _apply_env(pairs: Sequence[str]) -> None:
         os.environ[key] = value
 
 
+def _port(args: argparse.Namespace, configured: int) -> int:
+    if args.port:
+        return args.port
+    raw = os.environ.get("POLYSTACK_PORT", "").strip()
+    if not raw:
+        return configured
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"POLYSTACK_PORT={raw!r}: expected a port number (1-65535)")
+    return int(raw)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     import uvicorn
 
+    from .errors import StackError
     from .server import create_app
 
     _apply_env(args.env)
     the_plan = build_plan(args.target)
     server_cfg = the_plan.loaded.config.server
-    port = args.port or int(os.environ.get("POLYSTACK_PORT", 0)) or server_cfg.port
+    port = _port(args, server_cfg.port)
     host = args.host or server_cfg.host or "0.0.0.0"
     app = create_app(the_plan)
-    print(f"polystack {__version__}: serving {the_plan.image_name} ({the_plan.loaded.source}) on http://{host}:{port}", file=sys.stderr)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=args.graceful_timeout,
-        loop="auto",
-        http="auto",
     )
-    return 0
+    server = uvicorn.Server(config)
+
+    async def serve() -> int:
+        # providers start before the port opens, so a provider that cannot
+        # start is a one-line error and exit code 2, like a config error
+        try:
+            await app.state.stack.start()
+        except StackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"polystack {__version__}: serving {the_plan.image_name} ({the_plan.loaded.source}) "
+              f"on http://{host}:{port}", file=sys.stderr)
+        await server.serve()
+        return 0
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(serve())
+
+
+def _loop_factory():
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
@@ -90,8 +125,12 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     if args.output:
         with open(args.output, "w") as fh:
             fh.write(text + "\n")
-    else:
+        return 0
+    try:
         print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `polystack openapi | head` is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

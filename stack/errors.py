@@ -40,6 +40,7 @@ class BadRequestError(ClientError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.reason = message
 
 
 class AuthenticationError(ClientError):

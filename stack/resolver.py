@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from .apis import api_names, get_protocol, iter_webmethods
 from .config import LoadedConfig, validation_messages
-from .errors import ConfigError, UnknownProviderError
+from .errors import BadRequestError, ConfigError, StackError, UnknownProviderError
 from .registry import ProviderContext, RegisteredProvider
 from .routing import BY_ROUTED_API, ROUTINGS
 from .storage import polystack_home
@@ -79,6 +79,14 @@ def plan(loaded: LoadedConfig, registry: dict[tuple[str, str], RegisteredProvide
     problems: list[str] = list(loaded.env_problems)
     unknown_types: list[str] = []
 
+    def host_api(dep: str) -> str | None:
+        """The configured API whose start provides ``dep`` (None: always there)."""
+        if dep in ALWAYS_SERVED:
+            return None
+        if dep in ROUTINGS:
+            return ROUTINGS[dep].routed_api
+        return SERVED_WITH.get(dep, dep)
+
     for i, api in enumerate(cfg.apis):
         if api not in known_apis:
             problems.append(f"{loaded.where(('apis', i))}: unknown api {api!r}; known: {', '.join(sorted(known_apis))}")
@@ -115,14 +123,17 @@ def plan(loaded: LoadedConfig, registry: dict[tuple[str, str], RegisteredProvide
                 continue
             spec = registered.spec
             for dep in spec.api_dependencies:
-                if dep not in served and dep not in ALWAYS_SERVED:
+                host = host_api(dep)
+                if host is not None and host not in served:
                     problems.append(f"{loaded.where(path)}: {spec.provider_type} needs the {dep!r} api, which this config does not serve")
             deps.setdefault(api, set()).update(
-                d for d in (*spec.api_dependencies, *spec.optional_api_dependencies) if d in served
+                h for h in map(host_api, (*spec.api_dependencies, *spec.optional_api_dependencies)) if h in served and h != api
             )
             planned.setdefault(api, []).append(PlannedProvider(api, entry.provider_id, entry.provider_type, registered, config))
 
     for api in served:
+        if api in ALWAYS_SERVED:
+            continue
         if api not in cfg.providers or not cfg.providers[api]:
             problems.append(f"{loaded.where(('apis',))}: api {api!r} is listed but has no provider under providers.{api}")
         elif api not in BY_ROUTED_API and len(cfg.providers[api]) > 1:
@@ -140,35 +151,42 @@ def plan(loaded: LoadedConfig, registry: dict[tuple[str, str], RegisteredProvide
 
 
 def _check_resources(loaded: LoadedConfig) -> list[str]:
-    """Resources in the run config must name a provider of the API that serves them."""
+    """Every resource in the run config must be one its table would accept:
+    a configured provider, and what the table itself checks (an embedding
+    model's dimension, say). The table's own from_input does the checking."""
     cfg = loaded.config
     problems = []
     for routing in ROUTINGS.values():
-        ids = {p.provider_id for p in cfg.providers.get(routing.routed_api, [])}
+        ids = [p.provider_id for p in cfg.providers.get(routing.routed_api, [])]
+        table = routing.table(None, dict.fromkeys(ids), routed_api=routing.routed_api)
         for i, item in enumerate(getattr(cfg, routing.config_section)):
-            provider_id = getattr(item, "provider_id", None)
-            if provider_id is not None and provider_id not in ids:
-                problems.append(
-                    f"{loaded.where((routing.config_section, i, 'provider_id'))}: no {routing.routed_api} provider "
-                    f"{provider_id!r}; configured: {', '.join(sorted(ids)) or 'none'}"
-                )
-            elif provider_id is None and len(ids) != 1:
-                problems.append(
-                    f"{loaded.where((routing.config_section, i))}: provider_id is required when "
-                    f"{len(ids)} {routing.routed_api} providers are configured"
-                )
+            try:
+                table.from_input(item)
+            except BadRequestError as exc:
+                path = (routing.config_section, i, *(exc.field.split(".") if exc.field else ()))
+                problems.append(f"{loaded.where(path)}: {exc.reason}")
+            except StackError as exc:
+                problems.append(f"{loaded.where((routing.config_section, i))}: {exc.message}")
     return problems
 
 
 def check_protocol(impl: Any, api: str, who: str) -> None:
     """Fail start-up when ``impl`` lacks an operation of ``api``'s Protocol."""
-    missing = []
+    missing, generators = [], []
     for name, _wm, _fn in iter_webmethods(get_protocol(api)):
         method = getattr(impl, name, None)
-        if method is None or not (inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)):
+        if method is not None and inspect.isasyncgenfunction(method):
+            generators.append(name)
+        elif method is None or not inspect.iscoroutinefunction(method):
             missing.append(name)
+    problems = []
     if missing:
-        raise ConfigError(f"{who} does not implement {api}: missing async {', '.join(missing)}")
+        problems.append(f"missing async {', '.join(missing)}")
+    if generators:
+        # the stack awaits every operation; a stream is what the coroutine returns
+        problems.append(f"{', '.join(generators)} must be 'async def' returning an async iterator, not async generators")
+    if problems:
+        raise ConfigError(f"{who} does not implement {api}: {'; '.join(problems)}")
 
 
 def data_dir(image_name: str) -> Path:

@@ -35,6 +35,7 @@ class Stack:
         self.tables: dict[str, ResourceTable] = {}
         self.impls: dict[str, Any] = {}
         self.metadata_store: KVStore | None = None
+        self.started = False
 
     @property
     def served_apis(self) -> list[str]:
@@ -45,13 +46,22 @@ class Stack:
         home = data_dir(cfg.image_name)
         store_config = cfg.metadata_store or SqliteStoreConfig()
         self.metadata_store = await kvstore_from_config(store_config, default_path=home / "registry.db")
+        self.impls["inspect"] = StackInspector(self)
+        # every table exists from the start (empty until its API's providers
+        # start), so providers can depend on any of them
+        for table_api, routing in ROUTINGS.items():
+            table = routing.table(self.metadata_store, {}, routed_api=routing.routed_api)
+            self.tables[table_api] = self.impls[table_api] = table
+        self.tables["vector_dbs"].models = self.tables["models"]  # vector DBs name an embedding model
         try:
             await self._start_providers(home)
-            await self._start_tables()
+            for routing in ROUTINGS.values():
+                if routing.routed_api not in self.impls:
+                    await self._sync_table(routing)
         except BaseException:
             await self.shutdown()
             raise
-        self.impls["inspect"] = StackInspector(self)
+        self.started = True
 
     async def _start_providers(self, home) -> None:
         for planned in self.plan.providers:
@@ -68,10 +78,11 @@ class Stack:
                 StartedProvider(planned.api, planned.provider_id, planned.provider_type, planned.registered.package, impl)
             )
             check_protocol(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})")
-            self._expose(planned.api)
+            await self._expose(planned.api)
 
-    def _expose(self, api: str) -> None:
-        """After an API's providers start, serve it directly or through its router."""
+    async def _expose(self, api: str) -> None:
+        """After the last provider of ``api`` starts, serve it directly or
+        through its router, and bring its table up to date."""
         mine = [p for p in self.providers if p.api == api]
         if api in self.impls or len(mine) != sum(1 for p in self.plan.providers if p.api == api):
             return
@@ -79,32 +90,25 @@ class Stack:
         if routing is None:
             self.impls[api] = mine[0].impl
             return
-        table = routing.table(self.metadata_store, {p.provider_id: p.impl for p in mine}, routed_api=api)
-        self.tables[routing.table_api] = table
-        self.impls[routing.table_api] = table
+        table = self.tables[routing.table_api]
+        table.providers.update({p.provider_id: p.impl for p in mine})
+        await self._sync_table(routing)
         self.impls[api] = routing.router(table)
         for companion, host in SERVED_WITH.items():
             if host == api:
                 self.impls[companion] = self.impls[api]
 
-    async def _start_tables(self) -> None:
-        cfg = self.plan.loaded.config
-        for table_api, routing in ROUTINGS.items():
-            if table_api not in self.tables:  # no provider serves the routed API
-                table = routing.table(self.metadata_store, {}, routed_api=routing.routed_api)
-                self.tables[table_api] = table
-                self.impls[table_api] = table
-            table = self.tables[table_api]
-            if table_api == "vector_dbs":  # vector DBs name an embedding model
-                table.models = self.tables["models"]
-            await table.initialize()
-            wanted = []
-            for item in getattr(cfg, routing.config_section):
-                try:
-                    wanted.append(table.from_input(item))
-                except StackError as exc:
-                    log.error("skipping a %s from the run config: %s", table.kind, exc)
-            await table.reconcile(wanted)
+    async def _sync_table(self, routing) -> None:
+        """Load a table and make its run-config resources match the file."""
+        table = self.tables[routing.table_api]
+        await table.initialize()
+        wanted = []
+        for item in getattr(self.plan.loaded.config, routing.config_section):
+            try:
+                wanted.append(table.from_input(item))
+            except StackError as exc:  # plan() checked these; a provider may still refuse
+                log.error("skipping a %s from the run config: %s", table.kind, exc)
+        await table.reconcile(wanted)
 
     async def shutdown(self) -> None:
         for started in reversed(self.providers):
@@ -116,6 +120,7 @@ class Stack:
             except Exception:  # one failing provider must not keep the others open
                 log.exception("provider %s failed to shut down", started.provider_id)
         self.providers.clear()
+        self.started = False
         if self.metadata_store is not None:
             await self.metadata_store.close()
             self.metadata_store = None

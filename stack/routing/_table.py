@@ -90,7 +90,17 @@ class ResourceTable(Generic[R]):
         return entries
 
     async def initialize(self) -> None:
+        """Load the registry; providers hear again of the resources registered
+        through the API, so state they keep in memory survives a restart."""
         self._cache = await self._load_all()
+        for entry in list(self._cache.values()):
+            if entry.source != "api" or not self._served(entry):
+                continue
+            try:
+                await self._provider_accepts(entry.requested)
+            except StackError as exc:
+                log.error("provider %r no longer accepts %s %r: %s", entry.resource.provider_id, self.kind,
+                          entry.resource.identifier, exc)
 
     def _served(self, entry: _Entry[R] | None) -> bool:
         return entry is not None and entry.resource.provider_id in self.providers
@@ -180,11 +190,15 @@ class ResourceTable(Generic[R]):
 
     async def unregister(self, identifier: str) -> None:
         async with self._lock:
-            resource = await self.get(identifier)
-            hook = getattr(self.providers[resource.provider_id], f"unregister_{self.kind}", None)
-            if hook is not None:
-                await hook(identifier)
-            await self._drop(identifier)
+            await self._remove(await self.get(identifier))
+
+    async def _remove(self, resource: R) -> None:
+        """Tell the owning provider (if it is configured), then forget."""
+        provider = self.providers.get(resource.provider_id)
+        hook = getattr(provider, f"unregister_{self.kind}", None) if provider is not None else None
+        if hook is not None:
+            await hook(resource)
+        await self._drop(resource.identifier)
 
     async def _drop(self, identifier: str) -> None:
         """Forget ``identifier`` (store and cache) without asking its provider."""
@@ -198,7 +212,11 @@ class ResourceTable(Generic[R]):
         for identifier, entry in (await self._load_all()).items():
             if entry.source == "run_config" and identifier not in wanted_ids:
                 log.info("removing %s %r: no longer in the run config", self.kind, identifier)
-                await self._drop(identifier)
+                try:
+                    await self._remove(entry.resource)
+                except StackError as exc:
+                    log.error("provider refused to drop %s %r: %s", self.kind, identifier, exc)
+                    await self._drop(identifier)
         for resource in wanted:
             try:
                 await self.register(resource, source="run_config")

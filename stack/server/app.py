@@ -43,7 +43,8 @@ def create_app(plan: Plan) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await stack.start()
+        if not stack.started:  # `polystack run` starts it before opening the port
+            await stack.start()
         try:
             yield
         finally:

@@ -78,8 +78,8 @@ class FakeInference:
             return None  # None means: keep the model as it is
         return model.model_copy(update={"metadata": {**model.metadata, "context_length": self.context_length}})
 
-    async def unregister_model(self, model_id: str) -> None:
-        self.unregistered.append(model_id)
+    async def unregister_model(self, model) -> None:
+        self.unregistered.append(model.identifier)
 
 
 class FakeProvider:
@@ -666,3 +666,19 @@ async def test_a_tool_group_whose_tool_name_is_taken_is_refused_whole(store):
     # a refused registration leaves nothing behind: no group, no partial tools
     assert [g.identifier for g in (await table.list_tool_groups()).data] == ["mcp::a"]
     assert [(t.identifier, t.toolgroup_id) for t in (await table.list_tools()).data] == [("search", "mcp::a")]
+
+
+async def test_providers_hear_of_api_registered_resources_again_after_a_restart(store, open_store):
+    table = await started(models_table(store, acme=FakeInference()))
+    await table.register_model("from-api")
+    restarted_provider = FakeInference()
+    await started(models_table(await open_store(), acme=restarted_provider))
+    assert restarted_provider.registered == ["from-api"]
+
+
+async def test_reconcile_tells_the_provider_when_a_run_config_resource_leaves(store):
+    provider = FakeInference()
+    table = await started(models_table(store, acme=provider))
+    await table.reconcile([table.from_input(ModelInput(model_id="kept")), table.from_input(ModelInput(model_id="gone"))])
+    await table.reconcile([table.from_input(ModelInput(model_id="kept"))])
+    assert provider.unregistered == ["gone"]
