@@ -75,7 +75,9 @@ def check_supported_fields(request: Any, supported: frozenset[str] | None) -> No
     if supported is None:
         return
     fields = type(request).model_fields
-    for name in sorted(request.model_fields_set | set(request.model_extra or {})):
+    sent = request.model_fields_set
+    # declared order, so `tools` is named before the `tool_choice` that needs it
+    for name in [*(f for f in fields if f in sent), *sorted(request.model_extra or {})]:
         if name in supported:
             continue
         value = getattr(request, name)

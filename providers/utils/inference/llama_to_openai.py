@@ -187,6 +187,7 @@ def chat_request(
     response_format: ResponseFormat | None = None,
     stream: bool | None = False,
     logprobs: LogProbConfig | None = None,
+    tool_prompt_format: Any = None,  # unused: OpenAI-native engines describe tools to the model themselves
 ) -> dict[str, Any]:
     """The OpenAI chat request for a Llama Stack chat_completion call."""
     request: dict[str, Any] = {

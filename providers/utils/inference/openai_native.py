@@ -9,6 +9,8 @@ from typing import Any
 from stack.apis.inference import EmbeddingsResponse
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 
+from stack.routing.routers import check_supported_fields
+
 from . import llama_to_openai, openai_to_llama
 
 
@@ -18,16 +20,22 @@ class OpenAINativeInference:
     returning the response model or, when streaming, an async iterator of chunks).
     """
 
-    async def chat_completion(self, model_id: str, messages: list, **kwargs: Any) -> Any:
+    async def chat_completion(self, model_id: str, messages: list, tool_prompt_format: Any = None, **kwargs: Any) -> Any:
+        # tool_prompt_format is ignored: OpenAI-native engines render tools
+        # with the model's own template
         body = llama_to_openai.chat_request(model_id, messages, **kwargs)
-        result = await self.openai_chat_completion(OpenAIChatCompletionRequest.model_validate(body))
+        request = OpenAIChatCompletionRequest.model_validate(body)
+        check_supported_fields(request, getattr(self, "openai_params", None))
+        result = await self.openai_chat_completion(request)
         if isinstance(result, collections.abc.AsyncIterator):
             return openai_to_llama.chat_stream(result)
         return openai_to_llama.chat_response(result)
 
     async def completion(self, model_id: str, content: Any, **kwargs: Any) -> Any:
         body = llama_to_openai.completion_request(model_id, content, **kwargs)
-        result = await self.openai_completion(OpenAICompletionRequest.model_validate(body))
+        request = OpenAICompletionRequest.model_validate(body)
+        check_supported_fields(request, getattr(self, "openai_params", None))
+        result = await self.openai_completion(request)
         if isinstance(result, collections.abc.AsyncIterator):
             return openai_to_llama.completion_stream(result)
         return openai_to_llama.completion_response(result)
