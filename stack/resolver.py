@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from .apis import api_names, get_protocol, iter_webmethods
 from .config import LoadedConfig, validation_messages
 from .errors import BadRequestError, ConfigError, StackError, UnknownProviderError
-from .registry import ProviderContext, RegisteredProvider
+from .registry import RegisteredProvider
 from .routing import BY_ROUTED_API, ROUTINGS
 from .storage import polystack_home
 

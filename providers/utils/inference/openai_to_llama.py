@@ -101,6 +101,20 @@ async def chat_stream(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> Async
     the text so far, and the parsed call follows as ``succeeded`` (or
     ``failed`` with the raw text) before the complete event.
     """
+    try:
+        async for event in _chat_events(chunks):
+            yield event
+    finally:  # the client left early: close the upstream stream now
+        await _close(chunks)
+
+
+async def _close(chunks: AsyncIterator) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _chat_events(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> AsyncIterator[ChatCompletionResponseStreamChunk]:
     yield _event(ChatCompletionResponseEventType.start, TextDelta(text=""))
     calls: dict[int, dict[str, str]] = {}
     finish: str | None = None
@@ -132,10 +146,13 @@ async def chat_stream(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> Async
 
 
 async def completion_stream(chunks: AsyncIterator[OpenAICompletion]) -> AsyncIterator[CompletionResponseStreamChunk]:
-    async for chunk in chunks:
-        for choice in chunk.choices[:1]:
-            yield CompletionResponseStreamChunk(
-                delta=choice.text,
-                stop_reason=stop_reason(choice.finish_reason) if choice.finish_reason else None,
-                logprobs=completion_logprobs(choice.logprobs),
-            )
+    try:
+        async for chunk in chunks:
+            for choice in chunk.choices[:1]:
+                yield CompletionResponseStreamChunk(
+                    delta=choice.text,
+                    stop_reason=stop_reason(choice.finish_reason) if choice.finish_reason else None,
+                    logprobs=completion_logprobs(choice.logprobs),
+                )
+    finally:
+        await _close(chunks)

@@ -1,0 +1,227 @@
+"""Proxy overhead: POST /v1/chat/completions through `polystack run` (remote::openai)
+versus straight to the upstream.
+
+usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
+                             [--stream-requests 300]
+
+Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
+own process) and a `polystack run` whose remote::openai provider points at it,
+then loads each with a client load generator in a third process (`wrk` when
+installed, else an aiohttp-based one) at each concurrency: p50 / p99 latency,
+req/s and errors. Then streams: the time to the first SSE chunk, sequentially,
+direct and proxied. Every process shares the same cores, so the generator and
+the upstream take CPU the proxy would otherwise have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BODY = json.dumps({
+    "model": "bench",
+    "messages": [{"role": "system", "content": "You are terse."},
+                 {"role": "user", "content": "Say something about foxes."}],
+    "max_tokens": 32, "temperature": 0.7,
+})
+RUN_YAML = """\
+version: '2'
+image_name: bench-proxy
+apis: [inference]
+providers:
+  inference:
+  - provider_id: upstream
+    provider_type: remote::openai
+    config:
+      url: {url}
+      api_key: bench
+models:
+- model_id: bench
+  provider_id: upstream
+  provider_model_id: bench-upstream
+  model_type: llm
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} not up after {timeout}s")
+
+
+# -- load generators ------------------------------------------------------------------------
+
+
+def run_wrk(url: str, concurrency: int, duration: float) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n')
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s", "-s", lua.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    finally:
+        os.unlink(lua.name)
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    errors += sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": latency("50"), "p99": latency("99"), "errors": errors}
+
+
+async def _aiohttp_load(url: str, concurrency: int, duration: float) -> dict:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    async with session.post(url, data=BODY, headers={"Content-Type": "application/json"}) as r:
+                        await r.read()
+                        if r.status != 200:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2],
+            "p99": latencies[int(len(latencies) * 0.99)], "errors": errors}
+
+
+def run_aiohttp(url: str, concurrency: int, duration: float) -> dict:
+    """The aiohttp generator in its own process, like wrk."""
+    out = subprocess.run([sys.executable, __file__, "--_load", url, str(concurrency), str(duration)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+# -- streaming ------------------------------------------------------------------------------
+
+
+async def _first_chunk_times(url: str, n: int) -> dict:
+    import aiohttp
+
+    body = json.dumps({**json.loads(BODY), "stream": True})
+    first, total, errors = [], [], 0
+    async with aiohttp.ClientSession() as session:
+        for i in range(n + 20):  # the first 20 warm up
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                got_first = None
+                async for line in r.content:
+                    if got_first is None and line.startswith(b"data: {"):
+                        got_first = time.perf_counter()
+                    if b'"error"' in line:
+                        errors += 1
+                done = time.perf_counter()
+            if i >= 20 and got_first is not None:
+                first.append((got_first - started) * 1000)
+                total.append((done - started) * 1000)
+    return {"first_p50": statistics.median(first), "total_p50": statistics.median(total), "errors": errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--generator", choices=["wrk", "aiohttp"], default="wrk" if shutil.which("wrk") else "aiohttp")
+    parser.add_argument("--stream-requests", type=int, default=300)
+    parser.add_argument("--_load", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._load:
+        url, c, d = args._load
+        print(json.dumps(asyncio.run(_aiohttp_load(url, int(c), float(d)))))
+        return
+
+    load = run_wrk if args.generator == "wrk" else run_aiohttp
+    up_port, px_port = free_port(), free_port()
+    procs = []
+    with tempfile.TemporaryDirectory() as home:
+        try:
+            upstream = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(up_port)])
+            procs.append(upstream)
+            up_url = f"http://127.0.0.1:{up_port}/v1"
+            wait_until_up(up_url + "/models", upstream)
+            run_yaml = Path(home) / "run.yaml"
+            run_yaml.write_text(RUN_YAML.format(url=up_url))
+            proxy = subprocess.Popen(
+                [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1", "--port", str(px_port),
+                 "--log-level", "warning"],
+                env={**os.environ, "POLYSTACK_HOME": home},
+            )
+            procs.append(proxy)
+            px_url = f"http://127.0.0.1:{px_port}"
+            wait_until_up(px_url + "/v1/health", proxy)
+
+            targets = {"direct": up_url + "/chat/completions", "polystack": px_url + "/v1/chat/completions"}
+            print(f"generator: {args.generator}; {args.duration:g} s per run; {os.cpu_count()} cores shared by all processes")
+            print("| target | concurrency | req/s | p50 ms | p99 ms | errors |")
+            print("|---|---|---|---|---|---|")
+            results = {}
+            for c in [int(x) for x in args.concurrency.split(",")]:
+                for name, url in targets.items():
+                    load(url, c, 1)  # warm-up: connections, caches
+                    r = results[name, c] = load(url, c, args.duration)
+                    print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |", flush=True)
+            for c in [int(x) for x in args.concurrency.split(",")]:
+                added = results["polystack", c]["p50"] - results["direct", c]["p50"]
+                print(f"added p50 at concurrency {c}: {added:.2f} ms")
+            if args.stream_requests:
+                print(f"\nstreaming, {args.stream_requests} sequential requests (6 chunks + [DONE]):")
+                print("| target | first chunk p50 ms | whole stream p50 ms | errors |")
+                print("|---|---|---|---|")
+                for name, url in targets.items():
+                    s = asyncio.run(_first_chunk_times(url, args.stream_requests))
+                    print(f"| {name} | {s['first_p50']:.2f} | {s['total_p50']:.2f} | {s['errors']} |", flush=True)
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    main()

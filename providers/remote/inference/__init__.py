@@ -1,0 +1,1 @@
+"""Inference adapters to remote services (provider types remote::<name>)."""

@@ -1,0 +1,200 @@
+"""Test doubles of upstream inference servers, served on a free loopback port.
+
+``FakeOpenAIUpstream`` plays an OpenAI-compatible server and ``FakeOllama``
+Ollama's native API. Each records the requests it gets and answers from a
+script of behaviours (a status, a delay, a stream cut mid-way...), so tests
+can check what reached the upstream and how the adapter reacts to failures.
+Never a distribution's default: they exist for the tests only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+Behaviour = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
+
+
+def chat_completion(content: str = "Hello from the test double", model: str = "upstream-model") -> dict:
+    return {
+        "id": "chatcmpl-double", "object": "chat.completion", "created": 1700000000, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    }
+
+
+def chat_chunk(content: str | None = None, finish: str | None = None, role: str | None = None) -> dict:
+    delta = {k: v for k, v in (("role", role), ("content", content)) if v is not None}
+    return {"id": "chatcmpl-double", "object": "chat.completion.chunk", "created": 1700000000, "model": "upstream-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def sse(payload: Any) -> bytes:
+    return b"data: " + (payload if isinstance(payload, bytes) else json.dumps(payload).encode()) + b"\n\n"
+
+
+# -- behaviours -------------------------------------------------------------------------
+
+
+def answer(status: int = 200, body: Any = None, headers: dict | None = None, delay: float = 0.0) -> Behaviour:
+    """Answer ``body`` (JSON, or the canned chat completion) with ``status`` after ``delay`` seconds."""
+
+    async def behaviour(request: web.Request, sent: dict) -> web.StreamResponse:
+        if delay:
+            await asyncio.sleep(delay)
+        payload = chat_completion() if body is None else body
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+    return behaviour
+
+
+def stream(events: list[bytes], *, cut: bool = False, stall: float = 0.0, content_type: str = "text/event-stream") -> Behaviour:
+    """Stream ``events`` (raw bytes each); then stall ``stall`` seconds, then cut the
+    connection (``cut``) or end the body properly."""
+
+    async def behaviour(request: web.Request, sent: dict) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        await response.prepare(request)
+        for event in events:
+            await response.write(event)
+        if stall:
+            await asyncio.sleep(stall)
+        if cut:
+            await asyncio.sleep(0.05)  # let the events leave before the connection drops
+            request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+
+    return behaviour
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict
+
+
+@dataclass
+class _Server:
+    default: Behaviour
+    script: list[Behaviour] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+    connections: set = field(default_factory=set)  # client (host, port) pairs seen
+    runner: web.AppRunner | None = None
+    port: int = 0
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw) if raw else {}
+        self.requests.append(Recorded(request.path, dict(request.headers), body))
+        self.connections.add(request.transport.get_extra_info("peername"))
+        behaviour = self.script.pop(0) if self.script else self.default
+        return await behaviour(request, body)
+
+    async def start(self) -> "_Server":
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def then(self, *behaviours: Behaviour) -> "_Server":
+        """Answer the next requests with ``behaviours``, in order; the default after that."""
+        self.script.extend(behaviours)
+        return self
+
+
+class FakeOpenAIUpstream(_Server):
+    """Test double of an OpenAI-compatible server; ``url`` ends in /v1."""
+
+    def __init__(self) -> None:
+        super().__init__(default=answer())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+# Shapes recorded from Ollama's API documentation (docs/api.md of ollama/ollama).
+OLLAMA_CHAT = {
+    "model": "llama3.2", "created_at": "2023-12-12T14:13:43.416799Z",
+    "message": {"role": "assistant", "content": "Hello! How are you today?"},
+    "done": True, "total_duration": 5191566416, "load_duration": 2154458, "prompt_eval_count": 26,
+    "prompt_eval_duration": 383809000, "eval_count": 298, "eval_duration": 4799921000,
+}
+OLLAMA_CHAT_TOOLS = {
+    "model": "llama3.2", "created_at": "2024-07-22T20:33:28.123648Z",
+    "message": {"role": "assistant", "content": "", "tool_calls": [
+        {"function": {"name": "get_current_weather", "arguments": {"format": "celsius", "location": "Paris, FR"}}}]},
+    "done_reason": "stop", "done": True, "total_duration": 885095291, "load_duration": 3753500,
+    "prompt_eval_count": 122, "prompt_eval_duration": 328493000, "eval_count": 33, "eval_duration": 552222000,
+}
+OLLAMA_CHAT_STREAM = [
+    {"model": "llama3.2", "created_at": "2023-08-04T08:52:19.385406455-07:00",
+     "message": {"role": "assistant", "content": "The", "images": None}, "done": False},
+    {"model": "llama3.2", "created_at": "2023-08-04T08:52:19.385406455-07:00",
+     "message": {"role": "assistant", "content": " sky is blue"}, "done": False},
+    {"model": "llama3.2", "created_at": "2023-08-04T19:22:45.499127Z", "message": {"role": "assistant", "content": ""},
+     "done": True, "done_reason": "stop", "total_duration": 4883583458, "load_duration": 1334875,
+     "prompt_eval_count": 26, "prompt_eval_duration": 342546000, "eval_count": 282, "eval_duration": 4535599000},
+]
+OLLAMA_GENERATE = {
+    "model": "llama3.2", "created_at": "2023-08-04T19:22:45.499127Z", "response": "The sky is blue because of Rayleigh scattering.",
+    "done": True, "done_reason": "stop", "context": [1, 2, 3], "total_duration": 5043500667, "load_duration": 5025959,
+    "prompt_eval_count": 26, "prompt_eval_duration": 325953000, "eval_count": 290, "eval_duration": 4709213000,
+}
+OLLAMA_EMBED = {
+    "model": "all-minilm",
+    "embeddings": [[0.010071029, -0.0017594862, 0.05007221, 0.04692972],
+                   [-0.0098027075, 0.06042469, 0.025257962, -0.006364387]],
+    "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8,
+}
+OLLAMA_NOT_FOUND = {"error": "model \"nope\" not found, try pulling it first"}
+
+
+def ndjson(objs: list[dict]) -> list[bytes]:
+    return [json.dumps(o).encode() + b"\n" for o in objs]
+
+
+class FakeOllama(_Server):
+    """Test double of an Ollama server's native API, answering the documented shapes."""
+
+    def __init__(self) -> None:
+        super().__init__(default=self._by_path)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _by_path(self, request: web.Request, sent: dict) -> web.StreamResponse:
+        if sent.get("model") == "nope":
+            return await answer(404, OLLAMA_NOT_FOUND)(request, sent)
+        if request.path == "/api/version":
+            return await answer(200, {"version": "0.5.7"})(request, sent)
+        if request.path == "/api/embed":
+            return await answer(200, OLLAMA_EMBED)(request, sent)
+        if request.path == "/api/generate":
+            if sent.get("stream", True):
+                parts = [{"model": "llama3.2", "response": w, "done": False} for w in ("The", " sky")]
+                return await stream(ndjson([*parts, {**OLLAMA_GENERATE, "response": ""}]),
+                                    content_type="application/x-ndjson")(request, sent)
+            return await answer(200, OLLAMA_GENERATE)(request, sent)
+        if request.path == "/api/chat":
+            if sent.get("stream", True):
+                return await stream(ndjson(OLLAMA_CHAT_STREAM), content_type="application/x-ndjson")(request, sent)
+            return await answer(200, OLLAMA_CHAT_TOOLS if sent.get("tools") else OLLAMA_CHAT)(request, sent)
+        return web.Response(status=404, text="404 page not found")

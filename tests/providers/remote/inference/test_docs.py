@@ -1,0 +1,26 @@
+"""docs/providers/remote-*.md document every config key of the remote inference adapters."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stack.plugins import collect_providers, get_plugin_manager
+
+DOCS = Path(__file__).resolve().parents[4] / "docs" / "providers"
+ROW_KEY = re.compile(r"^\|\s*`([^`]+)`\s*\|", re.MULTILINE)
+
+
+@pytest.mark.parametrize("provider_type, page", [
+    ("remote::openai", "remote-openai.md"),
+    ("remote::together", "remote-openai.md"),
+    ("remote::fireworks", "remote-openai.md"),
+    ("remote::groq", "remote-openai.md"),
+    ("remote::vllm", "remote-vllm.md"),
+    ("remote::ollama", "remote-ollama.md"),
+])
+def test_every_config_key_has_a_row(provider_type, page):
+    config = collect_providers(get_plugin_manager(load_entry_points=False))[("inference", provider_type)].spec.config
+    documented = set(ROW_KEY.findall((DOCS / page).read_text()))
+    assert set(config.model_fields) - documented == set()
+    assert provider_type in (DOCS / page).read_text()
