@@ -19,7 +19,9 @@ from typing import Any, Callable
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ..apis import WebMethod, get_protocol, iter_webmethods
 from ._json import dumps
@@ -100,6 +102,7 @@ class _Operation:
             if p.name in wm.path_params:
                 params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Path(...)))
             elif p.name == wm.body:  # the whole body is this one model
+                self.body_type = ann
                 params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Body(...)))
             elif wm.has_body:
                 body_fields[p.name] = (ann, default)
@@ -139,6 +142,28 @@ class _Operation:
         endpoint.__name__ = self.name
         return endpoint
 
+    def body_endpoint(self) -> Callable[..., Any]:
+        """A plain Starlette endpoint for operations that take the whole body
+        as one model (the OpenAI-compatible routes): the same validation and
+        422 as FastAPI's, without its per-request dependency machinery, which
+        costs more than the rest of a proxied request (docs/performance.md)."""
+        body_type = self.body_type
+        call_name, param = self.name, self.wm.body
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = body_type.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise RequestValidationError(
+                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+                ) from None
+            result = await getattr(self.get_impl(self.api), call_name)(**{param: body})
+            if isinstance(result, collections.abc.AsyncIterator):
+                return await sse_response(result, done_marker=self.wm.sse_done)
+            return _render(result)
+
+        return endpoint
+
     @staticmethod
     def _parse_json_query(name: str, raw: str | None, adapter: TypeAdapter) -> Any:
         if raw is None:
@@ -166,6 +191,10 @@ def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
     for api, name, wm, fn in sorted(declared, key=lambda d: d[2].route, reverse=True):
         op = _Operation(api, name, wm, fn, get_impl)
         endpoint = op.endpoint()
+        if wm.body:  # served by the lean endpoint; the FastAPI route below documents it
+            fast = op.body_endpoint()
+            for path in (paths[wm.route], *wm.aliases):
+                app.router.routes.insert(0, Route(path, fast, methods=[wm.method]))
         for path in (paths[wm.route], *wm.aliases):
             app.add_api_route(
                 path,

@@ -127,3 +127,18 @@ def test_api_keys_required_when_configured(acme_plugin_path, tmp_path):
         assert [m.identifier for m in LlamaStackClient(base_url=proc.base_url, default_headers={"Authorization": "Bearer secret-2"}).models.list()] == ["acme/echo-1"]
         assert httpx.get(proc.base_url + "/v1/models", headers={"X-API-KEY": "secret-1"}).status_code == 200
         assert httpx.get(proc.base_url + "/v1/models").status_code == 401
+
+
+def test_openai_route_validation_is_422_with_field_path(server):
+    response = httpx.post(server.base_url + "/v1/chat/completions", json={"model": "acme/echo-1", "messages": [{"content": "x"}]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][:3] == ["body", "messages", 0]
+    response = httpx.post(server.base_url + "/v1/chat/completions", content=b"{not json")
+    assert response.status_code == 422
+
+
+def test_openai_route_to_a_provider_without_openai_support_is_501(server):
+    response = httpx.post(server.base_url + "/v1/chat/completions",
+                          json={"model": "acme/echo-1", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 501
+    assert "does not serve OpenAI-compatible requests" in response.json()["detail"]
