@@ -14,6 +14,7 @@ from ..errors import NotSupportedError
 from ..resolver import Plan
 from ..runtime import Stack, served_apis
 from .errors import install_error_handlers
+from .disconnect import CancelOnDisconnectMiddleware
 from .middleware import RequestContextMiddleware
 from .routes import add_api_routes
 
@@ -54,6 +55,7 @@ def create_app(plan: Plan) -> FastAPI:
     app.state.stack = stack
     add_api_routes(app, served_apis(plan), stack.impls.__getitem__)
     install_error_handlers(app)
+    app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan))
     return app
 
