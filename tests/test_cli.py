@@ -72,3 +72,11 @@ def test_unknown_distribution_lists_the_embedded_ones():
     result = polystack("run", "no-such-dist")
     assert result.returncode == 2
     assert "distributions: " in result.stderr and "starter" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["starter", "remote-vllm", "ollama", "openai"])
+def test_every_embedded_distribution_passes_config_check(name, tmp_path):
+    env = {"POLYSTACK_HOME": str(tmp_path), "INFERENCE_MODEL": "some-model", "VLLM_URL": "http://127.0.0.1:9/v1"}
+    result = polystack("config", "check", name, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"image '{name}'" in result.stdout
