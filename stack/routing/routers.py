@@ -23,7 +23,7 @@ class InferenceRouter:
         model, provider = await self.table.lookup(model_id)
         if model.model_type != want:
             raise BadRequestError(
-                f"model {model_id!r} is a {model.model_type.value} model; this route needs a {want.value} model",
+                f"model {model_id!r} is an {model.model_type.value} model; this route needs an {want.value} model",
                 field="model_id",
             )
         return model, provider

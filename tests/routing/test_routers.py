@@ -105,7 +105,7 @@ async def test_embedding_model_used_for_chat_is_a_bad_request(inference, calls):
         await inference.chat_completion(model_id="emb", messages=[])
     assert info.value.field == "model_id"
     assert "'emb'" in info.value.message
-    assert "embedding model" in info.value.message and "needs a llm model" in info.value.message
+    assert "embedding model" in info.value.message and "needs an llm model" in info.value.message
     with pytest.raises(BadRequestError, match="model_id: model 'emb'"):
         await inference.completion(model_id="emb", content="x")
     assert calls == []
@@ -115,7 +115,7 @@ async def test_chat_model_used_for_embeddings_is_a_bad_request(inference, calls)
     with pytest.raises(BadRequestError) as info:
         await inference.embeddings(model_id="chat-a", contents=["x"])
     assert info.value.field == "model_id"
-    assert "'chat-a' is a llm model" in info.value.message and "embedding model" in info.value.message
+    assert "'chat-a' is an llm model" in info.value.message and "embedding model" in info.value.message
     assert calls == []
 
 
