@@ -1,10 +1,14 @@
 """Time from `polystack run` to a healthy /v1/health, and idle memory.
 
-usage: python bench/startup.py [DISTRIBUTION_OR_PATH] [--runs N]
+usage: python bench/startup.py [DISTRIBUTION_OR_PATH] [--runs N] [--first-use]
 
 Starts the server N times on a free loopback port in a fresh POLYSTACK_HOME,
 polls /v1/health every 10 ms, and reports the median and worst time to the
 first 200, plus the server's resident memory (VmRSS) once it is idle.
+
+--first-use rewrites the run config so that local models load on their
+first request instead of in the background: the memory figure is then the
+idle server before any model loads.
 """
 
 from __future__ import annotations
@@ -61,11 +65,30 @@ def one_run(target: str) -> tuple[float, float]:
             proc.wait(10)
 
 
+def first_use_config(target: str) -> str:
+    """A copy of the run config whose local inference providers load lazily."""
+    import yaml
+
+    from stack.config import resolve_config_path
+
+    data = yaml.safe_load(resolve_config_path(target).read_text())
+    for entry in data.get("providers", {}).get("inference", []):
+        if entry["provider_type"].startswith("inline::"):
+            entry["config"] = {**(entry.get("config") or {}), "load": "first_use"}
+    fd, path = tempfile.mkstemp(suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(data, fh)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("target", nargs="?", default="starter")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--first-use", action="store_true", help="local models load on first request")
     args = ap.parse_args()
+    if args.first_use:
+        args.target = first_use_config(args.target)
     results = [one_run(args.target) for _ in range(args.runs)]
     times = [t for t, _ in results]
     rss = [m for _, m in results]
