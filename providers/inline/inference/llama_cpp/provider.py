@@ -8,8 +8,9 @@ import uuid
 from functools import partial
 from typing import Any, AsyncIterator
 
+from providers.utils.inference.local_models import accept_configured_llm
 from providers.utils.inference.openai_native import OpenAINativeInference
-from stack.apis.models import Model, ModelType
+from stack.apis.models import Model
 from stack.apis.openai import (
     OpenAIChatCompletion,
     OpenAIChatCompletionChunk,
@@ -67,15 +68,7 @@ class LlamaCppInference(OpenAINativeInference):
             await worker.shutdown()
 
     async def register_model(self, model: Model) -> Model:
-        if model.model_type != ModelType.llm:
-            raise BadRequestError("inline::llama-cpp serves LLMs only", field="model_type")
-        if model.provider_resource_id not in self.workers:
-            known = ", ".join(repr(m) for m in sorted(self.workers)) or "none"
-            raise BadRequestError(
-                f"{model.provider_resource_id!r} is not a model of this llama-cpp provider; configured: {known}",
-                field="provider_model_id",
-            )
-        return model
+        return accept_configured_llm(model, self.workers, "llama-cpp")
 
     def _worker(self, model_id: str) -> ModelWorker:
         worker = self.workers.get(model_id)

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any, AsyncIterator, Callable
 
-from stack.apis.models import Model, ModelType
+from stack.apis.models import Model
 from stack.apis.openai import (
     OpenAIChatChoice,
     OpenAIChatChunkChoice,
@@ -35,6 +35,7 @@ from stack.errors import BadRequestError, NotFoundError, NotSupportedError, Stac
 from stack.registry import ProviderContext
 from stack.routing.routers import check_supported_fields
 
+from providers.utils.inference.local_models import accept_configured_llm
 from providers.utils.inference.openai_native import OpenAINativeInference
 
 from ._plan import Delta, Finished, GenerationPlan, JobResult, Prepared, Sampling, TokenLogprob
@@ -82,15 +83,7 @@ class TransformersInference(OpenAINativeInference):
             await worker.shutdown()
 
     async def register_model(self, model: Model) -> Model:
-        if model.model_type != ModelType.llm:
-            raise BadRequestError(f"{PROVIDER_TYPE} serves LLMs only", field="model_type")
-        if model.provider_resource_id not in self.workers:
-            known = ", ".join(repr(m) for m in sorted(self.workers)) or "none"
-            raise BadRequestError(
-                f"{model.provider_resource_id!r} is not a model of this transformers provider; configured: {known}",
-                field="provider_model_id",
-            )
-        return model
+        return accept_configured_llm(model, self.workers, "transformers")
 
     def _worker(self, model_id: str) -> ModelWorker:
         worker = self.workers.get(model_id)
