@@ -198,7 +198,8 @@ async def test_streamed_logprobs_come_with_their_text(provider):
     for index in (0, 1):
         text = [c.choices[0] for c in chunks if c.choices[0].index == index and c.choices[0].delta.content]
         entries = [e for c in text for e in c.logprobs.content]
-        assert len(entries) == 4 and "".join(e.token for e in entries) == "".join(c.delta.content for c in text)
+        # sampling may end a choice early (end of turn); never more than max_tokens
+        assert 1 <= len(entries) <= 4 and "".join(e.token for e in entries) == "".join(c.delta.content for c in text)
 
 
 async def test_n_gives_that_many_choices(provider):
