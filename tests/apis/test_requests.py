@@ -7,18 +7,16 @@ same way and compares it with the spec.
 """
 
 import inspect
-import pathlib
 import re
 import typing
 
 import pytest
 import yaml
-
-from tests.support import shared_path
 from pydantic import ValidationError, create_model
 
 from stack.apis import get_protocol
 from stack.apis._webmethod import get_webmethod
+from tests.support import shared_path
 
 SPEC_PATH = shared_path("spec", "llama-stack-v1.yaml")
 SPEC = yaml.safe_load(SPEC_PATH.read_text())
