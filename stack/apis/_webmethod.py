@@ -33,6 +33,8 @@ class WebMethod:
     sse_done: bool = False
     #: further paths serving the same operation
     aliases: tuple[str, ...] = ()
+    #: "application/jsonl" answers a list as one JSON document per line
+    media_type: str = "application/json"
 
     @property
     def path_params(self) -> list[str]:
@@ -52,11 +54,12 @@ def webmethod(
     body: str | None = None,
     sse_done: bool = False,
     aliases: tuple[str, ...] = (),
+    media_type: str = "application/json",
 ) -> Callable[[F], F]:
     """Mark a Protocol method as an API operation served at ``route``."""
 
     def wrap(fn: F) -> F:
-        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases)  # type: ignore[attr-defined]
+        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases, media_type)  # type: ignore[attr-defined]
         return fn
 
     return wrap

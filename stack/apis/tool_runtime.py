@@ -60,7 +60,7 @@ class RAGQueryResult(BaseModel):
 @runtime_checkable
 class ToolRuntime(Protocol):
     # The spec answers application/jsonl: one ToolDef a line.
-    @webmethod(route="/v1/tool-runtime/list-tools", method="GET")
+    @webmethod(route="/v1/tool-runtime/list-tools", method="GET", media_type="application/jsonl")
     async def list_runtime_tools(
         self,
         tool_group_id: str | None = None,

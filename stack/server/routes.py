@@ -70,7 +70,10 @@ def _split_return(annotation: Any) -> tuple[Any, bool]:
     return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), streams
 
 
-def _render(result: Any) -> Response:
+def _render(result: Any, media_type: str = "application/json") -> Response:
+    if media_type == "application/jsonl" and isinstance(result, list):
+        lines = [item.model_dump_json() if isinstance(item, BaseModel) else dumps(item).decode() for item in result]
+        return Response("".join(line + "\n" for line in lines), media_type=media_type)
     if isinstance(result, BaseModel):
         return Response(result.model_dump_json(), media_type="application/json")
     return Response(dumps(result), media_type="application/json")
@@ -136,7 +139,7 @@ class _Operation:
             result = await getattr(self.get_impl(self.api), self.name)(**kwargs)
             if isinstance(result, collections.abc.AsyncIterator):
                 return await sse_response(result, done_marker=self.wm.sse_done)
-            return _render(result)
+            return _render(result, self.wm.media_type)
 
         endpoint.__signature__ = self.signature  # type: ignore[attr-defined]
         endpoint.__name__ = self.name
@@ -179,6 +182,8 @@ class _Operation:
         ok: dict[str, Any] = {"description": "OK"}
         if self.response_type is not None:
             ok["model"] = self.response_type
+        if self.wm.media_type != "application/json":
+            ok["content"] = {self.wm.media_type: {}}
         if self.streams:
             ok["content"] = {"text/event-stream": {}}
         return {200: ok}

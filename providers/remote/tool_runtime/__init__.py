@@ -1,0 +1,1 @@
+"""Tool runtime adapters to remote services (MCP servers, web search APIs)."""

@@ -1,0 +1,114 @@
+"""What the web search adapters share: the ``web_search`` tool, config fields, the API key lookup.
+
+Each adapter sends one HTTP request a search through ``providers.utils.http.UpstreamClient``
+(retries, and upstream failures mapped to 502/504) and answers, as llama-stack does, the
+JSON text ``{"query": ..., "top_k": [results]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from stack.apis.tool_groups import ToolDef, ToolParameter
+from stack.apis.tool_runtime import ToolInvocationResult
+from stack.errors import BadRequestError, NotFoundError, NotSupportedError
+from stack.registry import ProviderContext
+
+TOOL_NAME = "web_search"
+
+
+class WebSearchConfig(BaseModel):
+    """Fields every web search adapter's ``config:`` has; ``base_url`` gets a vendor default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr | None = Field(
+        None, description="API key of the search service; a key sent in X-LlamaStack-Provider-Data wins"
+    )
+    max_results: int = Field(3, ge=1, le=50, description="Most results one search returns")
+    base_url: str = Field(description="Base URL of the search API (point it at a test double in tests)")
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for the search service's answer")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries after connect errors, 429 and 5xx answers")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: Any) -> Any:
+        return None if value in (None, "") else value  # '' is what an unset ${env.X:} gives
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+
+def web_search_tool_def() -> ToolDef:
+    return ToolDef(
+        name=TOOL_NAME,
+        description="Search the web for information",
+        parameters=[ToolParameter(name="query", parameter_type="string", description="The query to search for")],
+    )
+
+
+class WebSearchToolRuntime:
+    """Base of the adapters: subclasses set ``provider_type``/``key_field`` and implement ``search``."""
+
+    provider_type = ""
+    key_field = ""  # the X-LlamaStack-Provider-Data field with the key
+
+    def __init__(self, config: WebSearchConfig, context: ProviderContext, client: Any) -> None:
+        self.config = config
+        self.context = context
+        self.client = client
+
+    async def shutdown(self) -> None:
+        await self.client.close()
+
+    def api_key(self) -> str:
+        data = self.context.provider_data()
+        key = getattr(data, self.key_field, None) if data is not None else None
+        if key:
+            return key
+        if self.config.api_key is not None:
+            return self.config.api_key.get_secret_value()
+        raise BadRequestError(
+            f"{self.provider_type} needs an API key: send {self.key_field!r} in the X-LlamaStack-Provider-Data "
+            f"header, or set api_key in the provider's config",
+            field=f"X-LlamaStack-Provider-Data.{self.key_field}",
+        )
+
+    async def list_runtime_tools(self, tool_group_id: str | None = None, mcp_endpoint: Any = None) -> list[ToolDef]:
+        return [web_search_tool_def()]
+
+    async def invoke_tool(self, tool_name: str, kwargs: dict[str, Any]) -> ToolInvocationResult:
+        if tool_name != TOOL_NAME:
+            raise NotFoundError("tool", tool_name, [TOOL_NAME])
+        query = kwargs.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise BadRequestError("a non-empty search query string is required", field="kwargs.query")
+        results = await self.search(query, self.api_key())
+        return ToolInvocationResult(content=json.dumps({"query": query, "top_k": results[: self.config.max_results]}))
+
+    async def search(self, query: str, api_key: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def rag_tool_insert(self, **kwargs: Any) -> None:
+        raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")
+
+    async def rag_tool_query(self, **kwargs: Any) -> Any:
+        raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")
+
+
+async def start_client(config: WebSearchConfig, name: str) -> Any:
+    """A started UpstreamClient for ``config.base_url``."""
+    from providers.utils.http import HTTPSettings, UpstreamClient
+
+    settings = HTTPSettings(connect_timeout=min(10.0, config.timeout), read_timeout=config.timeout,
+                            max_retries=config.max_retries)
+    client = UpstreamClient(config.base_url, settings, name=name)
+    await client.start()
+    return client
