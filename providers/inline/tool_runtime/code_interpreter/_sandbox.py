@@ -102,10 +102,12 @@ class Sandbox:
         if self.mode == "bwrap":
             cmd = [self.bwrap, "--unshare-all", "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
                    "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+            # the private /tmp first: mounted after the binds, it would hide a
+            # Python that lives under /tmp (a virtualenv in a CI checkout, say)
+            cmd += ["--size", str(limits.file_bytes), "--tmpfs", "/tmp"]
             for path in self.read_only_paths:
                 cmd += ["--ro-bind-try", path, path]
             cmd += ["--proc", "/proc", "--dev", "/dev",
-                    "--size", str(limits.file_bytes), "--tmpfs", "/tmp",
                     "--bind", str(workdir), _INSIDE, "--chdir", _INSIDE,
                     self.python, "-I", f"{_INSIDE}/main.py"]
             env = _minimal_env(home=_INSIDE, tmp="/tmp")
