@@ -1,0 +1,1 @@
+"""Vector IO providers that use a database service."""

@@ -1,0 +1,190 @@
+"""The ``remote::pgvector`` provider: async psycopg, one table per vector DB.
+
+Table ``polystack_vectors`` lists the vector DBs (id, table, dimension); each
+vector DB's rows live in a table of its own with an HNSW index on the
+embedding and a b-tree on ``document_id``. Vectors travel in pgvector's binary
+format. Every change is one transaction, so replicas sharing the database
+see whole inserts only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import struct
+
+import numpy as np
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.conninfo import make_conninfo
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
+from psycopg_pool import AsyncConnectionPool
+
+from providers.inline.vector_io._base import QueryParams, VectorIOProvider, l2_score
+from stack.apis.vector_dbs import VectorDB
+from stack.apis.vector_io import Chunk
+from stack.errors import StackError, UpstreamError
+from stack.registry import ProviderContext
+
+from .config import PGVectorConfig
+
+log = logging.getLogger(__name__)
+
+REGISTRY = "polystack_vectors"
+
+
+def _table_name(db_id: str) -> str:
+    """A safe, stable table name for ``db_id`` (readable part + hash, under 63 chars)."""
+    readable = re.sub(r"[^a-z0-9_]", "_", db_id.lower())[:32]
+    return f"vs_{readable}_{hashlib.sha1(db_id.encode()).hexdigest()[:10]}"
+
+
+def _vector_dumper(oid: int) -> type[Dumper]:
+    class VectorDumper(Dumper):
+        """numpy float vectors in pgvector's binary format: dim, unused, float4s (big-endian)."""
+
+        format = Format.BINARY
+
+        def dump(self, obj: np.ndarray) -> bytes:
+            return struct.pack(">HH", obj.shape[0], 0) + np.asarray(obj, dtype=">f4").tobytes()
+
+    VectorDumper.oid = oid
+    return VectorDumper
+
+
+class PGVectorVectorIO(VectorIOProvider):
+    provider_type = "remote::pgvector"
+
+    def __init__(self, config: PGVectorConfig, context: ProviderContext) -> None:
+        super().__init__(context, embedding_batch_size=config.embedding_batch_size)
+        self.config = config
+        self.pool: AsyncConnectionPool | None = None
+        self.tables: dict[str, str] = {}
+        c = config
+        params = {"host": c.host, "port": c.port, "dbname": c.db, "user": c.user, "password": c.password}
+        self.conninfo = make_conninfo(**{k: v for k, v in params.items() if v is not None})
+        self.label = f"host={c.host} port={c.port} db={c.db}"
+
+    async def initialize(self) -> None:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True, connect_timeout=self.config.connect_timeout
+            ) as conn:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('polystack_vectors'))")
+                    await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    await conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {REGISTRY} (vector_db_id TEXT PRIMARY KEY, "
+                        "table_name TEXT NOT NULL, dimension INTEGER NOT NULL)"
+                    )
+                info = await TypeInfo.fetch(conn, "vector")
+        except psycopg.Error as exc:
+            raise UpstreamError(f"pgvector: cannot prepare PostgreSQL at {self.label}: {exc}") from exc
+        if info is None:
+            raise StackError(f"pgvector: the vector type is missing at {self.label}")
+        dumper = _vector_dumper(info.oid)
+
+        async def configure(conn: psycopg.AsyncConnection) -> None:
+            conn.adapters.register_dumper(np.ndarray, dumper)
+
+        self.pool = AsyncConnectionPool(
+            self.conninfo, min_size=1, max_size=self.config.pool_max_size, kwargs={"autocommit": True},
+            configure=configure, timeout=self.config.connect_timeout, open=False, name="polystack-pgvector",
+        )
+        await self.pool.open(wait=True, timeout=self.config.connect_timeout)
+
+    async def shutdown(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    def _connection(self):
+        return _Translating(self.pool, self.label)
+
+    # -- vector DBs ----------------------------------------------------------------
+
+    async def _open(self, db: VectorDB) -> None:
+        db_id, dim, table = db.provider_resource_id, db.embedding_dimension, _table_name(db.provider_resource_id)
+        ops = "vector_cosine_ops" if self.config.metric == "cosine" else "vector_l2_ops"
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
+            row = await (await conn.execute(f"SELECT dimension FROM {REGISTRY} WHERE vector_db_id = %s", (db_id,))).fetchone()
+            if row is not None and row[0] != dim:
+                log.warning("vector DB %r: stored vectors have %d dimensions, not %d; starting it empty", db_id, row[0], dim)
+                await conn.execute(f"DROP TABLE IF EXISTS {table}")
+            await conn.execute(
+                f"INSERT INTO {REGISTRY} VALUES (%s, %s, %s) ON CONFLICT (vector_db_id) DO UPDATE SET dimension = %s",
+                (db_id, table, dim, dim),
+            )
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, document_id TEXT, "
+                f"chunk JSONB NOT NULL, embedding vector({dim}) NOT NULL)"
+            )
+            await conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_doc ON {table} (document_id)")
+            await conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_hnsw_{self.config.metric} ON {table} USING hnsw (embedding {ops}) "
+                f"WITH (m = {self.config.hnsw_m}, ef_construction = {self.config.hnsw_ef_construction})"
+            )
+        self.tables[db_id] = table
+
+    async def _drop(self, db: VectorDB) -> None:
+        table = _table_name(db.provider_resource_id)
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(f"DROP TABLE IF EXISTS {table}")
+            await conn.execute(f"DELETE FROM {REGISTRY} WHERE vector_db_id = %s", (db.provider_resource_id,))
+        self.tables.pop(db.provider_resource_id, None)
+
+    # -- insert and query ------------------------------------------------------------
+
+    async def _add(self, db: VectorDB, chunks: list[Chunk], vectors: np.ndarray, replace: set[str]) -> None:
+        table = self.tables[db.provider_resource_id]
+        async with self._connection() as conn, conn.transaction():
+            if replace:
+                await conn.execute(f"DELETE FROM {table} WHERE document_id = ANY(%s)", (sorted(replace),))
+            async with conn.cursor().copy(f"COPY {table} (document_id, chunk, embedding) FROM STDIN") as copy:
+                for chunk, vector in zip(chunks, vectors):
+                    doc = chunk.metadata.get("document_id")
+                    literal = "[" + ",".join(map(repr, vector.tolist())) + "]"
+                    await copy.write_row((None if doc is None else str(doc), chunk.model_dump_json(), literal))
+
+    async def _search(self, db: VectorDB, vector: np.ndarray, params: QueryParams) -> list[tuple[Chunk, float]]:
+        table = self.tables[db.provider_resource_id]
+        op = "<=>" if self.config.metric == "cosine" else "<->"
+        ef = max(self.config.hnsw_ef_search, params.max_chunks)
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+            cur = await conn.execute(
+                f"SELECT chunk, embedding {op} %s AS distance FROM {table} ORDER BY distance LIMIT %s",
+                (np.asarray(vector, dtype=np.float32), params.max_chunks),
+            )
+            rows = await cur.fetchall()
+        cosine = self.config.metric == "cosine"
+        hits = []
+        for chunk, distance in rows:
+            score = 1.0 - float(distance) if cosine else l2_score(distance)
+            if score >= params.score_threshold:
+                hits.append((Chunk.model_validate(chunk if isinstance(chunk, dict) else json.loads(chunk)), score))
+        return hits
+
+
+class _Translating:
+    """A pooled connection whose psycopg errors become UpstreamError naming the server."""
+
+    def __init__(self, pool: AsyncConnectionPool, label: str) -> None:
+        self._cm = pool.connection()
+        self.label = label
+
+    async def __aenter__(self) -> psycopg.AsyncConnection:
+        try:
+            return await self._cm.__aenter__()
+        except psycopg.Error as exc:
+            raise UpstreamError(f"pgvector: PostgreSQL at {self.label}: {exc}") from exc
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool | None:
+        result = await self._cm.__aexit__(exc_type, exc, tb)
+        if isinstance(exc, psycopg.Error):
+            raise UpstreamError(f"pgvector: PostgreSQL at {self.label}: {exc}") from exc
+        return result
