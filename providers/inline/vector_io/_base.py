@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,7 @@ def group_by_document(chunks: list[Chunk]) -> set[str]:
     return {d for d in map(document_id, chunks) if d is not None}
 
 
-class VectorIOProvider:
+class VectorIOProvider(ABC):
     """The VectorIO API over an index a subclass provides.
 
     Vector DBs are known by their ``provider_resource_id`` (what the router passes
@@ -77,21 +78,21 @@ class VectorIOProvider:
 
     # -- what a provider implements --------------------------------------------
 
+    @abstractmethod
     async def _open(self, db: VectorDB) -> None:
         """Create the vector DB's index, or load the one that is stored."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _drop(self, db: VectorDB) -> None:
         """Delete the vector DB and all its data."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _add(self, db: VectorDB, chunks: list[Chunk], vectors: np.ndarray, replace: set[str]) -> None:
         """Delete the chunks of the documents in ``replace``, then add ``chunks``."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _search(self, db: VectorDB, vector: np.ndarray, params: QueryParams) -> list[tuple[Chunk, float]]:
         """At most ``params.max_chunks`` (chunk, score) pairs scoring at least the threshold, best first."""
-        raise NotImplementedError
 
     # -- registry hooks --------------------------------------------------------
 

@@ -8,6 +8,7 @@ JSON text ``{"query": ..., "top_k": [results]}``.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -54,7 +55,7 @@ def web_search_tool_def() -> ToolDef:
     )
 
 
-class WebSearchToolRuntime:
+class WebSearchToolRuntime(ABC):
     """Base of the adapters: subclasses set ``provider_type``/``key_field`` and implement ``search``."""
 
     provider_type = ""
@@ -93,8 +94,9 @@ class WebSearchToolRuntime:
         results = await self.search(query, self.api_key())
         return ToolInvocationResult(content=json.dumps({"query": query, "top_k": results[: self.config.max_results]}))
 
+    @abstractmethod
     async def search(self, query: str, api_key: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """The search engine's results for ``query``."""
 
     async def rag_tool_insert(self, **kwargs: Any) -> None:
         raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")
