@@ -222,8 +222,12 @@ class ToolRuntimeRouter:
         return await provider.list_runtime_tools(tool_group_id=group.identifier, mcp_endpoint=mcp_endpoint or group.mcp_endpoint)
 
     async def invoke_tool(self, tool_name: str, kwargs: dict[str, Any]) -> Any:
+        """The tool group's ``args`` are defaults for every call of its tools
+        (``vector_db_ids`` of builtin::rag, say); the call's own kwargs win."""
         tool = await self.table.get_tool(tool_name)
-        return await self.table.providers[tool.provider_id].invoke_tool(tool_name=tool.provider_resource_id, kwargs=kwargs)
+        group = await self.table.get(tool.toolgroup_id)
+        merged = {**(group.args or {}), **kwargs}
+        return await self.table.providers[tool.provider_id].invoke_tool(tool_name=tool.provider_resource_id, kwargs=merged)
 
     async def _rag_provider(self) -> Any:
         _group, provider = await self.table.lookup(self.RAG_GROUP)

@@ -351,3 +351,13 @@ def test_every_routed_api_has_one_table_and_router():
     assert BY_ROUTED_API["inference"].router is InferenceRouter
     assert BY_ROUTED_API["tool_runtime"].config_section == "tool_groups"
     assert BY_ROUTED_API["scoring"].config_section == "scoring_fns"
+
+
+async def test_tool_group_args_are_defaults_for_its_tools(tool_groups, calls):
+    await tool_groups.register_tool_group("builtin::rag", provider_id="rag", args={"vector_db_ids": ["kb"], "top": 3})
+    router = ToolRuntimeRouter(tool_groups)
+
+    await router.invoke_tool(tool_name="knowledge_search", kwargs={"query": "q", "top": 5})
+
+    assert calls[-1] == ("rag", "invoke_tool", {"tool_name": "knowledge_search",
+                                                "kwargs": {"vector_db_ids": ["kb"], "top": 5, "query": "q"}})

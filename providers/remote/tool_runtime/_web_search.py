@@ -91,12 +91,15 @@ class WebSearchToolRuntime(ABC):
         query = kwargs.get("query")
         if not isinstance(query, str) or not query.strip():
             raise BadRequestError("a non-empty search query string is required", field="kwargs.query")
-        results = await self.search(query, self.api_key())
-        return ToolInvocationResult(content=json.dumps({"query": query, "top_k": results[: self.config.max_results]}))
+        limit = kwargs.get("max_results", self.config.max_results)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 50:
+            raise BadRequestError(f"an integer from 1 to 50 is required, got {limit!r}", field="kwargs.max_results")
+        results = await self.search(query, self.api_key(), limit)
+        return ToolInvocationResult(content=json.dumps({"query": query, "top_k": results[:limit]}))
 
     @abstractmethod
-    async def search(self, query: str, api_key: str) -> list[dict[str, Any]]:
-        """The search engine's results for ``query``."""
+    async def search(self, query: str, api_key: str, limit: int) -> list[dict[str, Any]]:
+        """At most ``limit`` of the search engine's results for ``query``."""
 
     async def rag_tool_insert(self, **kwargs: Any) -> None:
         raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")

@@ -34,8 +34,8 @@ class BraveSearchToolRuntime(WebSearchToolRuntime):
     provider_type = "remote::brave-search"
     key_field = "brave_search_api_key"
 
-    async def search(self, query: str, api_key: str) -> list[dict[str, Any]]:
-        path = "/res/v1/web/search?" + urlencode({"q": query, "count": self.config.max_results})
+    async def search(self, query: str, api_key: str, limit: int) -> list[dict[str, Any]]:
+        path = "/res/v1/web/search?" + urlencode({"q": query, "count": limit})
         body = await self.client.request_bytes(
             "GET", path, headers={"X-Subscription-Token": api_key, "Accept": "application/json"},
             what="brave search")

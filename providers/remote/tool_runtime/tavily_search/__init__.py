@@ -33,8 +33,8 @@ class TavilySearchToolRuntime(WebSearchToolRuntime):
     provider_type = "remote::tavily-search"
     key_field = "tavily_search_api_key"
 
-    async def search(self, query: str, api_key: str) -> list[dict[str, Any]]:
-        request = json.dumps({"query": query, "max_results": self.config.max_results}).encode()
+    async def search(self, query: str, api_key: str, limit: int) -> list[dict[str, Any]]:
+        request = json.dumps({"query": query, "max_results": limit}).encode()
         body = await self.client.request_bytes(
             "POST", "/search", request,
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},

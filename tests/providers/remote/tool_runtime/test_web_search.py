@@ -193,3 +193,14 @@ async def test_bad_arguments(kind):
     with pytest.raises(NotFoundError):
         await runtime.invoke_tool(tool_name="code_interpreter", kwargs={"code": "1"})
     await runtime.shutdown()
+
+
+async def test_max_results_of_the_call_wins_over_the_config(kind, double):
+    runtime = await make(kind, base_url=double.url, api_key=KEY, max_results=2)
+    result = await runtime.invoke_tool(tool_name="web_search", kwargs={"query": "llama stack", "max_results": 1})
+    with pytest.raises(BadRequestError, match="kwargs.max_results"):
+        await runtime.invoke_tool(tool_name="web_search", kwargs={"query": "x", "max_results": 0})
+    await runtime.shutdown()
+    assert len(json.loads(result.content)["top_k"]) == 1
+    sent = double.requests[0]
+    assert (sent["query"]["count"] == "1") if kind == "brave" else (sent["body"]["max_results"] == 1)
