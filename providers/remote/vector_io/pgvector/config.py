@@ -18,10 +18,10 @@ class PGVectorConfig(BaseModel):
     metric: Literal["cosine", "l2"] = Field(
         "cosine", description="cosine: score = cosine similarity; l2: score = 1 / (1 + Euclidean distance)"
     )
-    hnsw_m: int = Field(16, ge=2, le=100, description="HNSW index: neighbours per node (pgvector's m)")
+    hnsw_m: int = Field(32, ge=2, le=100, description="HNSW index: neighbours per node (pgvector's m)")
     hnsw_ef_construction: int = Field(64, ge=4, le=1000, description="HNSW index: search width while building")
     hnsw_ef_search: int = Field(
-        64, ge=1, le=1000, description="HNSW: search width of a query (raised to max_chunks when that is larger)"
+        128, ge=1, le=1000, description="HNSW: search width of a query (raised to max_chunks when that is larger)"
     )
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embeddings call while inserting")
     pool_max_size: int = Field(10, ge=1, description="Most connections this process opens")
