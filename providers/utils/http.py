@@ -155,6 +155,8 @@ class UpstreamClient:
         self.name = name
         self.default_headers = {"User-Agent": "polystack", **dict(headers), **dict(settings.headers)}
         self._session: aiohttp.ClientSession | None = None
+        self._probes: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._probe_lock = asyncio.Lock()
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
         )
@@ -318,6 +320,16 @@ class UpstreamClient:
                 response.release()
             else:  # a half-read connection must not go back to the pool
                 response.close()
+
+    async def cached_probe(self, path: str, timeout: float, ttl: float = 10.0) -> dict[str, Any]:
+        """``probe``, answered from memory for ``ttl`` seconds so health checks
+        do not hammer the upstream."""
+        async with self._probe_lock:
+            now = time.monotonic()
+            cached = self._probes.get(path)
+            if cached is None or now - cached[0] > ttl:
+                cached = self._probes[path] = (now, await self.probe(path, timeout))
+            return cached[1]
 
     async def probe(self, path: str, timeout: float) -> dict[str, Any]:
         """Reachability of the upstream for health checks; never raises."""

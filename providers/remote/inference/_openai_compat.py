@@ -10,6 +10,7 @@ parsed line by line as they arrive. The Llama Stack routes come from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -58,8 +59,6 @@ class OpenAICompatInference(OpenAINativeInference):
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.client = UpstreamClient(url, settings, name=f"{self.provider_type} ({context.provider_id})", headers=headers)
-        self._health: tuple[float, dict[str, Any]] | None = None
-        self._health_lock = asyncio.Lock()
 
     @property
     def url(self) -> str:
@@ -73,11 +72,7 @@ class OpenAICompatInference(OpenAINativeInference):
 
     async def health(self) -> dict[str, Any]:
         """Whether the upstream answers (GET /models, cached for 10 s); never raises."""
-        async with self._health_lock:
-            now = time.monotonic()
-            if self._health is None or now - self._health[0] > _HEALTH_TTL:
-                self._health = (now, await self.client.probe("/models", _HEALTH_TIMEOUT))
-            return self._health[1]
+        return await self.client.cached_probe("/models", _HEALTH_TIMEOUT, _HEALTH_TTL)
 
     # -- the Llama Stack routes (converted by OpenAINativeInference) -------------------
 
@@ -143,12 +138,11 @@ class OpenAICompatInference(OpenAINativeInference):
 
 async def drain(lines: AsyncIterator[bytes], timeout: float = 1.0) -> None:
     """Read what follows the end marker so the connection can go back to the pool."""
-    try:
+    # on a timeout or an upstream error, iter_lines has closed the connection instead
+    with contextlib.suppress(TimeoutError, UpstreamError):
         async with asyncio.timeout(timeout):
             async for _ in lines:
                 pass
-    except (TimeoutError, UpstreamError):
-        pass  # iter_lines closed the connection instead
 
 
 def parse_response(cls: type[M], raw: bytes, model: str, where: str) -> M:

@@ -233,8 +233,8 @@ class ModelWorker:
                     if not self._closing:
                         try:
                             self._load()
-                        except Exception:
-                            pass  # state says why; requests report it
+                        except Exception as exc:  # the state says why; requests report it as a 4xx
+                            log.warning("model %r failed to load: %s", self.model_id, exc)
                     continue
                 if self._closing:
                     job.deliver("error", StackError(f"model {self.model_id!r} is shutting down"))

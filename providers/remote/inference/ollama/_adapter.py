@@ -9,7 +9,6 @@ share one code path.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import struct
@@ -77,8 +76,6 @@ class OllamaInference(OpenAINativeInference):
             config.url, HTTPSettings.from_config(config),
             name=f"remote::ollama ({context.provider_id})", headers={"Content-Type": "application/json"},
         )
-        self._health: tuple[float, dict[str, Any]] | None = None
-        self._health_lock = asyncio.Lock()
 
     @property
     def url(self) -> str:
@@ -92,11 +89,7 @@ class OllamaInference(OpenAINativeInference):
 
     async def health(self) -> dict[str, Any]:
         """Whether Ollama answers GET /api/version (cached for 10 s); never raises."""
-        async with self._health_lock:
-            now = time.monotonic()
-            if self._health is None or now - self._health[0] > 10.0:
-                self._health = (now, await self.client.probe("/api/version", 0.5))
-            return self._health[1]
+        return await self.client.cached_probe("/api/version", 0.5)
 
     # -- chat ---------------------------------------------------------------------------
 
