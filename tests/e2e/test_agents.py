@@ -1,0 +1,234 @@
+"""Agents end to end: a real ``polystack run`` of the starter distribution driven
+by llama-stack-client 0.1.0 and its ``Agent`` helper. The tiny default model
+answers badly, so these assert the mechanics (events, steps, persistence) and
+force tool use with ``tool_choice`` where it would not choose a tool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+from llama_stack_client import AsyncLlamaStackClient, LlamaStackClient
+from llama_stack_client.lib.agents.agent import Agent
+from llama_stack_client.lib.agents.client_tool import ClientTool
+from llama_stack_client.types import ToolResponseMessage
+from llama_stack_client.types.tool_def_param import Parameter
+
+from tests.support import REPO, ServerProcess
+
+MODEL = "SmolLM2-135M-Instruct"
+GREEDY = {"strategy": {"type": "greedy"}, "max_tokens": 48}
+
+
+def agent_config(**overrides) -> dict:
+    return {"model": MODEL, "instructions": "You are a helpful assistant.", "enable_session_persistence": True,
+            "sampling_params": GREEDY, **overrides}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("agents-home")
+    with ServerProcess(str(REPO / "distributions/starter/run.yaml"), home=home) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(server):
+    return LlamaStackClient(base_url=server.base_url, timeout=120)
+
+
+class WeatherTool(ClientTool):
+    """A client tool: the client, not the server, runs it."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def get_name(self) -> str:
+        return "get_weather"
+
+    def get_description(self) -> str:
+        return "Get the current weather of a city"
+
+    def get_params_definition(self) -> dict[str, Parameter]:
+        return {"city": Parameter(name="city", parameter_type="string", description="the city", required=True)}
+
+    def run(self, messages):
+        call = messages[-1].tool_calls[0]
+        self.calls.append(call.arguments)
+        return [ToolResponseMessage(role="tool", call_id=call.call_id, tool_name=call.tool_name, content="Sunny, 21 C")]
+
+
+def steps_of(turn, step_type: str) -> list:
+    return [s for s in turn.steps if s.step_type == step_type]
+
+
+def test_client_tool_turn_with_the_agent_helper(client):
+    weather = WeatherTool()
+    agent = Agent(client, agent_config(client_tools=[weather.get_tool_definition()], tool_choice="required"),
+                  client_tools=(weather,))
+    session_id = agent.create_session("weather")
+
+    first = list(agent.create_turn([{"role": "user", "content": "What is the weather in Paris?"}], session_id=session_id))
+    kinds = [c.event.payload.event_type for c in first if hasattr(c, "event")]
+    assert kinds[0] == "turn_start" and "step_complete" in kinds
+    answer = first[-1]  # the helper ran the tool the turn ended with
+    assert isinstance(answer, ToolResponseMessage) and answer.content == "Sunny, 21 C"
+    assert weather.calls and "city" in weather.calls[0]
+
+    second = list(agent.create_turn([answer], session_id=session_id))
+    assert second[0].event.payload.event_type == "turn_start"
+    session = client.agents.session.retrieve(agent_id=agent.agent_id, session_id=session_id)
+    assert len(session.turns) == 2
+    one, two = session.turns
+    assert one.output_message.tool_calls[0].tool_name == "get_weather"
+    assert [s.step_type for s in one.steps] == ["inference"]
+    assert two.input_messages[0].role == "tool" and two.input_messages[0].call_id == answer.call_id
+    assert two.completed_at is not None and steps_of(two, "inference")
+
+
+def test_streamed_turn_events_in_order(client):
+    agent_id = client.agents.create(agent_config=agent_config()).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="s").session_id
+    chunks = list(client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=True,
+                                            messages=[{"role": "user", "content": "Say hello."}]))
+    payloads = [c.event.payload for c in chunks]
+    assert [p.event_type for p in payloads][:2] == ["turn_start", "step_start"]
+    assert payloads[-2].event_type == "step_complete" and payloads[-1].event_type == "turn_complete"
+    progress = [p for p in payloads if p.event_type == "step_progress"]
+    text = "".join(p.delta.text for p in progress)
+    turn = payloads[-1].turn
+    assert text and turn.output_message.content == text
+    step = turn.steps[0]
+    fetched = client.agents.steps.retrieve(agent_id=agent_id, session_id=session_id, turn_id=turn.turn_id, step_id=step.step_id)
+    assert fetched.step.inference_model_response.content == text  # the client renames model_response
+    assert client.agents.turn.retrieve(agent_id=agent_id, session_id=session_id, turn_id=turn.turn_id).turn_id == turn.turn_id
+
+
+def test_code_interpreter_turn(client):
+    agent_id = client.agents.create(agent_config=agent_config(
+        toolgroups=["builtin::code_interpreter"], tool_choice="required", max_infer_iters=2)).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="code").session_id
+    turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                     messages=[{"role": "user", "content": "What is 6*7? Use code."}])
+    execution = steps_of(turn, "tool_execution")[0]
+    assert execution.tool_calls[0].tool_name == "code_interpreter"
+    result = execution.tool_responses[0].content
+    # whatever code the tiny model wrote, the sandbox ran it and said how it went
+    assert result.startswith(("completed", "error")), result
+
+
+def test_rag_turn_cites_inserted_documents(client):
+    client.vector_dbs.register(vector_db_id="agent-facts", embedding_model="all-MiniLM-L6-v2", embedding_dimension=384)
+    try:
+        client.tool_runtime.rag_tool.insert(vector_db_id="agent-facts", chunk_size_in_tokens=128, documents=[
+            {"document_id": "octopus", "content": "An octopus has three hearts and blue blood.", "metadata": {}},
+            {"document_id": "volcano", "content": "Volcanoes erupt when magma rises through the crust.", "metadata": {}},
+        ])
+        agent_id = client.agents.create(agent_config=agent_config(
+            toolgroups=[{"name": "builtin::rag", "args": {"vector_db_ids": ["agent-facts"]}}],
+            tool_choice="required", max_infer_iters=2)).agent_id
+        session_id = client.agents.session.create(agent_id=agent_id, session_name="rag").session_id
+        turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                         messages=[{"role": "user", "content": "How many hearts does an octopus have?"}])
+        execution = steps_of(turn, "tool_execution")[0]
+        assert execution.tool_calls[0].tool_name == "knowledge_search"
+        cited = " ".join(item.text for item in execution.tool_responses[0].content)
+        assert "document_id: octopus" in cited or "document_id: volcano" in cited
+    finally:
+        client.vector_dbs.unregister("agent-facts")
+
+
+def test_documents_attached_to_a_turn_reach_knowledge_search(client):
+    agent_id = client.agents.create(agent_config=agent_config(
+        toolgroups=["builtin::rag"], tool_choice="required", max_infer_iters=2)).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="docs").session_id
+    turn = client.agents.turn.create(
+        agent_id=agent_id, session_id=session_id, stream=False,
+        messages=[{"role": "user", "content": "What is the project codename?"}],
+        documents=[{"content": "The project codename is Bluefin.", "mime_type": "text/plain"}],
+    )
+    execution = steps_of(turn, "tool_execution")[0]
+    cited = " ".join(item.text for item in execution.tool_responses[0].content)
+    assert "The project codename is Bluefin." in cited
+    client.agents.session.delete(agent_id=agent_id, session_id=session_id)
+    assert f"agent-session-{session_id}" not in [db.identifier for db in client.vector_dbs.list()]
+
+
+def test_bad_requests_are_4xx_naming_the_field(client, server):
+    bad = httpx.post(f"{server.base_url}/v1/agents", json={"agent_config": agent_config(model="nope")})
+    assert bad.status_code == 400 and "agent_config.model" in bad.json()["detail"]
+    bad = httpx.post(f"{server.base_url}/v1/agents", json={"agent_config": agent_config(toolgroups=["builtin::nope"])})
+    assert bad.status_code == 400 and "agent_config.toolgroups[0]" in bad.json()["detail"]
+    missing = httpx.post(f"{server.base_url}/v1/agents/nope/session", json={"session_name": "s"})
+    assert missing.status_code == 404
+    agent_id = client.agents.create(agent_config=agent_config()).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="s").session_id
+    empty = httpx.post(f"{server.base_url}/v1/agents/{agent_id}/session/{session_id}/turn", json={"messages": []})
+    assert empty.status_code == 400 and "messages" in empty.json()["detail"]
+    client.agents.delete(agent_id=agent_id)
+    gone = httpx.get(f"{server.base_url}/v1/agents/{agent_id}/session/{session_id}")
+    assert gone.status_code == 404
+
+
+def test_a_client_that_leaves_mid_stream_leaves_no_turn(client, server):
+    agent_id = client.agents.create(agent_config=agent_config(sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 400})).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="s").session_id
+    url = f"{server.base_url}/v1/agents/{agent_id}/session/{session_id}/turn"
+    body = {"stream": True, "messages": [{"role": "user", "content": "Write a long story about a dragon."}]}
+    with httpx.stream("POST", url, json=body, timeout=60) as response:
+        events = []
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:])["event"]["payload"]["event_type"])
+            if events.count("step_progress") >= 3:
+                break  # hang up mid-answer
+    assert "turn_complete" not in events
+    time.sleep(3)  # long enough for the 400-token answer to have finished had it not been cancelled
+    assert client.agents.session.retrieve(agent_id=agent_id, session_id=session_id).turns == []
+
+
+def test_twenty_sessions_at_once(server):
+    async def main():
+        client = AsyncLlamaStackClient(base_url=server.base_url, timeout=300)
+        agent_id = (await client.agents.create(agent_config=agent_config(
+            sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 16}))).agent_id
+
+        async def one(i: int):
+            session_id = (await client.agents.session.create(agent_id=agent_id, session_name=f"s{i}")).session_id
+            turn = await client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                                   messages=[{"role": "user", "content": f"Count to {i}."}])
+            return session_id, turn
+
+        results = await asyncio.gather(*(one(i) for i in range(20)))
+        for session_id, turn in results:
+            assert turn.session_id == session_id and turn.output_message.role == "assistant"
+            session = await client.agents.session.retrieve(agent_id=agent_id, session_id=session_id)
+            assert [t.turn_id for t in session.turns] == [turn.turn_id]
+
+    asyncio.run(main())
+
+
+def test_sessions_and_turns_survive_a_restart(tmp_path):
+    run_yaml = str(REPO / "distributions/starter/run.yaml")
+    with ServerProcess(run_yaml, home=tmp_path) as first:
+        client = LlamaStackClient(base_url=first.base_url, timeout=120)
+        agent_id = client.agents.create(agent_config=agent_config()).agent_id
+        session_id = client.agents.session.create(agent_id=agent_id, session_name="kept").session_id
+        for text in ("Hello.", "Say it again."):
+            client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                      messages=[{"role": "user", "content": text}])
+        before = client.agents.session.retrieve(agent_id=agent_id, session_id=session_id)
+    with ServerProcess(run_yaml, home=tmp_path) as second:
+        client = LlamaStackClient(base_url=second.base_url, timeout=120)
+        after = client.agents.session.retrieve(agent_id=agent_id, session_id=session_id)
+        assert after.session_name == "kept"
+        assert after.model_dump() == before.model_dump()
+        assert [t.input_messages[0].content for t in after.turns] == ["Hello.", "Say it again."]
+        # the restored session goes on: its history reaches the model
+        turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                         messages=[{"role": "user", "content": "Thanks."}])
+        assert len(client.agents.session.retrieve(agent_id=agent_id, session_id=session_id).turns) == 3
+        assert turn.output_message.role == "assistant"
