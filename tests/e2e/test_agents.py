@@ -157,11 +157,37 @@ def test_documents_attached_to_a_turn_reach_knowledge_search(client):
     assert f"agent-session-{session_id}" not in [db.identifier for db in client.vector_dbs.list()]
 
 
+def test_an_input_shield_blocks_the_turn(client):
+    assert "pattern-guard" in [s.identifier for s in client.shields.list()]
+    agent_id = client.agents.create(agent_config=agent_config(input_shields=["pattern-guard"])).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="guarded").session_id
+    chunks = list(client.agents.turn.create(
+        agent_id=agent_id, session_id=session_id, stream=True,
+        messages=[{"role": "user", "content": "Charge my card 4111 1111 1111 1111 please."}]))
+    payloads = [c.event.payload for c in chunks]
+    assert [p.event_type for p in payloads] == ["turn_start", "step_start", "step_complete", "turn_complete"]
+    shield_step = payloads[2].step_details
+    assert shield_step.step_type == "shield_call"
+    assert shield_step.violation.violation_level == "error"
+    assert "4111 1111 1111 1111" not in str(shield_step.violation.metadata)  # masked
+    turn = payloads[-1].turn
+    assert turn.output_message.content == shield_step.violation.user_message
+    assert [s.step_type for s in turn.steps] == ["shield_call"]  # the model never saw it
+
+    # a clean message passes the same shield and reaches the model
+    clean = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                      messages=[{"role": "user", "content": "Say hello."}])
+    assert [s.step_type for s in clean.steps] == ["shield_call", "inference"]
+    assert clean.steps[0].violation is None
+
+
 def test_bad_requests_are_4xx_naming_the_field(client, server):
     bad = httpx.post(f"{server.base_url}/v1/agents", json={"agent_config": agent_config(model="nope")})
     assert bad.status_code == 400 and "agent_config.model" in bad.json()["detail"]
     bad = httpx.post(f"{server.base_url}/v1/agents", json={"agent_config": agent_config(toolgroups=["builtin::nope"])})
     assert bad.status_code == 400 and "agent_config.toolgroups[0]" in bad.json()["detail"]
+    bad = httpx.post(f"{server.base_url}/v1/agents", json={"agent_config": agent_config(output_shields=["nope"])})
+    assert bad.status_code == 400 and "agent_config.output_shields[0]" in bad.json()["detail"]
     missing = httpx.post(f"{server.base_url}/v1/agents/nope/session", json={"session_name": "s"})
     assert missing.status_code == 404
     agent_id = client.agents.create(agent_config=agent_config()).agent_id

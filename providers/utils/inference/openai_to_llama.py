@@ -70,13 +70,21 @@ def completion_logprobs(logprobs: OpenAICompletionLogprobs | None) -> list[Token
     ]
 
 
+def _call_stop_reason(finish: str | None, has_calls: bool) -> StopReason:
+    """end_of_message when the model stopped to call tools, unless it ran out
+    of tokens on the way (a cut-off call is not one to run)."""
+    if has_calls and finish != "length":
+        return StopReason.end_of_message
+    return stop_reason(finish)
+
+
 def chat_response(response: OpenAIChatCompletion) -> ChatCompletionResponse:
     choice = response.choices[0]
     calls = [c for c in (tool_call(tc) for tc in choice.message.tool_calls or []) if c is not None]
     return ChatCompletionResponse(
         completion_message=CompletionMessage(
             content=choice.message.content or "",
-            stop_reason=StopReason.end_of_message if calls else stop_reason(choice.finish_reason),
+            stop_reason=_call_stop_reason(choice.finish_reason, bool(calls)),
             tool_calls=calls,
         ),
         logprobs=chat_logprobs(choice.logprobs),
@@ -141,7 +149,7 @@ async def _chat_events(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> Asyn
         else:
             yield _event(ChatCompletionResponseEventType.progress,
                          ToolCallDelta(tool_call=parsed, parse_status=ToolCallParseStatus.succeeded))
-    reason = StopReason.end_of_message if calls else stop_reason(finish)
+    reason = _call_stop_reason(finish, bool(calls))
     yield _event(ChatCompletionResponseEventType.complete, TextDelta(text=""), stop_reason=reason)
 
 
