@@ -165,8 +165,9 @@ class FakeShields:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, config: MetaReferenceAgentsConfig | None = None) -> None:
         self.tmp_path = tmp_path
+        self.config = config or MetaReferenceAgentsConfig()
         self.inference = ScriptedInference()
         self.tool_runtime = RecordingToolRuntime()
         self.vector_dbs = FakeVectorDBs()
@@ -177,7 +178,7 @@ class Harness:
         deps = {"inference": self.inference, "models": FakeModels(), "safety": KeywordShield(), "shields": FakeShields(),
                 "tool_runtime": self.tool_runtime, "tool_groups": FakeToolGroups(), "vector_io": object(), "vector_dbs": self.vector_dbs}
         context = ProviderContext(provider_id="agents", spec=spec, image_name="t", data_dir=self.tmp_path, deps=deps)
-        self.agents = await create(MetaReferenceAgentsConfig(), context)
+        self.agents = await create(self.config, context)
         return self.agents
 
     async def agent(self, **overrides) -> tuple[str, str]:
@@ -388,7 +389,20 @@ async def test_unknown_ids_are_404s_and_delete_removes_everything(harness):
     assert await harness.agents.store.list_turns(session_id) == []
 
 
-async def test_turns_survive_a_restart(harness, tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+async def stored_harness(request, tmp_path):
+    """A harness on each store backend."""
+    config = None
+    if request.param == "postgres":
+        config = MetaReferenceAgentsConfig(persistence_store=request.getfixturevalue("postgres_config"))
+    h = Harness(tmp_path, config)
+    await h.start()
+    yield h
+    await h.agents.shutdown()
+
+
+async def test_turns_survive_a_restart(stored_harness):
+    harness = stored_harness
     agent_id, session_id = await harness.agent()
     harness.inference.replies = [text_reply("one"), text_reply("two")]
     first = await harness.turn(agent_id, session_id, "1")
