@@ -11,12 +11,14 @@ import time
 
 import httpx
 import pytest
+import yaml
 from llama_stack_client import AsyncLlamaStackClient, LlamaStackClient
 from llama_stack_client.lib.agents.agent import Agent
 from llama_stack_client.lib.agents.client_tool import ClientTool
 from llama_stack_client.types import ToolResponseMessage
 from llama_stack_client.types.tool_def_param import Parameter
 
+from tests.providers.remote.tool_runtime.mcp_server import MCPServerThread
 from tests.support import REPO, ServerProcess
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -29,9 +31,21 @@ def agent_config(**overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
+def mcp_server():
+    with MCPServerThread("streamable_http") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """The starter distribution, plus an MCP tool runtime."""
     home = tmp_path_factory.mktemp("agents-home")
-    with ServerProcess(str(REPO / "distributions/starter/run.yaml"), home=home) as proc:
+    config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
+    config["providers"]["tool_runtime"].append(
+        {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
+    run_yaml = home / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump(config))
+    with ServerProcess(str(run_yaml), home=home) as proc:
         yield proc
 
 
@@ -118,6 +132,26 @@ def test_code_interpreter_turn(client):
     result = execution.tool_responses[0].content
     # whatever code the tiny model wrote, the sandbox ran it and said how it went
     assert result.startswith(("completed", "error")), result
+
+
+def test_mcp_tool_turn(client, mcp_server):
+    client.toolgroups.register(toolgroup_id="mcp::agent-test", provider_id="mcp", mcp_endpoint={"uri": mcp_server.url})
+    try:
+        # "group/tool" offers the model one tool of the group
+        agent_id = client.agents.create(agent_config=agent_config(
+            toolgroups=["mcp::agent-test/echo"], tool_choice="required", max_infer_iters=2)).agent_id
+        session_id = client.agents.session.create(agent_id=agent_id, session_name="mcp").session_id
+        turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                         messages=[{"role": "user", "content": "Echo the word hello."}])
+        execution = steps_of(turn, "tool_execution")[0]
+        call = execution.tool_calls[0]
+        assert call.tool_name == "echo"
+        # the MCP server's echo answered what the model sent it
+        text = call.arguments["text"]
+        result = " ".join(item.text for item in execution.tool_responses[0].content)
+        assert (text.upper() if call.arguments.get("shout") else text) in result
+    finally:
+        client.toolgroups.unregister(toolgroup_id="mcp::agent-test")
 
 
 def test_rag_turn_cites_inserted_documents(client):
