@@ -98,6 +98,8 @@ class _Operation:
         hints = typing.get_type_hints(fn, include_extras=True)
         self.response_type, self.streams = _split_return(hints.get("return"))
         self.json_params: dict[str, TypeAdapter] = {}
+        self.query_params: list[str] = []
+        self.path_types_are_str = all(hints.get(p) is str for p in wm.path_params)
         params, body_fields = [], {}
         for p in list(inspect.signature(fn).parameters.values())[1:]:
             ann = hints.get(p.name, Any)
@@ -110,19 +112,21 @@ class _Operation:
             elif wm.has_body:
                 body_fields[p.name] = (ann, default)
             elif _is_query_compatible(ann):
+                self.query_params.append(p.name)
                 params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Query(default)))
             else:  # structured query value: JSON in the query string
                 self.json_params[p.name] = TypeAdapter(ann)
                 q = Query(None if default is ... or default is None else json.dumps(default), description=f"JSON: {ann}")
                 params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=str | None, default=q))
         self.body_model = None
+        self.body_required = False
         if wm.has_body and body_fields:
             self.body_model = create_model(
                 wm.request_name or f"{_camel(name)}Request",
                 __config__=ConfigDict(protected_namespaces=()),
                 **body_fields,
             )
-            required = any(f.is_required() for f in self.body_model.model_fields.values())
+            required = self.body_required = any(f.is_required() for f in self.body_model.model_fields.values())
             params.append(inspect.Parameter(
                 "request_body", inspect.Parameter.KEYWORD_ONLY, annotation=self.body_model if required else self.body_model | None,
                 default=Body(...) if required else Body(None),
@@ -167,6 +171,40 @@ class _Operation:
 
         return endpoint
 
+    @property
+    def lean(self) -> bool:
+        """Whether ``fields_endpoint`` can serve this operation: a body of
+        fields and string path parameters, nothing in the query string."""
+        return (self.wm.has_body and not self.wm.body and not self.query_params and not self.json_params
+                and self.path_types_are_str)
+
+    def fields_endpoint(self) -> Callable[..., Any]:
+        """A plain Starlette endpoint for operations whose input is a JSON body
+        of fields (and path parameters): validated by the same request model,
+        with FastAPI's 422 error shape, without its dependency machinery."""
+        model, required, call_name = self.body_model, self.body_required, self.name
+        media_type = self.wm.media_type
+
+        async def endpoint(request: Request) -> Response:
+            kwargs: dict[str, Any] = dict(request.path_params)
+            raw = await request.body()
+            if model is not None and raw.strip():
+                try:
+                    body = model.model_validate_json(raw)
+                except ValidationError as exc:
+                    raise RequestValidationError(
+                        [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+                    ) from None
+                kwargs.update({k: getattr(body, k) for k in model.model_fields})
+            elif required:
+                raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+            result = await getattr(self.get_impl(self.api), call_name)(**kwargs)
+            if isinstance(result, collections.abc.AsyncIterator):
+                return await sse_response(result, done_marker=self.wm.sse_done)
+            return _render(result, media_type)
+
+        return endpoint
+
     @staticmethod
     def _parse_json_query(name: str, raw: str | None, adapter: TypeAdapter) -> Any:
         if raw is None:
@@ -196,8 +234,9 @@ def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
     for api, name, wm, fn in sorted(declared, key=lambda d: d[2].route, reverse=True):
         op = _Operation(api, name, wm, fn, get_impl)
         endpoint = op.endpoint()
-        if wm.body:  # served by the lean endpoint; the FastAPI route below documents it
-            fast = op.body_endpoint()
+        # lean endpoints serve what they can; the FastAPI route below documents it
+        fast = op.body_endpoint() if wm.body else op.fields_endpoint() if op.lean else None
+        if fast is not None:
             for path in (paths[wm.route], *wm.aliases):
                 app.router.routes.insert(0, Route(path, fast, methods=[wm.method]))
         for path in (paths[wm.route], *wm.aliases):

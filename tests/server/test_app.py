@@ -94,6 +94,15 @@ async def test_body_validation_is_422_with_field_path(client):
     assert error["loc"] == ["body", "model_type"]
 
 
+async def test_missing_or_malformed_body_is_422(client):
+    missing = await client.post("/v1/models")
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["body"]
+    malformed = await client.post("/v1/models", content=b'{"model_id": ', headers={"content-type": "application/json"})
+    assert malformed.status_code == 422
+    assert malformed.json()["detail"][0]["type"] == "json_invalid"
+
+
 async def test_structured_query_parameter_is_json(client):
     filters = [{"key": "service", "op": "eq", "value": "api"}]
     response = await client.get("/v1/telemetry/traces", params={"attribute_filters": json.dumps(filters), "limit": 5})
