@@ -70,13 +70,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         # providers start before the port opens, so a provider that cannot
         # start is a one-line error and exit code 2, like a config error
         try:
-            await app.state.stack.start()
+            await app.state.stack.start(begin_background=False)
         except StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"polystack {__version__}: serving {the_plan.image_name} ({the_plan.loaded.source}) "
               f"on http://{host}:{port}", file=sys.stderr)
-        await server.serve()
+        serving = asyncio.create_task(server.serve())
+        # background work (model loads) begins once the port is open, so it
+        # does not slow down the server's own start-up
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.005)
+        if server.started:
+            app.state.stack.begin_background()
+        await serving
         return 0
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:

@@ -41,7 +41,10 @@ class Stack:
     def served_apis(self) -> list[str]:
         return served_apis(self.plan)
 
-    async def start(self) -> None:
+    async def start(self, *, begin_background: bool = True) -> None:
+        """Start every provider. ``begin_background=False`` leaves the call of
+        ``begin_background()`` (providers' ``after_start``) to the caller:
+        ``polystack run`` makes it once the port is open."""
         cfg = self.plan.loaded.config
         home = data_dir(cfg.image_name)
         store_config = cfg.metadata_store or SqliteStoreConfig()
@@ -62,6 +65,21 @@ class Stack:
             await self.shutdown()
             raise
         self.started = True
+        if begin_background:
+            self.begin_background()
+
+    def begin_background(self) -> None:
+        """Let providers begin background work (loading models) now, not while
+        the providers after them start: that work holds the GIL for seconds
+        (torch's import) and would slow down every start-up behind it."""
+        for started in self.providers:
+            hook = getattr(started.impl, "after_start", None)
+            if hook is None:
+                continue
+            try:
+                hook()
+            except Exception:  # background work reports through health(); it must not stop the server
+                log.exception("provider %s failed to begin its background work", started.provider_id)
 
     async def _start_providers(self, home) -> None:
         for planned in self.plan.providers:

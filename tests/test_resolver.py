@@ -43,6 +43,9 @@ class FakeProvider:
         if self.config.fail_shutdown:
             raise RuntimeError(f"{self.provider_id} failed to close")
 
+    def after_start(self) -> None:
+        self.events.append(("after_start", self.provider_id))
+
 
 class FakeInference(FakeProvider):
     async def chat_completion(self, model_id, messages, **kwargs):
@@ -394,6 +397,18 @@ async def test_stack_starts_a_dependency_after_what_it_depends_on(tmp_path, plug
         llm = next(p.impl for p in running.providers if p.provider_id == "llm")
         assert llm.calls == [("chat_completion", "upstream-chat")]
         assert (home / "chain" / "registry.db").is_file()  # state stays under POLYSTACK_HOME
+    finally:
+        await running.shutdown()
+
+
+async def test_background_work_begins_once_every_provider_started(tmp_path, plugin):
+    running = Stack(plan(load(tmp_path, CHAIN % "false"), plugin.registry))
+    await running.start(begin_background=False)  # as `polystack run` does, until its port is open
+    try:
+        assert not [e for e in plugin.events if e[0] == "after_start"]
+        running.begin_background()
+        kinds = [kind for kind, _ in plugin.events]
+        assert kinds == ["start"] * 3 + ["after_start"] * 3
     finally:
         await running.shutdown()
 

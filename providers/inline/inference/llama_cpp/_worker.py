@@ -140,11 +140,12 @@ class ModelWorker:
 
     # -- event-loop side ---------------------------------------------------------
 
-    def start(self, *, load_now: bool) -> None:
-        if load_now:
-            self.state = "loading"
+    def start(self) -> None:
         self._thread.start()
-        if load_now:
+
+    def load_in_background(self) -> None:
+        if self.llama is None and self.state == "not loaded":
+            self.state = "loading"
             self._jobs.put(None)  # None: just load
 
     def _enqueue(self, fn: Callable[[Any, Job], Any], sink: Callable[[str, Any], None]) -> Job:

@@ -56,8 +56,15 @@ class LlamaCppInference(OpenAINativeInference):
         self.workers = {model_id: ModelWorker(model_id, entry, config) for model_id, entry in config.models.items()}
 
     def start(self) -> None:
+        """Start the model threads (models load on first use until ``after_start``)."""
         for worker in self.workers.values():
-            worker.start(load_now=self.config.load == "background")
+            worker.start()
+
+    def after_start(self) -> None:
+        """With ``load: background``, begin loading every model now."""
+        if self.config.load == "background":
+            for worker in self.workers.values():
+                worker.load_in_background()
 
     async def health(self) -> dict[str, str]:
         """Per model: "loading", "ready", "not loaded" (first_use), or "error: ..."."""

@@ -13,10 +13,7 @@ __all__ = ["EmbeddingModelConfig", "SentenceTransformersConfig", "create", "regi
 async def create(config: SentenceTransformersConfig, context: ProviderContext):
     from .provider import SentenceTransformersInference  # torch loads later, in the model threads
 
-    provider = SentenceTransformersInference(config, context)
-    if config.load == "background":
-        provider.start()
-    return provider
+    return SentenceTransformersInference(config, context)
 
 
 @stack.hookimpl

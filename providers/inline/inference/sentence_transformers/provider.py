@@ -55,6 +55,11 @@ class SentenceTransformersInference(OpenAINativeInference):
         for worker in self.workers.values():
             worker.start()
 
+    def after_start(self) -> None:
+        """With ``load: background``, the stack has started: begin loading now."""
+        if self.config.load == "background":
+            self.start()
+
     async def shutdown(self) -> None:
         await asyncio.gather(*(worker.close() for worker in self.workers.values()))
 

@@ -13,9 +13,7 @@ __all__ = ["GGUFInPackage", "TransformersConfig", "TransformersModelConfig", "cr
 async def create(config: TransformersConfig, context: ProviderContext):
     from .inference import TransformersInference  # torch and transformers load later, in the worker threads
 
-    provider = TransformersInference(config, context)
-    provider.start()
-    return provider
+    return TransformersInference(config, context)
 
 
 @stack.hookimpl

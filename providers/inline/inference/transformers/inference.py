@@ -68,6 +68,9 @@ class TransformersInference(OpenAINativeInference):
         self.context = context
         self.workers = {model_id: ModelWorker(model_id, entry, config) for model_id, entry in config.models.items()}
 
+    def after_start(self) -> None:
+        self.start()
+
     def start(self) -> None:
         """Begin loading every model in its worker thread, unless models load on first use."""
         if self.config.load == "background":

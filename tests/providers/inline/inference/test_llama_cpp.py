@@ -321,6 +321,7 @@ async def test_missing_package_and_path_are_client_errors_naming_them(tmp_path):
     })
     (tmp_path / "junk.gguf").write_bytes(b"not a GGUF file")
     provider = await create(config, None)  # start-up does not fail
+    provider.after_start()  # nor does loading in the background
     try:
         await wait_until(lambda: all(w.state != "loading" for w in provider.workers.values()))
         health = await provider.health()
@@ -453,6 +454,9 @@ async def test_model_calls_do_not_block_the_event_loop(provider):
 async def test_health_goes_from_loading_to_ready_and_shutdown_frees_the_model():
     provider = await create(LlamaCppConfig(n_threads=THREADS), None)
     worker = provider.workers[M]
+    # the stack calls after_start once every provider started: loading begins then
+    assert (await provider.health()) == {M: "not loaded"}
+    provider.after_start()
     assert (await provider.health()) == {M: "loading"}
     await wait_until(lambda: worker.state != "loading")
     assert (await provider.health()) == {M: "ready"}
