@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,10 @@ class Stack:
             if hook is None:
                 continue
             try:
-                hook()
+                result = hook()
+                if inspect.isawaitable(result):  # nothing would await it
+                    getattr(result, "close", lambda: None)()
+                    log.error("provider %s: after_start must be a plain def, not async", started.provider_id)
             except Exception:  # background work reports through health(); it must not stop the server
                 log.exception("provider %s failed to begin its background work", started.provider_id)
 

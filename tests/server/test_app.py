@@ -37,7 +37,7 @@ class FakeTelemetry:
         async def unused(**kwargs):
             raise UpstreamError(f"{name} is not used by these tests")
 
-        if name.startswith("_") or name in ("shutdown", "health"):  # optional hooks: absent
+        if name.startswith("_") or name in ("shutdown", "health", "after_start"):  # optional hooks: absent
             raise AttributeError(name)
         return unused
 

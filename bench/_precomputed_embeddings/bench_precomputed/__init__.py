@@ -42,7 +42,7 @@ class PrecomputedEmbeddings:
         return EmbeddingsResponse(embeddings=rows)
 
     def __getattr__(self, name):
-        if name.startswith("_") or name in ("shutdown", "health", "register_model", "unregister_model"):
+        if name.startswith("_") or name in ("shutdown", "health", "after_start", "register_model", "unregister_model"):
             raise AttributeError(name)
 
         async def unsupported(*args, **kwargs):
