@@ -1,6 +1,6 @@
 """Vector query latency and recall over HTTP, against a real ``polystack run``.
 
-    python bench/vector_query.py [--providers faiss-hnsw,faiss-flat,pgvector,qdrant-local]
+    python bench/vector_query.py [--providers faiss-hnsw,faiss-flat,pgvector,pgvector-index-after-load,qdrant-local]
                                  [--n 100000] [--queries 500] [--real-embeddings 2000]
 
 Method (embedding excluded, everything else included):
@@ -18,6 +18,11 @@ Method (embedding excluded, everything else included):
   score_threshold=-1) on one keep-alive connection after 50 warm-up queries;
   p50/p99 of the client-side wall time.
 - Recall@10: the returned document ids against exact top-10 by cosine (numpy).
+- pgvector runs on a PostgreSQL of the ``pgserver`` package (its default
+  settings), a database of its own per provider. ``pgvector`` is the default
+  config: the HNSW index is built once 10k rows are in, later rows join it one
+  by one. ``pgvector-index-after-load`` sets ``hnsw_index_min_rows`` to
+  ``--n``: the last insert builds the index over everything (bulk load).
 - ``--real-embeddings N``: with all-MiniLM-L6-v2 on sentence-transformers,
   the time to embed N texts through /v1/inference/embeddings (64 per call)
   against inserting the same N texts as chunks into FAISS (which embeds them).
@@ -51,6 +56,7 @@ VECTOR_IO = {
     "faiss-flat": "provider_type: inline::faiss\n    config: {index_type: flat}",
     "qdrant-local": "provider_type: inline::qdrant\n    config: {}",
     "pgvector": "provider_type: remote::pgvector\n    config: PG",
+    "pgvector-index-after-load": "provider_type: remote::pgvector\n    config: PG",
 }
 
 RUN_CONFIG = """\
@@ -96,20 +102,28 @@ def install_plugin(target: Path) -> None:
                     "--target", str(target), str(source)], check=True)
 
 
-def pg_config(work: Path) -> str:
+def pg_config(work: Path, database: str, **extra) -> str:
+    """remote::pgvector's config for a new database on the bench's PostgreSQL
+    (started on first use, as a child of this process: ``nice`` applies to it too)."""
+    import psycopg
     import pgserver
     from psycopg.conninfo import conninfo_to_dict
 
     server = pgserver.get_server(str(work / "pg"), cleanup_mode="stop")
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
     params = conninfo_to_dict(server.get_uri())
-    return json.dumps({"host": params["host"], "port": 5432, "db": params.get("dbname", "postgres"), "user": params["user"]})
+    return json.dumps({"host": params["host"], "port": 5432, "db": database, "user": params["user"], **extra})
 
 
 def bench_provider(name: str, work: Path, plugin_dir: Path, base: np.ndarray, query: np.ndarray, truth: np.ndarray,
                    n_queries: int) -> dict:
     home = work / f"home-{name}"
     config = work / f"run-{name}.yaml"
-    vector_io = VECTOR_IO[name].replace("PG", pg_config(work)) if name == "pgvector" else VECTOR_IO[name]
+    vector_io = VECTOR_IO[name]
+    if name.startswith("pgvector"):
+        extra = {"hnsw_index_min_rows": len(base)} if name == "pgvector-index-after-load" else {}
+        vector_io = vector_io.replace("PG", pg_config(work, name.replace("-", "_"), **extra))
     config.write_text(RUN_CONFIG.format(inference_id="precomputed", inference_type="inline::bench-precomputed",
                                         vector_io=vector_io, model="precomputed"))
     env = {"BENCH_VECTORS_DIR": str(work), "POLYSTACK_PLUGINS": "bench_precomputed"}
@@ -194,10 +208,16 @@ def main() -> None:
         truth = exact_top_k(base, query)
         plugin_dir = work / "plugin"
         install_plugin(plugin_dir)
-        for name in filter(None, args.providers.split(",")):
-            print(json.dumps(bench_provider(name, work, plugin_dir, base, query, truth, args.queries)), flush=True)
-        if args.real_embeddings:
-            print(json.dumps(bench_real_embeddings(args.real_embeddings, work)), flush=True)
+        try:
+            for name in filter(None, args.providers.split(",")):
+                print(json.dumps(bench_provider(name, work, plugin_dir, base, query, truth, args.queries)), flush=True)
+            if args.real_embeddings:
+                print(json.dumps(bench_real_embeddings(args.real_embeddings, work)), flush=True)
+        finally:
+            if (work / "pg").exists():  # stop PostgreSQL while its folder is still there
+                import pgserver
+
+                pgserver.get_server(str(work / "pg")).cleanup()
 
 
 if __name__ == "__main__":

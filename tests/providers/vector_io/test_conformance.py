@@ -31,12 +31,14 @@ def _provider_yaml(name: str, tmp_path, request) -> str:
         return "provider_type: inline::faiss\n    config: {}"
     if name == "faiss-flat":
         return "provider_type: inline::faiss\n    config: {index_type: flat}"
-    if name == "pgvector":
+    if name in ("pgvector", "pgvector-hnsw"):
+        # pgvector: below hnsw_index_min_rows (10k), so queries scan exactly;
+        # pgvector-hnsw: the HNSW index from the start, so every query goes through it
         pg = request.getfixturevalue("postgres_config")
-        return (
-            "provider_type: remote::pgvector\n    config: "
-            + json.dumps({"host": pg.host, "port": pg.port, "db": pg.db, "user": pg.user})
-        )
+        config = {"host": pg.host, "port": pg.port, "db": pg.db, "user": pg.user}
+        if name == "pgvector-hnsw":
+            config["hnsw_index_min_rows"] = 0
+        return "provider_type: remote::pgvector\n    config: " + json.dumps(config)
     if name == "qdrant-local":
         return "provider_type: inline::qdrant\n    config: {}"
     if name == "qdrant-client-memory":
@@ -46,7 +48,7 @@ def _provider_yaml(name: str, tmp_path, request) -> str:
     raise AssertionError(name)
 
 
-PROVIDERS = ["faiss-hnsw", "faiss-flat", "pgvector", "qdrant-local", "qdrant-client-memory"]
+PROVIDERS = ["faiss-hnsw", "faiss-flat", "pgvector", "pgvector-hnsw", "qdrant-local", "qdrant-client-memory"]
 
 
 @pytest.fixture(params=PROVIDERS)
