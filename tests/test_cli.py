@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.support import shared_path
+from tests.support import REPO, shared_path
 
 REFERENCE_DIR = "llama-stack-0.1.0-run-configs"
 
@@ -74,7 +74,14 @@ def test_unknown_distribution_lists_the_embedded_ones():
     assert "distributions: " in result.stderr and "starter" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["starter", "remote-vllm", "ollama", "openai"])
+EMBEDDED = sorted(p.parent.name for p in (REPO / "distributions").glob("*/run.yaml"))
+
+
+def test_the_documented_distributions_are_embedded():
+    assert {"starter", "remote-vllm", "ollama", "openai", "postgres"} <= set(EMBEDDED)
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
 def test_every_embedded_distribution_passes_config_check(name, tmp_path):
     env = {"POLYSTACK_HOME": str(tmp_path), "INFERENCE_MODEL": "some-model", "VLLM_URL": "http://127.0.0.1:9/v1"}
     result = polystack("config", "check", name, env=env)

@@ -91,6 +91,12 @@ class PostgresStoreConfig(BaseModel):
     pool_max_size: int = Field(10, ge=1, description="Most connections this process opens.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
 
+    @field_validator("password")
+    @classmethod
+    def _empty_password_is_unset(cls, value: str | None) -> str | None:
+        # `password: ${env.POSTGRES_PASSWORD:=}` with the variable unset: libpq's defaults apply
+        return value or None
+
     @field_validator("table_name")
     @classmethod
     def _check_table_name(cls, value: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: a PostgreSQL memory setting: a number of kB, or a number with kB, MB, GB or TB
 MEMORY_SETTING = r"^\s*\d+\s*(kB|MB|GB|TB)?\s*$"
@@ -40,3 +40,9 @@ class PGVectorConfig(BaseModel):
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embeddings call while inserting")
     pool_max_size: int = Field(10, ge=1, description="Most connections this process opens")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection")
+
+    @field_validator("password")
+    @classmethod
+    def _empty_password_is_unset(cls, value: str | None) -> str | None:
+        # `password: ${env.POSTGRES_PASSWORD:=}` with the variable unset: libpq's defaults apply
+        return value or None
