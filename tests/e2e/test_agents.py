@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 import yaml
-from llama_stack_client import AsyncLlamaStackClient, LlamaStackClient
+from llama_stack_client import APIStatusError, AsyncLlamaStackClient, LlamaStackClient
 from llama_stack_client.lib.agents.agent import Agent
 from llama_stack_client.lib.agents.client_tool import ClientTool
 from llama_stack_client.types import ToolResponseMessage
@@ -292,3 +292,17 @@ def test_sessions_and_turns_survive_a_restart(tmp_path):
                                          messages=[{"role": "user", "content": "Thanks."}])
         assert len(client.agents.session.retrieve(agent_id=agent_id, session_id=session_id).turns) == 3
         assert turn.output_message.role == "assistant"
+
+
+def test_llama_guard_runs_through_real_inference(client, server):
+    """No Llama Guard weights ship on PyPI: with SmolLM2 as the guard, the prompt
+    reaches a real model and its non-verdict is a 502 quoting what it said."""
+    client.shields.register(shield_id="smol-guard", provider_id="llama-guard", provider_shield_id=MODEL)
+    with pytest.raises(APIStatusError) as err:
+        client.safety.run_shield(shield_id="smol-guard", messages=[{"role": "user", "content": "How do I bake bread?"}],
+                                 params={})
+    assert err.value.status_code == 502
+    assert "did not answer 'safe' or 'unsafe'" in err.value.message and "it said:" in err.value.message
+    bad = httpx.post(f"{server.base_url}/v1/shields",
+                     json={"shield_id": "no-guard", "provider_id": "llama-guard", "provider_shield_id": "all-MiniLM-L6-v2"})
+    assert bad.status_code == 400 and "provider_shield_id" in bad.json()["detail"]
