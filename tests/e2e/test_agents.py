@@ -11,14 +11,12 @@ import time
 
 import httpx
 import pytest
-import yaml
 from llama_stack_client import APIStatusError, AsyncLlamaStackClient, LlamaStackClient
 from llama_stack_client.lib.agents.agent import Agent
 from llama_stack_client.lib.agents.client_tool import ClientTool
 from llama_stack_client.types import ToolResponseMessage
 from llama_stack_client.types.tool_def_param import Parameter
 
-from tests.providers.remote.tool_runtime.mcp_server import MCPServerThread
 from tests.support import REPO, ServerProcess
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -31,22 +29,8 @@ def agent_config(**overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def mcp_server():
-    with MCPServerThread("streamable_http") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The starter distribution, plus an MCP tool runtime."""
-    home = tmp_path_factory.mktemp("agents-home")
-    config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
-    config["providers"]["tool_runtime"].append(
-        {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
-    run_yaml = home / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump(config))
-    with ServerProcess(str(run_yaml), home=home) as proc:
-        yield proc
+def server(starter_with_mcp):
+    return starter_with_mcp
 
 
 @pytest.fixture

@@ -4,29 +4,12 @@ provider) driven by llama-stack-client 0.1.0; an MCP server (FastMCP) runs in th
 from __future__ import annotations
 
 import pytest
-import yaml
 from llama_stack_client import APIStatusError, LlamaStackClient
 
-from tests.providers.remote.tool_runtime.mcp_server import MCPServerThread
-from tests.support import REPO, ServerProcess
-
 
 @pytest.fixture(scope="module")
-def mcp_server():
-    with MCPServerThread("streamable_http") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("tools-home")
-    config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
-    config["providers"]["tool_runtime"].append(
-        {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
-    run_yaml = home / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump(config))
-    with ServerProcess(str(run_yaml), home=home) as proc:
-        yield proc
+def server(starter_with_mcp):
+    return starter_with_mcp
 
 
 @pytest.fixture
