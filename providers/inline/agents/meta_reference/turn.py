@@ -32,6 +32,7 @@ from stack.apis.agents import (
 )
 from stack.apis.inference import CompletionMessage, Message, StopReason, ToolChoice, ToolResponseMessage
 from stack.apis.safety import SafetyViolation, ViolationLevel
+from stack.errors import BadRequestError
 
 from .history import blocked_reply, conversation, with_context
 from .store import AgentRecord, AgentStore
@@ -209,6 +210,10 @@ class TurnRunner:
     async def _shield_step(self, shield_ids: list[str], messages: list, result: _Result) -> AsyncIterator[AgentTurnResponseStreamChunk]:
         """Run every shield; the most severe violation is recorded, and only an
         error-level one blocks (left in ``result``)."""
+        if self.deps.safety is None:  # the agent was made on a stack that served safety
+            which = "input_shields" if shield_ids is self.config.input_shields else "output_shields"
+            raise BadRequestError("the agent names shields, but this stack serves no safety API",
+                                  field=f"agent_config.{which}")
         step_id, started_at, chunk = self._start(StepType.shield_call)
         yield chunk
         worst: SafetyViolation | None = None

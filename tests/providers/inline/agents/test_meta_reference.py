@@ -310,6 +310,14 @@ async def test_input_shield_blocks_the_turn(harness):
     assert turn.output_message.content == "blocked: bomb"
 
 
+async def test_shields_on_a_stack_without_safety_are_a_400(harness):
+    agent_id, session_id = await harness.agent(input_shields=["no-bombs"])
+    harness.agents.deps.safety = None  # as after a restart with the safety API removed from the run config
+    with pytest.raises(BadRequestError) as err:
+        await harness.turn(agent_id, session_id, "hello")
+    assert err.value.field == "agent_config.input_shields"
+
+
 async def test_warning_shield_is_recorded_but_does_not_block(harness):
     agent_id, session_id = await harness.agent(input_shields=["note-cats"], output_shields=["no-bombs"])
     harness.inference.replies = [text_reply("a cat bomb")]
