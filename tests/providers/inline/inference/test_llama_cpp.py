@@ -534,7 +534,8 @@ async def test_served_over_http(tmp_path, monkeypatch):
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             health = (await client.get("/v1/health")).json()
             assert health["status"] == "OK" and health["providers"]["llama"][M] in ("loading", "ready")
-            body = {"model": "smol", "messages": HELLO, "max_tokens": 4, "stream": True,
+            # ignore_eos: exactly max_tokens tokens, however short the sampled answer would be
+            body = {"model": "smol", "messages": HELLO, "max_tokens": 4, "stream": True, "ignore_eos": True,
                     "stream_options": {"include_usage": True}}
             response = await client.post("/v1/chat/completions", json=body)
             assert response.status_code == 200
