@@ -7,6 +7,8 @@ from stack.apis.agents import InferenceStep, MemoryRetrievalStep, ShieldCallStep
 from stack.apis.inference import CompletionMessage, Message, StopReason, SystemMessage, ToolResponseMessage, UserMessage
 from stack.apis.safety import ViolationLevel
 
+from providers.utils.inference.llama_to_openai import content_text
+
 BLOCKED_MESSAGE = "I can't help with that request."
 
 
@@ -15,11 +17,13 @@ def blocked_reply(user_message: str | None) -> CompletionMessage:
 
 
 def with_context(messages: list, context: str) -> list:
-    """``messages`` with ``context`` attached to the last user message (documents given inline)."""
+    """``messages`` with ``context`` added to the last user message's (documents given inline);
+    a context the client sent stays, first."""
     out = list(messages)
     for i in range(len(out) - 1, -1, -1):
         if isinstance(out[i], UserMessage):
-            out[i] = out[i].model_copy(update={"context": context})
+            given = content_text(out[i].context)
+            out[i] = out[i].model_copy(update={"context": f"{given}\n\n{context}" if given else context})
             break
     return out
 

@@ -43,7 +43,7 @@ def _document_text(doc: Document) -> str | None:
     if isinstance(content, URL):
         return None
     if isinstance(content, str):
-        return None if content.startswith(("http://", "https://", "file://", "data:")) else content
+        return None if content.lower().startswith(("http://", "https://", "file://", "data:")) else content
     items = content if isinstance(content, list) else [content]
     return "\n".join(item.text for item in items if isinstance(item, TextContentItem))
 

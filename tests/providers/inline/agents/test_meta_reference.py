@@ -341,6 +341,15 @@ async def test_inline_documents_go_with_the_message(harness):
     assert "Bluefin" in history[1].context
 
 
+async def test_inline_documents_keep_the_context_the_client_sent(harness):
+    agent_id, session_id = await harness.agent()
+    harness.inference.replies = [text_reply("ok")]
+    doc = Document(content="The codename is Bluefin.", mime_type="text/plain")
+    await harness.turn(agent_id, session_id, UserMessage(content="Codename?", context="Answer in French."), documents=[doc])
+    context = harness.inference.requests[0]["messages"][-1].context
+    assert context.startswith("Answer in French.") and "Bluefin" in context
+
+
 async def test_documents_with_rag_go_to_a_session_vector_db(harness):
     agent_id, session_id = await harness.agent(toolgroups=["builtin::rag"])
     harness.inference.replies = [call_reply("knowledge_search", query="codename"), text_reply("Bluefin")]
