@@ -73,6 +73,16 @@ def _split_return(annotation: Any) -> tuple[Any, bool]:
     return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), streams
 
 
+def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    """``raw`` validated as ``model``; FastAPI's 422, located under "body", when it is not."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
 def _render(result: Any, media_type: str = "application/json") -> Response:
     if media_type == "application/jsonl" and isinstance(result, list):
         lines = [item.model_dump_json() if isinstance(item, BaseModel) else dumps(item).decode() for item in result]
@@ -143,10 +153,7 @@ class _Operation:
                 kwargs.update({k: getattr(body, k) for k in type(body).model_fields})
             for name, adapter in self.json_params.items():
                 kwargs[name] = self._parse_json_query(name, kwargs.get(name), adapter)
-            result = await getattr(self.get_impl(self.api), self.name)(**kwargs)
-            if isinstance(result, collections.abc.AsyncIterator):
-                return await sse_response(result, done_marker=self.wm.sse_done)
-            return _render(result, self.wm.media_type)
+            return await self._respond(await getattr(self.get_impl(self.api), self.name)(**kwargs))
 
         endpoint.__signature__ = self.signature  # type: ignore[attr-defined]
         endpoint.__name__ = self.name
@@ -161,16 +168,8 @@ class _Operation:
         call_name, param = self.name, self.wm.body
 
         async def endpoint(request: Request) -> Response:
-            try:
-                body = body_type.model_validate_json(await request.body())
-            except ValidationError as exc:
-                raise RequestValidationError(
-                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-                ) from None
-            result = await getattr(self.get_impl(self.api), call_name)(**{param: body})
-            if isinstance(result, collections.abc.AsyncIterator):
-                return await sse_response(result, done_marker=self.wm.sse_done)
-            return _render(result)
+            body = _parse_body(body_type, await request.body())
+            return await self._respond(await getattr(self.get_impl(self.api), call_name)(**{param: body}))
 
         return endpoint
 
@@ -186,27 +185,23 @@ class _Operation:
         of fields (and path parameters): validated by the same request model,
         with FastAPI's 422 error shape, without its dependency machinery."""
         model, required, call_name = self.body_model, self.body_required, self.name
-        media_type = self.wm.media_type
 
         async def endpoint(request: Request) -> Response:
             kwargs: dict[str, Any] = dict(request.path_params)
             raw = await request.body()
             if model is not None and raw.strip():
-                try:
-                    body = model.model_validate_json(raw)
-                except ValidationError as exc:
-                    raise RequestValidationError(
-                        [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-                    ) from None
+                body = _parse_body(model, raw)
                 kwargs.update({k: getattr(body, k) for k in model.model_fields})
             elif required:
                 raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
-            result = await getattr(self.get_impl(self.api), call_name)(**kwargs)
-            if isinstance(result, collections.abc.AsyncIterator):
-                return await sse_response(result, done_marker=self.wm.sse_done)
-            return _render(result, media_type)
+            return await self._respond(await getattr(self.get_impl(self.api), call_name)(**kwargs))
 
         return endpoint
+
+    async def _respond(self, result: Any) -> Response:
+        if isinstance(result, collections.abc.AsyncIterator):
+            return await sse_response(result, done_marker=self.wm.sse_done)
+        return _render(result, self.wm.media_type)
 
     @staticmethod
     def _parse_json_query(name: str, raw: str | None, adapter: TypeAdapter) -> Any:
