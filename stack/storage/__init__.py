@@ -9,6 +9,7 @@ Callers open a store from its config and use only the `KVStore` and
 """
 
 from ._config import (
+    Password,
     PostgresStoreConfig,
     SqliteStoreConfig,
     StoreConfig,
@@ -24,6 +25,7 @@ __all__ = [
     "ColumnType",
     "DuplicateKeyError",
     "KVStore",
+    "Password",
     "PostgresStoreConfig",
     "SqlStore",
     "SqliteStoreConfig",

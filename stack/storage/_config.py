@@ -65,6 +65,11 @@ class SqliteStoreConfig(BaseModel):
         return Path(raw).expanduser()
 
 
+# An empty password (`password: ${env.POSTGRES_PASSWORD:=}` with the variable
+# unset) means none given, so libpq's defaults (PGPASSWORD, ~/.pgpass) apply.
+Password = Annotated[str | None, AfterValidator(lambda value: value or None)]
+
+
 class PostgresStoreConfig(BaseModel):
     """A PostgreSQL database; several server replicas can share it."""
 
@@ -75,7 +80,7 @@ class PostgresStoreConfig(BaseModel):
     port: int = Field(5432, ge=1, le=65535, description="Server port.")
     db: str = Field("llamastack", description="Database name.")
     user: str | None = Field(None, description="User name (unset: libpq default, e.g. $PGUSER).")
-    password: str | None = Field(None, repr=False, description="Password (unset: libpq default).")
+    password: Password = Field(None, repr=False, description="Password (unset: libpq default).")
     namespace: Namespace = Field(
         None,
         description="Prefix that keeps this store's keys (KV) or tables (SQL) apart "
@@ -90,12 +95,6 @@ class PostgresStoreConfig(BaseModel):
     )
     pool_max_size: int = Field(10, ge=1, description="Most connections this process opens.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
-
-    @field_validator("password")
-    @classmethod
-    def _empty_password_is_unset(cls, value: str | None) -> str | None:
-        # `password: ${env.POSTGRES_PASSWORD:=}` with the variable unset: libpq's defaults apply
-        return value or None
 
     @field_validator("table_name")
     @classmethod

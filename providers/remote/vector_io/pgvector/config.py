@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from stack.storage import Password
 
 #: a PostgreSQL memory setting: a number of kB, or a number with kB, MB, GB or TB
 MEMORY_SETTING = r"^\s*\d+\s*(kB|MB|GB|TB)?\s*$"
@@ -17,7 +19,7 @@ class PGVectorConfig(BaseModel):
     port: int = Field(5432, ge=1, le=65535, description="Server port")
     db: str = Field("postgres", description="Database name")
     user: str | None = Field("postgres", description="User name (null: libpq default, e.g. $PGUSER)")
-    password: str | None = Field(None, repr=False, description="Password (null: libpq default, e.g. $PGPASSWORD)")
+    password: Password = Field(None, repr=False, description="Password (null: libpq default, e.g. $PGPASSWORD)")
     metric: Literal["cosine", "l2"] = Field(
         "cosine", description="cosine: score = cosine similarity; l2: score = 1 / (1 + Euclidean distance)"
     )
@@ -40,9 +42,3 @@ class PGVectorConfig(BaseModel):
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embeddings call while inserting")
     pool_max_size: int = Field(10, ge=1, description="Most connections this process opens")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection")
-
-    @field_validator("password")
-    @classmethod
-    def _empty_password_is_unset(cls, value: str | None) -> str | None:
-        # `password: ${env.POSTGRES_PASSWORD:=}` with the variable unset: libpq's defaults apply
-        return value or None
