@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -145,7 +146,7 @@ def main() -> None:
         run_yaml.write_text(RUN_YAML.format(url=f"http://127.0.0.1:{upstream_port}/v1"))
         upstream = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(upstream_port)])
         stack = subprocess.Popen([sys.executable, "-m", "stack", "run", str(run_yaml), "--port", str(stack_port),
-                                  "--log-level", "warning"], env={**__import__("os").environ, "POLYSTACK_HOME": home})
+                                  "--log-level", "warning"], env={**os.environ, "POLYSTACK_HOME": home})
         try:
             wait_until_up(f"http://127.0.0.1:{upstream_port}/v1/models", upstream)
             wait_until_up(f"http://127.0.0.1:{stack_port}/v1/health", stack)
