@@ -75,7 +75,9 @@ def _build_tiny_model(directory, *, chat_template: str | None = CHATML) -> Simpl
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(directory)
     hf_tokenizer.save_pretrained(directory)
-    return SimpleNamespace(path=str(directory), eos_id=hf_tokenizer.eos_token_id, context=256)
+    # every token that ends generation: <|im_end|> (eos) and <|endoftext|>, a turn end too
+    end_ids = [hf_tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    return SimpleNamespace(path=str(directory), eos_id=hf_tokenizer.eos_token_id, end_ids=end_ids, context=256)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,8 @@ def chat(**fields) -> OpenAIChatCompletionRequest:
 
 
 def no_eos(tiny) -> dict:
-    return {"logit_bias": {str(tiny.eos_id): -100}}
+    """Sampling that cannot end before max_tokens: every end-of-generation token banned."""
+    return {"logit_bias": {str(token_id): -100 for token_id in tiny.end_ids}}
 
 
 async def collect(stream) -> list:
