@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable
 from pydantic import BaseModel, ValidationError
 
 from .errors import BadRequestError
+from .fetcher import URLFetcher
 from .request_context import raw_provider_data
 
 PROVIDER_TYPE = re.compile(r"^(inline|remote)::[a-z0-9][a-z0-9_.\-]*$")
@@ -64,6 +65,8 @@ class ProviderContext:
     image_name: str
     data_dir: Path
     deps: dict[str, Any] = field(default_factory=dict)
+    #: reads every URL a request names, under the run config's ``server.fetch``
+    fetcher: URLFetcher = field(default_factory=URLFetcher)
 
     def provider_data(self) -> BaseModel | None:
         """This request's ``X-LlamaStack-Provider-Data``, validated for this provider.

@@ -14,7 +14,8 @@ __all__ = ["RAGRuntimeConfig", "create", "register_providers"]
 async def create(config: RAGRuntimeConfig, context: ProviderContext):
     from .provider import RAGToolRuntime
 
-    return RAGToolRuntime(config, vector_io=context.deps["vector_io"], inference=context.deps["inference"])
+    return RAGToolRuntime(config, vector_io=context.deps["vector_io"], inference=context.deps["inference"],
+                          fetcher=context.fetcher)
 
 
 @stack.hookimpl

@@ -1,30 +1,23 @@
-"""Turning a RAGDocument into text, and text into chunks of tokens (no I/O but files and http)."""
+"""Turning a RAGDocument into text, and text into chunks of tokens (URLs are read by the stack's fetcher)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import mimetypes
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from stack.apis._content import URL, ImageContentItem, TextContentItem
-from stack.errors import BadRequestError, UpstreamError, UpstreamTimeoutError
+from stack.errors import BadRequestError
+from stack.fetcher import URLFetcher
 
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown", "text/csv", "application/json"}
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 PDF_TYPE = "application/pdf"
 SUPPORTED = sorted(TEXT_TYPES | HTML_TYPES | {PDF_TYPE}) + ["text/*"]
-_URI = re.compile(r"^(https?://|file://|data:)", re.IGNORECASE)
-_DATA_URL = re.compile(r"^data:(?P<mime>[^;,]*)(?P<params>(;[^;,]*)*),(?P<data>.*)$", re.DOTALL | re.IGNORECASE)
+_URI = re.compile(r"^(https?://|file:|data:)", re.IGNORECASE)
 
-mimetypes.add_type("text/markdown", ".md")
-mimetypes.add_type("text/markdown", ".markdown")
 
 
 # -- tokens and chunks ---------------------------------------------------------------------------
@@ -146,81 +139,12 @@ def pdf_to_text(data: bytes) -> str:
 # -- fetching ------------------------------------------------------------------------------------
 
 
-def parse_data_url(url: str) -> tuple[bytes, str | None]:
-    """The bytes and the mime type (None when the URL names none) of a ``data:`` URL."""
-    match = _DATA_URL.match(url)
-    if match is None:
-        raise BadRequestError("malformed data URL (expected data:[<mime>][;base64],<data>)", field="content")
-    params = [p.strip().lower() for p in match["params"].split(";") if p.strip()]
-    raw = match["data"]
-    if "base64" in params:
-        try:
-            data = base64.b64decode(raw, validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequestError(f"data URL is not valid base64: {exc}", field="content") from None
-    else:
-        data = unquote(raw).encode()
-    return data, (match["mime"].strip().lower() or None)
-
-
-def _charset(mime_params: str | None) -> str:
-    if mime_params:
-        m = re.search(r"charset=([\w.-]+)", mime_params, re.IGNORECASE)
-        if m:
-            return m.group(1)
-    return "utf-8"
-
-
-@dataclass
-class Fetched:
-    data: bytes | str
-    mime_type: str | None
-    charset: str = "utf-8"
-
-
-async def fetch_http(url: str, timeout: float, max_bytes: int) -> Fetched:
-    import asyncio
-
-    import aiohttp
-
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(url) as response:
-                if response.status >= 400:
-                    raise UpstreamError(f"fetching {url} failed: HTTP {response.status}")
-                data = await response.content.read(max_bytes + 1)
-                if len(data) > max_bytes:
-                    raise BadRequestError(f"document {url} is larger than {max_bytes} bytes", field="content")
-                content_type = response.headers.get("Content-Type", "")
-    except asyncio.TimeoutError:
-        raise UpstreamTimeoutError(f"fetching {url} timed out after {timeout:g}s") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"fetching {url} failed: {exc}") from None
-    mime = content_type.split(";")[0].strip().lower() or None
-    return Fetched(data, mime, _charset(content_type))
-
-
-def read_file(uri: str, *, allowed: bool, max_bytes: int) -> Fetched:
-    if not allowed:
-        raise BadRequestError("file URIs are disabled on this server (allow_file_uris: false)", field="content")
-    path = Path(unquote(urlparse(uri).path)) if uri.lower().startswith("file://") else Path(uri)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise BadRequestError(f"file {str(path)!r} is larger than {max_bytes} bytes", field="content")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadRequestError(f"cannot read {str(path)!r}: {exc.strerror or exc}", field="content") from None
-    return Fetched(data, mimetypes.guess_type(path.name)[0])
-
-
-def _guess_from_uri(uri: str) -> str | None:
-    return mimetypes.guess_type(urlparse(uri).path)[0]
-
-
-async def load_document(content: Any, mime_type: str | None, *, timeout: float = 30.0,
+async def load_document(content: Any, mime_type: str | None, fetcher: URLFetcher, *, timeout: float = 30.0,
                         max_bytes: int = 50 << 20, allow_files: bool = True) -> str:
-    """The text of a document's ``content`` (text, content items, or a URI) of ``mime_type`` (guessed when None)."""
+    """The text of a document's ``content`` (text, content items, or a URI) of ``mime_type`` (guessed when None).
+
+    URIs are read by the stack's ``fetcher``, under the server's allow-list.
+    """
     uri: str | None = None
     if isinstance(content, URL):
         uri = content.uri
@@ -228,19 +152,12 @@ async def load_document(content: Any, mime_type: str | None, *, timeout: float =
         uri = content
     if uri is None:
         text = content_text(content)
-        fetched = Fetched(text, mime_type or "text/plain")
-    elif uri.lower().startswith("data:"):
-        data, mime = parse_data_url(uri)
-        params = uri.split(",", 1)[0]
-        fetched = Fetched(data, mime, _charset(params))
-    elif uri.lower().startswith(("http://", "https://")):
-        fetched = await fetch_http(uri, timeout, max_bytes)
-        fetched.mime_type = fetched.mime_type if fetched.mime_type not in (None, "application/octet-stream") \
-            else _guess_from_uri(uri)
-    else:
-        fetched = read_file(uri, allowed=allow_files, max_bytes=max_bytes)
+        return to_text(text, (mime_type or "text/plain").split(";")[0].strip().lower())
+    if (uri.lower().startswith("file:") or uri.startswith("/")) and not allow_files:
+        raise BadRequestError("file URIs are disabled for this rag tool (allow_file_uris: false)", field="content")
+    fetched = await fetcher.fetch(uri, field="content", max_bytes=max_bytes, timeout=timeout)
     mime = (mime_type or fetched.mime_type or "").split(";")[0].strip().lower()
-    return to_text(fetched.data, mime, fetched.charset)
+    return to_text(fetched.data, mime, fetched.charset or "utf-8")
 
 
 def to_text(data: bytes | str, mime: str, charset: str = "utf-8") -> str:

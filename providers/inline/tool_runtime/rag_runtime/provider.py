@@ -20,6 +20,7 @@ from stack.apis.tool_runtime import (
 )
 from stack.apis.vector_io import Chunk
 from stack.errors import BadRequestError, NotFoundError
+from stack.fetcher import URLFetcher
 
 from . import _documents
 from .config import RAGRuntimeConfig
@@ -35,10 +36,11 @@ class RAGQueryResultWithMetadata(RAGQueryResult):
 
 
 class RAGToolRuntime:
-    def __init__(self, config: RAGRuntimeConfig, vector_io: Any, inference: Any) -> None:
+    def __init__(self, config: RAGRuntimeConfig, vector_io: Any, inference: Any, fetcher: URLFetcher | None = None) -> None:
         self.config = config
         self.vector_io = vector_io
         self.inference = inference
+        self.fetcher = fetcher or URLFetcher()
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -89,7 +91,7 @@ class RAGToolRuntime:
         for i, doc in enumerate(documents):
             try:
                 text = await _documents.load_document(
-                    doc.content, doc.mime_type, timeout=self.config.fetch_timeout_seconds,
+                    doc.content, doc.mime_type, self.fetcher, timeout=self.config.fetch_timeout_seconds,
                     max_bytes=self.config.max_document_bytes, allow_files=self.config.allow_file_uris)
             except BadRequestError as exc:
                 field = f"documents.{i}.{exc.field}" if exc.field else f"documents.{i}"

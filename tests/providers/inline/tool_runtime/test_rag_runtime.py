@@ -15,6 +15,7 @@ from providers.inline.tool_runtime.rag_runtime.config import RAGRuntimeConfig
 from providers.inline.tool_runtime.rag_runtime.provider import RAGToolRuntime
 from stack.apis._content import URL
 from stack.errors import BadRequestError, UpstreamError
+from stack.fetcher import FetchConfig, URLFetcher, URLRefusedError
 
 MARKDOWN = """\
 # Volcanoes
@@ -56,6 +57,11 @@ def make_pdf(text: str) -> bytes:
     return bytes(out)
 
 
+async def load(content, mime_type, *, fetcher: URLFetcher | None = None, **kwargs) -> str:
+    """load_document with the fetcher of a server that lists no directory and no private host."""
+    return await _documents.load_document(content, mime_type, fetcher or URLFetcher(), **kwargs)
+
+
 def data_url(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
@@ -64,13 +70,13 @@ def data_url(data: bytes, mime: str) -> str:
 
 
 async def test_plain_text_and_markdown_are_kept_as_is():
-    assert await _documents.load_document("just some text", None) == "just some text"
-    assert await _documents.load_document(MARKDOWN, "text/markdown") == MARKDOWN
-    assert await _documents.load_document([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], None) == "a b"
+    assert await load("just some text", None) == "just some text"
+    assert await load(MARKDOWN, "text/markdown") == MARKDOWN
+    assert await load([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], None) == "a b"
 
 
 async def test_html_becomes_visible_text():
-    text = await _documents.load_document(HTML, "text/html")
+    text = await load(HTML, "text/html")
     assert text.splitlines() == [
         "Sourdough", "Baking sourdough bread",
         "Mix flour, water and salt with an active starter & let the dough rise overnight.",
@@ -80,42 +86,54 @@ async def test_html_becomes_visible_text():
 
 
 async def test_data_urls():
-    assert await _documents.load_document(data_url(MARKDOWN.encode(), "text/markdown"), None) == MARKDOWN
+    assert await load(data_url(MARKDOWN.encode(), "text/markdown"), None) == MARKDOWN
     url = URL(uri=data_url(HTML.encode(), "text/html"))
-    assert "Cool on a rack" in await _documents.load_document(url, None)
-    assert await _documents.load_document("data:,hello%20world", None) == "hello world"
+    assert "Cool on a rack" in await load(url, None)
+    assert await load("data:,hello%20world", None) == "hello world"
     # RAGDocument.mime_type wins over the data URL's
-    assert "<p>" in await _documents.load_document(url, "text/plain")
+    assert "<p>" in await load(url, "text/plain")
 
 
 async def test_pdf_from_data_url_and_file(tmp_path):
     pdf = make_pdf("Photosynthesis turns sunlight into chemical energy")
-    assert "Photosynthesis turns sunlight" in await _documents.load_document(data_url(pdf, "application/pdf"), None)
+    assert "Photosynthesis turns sunlight" in await load(data_url(pdf, "application/pdf"), None)
     (tmp_path / "leaf.pdf").write_bytes(pdf)
-    assert "chemical energy" in await _documents.load_document(URL(uri=str(tmp_path / "leaf.pdf")), None)
+    local = URLFetcher(FetchConfig(allow_dirs=[str(tmp_path)]))
+    assert "chemical energy" in await load(URL(uri=str(tmp_path / "leaf.pdf")), None, fetcher=local)
     with pytest.raises(BadRequestError, match="not a readable PDF"):
-        await _documents.load_document(data_url(b"%PDF-1.4 garbage", "application/pdf"), None)
+        await load(data_url(b"%PDF-1.4 garbage", "application/pdf"), None)
 
 
-async def test_file_paths_and_file_uris(tmp_path):
+async def test_file_paths_and_file_uris_inside_allowed_directories(tmp_path):
     (tmp_path / "notes.md").write_text(MARKDOWN)
     (tmp_path / "page.html").write_text(HTML)
-    assert await _documents.load_document(URL(uri=str(tmp_path / "notes.md")), None) == MARKDOWN
-    assert await _documents.load_document(f"file://{tmp_path}/notes.md", None) == MARKDOWN
-    assert "Baking sourdough bread" in await _documents.load_document(URL(uri=f"file://{tmp_path}/page.html"), None)
+    local = URLFetcher(FetchConfig(allow_dirs=[str(tmp_path)]))
+    assert await load(URL(uri=str(tmp_path / "notes.md")), None, fetcher=local) == MARKDOWN
+    assert await load(f"file://{tmp_path}/notes.md", None, fetcher=local) == MARKDOWN
+    assert "Baking sourdough bread" in await load(URL(uri=f"file://{tmp_path}/page.html"), None, fetcher=local)
     with pytest.raises(BadRequestError, match="cannot read") as info:
-        await _documents.load_document(URL(uri=str(tmp_path / "missing.txt")), None)
+        await load(URL(uri=str(tmp_path / "missing.txt")), None, fetcher=local)
     assert info.value.field == "content"
     with pytest.raises(BadRequestError, match="disabled"):
-        await _documents.load_document(URL(uri=str(tmp_path / "notes.md")), None, allow_files=False)
+        await load(URL(uri=str(tmp_path / "notes.md")), None, fetcher=local, allow_files=False)
+
+
+async def test_files_are_refused_by_default(tmp_path):
+    (tmp_path / "notes.md").write_text(MARKDOWN)
+    with pytest.raises(URLRefusedError, match="allow_dirs: none") as info:
+        await load(f"file://{tmp_path}/notes.md", None)
+    assert info.value.field == "content"
 
 
 async def test_unsupported_mime_type_and_bad_http():
     with pytest.raises(BadRequestError, match="unsupported mime_type 'image/png'") as info:
-        await _documents.load_document(data_url(b"\x89PNG", "image/png"), None)
+        await load(data_url(b"\x89PNG", "image/png"), None)
     assert info.value.field == "mime_type"
+    with pytest.raises(URLRefusedError, match="127.0.0.1 is a loopback address"):
+        await load("http://127.0.0.1:9/x", None, timeout=5)
+    loopback = URLFetcher(FetchConfig(allow_networks=["127.0.0.1/32"]))
     with pytest.raises(UpstreamError, match="fetching http://127.0.0.1:9/x"):
-        await _documents.load_document("http://127.0.0.1:9/x", None, timeout=5)
+        await load("http://127.0.0.1:9/x", None, fetcher=loopback, timeout=5)
 
 
 # -- chunking ------------------------------------------------------------------------------------
