@@ -12,6 +12,8 @@ from typing import Sequence
 from . import __version__
 from .errors import ConfigError
 
+log = logging.getLogger("polystack")
+
 
 def build_plan(target: str | None):
     """Run config (distribution name or file) -> validated Plan. Raises ConfigError."""
@@ -31,6 +33,25 @@ def _apply_env(pairs: Sequence[str]) -> None:
         os.environ[key] = value
 
 
+def exposure_warning(host: str, port: int, api_keys: Sequence[str]) -> str | None:
+    """What to warn about when the server is opened beyond this machine with no API key."""
+    if _is_loopback(host) or api_keys:
+        return None
+    return (f"listening on {host}:{port} with no API key: anyone who can reach this port can use the server "
+            "and everything it can read; set server.auth.api_keys or POLYSTACK_API_KEYS (docs/security.md)")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _port(args: argparse.Namespace, configured: int) -> int:
     if args.port:
         return args.port
@@ -47,15 +68,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from .config import DEFAULT_HOST
     from .errors import StackError
     from .server import create_app
+    from .server.app import api_keys_for
 
     _apply_env(args.env)
     the_plan = build_plan(args.target)
     server_cfg = the_plan.loaded.config.server
     port = _port(args, server_cfg.port)
-    host = args.host or server_cfg.host or "0.0.0.0"
+    host = args.host or server_cfg.host or DEFAULT_HOST
     app = create_app(the_plan)
+    warning = exposure_warning(host, port, api_keys_for(the_plan))
+    if warning:
+        log.warning(warning)
     config = uvicorn.Config(
         app,
         host=host,
@@ -157,7 +183,7 @@ def make_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve a distribution or run config")
     run.add_argument("target", nargs="?", help="distribution name or run.yaml path (default: starter)")
     run.add_argument("--port", type=int, help="port (default: server.port of the config, else 8321)")
-    run.add_argument("--host", help="interface to bind (default: all)")
+    run.add_argument("--host", help="interface to bind (default: server.host, else 127.0.0.1; 0.0.0.0 for all)")
     run.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="set an environment variable first")
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     run.add_argument("--access-log", action="store_true", help="log every request")

@@ -18,9 +18,13 @@ from .apis.shields import ShieldInput
 from .apis.tool_groups import ToolGroupInput
 from .apis.vector_dbs import VectorDBInput
 from .errors import ConfigError
+from .fetcher import FetchConfig
+from .routing.limits import GenerationLimits
 from .storage import StoreConfig
 
 DEFAULT_PORT = 8321
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_MAX_REQUEST_BYTES = 16 << 20
 
 
 class _Strict(BaseModel):
@@ -48,9 +52,16 @@ class AuthConfig(_Strict):
 
 
 class ServerConfig(_Strict):
-    host: str | None = Field(None, description="Interface to bind; default all interfaces")
+    host: str | None = Field(
+        None, description=f"Interface to bind; default {DEFAULT_HOST} (this machine only); '0.0.0.0' opens it to the network"
+    )
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="TCP port")
     auth: AuthConfig | None = Field(None, description="Require API keys on every route but /v1/health")
+    max_request_bytes: int = Field(
+        DEFAULT_MAX_REQUEST_BYTES, ge=1024, description="Largest request body accepted; larger ones get a 413 unread"
+    )
+    fetch: FetchConfig = Field(default_factory=FetchConfig, description="What URLs named in requests may reach")
+    limits: GenerationLimits = Field(default_factory=GenerationLimits, description="Bounds on one generation request")
 
 
 class RunConfig(_Strict):

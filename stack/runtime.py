@@ -10,9 +10,11 @@ from typing import Any
 from .apis import api_names, get_protocol, iter_webmethods
 from .apis.inspect import HealthInfo, ListProvidersResponse, ListRoutesResponse, ProviderInfo, RouteInfo, VersionInfo
 from .errors import StackError
+from .fetcher import URLFetcher
 from .registry import ProviderContext
 from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, data_dir
 from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
+from .routing.routers import InferenceRouter
 from .storage import KVStore, SqliteStoreConfig, kvstore_from_config
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Stack:
         self.tables: dict[str, ResourceTable] = {}
         self.impls: dict[str, Any] = {}
         self.metadata_store: KVStore | None = None
+        self.fetcher = URLFetcher(plan.loaded.config.server.fetch)
         self.started = False
 
     @property
@@ -94,6 +97,7 @@ class Stack:
                 image_name=self.plan.image_name,
                 data_dir=home,
                 deps={d: self.impls[d] for d in (*spec.api_dependencies, *spec.optional_api_dependencies) if d in self.impls},
+                fetcher=self.fetcher,
             )
             impl = await spec.factory(planned.config, context)
             self.providers.append(
@@ -115,7 +119,9 @@ class Stack:
         table = self.tables[routing.table_api]
         table.providers.update({p.provider_id: p.impl for p in mine})
         await self._sync_table(routing)
-        self.impls[api] = routing.router(table)
+        router = self.impls[api] = routing.router(table)
+        if isinstance(router, InferenceRouter):
+            router.limits = self.plan.loaded.config.server.limits
         for companion, host in SERVED_WITH.items():
             if host == api:
                 self.impls[companion] = self.impls[api]

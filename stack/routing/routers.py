@@ -7,6 +7,7 @@ from typing import Any
 from ..apis.models import Model, ModelType
 from ..errors import BadRequestError, NotSupportedError
 from ._table import ResourceTable
+from .limits import GenerationLimits, check_llama_stack, check_openai
 from .models import ModelsRoutingTable
 
 
@@ -14,10 +15,13 @@ class InferenceRouter:
     """Inference API: route by ``model_id`` to the provider that registered it.
 
     The provider receives its own model name (``provider_resource_id``).
+    Generation requests are checked against ``limits`` (``server.limits``)
+    and the model's context length first.
     """
 
-    def __init__(self, table: ModelsRoutingTable) -> None:
+    def __init__(self, table: ModelsRoutingTable, limits: GenerationLimits | None = None) -> None:
         self.table = table
+        self.limits = limits or GenerationLimits()
 
     async def _route(self, model_id: str, want: ModelType) -> tuple[Model, Any]:
         model, provider = await self.table.lookup(model_id)
@@ -30,10 +34,12 @@ class InferenceRouter:
 
     async def chat_completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
+        check_llama_stack(model_id, kwargs, context_length(model, provider), self.limits)
         return await provider.chat_completion(model_id=model.provider_resource_id, **kwargs)
 
     async def completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
+        check_llama_stack(model_id, kwargs, context_length(model, provider), self.limits)
         return await provider.completion(model_id=model.provider_resource_id, **kwargs)
 
     async def embeddings(self, model_id: str, **kwargs: Any) -> Any:
@@ -50,6 +56,8 @@ class InferenceRouter:
                 f"provider {model.provider_id!r} of model {model.identifier!r} does not serve OpenAI-compatible requests"
             )
         check_supported_fields(request, getattr(provider, "openai_params", None))
+        if want == ModelType.llm:
+            check_openai(request, context_length(model, provider), self.limits)
         forwarded = request.model_copy(update={"model": model.provider_resource_id})
         return await operation(forwarded)
 
@@ -67,6 +75,16 @@ class InferenceRouter:
 
     async def openai_embeddings(self, request: Any) -> Any:
         return await self._openai(request, ModelType.embedding, "openai_embeddings")
+
+
+def context_length(model: Model, provider: Any) -> int | None:
+    """Tokens of the model's context: its ``context_length`` metadata, else
+    what the provider knows of it (local models), else None (unknown)."""
+    declared = model.metadata.get("context_length")
+    if isinstance(declared, int) and declared > 0:
+        return declared
+    probe = getattr(provider, "context_length", None)
+    return probe(model.provider_resource_id) if probe is not None else None
 
 
 def check_supported_fields(request: Any, supported: frozenset[str] | None) -> None:

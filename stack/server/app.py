@@ -56,7 +56,8 @@ def create_app(plan: Plan) -> FastAPI:
     add_api_routes(app, served_apis(plan), stack.impls.__getitem__)
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnectMiddleware)
-    app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan))
+    app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan),
+                       max_body=plan.loaded.config.server.max_request_bytes)
     return app
 
 

@@ -1,4 +1,4 @@
-"""Per-request plumbing as plain ASGI middleware: request id, API keys, provider data."""
+"""Per-request plumbing as plain ASGI middleware: request id, API keys, provider data, body size."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import logging
 import uuid
 from typing import Iterable
+
+from starlette.exceptions import HTTPException
 
 from ..request_context import reset_request, set_request
 from ._json import dumps
@@ -21,11 +23,13 @@ OPEN_PATHS = frozenset({"/v1/health"})
 
 class RequestContextMiddleware:
     """Gives every response an ``X-Request-ID``, checks API keys when configured,
-    and exposes ``X-LlamaStack-Provider-Data`` to providers for this request."""
+    refuses bodies over ``max_body`` bytes (413) before reading them, and
+    exposes ``X-LlamaStack-Provider-Data`` to providers for this request."""
 
-    def __init__(self, app, api_keys: Iterable[str] = ()) -> None:
+    def __init__(self, app, api_keys: Iterable[str] = (), max_body: int = 16 << 20) -> None:
         self.app = app
         self.api_keys = tuple(k.encode() for k in api_keys if k)
+        self.max_body = max_body
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -53,11 +57,20 @@ class RequestContextMiddleware:
         if raw:
             try:
                 provider_data = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 provider_data = None
             if not isinstance(provider_data, dict):
                 await _reply(send_with_id, 400, "X-LlamaStack-Provider-Data: must be a JSON object", "BadRequestError")
                 return
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            # answered before a byte of the body is read; the connection closes
+            # so the unread body is not taken for the next request
+            await _reply(send_with_id, 413, _too_large(self.max_body), "PayloadTooLargeError",
+                         extra=[(b"connection", b"close")])
+            return
+        if declared is None and scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            receive = _counting(receive, self.max_body)  # chunked: count as it arrives
         tokens = set_request(rid, provider_data)
         try:
             await self.app(scope, receive, send_with_id)
@@ -79,6 +92,27 @@ class RequestContextMiddleware:
             return False
         # compare against every key so timing says nothing about which matched
         return any([hmac.compare_digest(offered, key) for key in self.api_keys])
+
+
+def _too_large(limit: int) -> str:
+    return f"request body is larger than {limit} bytes (server.max_request_bytes)"
+
+
+def _counting(receive, limit: int):
+    """``receive`` that stops a chunked body at ``limit`` bytes with a 413
+    (an HTTPException, so FastAPI's body reading passes it on as it is)."""
+    seen = 0
+
+    async def counted():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, _too_large(limit))
+        return message
+
+    return counted
 
 
 async def _reply(send, status: int, message: str, error_type: str, extra=()) -> None:

@@ -7,12 +7,19 @@ import pytest
 from llama_stack_client import APIStatusError, LlamaStackClient
 
 from tests.providers.inline.tool_runtime.test_rag_runtime import make_pdf
-from tests.support import ServerProcess
+from tests.support import ServerProcess, starter_with_server
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    with ServerProcess("starter", home=tmp_path_factory.mktemp("rag-home")) as proc:
+def docs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("docs")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, docs_dir):
+    home = tmp_path_factory.mktemp("rag-home")
+    config = starter_with_server(home / "run.yaml", fetch={"allow_dirs": [str(docs_dir)]})
+    with ServerProcess(str(config), home=home) as proc:
         yield LlamaStackClient(base_url=proc.base_url, timeout=120)
 
 
@@ -20,9 +27,9 @@ def data_url(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def test_insert_documents_then_query_finds_the_right_source(client, tmp_path):
+def test_insert_documents_then_query_finds_the_right_source(client, docs_dir):
     client.vector_dbs.register(vector_db_id="kb", embedding_model="all-MiniLM-L6-v2", embedding_dimension=384)
-    html_file = tmp_path / "rivers.html"
+    html_file = docs_dir / "rivers.html"
     html_file.write_text("<html><head><title>Rivers</title></head><body><p>The Nile is the longest river "
                          "in Africa and flows north into the Mediterranean Sea.</p></body></html>")
     client.tool_runtime.rag_tool.insert(
@@ -31,7 +38,7 @@ def test_insert_documents_then_query_finds_the_right_source(client, tmp_path):
         documents=[
             {"document_id": "nn.md", "mime_type": "text/markdown", "metadata": {},
              "content": "# Neural networks\n\nBrain-inspired computing: artificial neurons learn weights from data."},
-            {"document_id": "rivers.html", "metadata": {}, "content": str(html_file)},
+            {"document_id": "rivers.html", "metadata": {}, "content": f"file://{html_file}"},
             {"document_id": "leaf.pdf", "metadata": {},
              "content": data_url(make_pdf("Photosynthesis in green leaves turns sunlight into sugar"), "application/pdf")},
         ],

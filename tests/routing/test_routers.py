@@ -47,8 +47,8 @@ class RecordingProvider:
         self.calls = calls
 
     def __getattr__(self, method: str):
-        if method.startswith(("register_", "unregister_", "_")):
-            raise AttributeError(method)  # no registration hooks
+        if method.startswith(("register_", "unregister_", "_")) or method == "context_length":
+            raise AttributeError(method)  # no registration hooks, no known context
 
         async def record(**kwargs):
             self.calls.append((self.name, method, kwargs))

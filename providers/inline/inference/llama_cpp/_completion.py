@@ -85,6 +85,7 @@ def _prompt(llama: Any, spec: CompletionSpec, prompt: str | list[int]) -> tuple[
         tokens = [llama.token_bos()]
     if len(tokens) >= spec.n_ctx:
         raise BadRequestError(f"the prompt is {len(tokens)} tokens; this model's context is {spec.n_ctx}", field="prompt")
+    gen.check_room(spec.limits.max_tokens, len(tokens), spec.n_ctx)
     return tokens, text
 
 

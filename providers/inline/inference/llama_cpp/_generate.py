@@ -162,6 +162,16 @@ class _Logprobs:
         return entry
 
 
+def check_room(max_tokens: int | None, prompt_tokens: int, n_ctx: int) -> None:
+    """400 when ``max_tokens`` more tokens do not fit after the prompt, as vLLM answers."""
+    room = n_ctx - prompt_tokens
+    if max_tokens is not None and max_tokens > room:
+        raise BadRequestError(
+            f"{max_tokens} tokens asked; the prompt is {prompt_tokens} tokens and the context {n_ctx}, "
+            f"which leaves {room}", field="max_tokens",
+        )
+
+
 def run(
     llama: Any,
     job: Job,

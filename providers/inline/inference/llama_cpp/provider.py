@@ -77,6 +77,11 @@ class LlamaCppInference(OpenAINativeInference):
     async def register_model(self, model: Model) -> Model:
         return accept_configured_llm(model, self.workers, "llama-cpp")
 
+    def context_length(self, model_id: str) -> int | None:
+        """The context window the model is loaded with (``n_ctx``), for the router's checks."""
+        worker = self.workers.get(model_id)
+        return worker.entry.n_ctx if worker is not None else None
+
     def _worker(self, model_id: str) -> ModelWorker:
         worker = self.workers.get(model_id)
         if worker is None:
@@ -260,6 +265,7 @@ def _prepare(llama: Any, spec: _chat.ChatSpec) -> tuple[str, str | None, int]:
             f"the prompt is {prompt_tokens} tokens; model {spec.model_id!r} has a context of {spec.n_ctx}",
             field="messages",
         )
+    gen.check_room(spec.limits.max_tokens, prompt_tokens, spec.n_ctx)
     return prompt, grammar, prompt_tokens
 
 

@@ -88,6 +88,12 @@ class TransformersInference(OpenAINativeInference):
     async def register_model(self, model: Model) -> Model:
         return accept_configured_llm(model, self.workers, "transformers")
 
+    def context_length(self, model_id: str) -> int | None:
+        """The loaded model's context window (None until it has loaded), for the router's checks."""
+        worker = self.workers.get(model_id)
+        loaded = worker.loaded if worker is not None else None
+        return loaded.context_length if loaded is not None else None
+
     def _worker(self, model_id: str) -> ModelWorker:
         worker = self.workers.get(model_id)
         if worker is None:
