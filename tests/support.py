@@ -137,7 +137,14 @@ async def serve_stack(home: Path, providers_yaml: str, models_yaml: str = ""):
     from stack.resolver import plan
     from stack.server import create_app
 
-    app = create_app(plan(load_run_config(path), collect_providers(get_plugin_manager(load_entry_points=False))))
+    registry = collect_providers(get_plugin_manager(load_entry_points=False))
+    async with serve_app(create_app(plan(load_run_config(path), registry))) as client:
+        yield client
+
+
+@asynccontextmanager
+async def serve_app(app):
+    """An httpx client of ``app`` served in-process, between its start-up and shutdown."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://polystack", timeout=30) as client:

@@ -20,6 +20,7 @@ from typing import Any
 from providers.remote.inference._openai_compat import drain
 from providers.utils.http import HTTPSettings, UpstreamClient, upstream_message
 from providers.utils.inference.openai_native import OpenAINativeInference
+from stack.apis.models import Model
 from stack.apis.openai import (
     OpenAIChatChoice,
     OpenAIChatChunkChoice,
@@ -40,6 +41,8 @@ from stack.apis.openai import (
 )
 from stack.errors import BadRequestError, UpstreamError
 from stack.routing.routers import check_supported_fields
+
+from ._models import resolve_model
 
 # request fields -> Ollama options
 _OPTIONS = {
@@ -64,7 +67,8 @@ _FINISH = {"stop": "stop", "length": "length"}
 
 
 class OllamaInference(OpenAINativeInference):
-    """Inference on an Ollama server; model names are Ollama's (``provider_model_id``)."""
+    """Inference on an Ollama server; model names are Ollama's (``provider_model_id``),
+    or Llama model ids that ``register_model`` turns into Ollama tags."""
 
     #: what the router lets through; each route then checks its own set
     openai_params = CHAT_PARAMS | COMPLETION_PARAMS | EMBEDDING_PARAMS
@@ -90,6 +94,9 @@ class OllamaInference(OpenAINativeInference):
     async def health(self) -> dict[str, Any]:
         """Whether Ollama answers GET /api/version (cached for 10 s); never raises."""
         return await self.client.cached_probe("/api/version", 0.5)
+
+    async def register_model(self, model: Model) -> Model:
+        return await resolve_model(self.client, model)
 
     # -- chat ---------------------------------------------------------------------------
 

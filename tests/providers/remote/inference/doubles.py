@@ -163,7 +163,13 @@ OLLAMA_EMBED = {
                    [-0.0098027075, 0.06042469, 0.025257962, -0.006364387]],
     "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8,
 }
-OLLAMA_NOT_FOUND = {"error": "model \"nope\" not found, try pulling it first"}
+def ollama_not_found(name: str) -> dict:
+    return {"error": f"model \"{name}\" not found, try pulling it first"}
+
+
+def ollama_tag(name: str) -> str:
+    """How Ollama reads a model name: no tag means ``:latest``."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 def ndjson(objs: list[dict]) -> list[bytes]:
@@ -171,20 +177,40 @@ def ndjson(objs: list[dict]) -> list[bytes]:
 
 
 class FakeOllama(_Server):
-    """Test double of an Ollama server's native API, answering the documented shapes."""
+    """Test double of an Ollama server's native API, answering the documented shapes.
 
-    def __init__(self) -> None:
+    Like the real server it knows only the models it has pulled (``tags``):
+    any other name is a 404 ``model "x" not found, try pulling it first``.
+    ``/api/tags`` lists the pulled models, ``/api/ps`` those used so far.
+    """
+
+    def __init__(self, tags: tuple[str, ...] = ("llama3.2:latest", "all-minilm:latest")) -> None:
         super().__init__(default=self._by_path)
+        self.tags = [ollama_tag(t) for t in tags]
+        self.loaded: list[str] = []
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _listing(self, names: list[str]) -> dict:
+        return {"models": [{"name": n, "model": n, "size": 2019393189, "digest": "a80c4f17acd5",
+                            "details": {"format": "gguf", "family": "llama"}} for n in names]}
+
     async def _by_path(self, request: web.Request, sent: dict) -> web.StreamResponse:
-        if sent.get("model") == "nope":
-            return await answer(404, OLLAMA_NOT_FOUND)(request, sent)
         if request.path == "/api/version":
             return await answer(200, {"version": "0.5.7"})(request, sent)
+        if request.path == "/api/tags":
+            return await answer(200, self._listing(self.tags))(request, sent)
+        if request.path == "/api/ps":
+            return await answer(200, self._listing(self.loaded))(request, sent)
+        if request.path not in ("/api/embed", "/api/generate", "/api/chat"):
+            return web.Response(status=404, text="404 page not found")
+        name = sent.get("model", "")
+        if ollama_tag(name) not in self.tags:
+            return await answer(404, ollama_not_found(name))(request, sent)
+        if ollama_tag(name) not in self.loaded:
+            self.loaded.append(ollama_tag(name))
         if request.path == "/api/embed":
             return await answer(200, OLLAMA_EMBED)(request, sent)
         if request.path == "/api/generate":
@@ -193,8 +219,6 @@ class FakeOllama(_Server):
                 return await stream(ndjson([*parts, {**OLLAMA_GENERATE, "response": ""}]),
                                     content_type="application/x-ndjson")(request, sent)
             return await answer(200, OLLAMA_GENERATE)(request, sent)
-        if request.path == "/api/chat":
-            if sent.get("stream", True):
-                return await stream(ndjson(OLLAMA_CHAT_STREAM), content_type="application/x-ndjson")(request, sent)
-            return await answer(200, OLLAMA_CHAT_TOOLS if sent.get("tools") else OLLAMA_CHAT)(request, sent)
-        return web.Response(status=404, text="404 page not found")
+        if sent.get("stream", True):
+            return await stream(ndjson(OLLAMA_CHAT_STREAM), content_type="application/x-ndjson")(request, sent)
+        return await answer(200, OLLAMA_CHAT_TOOLS if sent.get("tools") else OLLAMA_CHAT)(request, sent)

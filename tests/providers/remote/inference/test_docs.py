@@ -24,3 +24,12 @@ def test_every_config_key_has_a_row(provider_type, page):
     documented = set(ROW_KEY.findall((DOCS / page).read_text()))
     assert set(config.model_fields) - documented == set()
     assert provider_type in (DOCS / page).read_text()
+
+
+def test_the_ollama_alias_table_is_documented():
+    from providers.remote.inference.ollama._models import OLLAMA_ALIASES
+
+    page = (DOCS / "remote-ollama.md").read_text()
+    rows = re.findall(r"^\| `(meta-llama/[^`]+)` \| `([^`]+)` \|(.*)\|$", page, re.MULTILINE)
+    documented = {model: (tag, *re.findall(r"`([^`]+)`", rest)) for model, tag, rest in rows}
+    assert documented == {a.llama_model: a.provider_model_ids for a in OLLAMA_ALIASES}
