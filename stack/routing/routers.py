@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..apis.models import Model, ModelType
+from ..apis.openai import check_supported_fields
 from ..errors import BadRequestError, NotSupportedError
 from ._table import ResourceTable
 from .limits import GenerationLimits, check_llama_stack, check_openai
@@ -85,26 +86,6 @@ def context_length(model: Model, provider: Any) -> int | None:
         return declared
     probe = getattr(provider, "context_length", None)
     return probe(model.provider_resource_id) if probe is not None else None
-
-
-def check_supported_fields(request: Any, supported: frozenset[str] | None) -> None:
-    """400 naming the first field the provider cannot honour that the request
-    sets to something other than its default. ``None``: the provider takes all."""
-    if supported is None:
-        return
-    fields = type(request).model_fields
-    sent = request.model_fields_set
-    # declared order, so `tools` is named before the `tool_choice` that needs it
-    for name in [*(f for f in fields if f in sent), *sorted(request.model_extra or {})]:
-        if name in supported:
-            continue
-        value = getattr(request, name)
-        field = fields.get(name)
-        if field is not None and value == field.get_default(call_default_factory=True):
-            continue
-        if value is None:
-            continue
-        raise BadRequestError(f"not supported by this model's provider (sent {value!r})", field=name)
 
 
 class SafetyRouter:

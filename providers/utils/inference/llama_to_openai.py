@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stack.apis._content import BuiltinTool, ImageContentItem, InterleavedContent, TextContentItem
+from stack.apis._content import BuiltinTool, ImageContentItem, InterleavedContent, TextContentItem, content_text
 from stack.apis.inference import (
     CompletionMessage,
     GrammarResponseFormat,
@@ -37,16 +37,6 @@ BUILTIN_TOOL_PARAMETERS = {
     BuiltinTool.photogen: ("query", "What the image should show"),
     BuiltinTool.code_interpreter: ("code", "Python code to run"),
 }
-
-
-def content_text(content: InterleavedContent | None) -> str:
-    """The text of interleaved content; images are left out."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    items = content if isinstance(content, list) else [content]
-    return "".join(item.text for item in items if isinstance(item, TextContentItem))
 
 
 def _content_parts(content: InterleavedContent) -> str | list[dict[str, Any]]:

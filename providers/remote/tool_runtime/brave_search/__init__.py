@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 import stack
 from stack.registry import ProviderContext, ProviderSpec
 
-from .._web_search import WebSearchConfig, WebSearchToolRuntime, start_client
+from providers.utils.web_search import WebSearchConfig, WebSearchToolRuntime, start_client
 
 __all__ = ["BraveSearchConfig", "BraveSearchProviderData", "register_providers"]
 

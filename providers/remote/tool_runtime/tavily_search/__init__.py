@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 import stack
 from stack.registry import ProviderContext, ProviderSpec
 
-from .._web_search import WebSearchConfig, WebSearchToolRuntime, start_client
+from providers.utils.web_search import WebSearchConfig, WebSearchToolRuntime, start_client
 
 __all__ = ["TavilySearchConfig", "TavilySearchProviderData", "register_providers"]
 
