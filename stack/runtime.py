@@ -14,7 +14,7 @@ from .fetcher import URLFetcher
 from .registry import ProviderContext
 from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, data_dir
 from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
-from .routing.routers import InferenceRouter
+from .routing.routers import InferenceRouter, not_served
 from .storage import KVStore, SqliteStoreConfig, kvstore_from_config
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,11 @@ class StartedProvider:
     provider_type: str
     package: str
     impl: Any
+    #: the operations of ``api`` it serves (its spec's ``serves``); None: all
+    operations: frozenset[str] | None = None
+
+    def serves(self, operation: str) -> bool:
+        return self.operations is None or operation in self.operations
 
 
 class Stack:
@@ -58,8 +63,11 @@ class Stack:
         # start), so providers can depend on any of them
         for table_api, routing in ROUTINGS.items():
             table = routing.table(self.metadata_store, {}, routed_api=routing.routed_api)
+            check_protocol(table, table_api, f"the {table_api} table")
             self.tables[table_api] = self.impls[table_api] = table
-        self.tables["vector_dbs"].models = self.tables["models"]  # vector DBs name an embedding model
+        for table_api, routing in ROUTINGS.items():
+            for dependency in routing.table_dependencies:  # e.g. vector DBs name an embedding model
+                setattr(self.tables[table_api], dependency, self.tables[dependency])
         try:
             await self._start_providers(home)
             for routing in ROUTINGS.values():
@@ -100,10 +108,10 @@ class Stack:
                 fetcher=self.fetcher,
             )
             impl = await spec.factory(planned.config, context)
-            self.providers.append(
-                StartedProvider(planned.api, planned.provider_id, planned.provider_type, planned.registered.package, impl)
-            )
-            check_protocol(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})")
+            self.providers.append(StartedProvider(planned.api, planned.provider_id, planned.provider_type,
+                                                  planned.registered.package, impl, spec.operations()))
+            check_protocol(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})",
+                           spec.operations())
             await self._expose(planned.api)
 
     async def _expose(self, api: str) -> None:
@@ -114,12 +122,13 @@ class Stack:
             return
         routing = BY_ROUTED_API.get(api)
         if routing is None:
-            self.impls[api] = mine[0].impl
+            self.impls[api] = _with_declared_operations(mine[0])
             return
         table = self.tables[routing.table_api]
         table.providers.update({p.provider_id: p.impl for p in mine})
         await self._sync_table(routing)
-        router = self.impls[api] = routing.router(table)
+        router = self.impls[api] = routing.make_router(table)
+        check_protocol(router, api, f"the {api} router")
         if isinstance(router, InferenceRouter):
             router.limits = self.plan.loaded.config.server.limits
         for companion, host in SERVED_WITH.items():
@@ -131,7 +140,7 @@ class Stack:
         table = self.tables[routing.table_api]
         await table.initialize()
         wanted = []
-        for item in getattr(self.plan.loaded.config, routing.config_section):
+        for item in getattr(self.plan.loaded.config, routing.config_section) if routing.config_section else ():
             try:
                 wanted.append(table.from_input(item))
             except StackError as exc:  # plan() checked these; a provider may still refuse
@@ -154,6 +163,15 @@ class Stack:
             self.metadata_store = None
 
 
+def _with_declared_operations(started: StartedProvider) -> Any:
+    """The provider serving an unrouted API alone, its undeclared operations answering 501."""
+    if started.operations is not None:
+        for name, _wm, _fn in iter_webmethods(get_protocol(started.api)):
+            if name not in started.operations and not hasattr(started.impl, name):
+                setattr(started.impl, name, not_served(started.provider_type, started.api, name))
+    return started.impl
+
+
 def served_apis(plan: Plan) -> list[str]:
     """APIs whose routes the server exposes for ``plan``, sorted."""
     apis = set(plan.apis) | set(ALWAYS_SERVED)
@@ -174,17 +192,17 @@ class StackInspector:
         )
 
     async def list_routes(self) -> ListRoutesResponse:
-        types_by_api: dict[str, list[str]] = {}
-        for p in self.stack.providers:
-            types_by_api.setdefault(p.api, []).append(p.provider_type)
-        for table_api, routing in ROUTINGS.items():
-            types_by_api[table_api] = types_by_api.get(routing.routed_api, [])
-        for companion, host in SERVED_WITH.items():
-            types_by_api[companion] = types_by_api.get(host, [])
+        """Every served route with the provider types that serve its operation
+        (a table's routes: every provider of the API it routes)."""
+        hosts = {table_api: routing.routed_api for table_api, routing in ROUTINGS.items()} | dict(SERVED_WITH)
         routes = []
         for api in self.stack.served_apis:
-            for _name, wm, _fn in iter_webmethods(get_protocol(api)):
-                routes.append(RouteInfo(route=wm.route, method=wm.method, provider_types=types_by_api.get(api, [])))
+            for name, wm, _fn in iter_webmethods(get_protocol(api)):
+                if api in hosts:
+                    types = [p.provider_type for p in self.stack.providers if p.api == hosts[api]]
+                else:
+                    types = [p.provider_type for p in self.stack.providers if p.api == api and p.serves(name)]
+                routes.append(RouteInfo(route=wm.route, method=wm.method, provider_types=types))
         return ListRoutesResponse(data=sorted(routes, key=lambda r: (r.route, r.method)))
 
     async def health(self) -> HealthInfo:
