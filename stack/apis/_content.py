@@ -115,3 +115,8 @@ def content_text(content: Any, separator: str = "") -> str:
     if isinstance(content, list):
         return separator.join(t for t in (content_text(c, separator) for c in content) if t)
     return ""
+
+
+def tool_name_text(name: Any) -> str:
+    """The plain string name of a tool (``BuiltinTool.code_interpreter`` -> ``code_interpreter``)."""
+    return name.value if isinstance(name, BuiltinTool) else str(name)

@@ -83,12 +83,12 @@ class InferenceRouter(Router):
         self.table: ModelsRoutingTable = table
         self.limits = limits or GenerationLimits()
 
-    async def _route(self, model_id: str, want: ModelType) -> tuple[Model, Any]:
+    async def _route(self, model_id: str, want: ModelType, field: str = "model_id") -> tuple[Model, Any]:
         model, provider = await self.table.lookup(model_id)
         if model.model_type != want:
             raise BadRequestError(
                 f"model {model_id!r} is an {model.model_type.value} model; this route needs an {want.value} model",
-                field="model_id",
+                field=field,
             )
         return model, provider
 
@@ -109,7 +109,7 @@ class InferenceRouter(Router):
     # -- OpenAI-compatible routes: the whole request goes to the provider ------
 
     async def _openai(self, request: Any, want: ModelType, method: str) -> Any:
-        model, provider = await self._route_field(request.model, want)
+        model, provider = await self._route(request.model, want, field="model")
         operation = getattr(provider, method, None)
         if operation is None:
             raise NotSupportedError(
@@ -120,12 +120,6 @@ class InferenceRouter(Router):
             check_openai(request, context_length(model, provider), self.limits)
         forwarded = request.model_copy(update={"model": model.provider_resource_id})
         return await operation(forwarded)
-
-    async def _route_field(self, model_id: str, want: ModelType) -> tuple[Model, Any]:
-        try:
-            return await self._route(model_id, want)
-        except BadRequestError as exc:
-            raise BadRequestError(exc.message.split(": ", 1)[-1], field="model") from None
 
     async def openai_chat_completion(self, request: Any) -> Any:
         return await self._openai(request, ModelType.llm, "openai_chat_completion")
