@@ -89,9 +89,6 @@ class PostgresDatabase:
             min_size=1,
             max_size=config.pool_max_size,
             kwargs={"autocommit": True},
-            # a connection that died while PostgreSQL was away is replaced
-            # before use, so requests succeed again as soon as it is back
-            check=AsyncConnectionPool.check_connection,
             # its reconnect attempts back off (1, 2, 4 s ...); give up after
             # about a Retry-After, so the next request tries again at once
             reconnect_timeout=RETRY_AFTER,
@@ -114,6 +111,10 @@ class PostgresDatabase:
         except psycopg.errors.UniqueViolation as exc:
             raise DuplicateKeyError(str(exc)) from exc
         except psycopg.OperationalError as exc:  # refused, dropped, shut down, pool timeout
+            # the other idle connections likely died too: drop them now, so
+            # requests succeed again as soon as PostgreSQL is back (checking
+            # every connection before use instead would cost a round trip each)
+            await self.pool.check()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StorageUnavailableError(f"PostgreSQL at {self.label} is unavailable: {first}") from exc
         except psycopg.Error as exc:
