@@ -14,6 +14,7 @@ from .fetcher import URLFetcher
 from .request_context import raw_provider_data
 
 if TYPE_CHECKING:
+    from .jobs import JobRunner
     from .routing import Routing
 
 PROVIDER_TYPE = re.compile(r"^(inline|remote)::[a-z0-9][a-z0-9_.\-]*$")
@@ -106,6 +107,8 @@ class ProviderContext:
     deps: dict[str, Any] = field(default_factory=dict)
     #: reads every URL a request names, under the run config's ``server.fetch``
     fetcher: URLFetcher = field(default_factory=URLFetcher)
+    #: runs long work as jobs every replica sees (``stack/jobs.py``); None outside a running stack
+    jobs: "JobRunner | None" = None
 
     def provider_data(self) -> BaseModel | None:
         """This request's ``X-LlamaStack-Provider-Data``, validated for this provider.

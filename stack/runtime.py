@@ -15,7 +15,8 @@ from .registry import ProviderContext
 from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, data_dir
 from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
 from .routing.routers import InferenceRouter, not_served
-from .storage import KVStore, SqliteStoreConfig, kvstore_from_config
+from .jobs import JobRunner, JobStore
+from .storage import KVStore, SqliteStoreConfig, SqlStore, kvstore_from_config, sqlstore_from_config
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Stack:
         self.tables: dict[str, ResourceTable] = {}
         self.impls: dict[str, Any] = {}
         self.metadata_store: KVStore | None = None
+        self.job_store: SqlStore | None = None
+        self.jobs: JobRunner | None = None
         self.fetcher = URLFetcher(plan.loaded.config.server.fetch)
         self.started = False
 
@@ -58,6 +61,10 @@ class Stack:
         home = data_dir(cfg.image_name)
         store_config = cfg.metadata_store or SqliteStoreConfig()
         self.metadata_store = await kvstore_from_config(store_config, default_path=home / "registry.db")
+        # jobs live beside the registry: in its PostgreSQL database, or jobs.db next to registry.db
+        self.job_store = await sqlstore_from_config(store_config, default_path=home / "jobs.db")
+        self.jobs = JobRunner(JobStore(self.job_store))
+        await self.jobs.start()
         self.impls["inspect"] = StackInspector(self)
         # every table exists from the start (empty until its API's providers
         # start), so providers can depend on any of them
@@ -106,6 +113,7 @@ class Stack:
                 data_dir=home,
                 deps={d: self.impls[d] for d in (*spec.api_dependencies, *spec.optional_api_dependencies) if d in self.impls},
                 fetcher=self.fetcher,
+                jobs=self.jobs,
             )
             impl = await spec.factory(planned.config, context)
             self.providers.append(StartedProvider(planned.api, planned.provider_id, planned.provider_type,
@@ -148,6 +156,9 @@ class Stack:
         await table.reconcile(wanted)
 
     async def shutdown(self) -> None:
+        if self.jobs is not None:  # running jobs stop (cancelled) before the providers they use
+            await self.jobs.shutdown()
+            self.jobs = None
         for started in reversed(self.providers):
             closer = getattr(started.impl, "shutdown", None)
             if closer is None:
@@ -158,6 +169,9 @@ class Stack:
                 log.exception("provider %s failed to shut down", started.provider_id)
         self.providers.clear()
         self.started = False
+        if self.job_store is not None:
+            await self.job_store.close()
+            self.job_store = None
         if self.metadata_store is not None:
             await self.metadata_store.close()
             self.metadata_store = None

@@ -59,7 +59,9 @@ class CompletionOnlyPlugin:
     @stack.hookimpl
     def register_providers(self, register):
         async def create(config, context):
-            return CompletionOnlyBatches()
+            provider = CompletionOnlyBatches()
+            provider.jobs = context.jobs
+            return provider
 
         register(ProviderSpec(api="batch_inference", provider_type="inline::completion-only", config=_EmptyConfig,
                               factory=create, serves=_CompletionOnly))
@@ -82,3 +84,25 @@ async def test_an_unrouted_api_answers_501_for_what_its_provider_does_not_declar
                                  json={"model": "m", "messages_batch": [[{"role": "user", "content": "hi"}]]})
     assert chat.status_code == 501
     assert chat.json()["detail"] == "inline::completion-only does not serve batch_chat_completion of the batch_inference API"
+
+
+async def test_providers_get_the_stacks_job_runner_and_jobs_persist_beside_the_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.register(CompletionOnlyPlugin(), name="completion-only")
+    app = app_from_yaml(tmp_path, """\
+        version: '2'
+        image_name: jobs
+        apis: [batch_inference]
+        providers:
+          batch_inference:
+          - {provider_id: only, provider_type: inline::completion-only, config: {}}
+        """, pm)
+    async with serve_app(app):
+        runner = app.state.stack.jobs
+        assert app.state.stack.impls["batch_inference"].jobs is runner
+        job_id = await runner.submit("test", lambda ctx: sum(ctx.params["numbers"]), params={"numbers": [1, 2, 3]})
+        job = await runner.wait(job_id, timeout=10)
+    assert (job.status.value, job.result) == ("completed", 6)
+    assert (tmp_path / "home" / "jobs" / "jobs.db").exists()
+    assert app.state.stack.jobs is None  # stopped with the stack
