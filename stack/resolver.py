@@ -20,7 +20,7 @@ from .storage import polystack_home
 log = logging.getLogger(__name__)
 
 #: served by every stack, whatever the config lists
-ALWAYS_SERVED = ("inspect", "models")
+ALWAYS_SERVED = ("inspect", "jobs", "models")
 #: APIs served by another API's router: OpenAI-compatible routes by inference
 SERVED_WITH = {"openai": "inference"}
 

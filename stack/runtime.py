@@ -15,7 +15,9 @@ from .registry import ProviderContext
 from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, data_dir
 from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
 from .routing.routers import InferenceRouter, not_served
-from .jobs import JobRunner, JobStore
+from .apis.jobs import ListJobsResponse
+from .errors import BadRequestError
+from .jobs import Job, JobRunner, JobStatus, JobStore
 from .storage import KVStore, SqliteStoreConfig, SqlStore, kvstore_from_config, sqlstore_from_config
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class Stack:
         self.jobs = JobRunner(JobStore(self.job_store))
         await self.jobs.start()
         self.impls["inspect"] = StackInspector(self)
+        self.impls["jobs"] = StackJobs(self)
         # every table exists from the start (empty until its API's providers
         # start), so providers can depend on any of them
         for table_api, routing in ROUTINGS.items():
@@ -192,6 +195,27 @@ def served_apis(plan: Plan) -> list[str]:
     apis |= {BY_ROUTED_API[a].table_api for a in plan.apis if a in BY_ROUTED_API}
     apis |= {companion for companion, host in SERVED_WITH.items() if host in plan.apis}
     return sorted(a for a in apis if a in api_names())
+
+
+class StackJobs:
+    """The Jobs API of a running stack: its job store, which every replica shares."""
+
+    MAX_LIMIT = 1000
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    async def list_jobs(self, kind: str | None = None, status: JobStatus | None = None, limit: int = 100) -> ListJobsResponse:
+        if not 1 <= limit <= self.MAX_LIMIT:
+            raise BadRequestError(f"must be from 1 to {self.MAX_LIMIT}, got {limit}", field="limit")
+        jobs = await self.stack.jobs.store.list(kind, status, limit)
+        return ListJobsResponse(data=[job.model_copy(update={"result": None}) for job in jobs])
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.stack.jobs.store.get(job_id)
+
+    async def cancel_job(self, job_id: str) -> Job:
+        return await self.stack.jobs.cancel(job_id)
 
 
 class StackInspector:
