@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..errors import BadRequestError
 from ._webmethod import webmethod
@@ -109,7 +109,13 @@ class OpenAIResponseFormat(_Open):
     json_schema: dict[str, Any] | None = None
 
 
-class OpenAIChatCompletionRequest(_Open):
+class _GenerationRequest(_Open):
+    # True when the router filled in max_tokens with the model's default: a provider that counts the
+    # prompt cuts it to what the context leaves instead of answering 400 (never settable by a client)
+    _max_tokens_is_default: bool = PrivateAttr(False)
+
+
+class OpenAIChatCompletionRequest(_GenerationRequest):
     """POST /v1/chat/completions: OpenAI's request plus vLLM's extras."""
 
     messages: list[OpenAIMessage] = Field(min_length=1)
@@ -160,7 +166,7 @@ class OpenAIChatCompletionRequest(_Open):
         return self.max_completion_tokens or self.max_tokens
 
 
-class OpenAICompletionRequest(_Open):
+class OpenAICompletionRequest(_GenerationRequest):
     """POST /v1/completions (legacy text completion), with vLLM's extras."""
 
     model: str

@@ -4,6 +4,12 @@ A request for 10**12 tokens, 10**6 choices or a top-k past any vocabulary
 would otherwise reach the model (and generate until its context ends, or
 overflow a C int). The router answers it at once with a 400 naming the field,
 as OpenAI and vLLM do, on the Llama Stack and the OpenAI-compatible routes alike.
+
+A request that sets no max_tokens (Llama Stack: 0 or none) gets the model's
+``default_max_tokens``: without one, a small greedy model repeats itself until
+its context is full. The default is cut to what the context allows and is
+marked as a default, so a provider that counts the prompt cuts it further to
+what the prompt leaves: a default never causes a 400.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..apis.inference import SamplingParams
 from ..errors import BadRequestError
 
 
@@ -66,3 +73,29 @@ def check_llama_stack(model: str, kwargs: dict[str, Any], context_length: int | 
     logprobs = kwargs.get("logprobs")
     if logprobs is not None:
         _at_most(logprobs.top_k, limits.max_top_logprobs, "logprobs.top_k", "alternatives per token")
+
+
+def fitted_default(default: int | None, context_length: int | None, limits: GenerationLimits) -> int | None:
+    """``default`` cut to the model's context and ``server.limits.max_tokens``."""
+    if default is None:
+        return None
+    return min(default, limits.max_tokens, context_length or default)
+
+
+def default_openai(request: Any, default: int | None) -> Any:
+    """``request`` with ``max_tokens = default`` when it sets neither max_tokens nor max_completion_tokens."""
+    if default is None or request.max_tokens is not None or getattr(request, "max_completion_tokens", None) is not None:
+        return request
+    filled = request.model_copy(update={"max_tokens": default})
+    filled._max_tokens_is_default = True
+    return filled
+
+
+def default_llama_stack(kwargs: dict[str, Any], default: int | None) -> dict[str, Any]:
+    """``kwargs`` with ``sampling_params.max_tokens = default`` when it is 0 or unset."""
+    sampling = kwargs.get("sampling_params")
+    if default is None or (sampling is not None and sampling.max_tokens):
+        return kwargs
+    filled = (sampling or SamplingParams()).model_copy(update={"max_tokens": default})
+    filled._max_tokens_is_default = True
+    return {**kwargs, "sampling_params": filled}

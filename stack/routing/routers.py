@@ -20,7 +20,7 @@ from ..apis.models import Model, ModelType
 from ..apis.openai import check_supported_fields
 from ..errors import BadRequestError, NotSupportedError
 from ._table import ResourceTable
-from .limits import GenerationLimits, check_llama_stack, check_openai
+from .limits import GenerationLimits, check_llama_stack, check_openai, default_llama_stack, default_openai, fitted_default
 from .models import ModelsRoutingTable
 
 
@@ -74,7 +74,8 @@ class InferenceRouter(Router):
 
     The provider receives its own model name (``provider_resource_id``).
     Generation requests are checked against ``limits`` (``server.limits``)
-    and the model's context length first.
+    and the model's context length first; one that sets no max_tokens gets
+    the model's ``default_max_tokens`` (see ``limits``).
     """
 
     def __init__(self, table: ModelsRoutingTable, *, api: str = "inference", key: str = "model_id",
@@ -94,13 +95,17 @@ class InferenceRouter(Router):
 
     async def chat_completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
-        check_llama_stack(model_id, kwargs, context_length(model, provider), self.limits)
-        return await provider.chat_completion(model_id=model.provider_resource_id, **kwargs)
+        return await provider.chat_completion(model_id=model.provider_resource_id, **self._llama_stack(model, provider, kwargs))
 
     async def completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
-        check_llama_stack(model_id, kwargs, context_length(model, provider), self.limits)
-        return await provider.completion(model_id=model.provider_resource_id, **kwargs)
+        return await provider.completion(model_id=model.provider_resource_id, **self._llama_stack(model, provider, kwargs))
+
+    def _llama_stack(self, model: Model, provider: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A Llama Stack generation request's kwargs, checked and with the default max_tokens filled in."""
+        context = context_length(model, provider)
+        check_llama_stack(model.identifier, kwargs, context, self.limits)
+        return default_llama_stack(kwargs, fitted_default(default_max_tokens(model, provider), context, self.limits))
 
     async def embeddings(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.embedding)
@@ -117,7 +122,9 @@ class InferenceRouter(Router):
             )
         check_supported_fields(request, getattr(provider, "openai_params", None))
         if want == ModelType.llm:
-            check_openai(request, context_length(model, provider), self.limits)
+            context = context_length(model, provider)
+            check_openai(request, context, self.limits)
+            request = default_openai(request, fitted_default(default_max_tokens(model, provider), context, self.limits))
         forwarded = request.model_copy(update={"model": model.provider_resource_id})
         return await operation(forwarded)
 
@@ -134,11 +141,22 @@ class InferenceRouter(Router):
 def context_length(model: Model, provider: Any) -> int | None:
     """Tokens of the model's context: its ``context_length`` metadata, else
     what the provider knows of it (local models), else None (unknown)."""
-    declared = model.metadata.get("context_length")
+    return _declared_or_probed(model, provider, "context_length")
+
+
+def default_max_tokens(model: Model, provider: Any) -> int | None:
+    """Most tokens a request that sets none generates: the model's ``default_max_tokens``
+    metadata, else the provider's default for it (embedded models), else None (no limit)."""
+    return _declared_or_probed(model, provider, "default_max_tokens")
+
+
+def _declared_or_probed(model: Model, provider: Any, name: str) -> int | None:
+    """A positive integer from the model's metadata ``name``, else from the provider's method ``name``."""
+    declared = model.metadata.get(name)
     if isinstance(declared, int) and declared > 0:
         return declared
-    probe = getattr(provider, "context_length", None)
-    return probe(model.provider_resource_id) if probe is not None else None
+    probe = getattr(provider, name, None)
+    return probe(model.provider_resource_id) if callable(probe) else None
 
 
 class ScoringRouter(Router):

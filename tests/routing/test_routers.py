@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from stack.apis.inference import SamplingParams, TopPSamplingStrategy
 from stack.apis.models import ModelType
+from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest
 from stack.apis.scoring import ScoreBatchResponse, ScoreResponse, ScoringResult
 from stack.apis.tool_groups import ToolDef
 from stack.errors import BadRequestError, NotFoundError
 from stack.routing import BY_ROUTED_API, ROUTINGS
+from stack.routing.limits import GenerationLimits
 from stack.routing.models import ModelsRoutingTable
 from stack.resolver import check_protocol
 from stack.routing.routers import InferenceRouter, Router
@@ -47,8 +50,8 @@ class RecordingProvider:
         self.calls = calls
 
     def __getattr__(self, method: str):
-        if method.startswith(("register_", "unregister_", "_")) or method == "context_length":
-            raise AttributeError(method)  # no registration hooks, no known context
+        if method.startswith(("register_", "unregister_", "_")) or method in ("context_length", "default_max_tokens"):
+            raise AttributeError(method)  # no registration hooks, no known context, no default length
 
         async def record(**kwargs):
             self.calls.append((self.name, method, kwargs))
@@ -88,6 +91,96 @@ async def test_chat_completion_goes_to_the_owning_provider_under_its_name(infere
 
     assert answer == "answer from beta"
     assert calls == [("beta", "chat_completion", {"model_id": "upstream-b", "messages": messages, "stream": False})]
+
+
+class LengthsProvider:
+    """Test double of an inference provider that knows its models' context and default length;
+    records every request it is sent."""
+
+    def __init__(self, context: int | None = 2048, default: int | None = 300) -> None:
+        self.context, self.default = context, default
+        self.sent: list = []
+
+    def context_length(self, model_id: str) -> int | None:
+        return self.context
+
+    def default_max_tokens(self, model_id: str) -> int | None:
+        return self.default
+
+    async def _record(self, *args, **kwargs):
+        self.sent.append(args[0] if args else kwargs)
+        return "ok"
+
+    chat_completion = completion = openai_chat_completion = openai_completion = _record
+
+
+async def lengths_router(store, provider: LengthsProvider, limits: GenerationLimits | None = None, **metadata):
+    table = ModelsRoutingTable(store, {"local": provider}, routed_api="inference")
+    await table.initialize()
+    await table.register_model("m", metadata=metadata)
+    return InferenceRouter(table, limits=limits)
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("sampling", [None, SamplingParams(), SamplingParams(max_tokens=None),
+                                      SamplingParams(strategy=TopPSamplingStrategy(temperature=0.7))])
+async def test_a_llama_stack_request_without_max_tokens_gets_the_default(store, sampling):
+    provider = LengthsProvider()
+    router = await lengths_router(store, provider)
+    await router.chat_completion(model_id="m", messages=HI, **({} if sampling is None else {"sampling_params": sampling}))
+    await router.completion(model_id="m", content="once", sampling_params=sampling)
+    for sent in provider.sent:
+        assert sent["sampling_params"].max_tokens == 300
+        assert sent["sampling_params"]._max_tokens_is_default
+        if sampling is not None:
+            assert sent["sampling_params"].strategy == sampling.strategy
+
+
+async def test_a_client_max_tokens_is_kept_and_not_marked(store):
+    provider = LengthsProvider()
+    router = await lengths_router(store, provider)
+    await router.chat_completion(model_id="m", messages=HI, sampling_params=SamplingParams(max_tokens=50))
+    await router.openai_chat_completion(OpenAIChatCompletionRequest(model="m", messages=HI, max_completion_tokens=7))
+    await router.openai_completion(OpenAICompletionRequest(model="m", prompt="once"))  # OpenAI's default: 16
+    llama_stack, chat, legacy = provider.sent
+    assert (llama_stack["sampling_params"].max_tokens, chat.max_tokens, chat.max_completion_tokens, legacy.max_tokens) \
+        == (50, None, 7, 16)
+    assert not (llama_stack["sampling_params"]._max_tokens_is_default or chat._max_tokens_is_default
+                or legacy._max_tokens_is_default)
+
+
+async def test_an_openai_request_without_max_tokens_gets_the_default(store):
+    provider = LengthsProvider()
+    router = await lengths_router(store, provider)
+    await router.openai_chat_completion(OpenAIChatCompletionRequest(model="m", messages=HI))
+    await router.openai_completion(OpenAICompletionRequest(model="m", prompt="once", max_tokens=None))
+    for sent in provider.sent:
+        assert (sent.model, sent.max_tokens, sent._max_tokens_is_default) == ("m", 300, True)
+
+
+@pytest.mark.parametrize("metadata, provider, limits, expected", [
+    ({"default_max_tokens": 40}, LengthsProvider(), None, 40),  # the model's metadata wins over the provider
+    ({"default_max_tokens": 10**6}, LengthsProvider(context=2048), None, 2048),  # cut to the context
+    ({"default_max_tokens": 10**6, "context_length": 1000}, LengthsProvider(), None, 1000),
+    ({}, LengthsProvider(context=None), GenerationLimits(max_tokens=100), 100),  # and to server.limits
+    ({}, LengthsProvider(default=None), None, 0),  # no default anywhere: none is sent
+])
+async def test_where_the_default_comes_from_and_how_it_is_cut(store, metadata, provider, limits, expected):
+    router = await lengths_router(store, provider, limits, **metadata)
+    await router.chat_completion(model_id="m", messages=HI)
+    assert getattr(provider.sent[0].get("sampling_params"), "max_tokens", 0) == expected
+
+
+@pytest.mark.parametrize("value", [0, -5, "512", 1.5, True])
+async def test_bad_token_metadata_is_a_400_naming_it(store, value):
+    table = ModelsRoutingTable(store, {"local": LengthsProvider()}, routed_api="inference")
+    await table.initialize()
+    for name in ("default_max_tokens", "context_length"):
+        with pytest.raises(BadRequestError) as info:
+            await table.register_model("m", metadata={name: value})
+        assert info.value.field == f"metadata.{name}"
 
 
 async def test_completion_and_embeddings_route_by_model(inference, calls):

@@ -134,7 +134,9 @@ def sampling_to_openai(params: SamplingParams | None) -> dict[str, Any]:
         out["top_k"] = strategy.top_k
     if params.max_tokens:
         out["max_tokens"] = params.max_tokens
-    if params.repetition_penalty not in (None, 1.0):
+    # an explicit 1.0 is forwarded too: it turns off a provider's default penalty (llama-cpp's, for greedy)
+    if params.repetition_penalty is not None and (
+            params.repetition_penalty != 1.0 or "repetition_penalty" in params.model_fields_set):
         out["repetition_penalty"] = params.repetition_penalty
     return out
 

@@ -23,7 +23,7 @@ class OpenAINativeInference:
         # tool_prompt_format is ignored: OpenAI-native engines render tools
         # with the model's own template
         body = llama_to_openai.chat_request(model_id, messages, **kwargs)
-        request = OpenAIChatCompletionRequest.model_validate(body)
+        request = _with_default_mark(OpenAIChatCompletionRequest.model_validate(body), kwargs)
         check_supported_fields(request, getattr(self, "openai_params", None))
         result = await self.openai_chat_completion(request)
         if isinstance(result, collections.abc.AsyncIterator):
@@ -32,7 +32,7 @@ class OpenAINativeInference:
 
     async def completion(self, model_id: str, content: Any, **kwargs: Any) -> Any:
         body = llama_to_openai.completion_request(model_id, content, **kwargs)
-        request = OpenAICompletionRequest.model_validate(body)
+        request = _with_default_mark(OpenAICompletionRequest.model_validate(body), kwargs)
         check_supported_fields(request, getattr(self, "openai_params", None))
         result = await self.openai_completion(request)
         if isinstance(result, collections.abc.AsyncIterator):
@@ -44,3 +44,9 @@ class OpenAINativeInference:
         response = await self.openai_embeddings(OpenAIEmbeddingsRequest(model=model_id, input=texts))
         ordered = sorted(response.data, key=lambda d: d.index)
         return EmbeddingsResponse(embeddings=[d.embedding for d in ordered])
+
+
+def _with_default_mark(request: Any, kwargs: dict[str, Any]) -> Any:
+    """``request``, marked when its max_tokens is the router's default (see stack.routing.limits)."""
+    request._max_tokens_is_default = getattr(kwargs.get("sampling_params"), "_max_tokens_is_default", False)
+    return request

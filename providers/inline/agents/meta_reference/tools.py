@@ -22,6 +22,11 @@ from providers.utils.inference.llama_to_openai import content_text
 RAG_GROUP = "builtin::rag"
 
 
+def _alias_of(tool: Any) -> str | None:
+    """The tool that ``tool`` is another name of (``metadata.alias_of``), if any."""
+    return (tool.metadata or {}).get("alias_of")
+
+
 def _definition(name: str, description: str | None, parameters: list[ToolParameter] | None) -> ToolDefinition:
     return ToolDefinition(
         tool_name=name,
@@ -123,9 +128,10 @@ async def build_toolbox(
             raise BadRequestError(exc.message, field=where) from None
         tools = (await tool_groups.list_tools(toolgroup_id=ref.group_id)).data
         if ref.tool_name is not None:
-            tools = [t for t in tools if t.identifier == ref.tool_name]
+            tools = [t for t in tools if ref.tool_name in (t.identifier, _alias_of(t))]
             if not tools:
                 raise BadRequestError(f"tool group {ref.group_id!r} has no tool {ref.tool_name!r}", field=where)
+        names = {t.identifier for t in tools}
         for tool in tools:
             if tool.identifier in box.server:
                 raise BadRequestError(f"tool {tool.identifier!r} is offered twice", field=where)
@@ -134,7 +140,9 @@ async def build_toolbox(
                 args={**(group.args or {}), **ref.args},
                 declared=frozenset(p.name for p in tool.parameters),
             )
-            box.definitions.append(_definition(tool.identifier, tool.description, tool.parameters))
+            # an alias (web_search's "brave_search") answers the model's calls but is not offered twice
+            if _alias_of(tool) not in names:
+                box.definitions.append(_definition(tool.identifier, tool.description, tool.parameters))
     for i, tool in enumerate(client_tools):
         if tool.name in box.server or tool.name in box.client:
             raise BadRequestError(f"tool name {tool.name!r} is already taken", field=f"{client_field}[{i}].name")

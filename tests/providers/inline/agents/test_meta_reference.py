@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from providers.inline.agents.meta_reference import MetaReferenceAgentsConfig, create
+from providers.utils.web_search import web_search_tool_defs
 from stack.apis._content import TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
 from stack.apis.agents import AgentConfig, Document
 from stack.apis.inference import (
@@ -90,12 +91,14 @@ class FakeModels:
 
 
 class FakeToolGroups:
-    """Test double of the tool groups table: builtin::calc with an `add` tool, builtin::rag with knowledge_search."""
+    """Test double of the tool groups table: builtin::calc with an `add` tool, builtin::rag with knowledge_search,
+    builtin::websearch with the tools the web search providers list."""
 
     groups = {
         "builtin::calc": (None, [("add", [ToolParameter(name="a", parameter_type="integer", description="a"),
                                           ToolParameter(name="b", parameter_type="integer", description="b")])]),
         "builtin::rag": ({"vector_db_ids": ["docs"]}, [("knowledge_search", [ToolParameter(name="query", parameter_type="string", description="q")])]),
+        "builtin::websearch": (None, web_search_tool_defs()),
     }
 
     async def get_tool_group(self, toolgroup_id: str) -> ToolGroup:
@@ -104,10 +107,12 @@ class FakeToolGroups:
         return ToolGroup(identifier=toolgroup_id, provider_resource_id=toolgroup_id, provider_id="p", args=self.groups[toolgroup_id][0])
 
     async def list_tools(self, toolgroup_id: str) -> ListToolsResponse:
+        defs = [t if isinstance(t, ToolDef) else ToolDef(name=t[0], description=f"the {t[0]} tool", parameters=t[1])
+                for t in self.groups[toolgroup_id][1]]
         return ListToolsResponse(data=[
-            Tool(identifier=name, provider_resource_id=name, provider_id="p", toolgroup_id=toolgroup_id,
-                 tool_host=ToolHost.distribution, description=f"the {name} tool", parameters=params)
-            for name, params in self.groups[toolgroup_id][1]
+            Tool(identifier=t.name, provider_resource_id=t.name, provider_id="p", toolgroup_id=toolgroup_id,
+                 tool_host=ToolHost.distribution, description=t.description, parameters=t.parameters, metadata=t.metadata)
+            for t in defs
         ])
 
 
@@ -253,6 +258,18 @@ async def test_required_tool_choice_forces_only_the_first_round(harness):
     harness.inference.replies = [call_reply("add", a=1, b=1), text_reply("2")]
     await harness.turn(agent_id, session_id, "1+1?")
     assert [r["tool_choice"].value for r in harness.inference.requests] == ["required", "auto"]
+
+
+@pytest.mark.parametrize("group", ["builtin::websearch", "builtin::websearch/web_search"])
+async def test_web_search_is_offered_once_and_answers_the_builtin_brave_search(harness, group):
+    agent_id, session_id = await harness.agent(toolgroups=[group])
+    # a Llama model calls its built-in tool by llama-stack 0.1.0's name
+    harness.inference.replies = [call_reply("brave_search", query="paris weather"), text_reply("Sunny")]
+    turn = await harness.turn(agent_id, session_id, "Weather in Paris?")
+    assert [t.tool_name for t in harness.inference.requests[0]["tools"]] == ["web_search"]
+    assert harness.tool_runtime.calls == [("brave_search", {"query": "paris weather"})]
+    assert turn.steps[1].tool_responses[0].content == "searched {'query': 'paris weather'}"
+    assert turn.output_message.content == "Sunny "
 
 
 async def test_client_tool_call_ends_the_turn_and_next_turn_continues(harness):
