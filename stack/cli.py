@@ -207,6 +207,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     dists = sub.add_parser("distributions", help="list the embedded distributions")
     dists.set_defaults(func=cmd_distributions)
+
+    from . import cli_eval
+
+    cli_eval.add_parser(sub)
     return parser
 
 

@@ -121,13 +121,18 @@ MODEL_CONFIG = {"type": "benchmark", "eval_candidate": {"type": "model", "model"
                                                          "sampling_params": {"strategy": {"type": "greedy"}}}}
 
 
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+def doubles_app(tmp_path):
+    """The eval stack of RUN_CONFIG over the test doubles (in $POLYSTACK_HOME, which the caller sets)."""
     EvalDoubles.inference.delay = 0.0
     pm = get_plugin_manager(load_entry_points=False)
     pm.register(EvalDoubles(), name="eval-doubles")
-    return lambda: app_from_yaml(tmp_path, RUN_CONFIG, pm)
+    return app_from_yaml(tmp_path, RUN_CONFIG, pm)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    return lambda: doubles_app(tmp_path)
 
 
 async def _wait(client, job_id: str, timeout: float = 10.0) -> dict:
