@@ -123,7 +123,6 @@ MODEL_CONFIG = {"type": "benchmark", "eval_candidate": {"type": "model", "model"
 
 def doubles_app(tmp_path):
     """The eval stack of RUN_CONFIG over the test doubles (in $POLYSTACK_HOME, which the caller sets)."""
-    EvalDoubles.inference.delay = 0.0
     pm = get_plugin_manager(load_entry_points=False)
     pm.register(EvalDoubles(), name="eval-doubles")
     return app_from_yaml(tmp_path, RUN_CONFIG, pm)
@@ -132,6 +131,7 @@ def doubles_app(tmp_path):
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(EvalDoubles.inference, "delay", 0.0)
     return lambda: doubles_app(tmp_path)
 
 
