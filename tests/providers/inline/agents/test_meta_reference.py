@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from providers.inline.agents.meta_reference import MetaReferenceAgentsConfig, create
-from stack.apis._content import TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
+from stack.apis._content import TextContentItem, TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
 from stack.apis.agents import AgentConfig, Document
 from stack.apis.inference import (
     ChatCompletionResponseEvent,
@@ -25,7 +25,7 @@ from stack.apis.inference import (
 from stack.apis.models import Model, ModelType
 from stack.apis.safety import RunShieldResponse, SafetyViolation, ViolationLevel
 from stack.apis.tool_groups import ListToolsResponse, Tool, ToolDef, ToolGroup, ToolHost, ToolParameter
-from stack.apis.tool_runtime import ToolInvocationResult
+from stack.apis.tool_runtime import RAGQueryResult, ToolInvocationResult
 from stack.errors import BadRequestError, NotFoundError
 from stack.registry import ProviderContext, ProviderSpec
 
@@ -117,12 +117,19 @@ class RecordingToolRuntime:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []
         self.inserted: list[dict] = []
+        self.queries: list[dict] = []
 
     async def invoke_tool(self, tool_name: str, kwargs: dict) -> ToolInvocationResult:
         self.calls.append((tool_name, kwargs))
         if tool_name == "add":
             return ToolInvocationResult(content=str(kwargs["a"] + kwargs["b"]))
         return ToolInvocationResult(content=f"searched {kwargs}")
+
+    async def rag_tool_query(self, content, vector_db_ids, query_config=None) -> RAGQueryResult:
+        self.queries.append({"content": content, "vector_db_ids": vector_db_ids, "query_config": query_config})
+        if "missing" in vector_db_ids:
+            raise NotFoundError("vector_db", "missing", ["docs"])
+        return RAGQueryResult(content=[TextContentItem(text=f"found in {vector_db_ids}: octopi have three hearts")])
 
     async def rag_tool_insert(self, documents, vector_db_id, chunk_size_in_tokens) -> None:
         self.inserted.append({"documents": documents, "vector_db_id": vector_db_id})
@@ -297,8 +304,51 @@ async def test_unknown_tool_and_agent_args(harness):
     turn = await harness.turn(agent_id, session_id, "search")
     # the agent's vector_db_ids win over the model's; the group's registered args are the base
     assert harness.tool_runtime.calls == [("knowledge_search", {"vector_db_ids": ["mine"], "query": "q"})]
-    responses = turn.steps[1].tool_responses
+    assert turn.steps[0].tool_calls[0].tool_name == "query_from_memory"  # builtin::rag retrieves first
+    responses = turn.steps[2].tool_responses
     assert "unknown tool 'rm_rf'" in responses[1].content and "knowledge_search" in responses[1].content
+
+
+@pytest.mark.parametrize("group", ["builtin::rag", "builtin::memory", "builtin::rag/knowledge_search"])
+async def test_rag_retrieves_before_every_turn_without_a_tool_call(harness, group):
+    agent_id, session_id = await harness.agent(toolgroups=[{"name": group, "args": {"vector_db_ids": ["facts"]}}])
+    harness.inference.replies = [text_reply("Three."), text_reply("Blue.")]
+    turn = await harness.turn(agent_id, session_id, "How many hearts has an octopus?")
+    assert [s.step_type for s in turn.steps] == ["tool_execution", "inference"]
+    (call,), (response,) = turn.steps[0].tool_calls, turn.steps[0].tool_responses
+    assert call.tool_name == response.tool_name == "query_from_memory" and call.call_id == response.call_id
+    assert harness.tool_runtime.queries[0]["content"] == "How many hearts has an octopus?"
+    assert harness.tool_runtime.queries[0]["vector_db_ids"] == ["facts"]
+    # what was found goes to the model with the user's message, in this turn and in later ones
+    assert "octopi have three hearts" in harness.inference.requests[0]["messages"][-1].context
+    await harness.turn(agent_id, session_id, "Blood colour?")
+    history = harness.inference.requests[1]["messages"]
+    assert "octopi have three hearts" in history[1].context and history[-1].content == "Blood colour?"
+    assert harness.tool_runtime.calls == []  # the model never called knowledge_search
+    assert len(harness.tool_runtime.queries) == 2
+
+
+async def test_a_failed_retrieval_is_recorded_and_the_turn_goes_on(harness):
+    agent_id, session_id = await harness.agent(toolgroups=[{"name": "builtin::rag", "args": {"vector_db_ids": ["missing"]}}])
+    harness.inference.replies = [text_reply("Sorry.")]
+    turn = await harness.turn(agent_id, session_id, "Anything?")
+    assert turn.steps[0].tool_responses[0].content.startswith("error: vector_db 'missing' not found")
+    assert harness.inference.requests[0]["messages"][-1].context is None
+    assert turn.output_message.content.strip() == "Sorry."
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"vector_db_ids": 5}, "agent_config.toolgroups[0].args.vector_db_ids"),
+        ({"vector_db_ids": ["ok", ""]}, "agent_config.toolgroups[0].args.vector_db_ids"),
+        ({"vector_db_ids": ["ok"], "query_config": {"query_generator_config": {"type": "default"}, "max_chunks": "many"}}, "agent_config.toolgroups[0].args.query_config.max_chunks"),
+    ],
+)
+async def test_bad_rag_args_are_a_400_naming_the_field(harness, args, field):
+    with pytest.raises(BadRequestError) as err:
+        await harness.agent(toolgroups=[{"name": "builtin::rag", "args": args}])
+    assert err.value.field == field
 
 
 async def test_input_shield_blocks_the_turn(harness):
