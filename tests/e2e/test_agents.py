@@ -6,7 +6,11 @@ force tool use with ``tool_choice`` where it would not choose a tool."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import os
+import re
+import threading
 import time
 
 import httpx
@@ -254,6 +258,83 @@ def test_rag_retrieves_every_turn_even_when_the_model_calls_no_tool(client):
         assert "document_id: octopus" in " ".join(item.text for item in search.tool_responses[0].content)
     finally:
         client.vector_dbs.unregister("echo-facts")
+
+
+@pytest.fixture(scope="module")
+def csv_url():
+    """A CSV served over HTTP on loopback (which the server's fetch config allows)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/weather.csv":
+                self.send_error(404)
+                return
+            body = b"city,temp\nParis,21\nOslo,4\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _read_with_code(client, agent_id, session_id, path):
+    """A turn in which the echo model calls code_interpreter to print the file at ``path``."""
+    code = json.dumps({"code": f"print(open({path!r}).read())"})
+    turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                     messages=[{"role": "user", "content": f"call:code_interpreter {code}"}])
+    (execution,) = calls_of(turn, "code_interpreter")
+    return execution.tool_responses[0].content
+
+
+def test_url_documents_are_downloaded_for_the_code_interpreter(client, csv_url, files_dir):
+    (files_dir / "notes.txt").write_text("Temperatures are in Celsius.")
+    agent_id = client.agents.create(agent_config=agent_config(model=ECHO, toolgroups=["builtin::code_interpreter"])).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="csv").session_id
+    turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                     messages=[{"role": "user", "content": "Which city is warmest?"}],
+                                     documents=[{"content": {"uri": f"{csv_url}/weather.csv"}, "mime_type": "text/csv"},
+                                                {"content": f"file://{files_dir / 'notes.txt'}", "mime_type": "text/plain"},
+                                                {"content": "data:text/plain,hello", "mime_type": "text/plain"}])
+    # the model was told where each file is (the echo model says what it was told)
+    paths = re.findall(r'accessible to you at "([^"]+)"', turn.output_message.content)
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["weather.csv", "notes.txt", "document.txt"]
+    # a later turn of the session runs code that reads them
+    assert "Paris,21" in _read_with_code(client, agent_id, session_id, paths[0])
+    assert "Celsius" in _read_with_code(client, agent_id, session_id, paths[1])
+    sandbox = client.tools.get("code_interpreter").metadata["sandbox"]
+    if sandbox == "bwrap":  # isolated runs see only their own session's files
+        other = client.agents.session.create(agent_id=agent_id, session_name="other").session_id
+        assert "FileNotFoundError" in _read_with_code(client, agent_id, other, paths[0])
+    client.agents.session.delete(agent_id=agent_id, session_id=session_id)
+    assert not os.path.exists(paths[0])
+
+
+def test_bad_documents_are_4xx_and_failed_fetches_502(client, csv_url, tmp_path):
+    agent_id = client.agents.create(agent_config=agent_config(model=ECHO, toolgroups=["builtin::code_interpreter"])).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="bad").session_id
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a,b\n")
+    plain = client.agents.create(agent_config=agent_config(model=ECHO)).agent_id
+    plain_session = client.agents.session.create(agent_id=plain, session_name="plain").session_id
+    for who, session, url, status in [
+        (agent_id, session_id, f"{csv_url}/missing.csv", 502),  # the server answered 404
+        (agent_id, session_id, f"file://{outside}", 400),       # not in server.fetch.allow_dirs
+        (agent_id, session_id, "ftp://example.com/a.csv", 400),  # not a fetched scheme
+        (plain, plain_session, f"{csv_url}/weather.csv", 400),   # neither code interpreter nor rag
+    ]:
+        with pytest.raises(APIStatusError) as info:
+            client.agents.turn.create(agent_id=who, session_id=session, stream=True,
+                                      messages=[{"role": "user", "content": "read"}],
+                                      documents=[{"content": {"uri": url}, "mime_type": "text/csv"}])
+        assert info.value.status_code == status, (url, info.value.response.text)
+        assert "documents[0].content" in info.value.response.json()["detail"]
 
 
 def test_an_input_shield_blocks_the_turn(client):

@@ -9,6 +9,7 @@ one ends the turn so the client can run it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,11 +20,13 @@ from stack.apis.inference import ToolCall, ToolDefinition, ToolParamDefinition
 from stack.apis.tool_groups import ToolDef, ToolParameter
 from stack.apis.tool_runtime import RAGQueryConfig
 from stack.errors import BadRequestError, NotFoundError, StackError, invalid_field
+from stack.request_context import tool_files
 
 from providers.utils.inference.llama_to_openai import content_text
 
 RAG_GROUP = "builtin::rag"
-MEMORY_GROUP = "builtin::memory"  # llama-stack 0.1.0's name of the same group
+MEMORY_GROUP = "builtin::memory"
+CODE_TOOL = "code_interpreter"  # llama-stack 0.1.0's name of the same group
 
 
 def tool_key(name: Any) -> str:
@@ -74,6 +77,11 @@ class Toolbox:
     definitions: list[ToolDefinition] = field(default_factory=list)
     server: dict[str, _ServerTool] = field(default_factory=dict)
     client: set[str] = field(default_factory=set)
+    files_dir: Path | None = None  # the session's downloaded documents, readable by the code interpreter
+
+    @property
+    def runs_code(self) -> bool:
+        return CODE_TOOL in self.server
 
     @property
     def has_rag(self) -> bool:
@@ -114,7 +122,8 @@ class Toolbox:
         # (vector_db_ids, ...) are not the model's to change.
         given = {k: v for k, v in call.arguments.items() if not tool.declared or k in tool.declared}
         try:
-            result = await tool_runtime.invoke_tool(tool_name=name, kwargs={**tool.args, **given})
+            with tool_files(self.files_dir):
+                result = await tool_runtime.invoke_tool(tool_name=name, kwargs={**tool.args, **given})
         except StackError as exc:
             return ToolResponse(call_id=call.call_id, tool_name=call.tool_name, content=f"error: {exc.message}")
         content = result.content if result.content is not None else ""

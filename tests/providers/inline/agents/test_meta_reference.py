@@ -4,13 +4,15 @@ the tool runtime and the shields: the turn loop's mechanics, exactly."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from providers.inline.agents.meta_reference import MetaReferenceAgentsConfig, create
-from stack.apis._content import TextContentItem, TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
+from stack.apis._content import URL, TextContentItem, TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
 from stack.apis.agents import AgentConfig, Document
 from stack.apis.inference import (
     ChatCompletionResponseEvent,
@@ -26,8 +28,10 @@ from stack.apis.models import Model, ModelType
 from stack.apis.safety import RunShieldResponse, SafetyViolation, ViolationLevel
 from stack.apis.tool_groups import ListToolsResponse, Tool, ToolDef, ToolGroup, ToolHost, ToolParameter
 from stack.apis.tool_runtime import RAGQueryResult, ToolInvocationResult
-from stack.errors import BadRequestError, NotFoundError
+from stack.errors import BadRequestError, NotFoundError, UpstreamError
+from stack.fetcher import FetchConfig, URLFetcher
 from stack.registry import ProviderContext, ProviderSpec
+from stack.request_context import tool_files_dir
 
 # -- test doubles ------------------------------------------------------------------
 
@@ -95,6 +99,7 @@ class FakeToolGroups:
     groups = {
         "builtin::calc": (None, [("add", [ToolParameter(name="a", parameter_type="integer", description="a"),
                                           ToolParameter(name="b", parameter_type="integer", description="b")])]),
+        "builtin::code_interpreter": (None, [("code_interpreter", [ToolParameter(name="code", parameter_type="string", description="c")])]),
         "builtin::rag": ({"vector_db_ids": ["docs"]}, [("knowledge_search", [ToolParameter(name="query", parameter_type="string", description="q")])]),
     }
 
@@ -123,6 +128,8 @@ class RecordingToolRuntime:
         self.calls.append((tool_name, kwargs))
         if tool_name == "add":
             return ToolInvocationResult(content=str(kwargs["a"] + kwargs["b"]))
+        if tool_name == "code_interpreter":  # what the sandbox would be given to read
+            return ToolInvocationResult(content=f"files: {tool_files_dir()}")
         return ToolInvocationResult(content=f"searched {kwargs}")
 
     async def rag_tool_query(self, content, vector_db_ids, query_config=None) -> RAGQueryResult:
@@ -417,6 +424,49 @@ async def test_url_document_without_rag_is_a_400(harness):
     with pytest.raises(BadRequestError) as err:
         await harness.turn(agent_id, session_id, "read", documents=[Document(content="https://example.com/a.pdf", mime_type="application/pdf")])
     assert err.value.field == "documents[0].content"
+
+
+CSV = "data:text/csv;base64," + base64.b64encode(b"city,temp\nParis,21\n").decode()
+
+
+async def test_url_documents_are_downloaded_for_the_code_interpreter(harness, tmp_path):
+    agent_id, session_id = await harness.agent(toolgroups=["builtin::code_interpreter"])
+    harness.inference.replies = [call_reply("code_interpreter", code="read it"), text_reply("21 C"), text_reply("ok")]
+    turn = await harness.turn(agent_id, session_id, "Temperature in Paris?", documents=[
+        Document(content=URL(uri=CSV), mime_type="text/csv"),
+        Document(content="Temperatures are in Celsius.", mime_type="text/plain")])
+    folder = tmp_path / "agent_files" / session_id
+    assert (folder / "document.csv").read_text() == "city,temp\nParis,21\n"
+    context = harness.inference.requests[0]["messages"][-1].context
+    assert f'accessible to you at "{folder / "document.csv"}"' in context and "Celsius" in context
+    # the code interpreter runs with the session's folder to read
+    assert turn.steps[2].tool_responses[0].content == f"files: {folder}"
+    # a second document of the same name does not overwrite the first; the next turn still sees both
+    await harness.turn(agent_id, session_id, "Again", documents=[Document(content=CSV, mime_type="text/csv")])
+    assert len(list(folder.iterdir())) == 2
+    await harness.agents.delete_agents_session(session_id, agent_id)
+    assert not folder.exists()
+
+
+async def test_document_fetch_refusals_and_failures(harness, tmp_path):
+    agent_id, session_id = await harness.agent(toolgroups=["builtin::code_interpreter"])
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    with pytest.raises(BadRequestError) as err:  # outside server.fetch.allow_dirs
+        await harness.turn(agent_id, session_id, "read", documents=[Document(content=f"file://{secret}", mime_type="text/plain")])
+    assert err.value.field == "documents[0].content" and "allow_dirs" in err.value.message
+    harness.agents.files.max_bytes = 4
+    with pytest.raises(BadRequestError) as err:
+        await harness.turn(agent_id, session_id, "read", documents=[Document(content="data:,12345", mime_type="text/plain")])
+    assert err.value.field == "documents[0].content" and "larger than 4 bytes" in err.value.message
+    with socket.socket() as s:  # a loopback port nobody listens on, loopback allowed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    harness.agents.files.fetcher = URLFetcher(FetchConfig(allow_networks=["127.0.0.1/32"]))
+    with pytest.raises(UpstreamError) as err:
+        await harness.turn(agent_id, session_id, "read", documents=[Document(content=f"http://127.0.0.1:{port}/a.csv", mime_type="text/csv")])
+    assert "documents[0].content" in err.value.message
+    assert harness.inference.requests == []
 
 
 @pytest.mark.parametrize(
