@@ -108,7 +108,7 @@ async def chat_stream(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> Async
     Tool-call arguments arrive in pieces; each non-empty piece is a progress
     event carrying only that piece (as llama-stack 0.1.0 sends them, so that
     clients join them), and the parsed call follows as ``succeeded`` (or
-    ``failed`` with the whole raw text) before the complete event.
+    ``failed`` with an empty string, as 0.1.0's own inference does) before the complete event.
     """
     try:
         async for event in _chat_events(chunks):
@@ -146,9 +146,9 @@ async def _chat_events(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> Asyn
             finish = choice.finish_reason or finish
     for call in calls.values():
         parsed = tool_call(OpenAIToolCall(id=call["id"], function={"name": call["name"], "arguments": call["arguments"]}))
-        if parsed is None:
+        if parsed is None:  # the text was already sent in pieces; sending it again would repeat it
             yield _event(ChatCompletionResponseEventType.progress,
-                         ToolCallDelta(tool_call=call["arguments"], parse_status=ToolCallParseStatus.failed))
+                         ToolCallDelta(tool_call="", parse_status=ToolCallParseStatus.failed))
         else:
             yield _event(ChatCompletionResponseEventType.progress,
                          ToolCallDelta(tool_call=parsed, parse_status=ToolCallParseStatus.succeeded))
