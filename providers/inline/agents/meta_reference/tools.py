@@ -25,8 +25,8 @@ from stack.request_context import tool_files
 from providers.utils.inference.llama_to_openai import content_text
 
 RAG_GROUP = "builtin::rag"
-MEMORY_GROUP = "builtin::memory"
-CODE_TOOL = "code_interpreter"  # llama-stack 0.1.0's name of the same group
+MEMORY_GROUP = "builtin::memory"  # llama-stack 0.1.0's name of the same group
+CODE_TOOL = "code_interpreter"
 
 
 def tool_key(name: Any) -> str:
