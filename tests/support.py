@@ -152,6 +152,19 @@ async def serve_stack(home: Path, providers_yaml: str, models_yaml: str = ""):
         yield client
 
 
+def app_from_yaml(tmp_path: Path, text: str, pm=None):
+    """The app of the run config ``text`` (written to ``tmp_path``/run.yaml), with the
+    built-in providers or those of the plugin manager ``pm``."""
+    from stack.config import load_run_config
+    from stack.plugins import collect_providers, get_plugin_manager
+    from stack.resolver import plan
+    from stack.server import create_app
+
+    path = tmp_path / "run.yaml"
+    path.write_text(textwrap.dedent(text))
+    return create_app(plan(load_run_config(path), collect_providers(pm or get_plugin_manager(load_entry_points=False))))
+
+
 @asynccontextmanager
 async def serve_app(app):
     """An httpx client of ``app`` served in-process, between its start-up and shutdown."""

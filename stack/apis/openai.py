@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import BadRequestError
 from ._webmethod import webmethod
 
 
@@ -330,3 +331,23 @@ class OpenAICompat(Protocol):
 
 
 PROTOCOL = OpenAICompat
+
+
+def check_supported_fields(request: Any, supported: frozenset[str] | None) -> None:
+    """400 naming the first field the provider cannot honour that the request
+    sets to something other than its default. ``None``: the provider takes all."""
+    if supported is None:
+        return
+    fields = type(request).model_fields
+    sent = request.model_fields_set
+    # declared order, so `tools` is named before the `tool_choice` that needs it
+    for name in [*(f for f in fields if f in sent), *sorted(request.model_extra or {})]:
+        if name in supported:
+            continue
+        value = getattr(request, name)
+        field = fields.get(name)
+        if field is not None and value == field.get_default(call_default_factory=True):
+            continue
+        if value is None:
+            continue
+        raise BadRequestError(f"not supported by this model's provider (sent {value!r})", field=name)

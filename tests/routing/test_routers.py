@@ -11,15 +11,8 @@ from stack.apis.tool_groups import ToolDef
 from stack.errors import BadRequestError, NotFoundError
 from stack.routing import BY_ROUTED_API, ROUTINGS
 from stack.routing.models import ModelsRoutingTable
-from stack.routing.routers import (
-    DatasetIORouter,
-    EvalRouter,
-    InferenceRouter,
-    SafetyRouter,
-    ScoringRouter,
-    ToolRuntimeRouter,
-    VectorIORouter,
-)
+from stack.resolver import check_protocol
+from stack.routing.routers import InferenceRouter, Router
 from stack.routing.tables import (
     DatasetsRoutingTable,
     EvalTasksRoutingTable,
@@ -29,6 +22,13 @@ from stack.routing.tables import (
     VectorDBsRoutingTable,
 )
 from stack.storage import SqliteStoreConfig, kvstore_from_config
+
+
+def router_for(api: str, table):
+    """The router the stack builds for ``api`` over ``table``, checked as at start-up."""
+    router = BY_ROUTED_API[api].make_router(table)
+    check_protocol(router, api, f"the {api} router")
+    return router
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def inference(store, calls):
     await table.register_model("chat-b", provider_model_id="upstream-b", provider_id="beta")
     await table.register_model("emb", provider_model_id="upstream-emb", provider_id="beta",
                                model_type=ModelType.embedding, metadata={"embedding_dimension": 8})
-    return InferenceRouter(table)
+    return router_for("inference", table)
 
 
 async def test_chat_completion_goes_to_the_owning_provider_under_its_name(inference, calls):
@@ -133,7 +133,7 @@ async def test_run_shield_goes_to_the_shields_provider(store, calls):
     table = await table_with(ShieldsRoutingTable, store, calls, "guard", "other", routed_api="safety")
     await table.register_shield("safe", provider_shield_id="llama-guard-3", provider_id="guard")
 
-    await SafetyRouter(table).run_shield(shield_id="safe", messages=[], params={})
+    await router_for("safety", table).run_shield(shield_id="safe", messages=[], params={})
 
     assert calls == [("guard", "run_shield", {"shield_id": "llama-guard-3", "messages": [], "params": {}})]
 
@@ -142,7 +142,7 @@ async def test_vector_io_routes_by_vector_db(store, calls):
     table = await table_with(VectorDBsRoutingTable, store, calls, "faiss", "pgvector", routed_api="vector_io")
     await table.register_vector_db("docs", embedding_model="emb", provider_id="pgvector",
                                    provider_vector_db_id="pg-docs")
-    router = VectorIORouter(table)
+    router = router_for("vector_io", table)
 
     await router.insert_chunks(vector_db_id="docs", chunks=[])
     await router.query_chunks(vector_db_id="docs", query="q")
@@ -160,7 +160,7 @@ async def test_datasetio_routes_by_dataset(store, calls):
     await table.register_dataset("qa", dataset_schema={}, url={"uri": "hf://qa"}, provider_dataset_id="hf-qa",
                                  provider_id="hf")
 
-    await DatasetIORouter(table).get_rows_paginated(dataset_id="qa", rows_in_page=5)
+    await router_for("datasetio", table).get_rows_paginated(dataset_id="qa", rows_in_page=5)
 
     assert calls == [("hf", "get_rows_paginated", {"dataset_id": "hf-qa", "rows_in_page": 5})]
 
@@ -169,7 +169,7 @@ async def test_eval_routes_by_task(store, calls):
     table = await table_with(EvalTasksRoutingTable, store, calls, "meta", "other", routed_api="eval")
     await table.register_eval_task("mmlu", dataset_id="ds", scoring_functions=[], provider_eval_task_id="meta-mmlu",
                                    provider_id="meta")
-    router = EvalRouter(table)
+    router = router_for("eval", table)
 
     await router.run_eval(task_id="mmlu", task_config={})
     await router.job_status(task_id="mmlu", job_id="j1")
@@ -218,7 +218,7 @@ async def scoring_table(store, calls):
 
 
 async def test_score_merges_the_results_of_two_providers(scoring_table, calls):
-    response = await ScoringRouter(scoring_table).score(
+    response = await router_for("scoring", scoring_table).score(
         input_rows=[{"q": "1+1", "a": "2"}], scoring_functions={"exact": None, "judge-fn": None}
     )
 
@@ -229,7 +229,7 @@ async def test_score_merges_the_results_of_two_providers(scoring_table, calls):
 
 
 async def test_score_batch_merges_results_and_keeps_a_results_dataset(scoring_table, calls):
-    response = await ScoringRouter(scoring_table).score_batch(
+    response = await router_for("scoring", scoring_table).score_batch(
         dataset_id="ds", scoring_functions={"exact": None, "judge-fn": None}, save_results_dataset=True
     )
 
@@ -239,7 +239,7 @@ async def test_score_batch_merges_results_and_keeps_a_results_dataset(scoring_ta
 
 async def test_score_with_an_unknown_function_is_404_and_scores_nothing(scoring_table, calls):
     with pytest.raises(NotFoundError, match="Scoring function 'nope' not found"):
-        await ScoringRouter(scoring_table).score(input_rows=[], scoring_functions={"exact": None, "nope": None})
+        await router_for("scoring", scoring_table).score(input_rows=[], scoring_functions={"exact": None, "nope": None})
     assert calls == []
 
 
@@ -248,7 +248,7 @@ async def test_score_results_are_keyed_by_the_requested_function_ids(scoring_tab
     await scoring_table.register_scoring_function("accuracy", description="exact", return_type={"type": "number"},
                                                   provider_scoring_fn_id="basic::equality", provider_id="basic")
 
-    response = await ScoringRouter(scoring_table).score(input_rows=[{}], scoring_functions={"accuracy": None})
+    response = await router_for("scoring", scoring_table).score(input_rows=[{}], scoring_functions={"accuracy": None})
 
     assert calls == [("basic", "score", {"basic::equality": None})]  # the provider's own name goes out
     assert set(response.results) == {"accuracy"}  # and the client's name comes back
@@ -294,7 +294,7 @@ async def tool_groups(store, calls):
 
 
 async def test_invoke_tool_goes_to_the_provider_of_its_group(tool_groups, calls):
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
 
     assert await router.invoke_tool(tool_name="add", kwargs={"a": 1, "b": 2}) == "add by math"
     assert await router.invoke_tool(tool_name="web_search", kwargs={"query": "x"}) == "web_search by search"
@@ -307,12 +307,12 @@ async def test_invoke_tool_goes_to_the_provider_of_its_group(tool_groups, calls)
 
 async def test_invoking_an_unknown_tool_is_404(tool_groups, calls):
     with pytest.raises(NotFoundError, match="Tool 'nope' not found"):
-        await ToolRuntimeRouter(tool_groups).invoke_tool(tool_name="nope", kwargs={})
+        await router_for("tool_runtime", tool_groups).invoke_tool(tool_name="nope", kwargs={})
     assert calls == []
 
 
 async def test_list_runtime_tools_needs_a_known_group(tool_groups):
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
     with pytest.raises(BadRequestError) as info:
         await router.list_runtime_tools()
     assert info.value.field == "tool_group_id"
@@ -322,7 +322,7 @@ async def test_list_runtime_tools_needs_a_known_group(tool_groups):
 
 
 async def test_rag_tool_routes_need_the_builtin_rag_group(tool_groups, calls):
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
 
     with pytest.raises(NotFoundError, match="'builtin::rag' not found"):
         await router.rag_tool_query(content="q", vector_db_ids=["docs"])
@@ -349,13 +349,14 @@ def test_every_routed_api_has_one_table_and_router():
         "scoring": "scoring_functions", "eval": "eval_tasks", "tool_runtime": "tool_groups",
     }
     assert BY_ROUTED_API["inference"].router is InferenceRouter
+    assert BY_ROUTED_API["vector_io"].router is Router  # generic: every operation takes vector_db_id
     assert BY_ROUTED_API["tool_runtime"].config_section == "tool_groups"
     assert BY_ROUTED_API["scoring"].config_section == "scoring_fns"
 
 
 async def test_tool_group_args_are_defaults_for_its_tools(tool_groups, calls):
     await tool_groups.register_tool_group("builtin::rag", provider_id="rag", args={"vector_db_ids": ["kb"], "top": 3})
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
 
     await router.invoke_tool(tool_name="knowledge_search", kwargs={"query": "q", "top": 5})
 

@@ -7,9 +7,8 @@ import collections.abc
 from typing import Any
 
 from stack.apis.inference import EmbeddingsResponse
-from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
+from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest, check_supported_fields
 
-from stack.routing.routers import check_supported_fields
 
 from . import llama_to_openai, openai_to_llama
 

@@ -241,5 +241,6 @@ class MetaReferenceAgents:
         for step in turn.steps:
             if step.step_id == step_id:
                 return AgentStepResponse(step=step)
-        raise NotFoundError(f"turn {turn_id!r} has no step", step_id, [s.step_id for s in turn.steps])
+        raise NotFoundError("step", step_id, [s.step_id for s in turn.steps],
+                            message=f"turn {turn_id!r} has no step {step_id!r}")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stack.apis._content import BuiltinTool
+from stack.apis._content import tool_name_text
 from stack.apis.agents import AgentTool, AgentToolGroupWithArgs, ToolResponse
 from stack.apis.inference import ToolCall, ToolDefinition, ToolParamDefinition
 from stack.apis.tool_groups import ToolDef, ToolParameter
@@ -27,11 +27,6 @@ from providers.utils.inference.llama_to_openai import content_text
 RAG_GROUP = "builtin::rag"
 MEMORY_GROUP = "builtin::memory"  # llama-stack 0.1.0's name of the same group
 CODE_TOOL = "code_interpreter"
-
-
-def tool_key(name: Any) -> str:
-    """The plain string name of a tool (``BuiltinTool.code_interpreter`` -> ``code_interpreter``)."""
-    return name.value if isinstance(name, BuiltinTool) else str(name)
 
 
 def _definition(name: str, description: str | None, parameters: list[ToolParameter] | None) -> ToolDefinition:
@@ -88,7 +83,7 @@ class Toolbox:
         return any(t.group_id == RAG_GROUP for t in self.server.values())
 
     def is_client(self, name: Any) -> bool:
-        return tool_key(name) in self.client
+        return tool_name_text(name) in self.client
 
     @property
     def retrieval_db_ids(self) -> list[str]:
@@ -112,7 +107,7 @@ class Toolbox:
     async def invoke(self, tool_runtime: Any, call: ToolCall) -> ToolResponse:
         """Run one server-side tool call. A failing tool answers with its error,
         so the model can react to it; it does not fail the turn."""
-        name = tool_key(call.tool_name)
+        name = tool_name_text(call.tool_name)
         tool = self.server.get(name)
         if tool is None:
             known = ", ".join(sorted([*self.server, *self.client])) or "none"

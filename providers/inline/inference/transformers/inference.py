@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Callable
 
 from stack.apis.models import Model
 from stack.apis.openai import (
+    check_supported_fields,
     OpenAIChatChoice,
     OpenAIChatChunkChoice,
     OpenAIChatCompletion,
@@ -33,7 +34,6 @@ from stack.apis.openai import (
 )
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError, StackError
 from stack.registry import ProviderContext
-from stack.routing.routers import check_supported_fields
 
 from providers.utils.inference.local_models import accept_configured_llm
 from providers.utils.inference.openai_native import OpenAINativeInference

@@ -8,7 +8,7 @@ from typing import Any
 
 from stack.apis.tool_groups import ToolDef, ToolParameter
 from stack.apis.tool_runtime import ToolInvocationResult
-from stack.errors import BadRequestError, NotFoundError, NotSupportedError
+from stack.errors import BadRequestError, NotFoundError
 from stack.request_context import tool_files_dir
 
 from . import _sandbox
@@ -90,8 +90,4 @@ class CodeInterpreterToolRuntime:
             name = f"signal {sig}"
         return f"killed by {name}"
 
-    async def rag_tool_insert(self, **kwargs: Any) -> None:
-        raise NotSupportedError("inline::code-interpreter has no RAG tool; register builtin::rag with a RAG provider")
 
-    async def rag_tool_query(self, **kwargs: Any) -> Any:
-        raise NotSupportedError("inline::code-interpreter has no RAG tool; register builtin::rag with a RAG provider")

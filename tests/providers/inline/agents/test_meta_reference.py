@@ -494,10 +494,13 @@ async def test_unknown_ids_are_404s_and_delete_removes_everything(harness):
     turn = await harness.turn(agent_id, session_id, "hi")
     with pytest.raises(NotFoundError):
         await harness.agents.create_agent_session("no-agent", "s")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as err:
         await harness.agents.get_agents_session("no-session", agent_id)
-    with pytest.raises(NotFoundError):
+    assert err.value.message == f"agent {agent_id!r} has no session 'no-session'; known: {session_id!r}"
+    with pytest.raises(NotFoundError) as err:
         await harness.agents.get_agents_step(agent_id, session_id, turn.turn_id, "no-step")
+    assert err.value.message.startswith(f"turn {turn.turn_id!r} has no step 'no-step'; known: ")
+    assert (err.value.kind, err.value.identifier) == ("step", "no-step")
     with pytest.raises(BadRequestError):
         await harness.turn(agent_id, session_id)
     await harness.agents.delete_agent(agent_id)

@@ -30,7 +30,7 @@ from stack.apis.inference import (
 from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, ClientError, NotFoundError, NotSupportedError, status_code_for
-from stack.routing.routers import check_supported_fields
+from stack.apis.openai import check_supported_fields
 
 M = DEFAULT_MODEL_ID
 THREADS = 1  # robust when other processes share the CPUs (llama.cpp threads spin while they wait for each other)

@@ -37,7 +37,7 @@ from stack.apis.inference import (
 from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError, StackError, status_code_for
-from stack.routing.routers import check_supported_fields
+from stack.apis.openai import check_supported_fields
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from providers.inline.tool_runtime.code_interpreter import _sandbox, create, register_providers
 from providers.inline.tool_runtime.code_interpreter.config import CodeInterpreterConfig
-from stack.errors import BadRequestError, ConfigError, NotFoundError, NotSupportedError
+from stack.errors import BadRequestError, ConfigError, NotFoundError
 from stack.registry import ProviderContext
 from stack.request_context import tool_files
 
@@ -190,8 +190,6 @@ async def test_unknown_tool_and_bad_arguments(runtime):
     with pytest.raises(BadRequestError) as info:
         await runtime.invoke_tool(tool_name="code_interpreter", kwargs={"source": "print(1)"})
     assert info.value.field == "kwargs.code"
-    with pytest.raises(NotSupportedError):
-        await runtime.rag_tool_query(content="x", vector_db_ids=["v"])
 
 
 async def test_required_bwrap_missing_fails_at_start_up(monkeypatch):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from stack.apis.tool_groups import ToolDef, ToolParameter
 from stack.apis.tool_runtime import ToolInvocationResult
-from stack.errors import BadRequestError, NotFoundError, NotSupportedError
+from stack.errors import BadRequestError, NotFoundError
 from stack.registry import ProviderContext
 
 TOOL_NAME = "web_search"
@@ -101,11 +101,7 @@ class WebSearchToolRuntime(ABC):
     async def search(self, query: str, api_key: str, limit: int) -> list[dict[str, Any]]:
         """At most ``limit`` of the search engine's results for ``query``."""
 
-    async def rag_tool_insert(self, **kwargs: Any) -> None:
-        raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")
 
-    async def rag_tool_query(self, **kwargs: Any) -> Any:
-        raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")
 
 
 async def start_client(config: WebSearchConfig, name: str) -> Any:
