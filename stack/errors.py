@@ -48,6 +48,13 @@ class BadRequestError(ClientError):
         self.reason = message
 
 
+def invalid_field(exc, prefix: str) -> BadRequestError:
+    """The first error of a pydantic ``ValidationError`` as a 400 naming ``prefix.<its path>``."""
+    err = exc.errors()[0]
+    path = ".".join(str(p) for p in err["loc"])
+    return BadRequestError(err["msg"], field=f"{prefix}.{path}" if path else prefix)
+
+
 class AuthenticationError(ClientError):
     """The request lacks a valid API key."""
 

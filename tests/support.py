@@ -103,6 +103,16 @@ class ServerProcess:
         self.stop()
 
 
+def starter_with_mcp_config() -> dict:
+    """The starter distribution's run config plus an MCP tool runtime (provider ``mcp``)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
+    config["providers"]["tool_runtime"].append(
+        {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
+    return config
+
+
 def starter_with_server(path: Path, **server: object) -> Path:
     """The embedded starter's run config with ``server:`` settings added, written to ``path``."""
     import yaml

@@ -8,7 +8,7 @@ from llama_stack_client import LlamaStackClient
 from openai import OpenAI
 
 from tests.providers.remote.tool_runtime.mcp_server import MCPServerThread
-from tests.support import REPO, ServerProcess
+from tests.support import ServerProcess, starter_with_mcp_config
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,7 @@ def mcp_server():
 def starter_with_mcp(tmp_path_factory):
     """``polystack run`` of the starter distribution plus an MCP tool runtime (provider ``mcp``)."""
     home = tmp_path_factory.mktemp("starter-mcp-home")
-    config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
-    config["providers"]["tool_runtime"].append(
-        {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
+    config = starter_with_mcp_config()
     run_yaml = home / "run.yaml"
     run_yaml.write_text(yaml.safe_dump(config))
     with ServerProcess(str(run_yaml), home=home) as proc:

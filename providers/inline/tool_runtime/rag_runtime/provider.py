@@ -19,7 +19,7 @@ from stack.apis.tool_runtime import (
     ToolInvocationResult,
 )
 from stack.apis.vector_io import Chunk
-from stack.errors import BadRequestError, NotFoundError
+from stack.errors import BadRequestError, NotFoundError, invalid_field
 from stack.fetcher import URLFetcher
 
 from . import _documents
@@ -74,9 +74,7 @@ class RAGToolRuntime:
             try:
                 query_config = RAGQueryConfig.model_validate(query_config)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"])
-                raise BadRequestError(err["msg"], field=f"kwargs.query_config.{loc}") from None
+                raise invalid_field(exc, "kwargs.query_config") from None
         result = await self.rag_tool_query(content=query, vector_db_ids=list(vector_db_ids), query_config=query_config)
         return ToolInvocationResult(content=result.content)
 

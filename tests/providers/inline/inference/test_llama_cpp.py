@@ -253,6 +253,9 @@ async def test_llama_stack_streaming_tool_call(provider):
     done = deltas[-1]
     assert done.parse_status == ToolCallParseStatus.succeeded
     assert done.tool_call.tool_name == "get_weather" and isinstance(done.tool_call.arguments["city"], str)
+    # each in_progress delta is a new piece (as llama-stack 0.1.0 streams them): joined, they are the arguments
+    pieces = [d.tool_call for d in deltas[:-1]]
+    assert all(pieces) and json.loads("".join(pieces)) == done.tool_call.arguments
 
 
 async def test_llama_stack_completion_stream(provider):
