@@ -1,4 +1,4 @@
-"""The ``polystack`` command: run | providers | config check | openapi | distributions."""
+"""The ``polystack`` command: run | providers | config check | openapi | distributions | datasets."""
 
 from __future__ import annotations
 
@@ -207,6 +207,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     dists = sub.add_parser("distributions", help="list the embedded distributions")
     dists.set_defaults(func=cmd_distributions)
+
+    from .cli_datasets import add_parser as add_datasets_parser
+
+    add_datasets_parser(sub)
     return parser
 
 
