@@ -25,10 +25,15 @@ def server(tmp_path_factory):
     data.mkdir()
     (data / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     (home / "secret.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
+    import datasets
+
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(data / "hf-qa"))
     config = {
         "version": "2", "image_name": "datasets-e2e", "apis": ["datasetio"],
         "providers": {"datasetio": [{"provider_id": "localfs", "provider_type": "inline::localfs",
-                                     "config": {"max_rows_in_page": 50}}]},
+                                     "config": {"max_rows_in_page": 50}},
+                                    {"provider_id": "huggingface", "provider_type": "remote::huggingface",
+                                     "config": {}}]},
         "server": {"fetch": {"allow_dirs": [str(data)]}},
     }
     (home / "run.yaml").write_text(yaml.safe_dump(config))
@@ -43,7 +48,8 @@ def detail(info) -> str:
 
 def test_register_page_append(server):
     client = LlamaStackClient(base_url=server.base_url, timeout=60)
-    client.datasets.register(dataset_id="qa", dataset_schema=SCHEMA, url={"uri": str(server.data / "qa.jsonl")})
+    client.datasets.register(dataset_id="qa", dataset_schema=SCHEMA, url={"uri": str(server.data / "qa.jsonl")},
+                            provider_id="localfs")
     assert [d.identifier for d in client.datasets.list()] == ["qa"]
     got = client.datasets.retrieve("qa")
     assert (got.provider_id, got.url.uri) == ("localfs", str(server.data / "qa.jsonl"))
@@ -87,9 +93,25 @@ def test_files_outside_allow_dirs_are_refused(server):
     for uri in [str(server.home / "secret.jsonl"), f"file://{server.data}/../secret.jsonl", "/etc/passwd",
                 str(server.data / "missing.jsonl")]:
         with pytest.raises(APIStatusError) as info:
-            client.datasets.register(dataset_id="secret", dataset_schema=SCHEMA, url={"uri": uri})
+            client.datasets.register(dataset_id="secret", dataset_schema=SCHEMA, url={"uri": uri}, provider_id="localfs")
         assert info.value.status_code == 400 and detail(info).startswith("url:"), uri
     assert list(client.datasets.list()) == []
+
+
+def test_huggingface_dataset_saved_to_disk_is_read_only(server):
+    client = LlamaStackClient(base_url=server.base_url, timeout=60)
+    client.datasets.register(dataset_id="hf-qa", dataset_schema=SCHEMA, provider_id="huggingface",
+                             url={"uri": "huggingface://datasets/local/hf-qa"}, metadata={"path": str(server.data / "hf-qa")})
+    page = client.datasetio.get_rows_paginated(dataset_id="hf-qa", rows_in_page=20)
+    assert page.rows == ROWS[:20] and page.total_count == 23 and page.next_page_token
+    with pytest.raises(APIStatusError) as info:
+        client.datasetio.append_rows(dataset_id="hf-qa", rows=[{"question": "q", "answer": "a"}])
+    assert info.value.status_code == 501
+    with pytest.raises(APIStatusError) as info:
+        client.datasets.register(dataset_id="hf-bad", dataset_schema=SCHEMA, provider_id="huggingface",
+                                 url={"uri": "huggingface://datasets/x"}, metadata={"path": str(server.home)})
+    assert info.value.status_code == 400 and detail(info).startswith("metadata.path:")
+    client.datasets.unregister("hf-qa")
 
 
 def test_cli(server):
@@ -97,11 +119,13 @@ def test_cli(server):
         return subprocess.run([sys.executable, "-m", "stack", "datasets", *args, "--stack", server.base_url],
                               capture_output=True, text=True, cwd=REPO, timeout=60)
 
-    done = cli("register", "cli-qa", "--url", str(server.data / "qa.jsonl"), "--schema", json.dumps(SCHEMA))
+    done = cli("register", "cli-qa", "--url", str(server.data / "qa.jsonl"), "--schema", json.dumps(SCHEMA),
+               "--provider-id", "localfs")
     assert done.returncode == 0, done.stderr
     listed = cli("list")
     assert "cli-qa" in listed.stdout and "localfs" in listed.stdout
     rows = cli("rows", "cli-qa", "--limit", "2")
     assert [json.loads(line) for line in rows.stdout.splitlines()] == ROWS[:2]
-    refused = cli("register", "bad", "--url", "/etc/passwd", "--schema", json.dumps(SCHEMA))
+    refused = cli("register", "bad", "--url", "/etc/passwd", "--schema", "question:string,answer:string",
+                  "--provider-id", "localfs")
     assert refused.returncode != 0 and "url:" in refused.stderr

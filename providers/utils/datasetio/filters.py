@@ -17,7 +17,6 @@ string and a number) is false.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable

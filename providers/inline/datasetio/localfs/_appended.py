@@ -1,5 +1,4 @@
-"""Rows appended to datasets, and the datasets themselves, in the SQL store
-every replica shares.
+"""Rows appended to datasets, in the SQL store every replica shares.
 
 One append request is one row of ``batches`` (written in one INSERT: all of
 it or nothing); ``batch_index`` lists the batches and their sizes so a page
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from stack.apis.datasets import Dataset
 from stack.errors import ServiceUnavailableError
 from stack.storage import ColumnType, DuplicateKeyError, SqlStore
 
@@ -25,27 +23,15 @@ class AppendedRows:
 
     async def initialize(self) -> None:
         await self.store.create_table(
-            "datasetio_datasets", {"dataset_id": ColumnType.TEXT, "dataset": ColumnType.JSON}, primary_key="dataset_id")
-        await self.store.create_table(
             "datasetio_batches", {"dataset_id": ColumnType.TEXT, "batch": ColumnType.INTEGER, "rows": ColumnType.JSON},
             primary_key=("dataset_id", "batch"))
         await self.store.create_table(
             "datasetio_batch_index", {"dataset_id": ColumnType.TEXT, "batch": ColumnType.INTEGER, "row_count": ColumnType.INTEGER},
             primary_key=("dataset_id", "batch"))
 
-    # -- dataset definitions ------------------------------------------------------------------
-
-    async def save_dataset(self, dataset: Dataset) -> None:
-        await self.store.upsert("datasetio_datasets", {"dataset_id": dataset.provider_resource_id,
-                                             "dataset": dataset.model_dump(mode="json")}, ["dataset_id"])
-
-    async def load_dataset(self, dataset_id: str) -> Dataset | None:
-        row = await self.store.fetch_one("datasetio_datasets", {"dataset_id": dataset_id})
-        return Dataset.model_validate(row["dataset"]) if row else None
-
     async def forget(self, dataset_id: str) -> None:
-        """The dataset and every row appended to it."""
-        for table in ("datasetio_batch_index", "datasetio_batches", "datasetio_datasets"):
+        """Every row appended to the dataset."""
+        for table in ("datasetio_batch_index", "datasetio_batches"):
             await self.store.delete(table, {"dataset_id": dataset_id})
 
     # -- rows ---------------------------------------------------------------------------------

@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 from stack.apis.datasetio import PaginatedRowsResult
 from stack.apis.datasets import Dataset
-from stack.errors import BadRequestError, NotFoundError
+from stack.errors import BadRequestError
 from stack.registry import ProviderContext
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 
 from providers.utils.datasetio.paging import read_page
 from providers.utils.datasetio.rows import check_rows
+from providers.utils.datasetio.store import DatasetDefinitions
 
 from ._appended import AppendedRows
 from ._sources import FORMATS, DatasetFile, guess_format
@@ -28,7 +29,6 @@ from .config import LocalFSDatasetIOConfig
 
 @dataclass
 class _Opened:
-    dataset: Dataset
     file: DatasetFile
     columns: set[str]
 
@@ -50,13 +50,13 @@ class LocalFSDatasetIO:
     def __init__(self, config: LocalFSDatasetIOConfig, context: ProviderContext) -> None:
         self.config, self.context = config, context
         self.cache_dir = context.data_dir / "localfs_datasets"
-        self._opened: dict[str, _Opened] = {}
 
     async def initialize(self) -> None:
         store = await sqlstore_from_config(self.config.kvstore or SqliteStoreConfig(),
                                            default_path=self.context.data_dir / "localfs_datasetio.db")
-        self.appended = AppendedRows(store)
+        self.appended, self.definitions = AppendedRows(store), DatasetDefinitions(store, self._open)
         await self.appended.initialize()
+        await self.definitions.initialize()
 
     async def shutdown(self) -> None:
         await self.appended.store.close()
@@ -65,27 +65,15 @@ class LocalFSDatasetIO:
 
     async def register_dataset(self, dataset: Dataset) -> Dataset:
         """Check the URL and open the file now: a bad URL or file is a 400 naming ``url``."""
-        opened = await self._open(dataset, refetch=True)
-        await self.appended.save_dataset(dataset)
-        self._opened[dataset.provider_resource_id] = opened
+        self._cached(dataset.url.uri).unlink(missing_ok=True)  # registering fetches a URL afresh
+        await self.definitions.register(dataset)
         return dataset
 
     async def unregister_dataset(self, dataset: Dataset) -> None:
-        self._opened.pop(dataset.provider_resource_id, None)
         await self.appended.forget(dataset.provider_resource_id)
+        await self.definitions.forget(dataset.provider_resource_id)
 
-    async def _dataset(self, dataset_id: str) -> _Opened:
-        # the store decides: another replica may have registered, changed or dropped it
-        dataset = await self.appended.load_dataset(dataset_id)
-        if dataset is None:
-            self._opened.pop(dataset_id, None)
-            raise NotFoundError("Dataset", dataset_id)
-        opened = self._opened.get(dataset_id)
-        if opened is None or opened.dataset != dataset:
-            opened = self._opened[dataset_id] = await self._open(dataset, refetch=False)
-        return opened
-
-    async def _open(self, dataset: Dataset, *, refetch: bool) -> _Opened:
+    async def _open(self, dataset: Dataset) -> _Opened:
         uri = dataset.url.uri
         fmt = dataset.metadata.get("format")
         if fmt is not None and fmt not in FORMATS:
@@ -94,9 +82,9 @@ class LocalFSDatasetIO:
             path = await asyncio.to_thread(self._regular_file, self.context.fetcher.local_path(uri, field="url"))
             fmt = fmt or guess_format(path.name)
         else:
-            path = self.cache_dir / hashlib.sha256(uri.encode()).hexdigest()
+            path = self._cached(uri)
             mime = None
-            if refetch or not path.exists():
+            if not path.exists():
                 fetched = await self.context.fetcher.fetch(uri, field="url")
                 await asyncio.to_thread(_write_atomically, path, fetched.data)
                 mime, uri = fetched.mime_type, fetched.url
@@ -111,7 +99,11 @@ class LocalFSDatasetIO:
         if columns and missing:
             raise BadRequestError(f"column {missing[0]!r} is not in {path.name if fmt != 'jsonl' else 'its first row'} "
                                   f"(which has {', '.join(columns)})", field=f"dataset_schema.{missing[0]}")
-        return _Opened(dataset, file, set(columns) | set(dataset.dataset_schema))
+        return _Opened(file, set(columns) | set(dataset.dataset_schema))
+
+    def _cached(self, uri: str) -> Path:
+        """Where the content of an http(s) or data: URL is kept once fetched."""
+        return self.cache_dir / hashlib.sha256(uri.encode()).hexdigest()
 
     @staticmethod
     def _regular_file(path: Path) -> Path:
@@ -127,15 +119,15 @@ class LocalFSDatasetIO:
 
     async def get_rows_paginated(self, dataset_id: str, rows_in_page: int, page_token: str | None = None,
                                  filter_condition: str | None = None) -> PaginatedRowsResult:
-        opened = await self._dataset(dataset_id)
+        _dataset, opened = await self.definitions.opened(dataset_id)
         return await read_page(
             [_FileSource(opened.file), self.appended.source(dataset_id)], rows_in_page=rows_in_page,
             page_token=page_token, filter_condition=filter_condition, columns=opened.columns,
             max_rows_in_page=self.config.max_rows_in_page)
 
     async def append_rows(self, dataset_id: str, rows: list[dict[str, Any]]) -> None:
-        opened = await self._dataset(dataset_id)
-        check_rows(rows, opened.dataset.dataset_schema)
+        dataset, _opened = await self.definitions.opened(dataset_id)
+        check_rows(rows, dataset.dataset_schema)
         if rows:
             await self.appended.append(dataset_id, rows)
 
