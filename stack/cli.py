@@ -1,4 +1,4 @@
-"""The ``polystack`` command: run | providers | config check | openapi | distributions."""
+"""The ``polystack`` command: run | providers | config check | openapi | distributions | datasets."""
 
 from __future__ import annotations
 
@@ -208,8 +208,9 @@ def make_parser() -> argparse.ArgumentParser:
     dists = sub.add_parser("distributions", help="list the embedded distributions")
     dists.set_defaults(func=cmd_distributions)
 
-    from . import cli_eval
+    from . import cli_datasets, cli_eval
 
+    cli_datasets.add_parser(sub)
     cli_eval.add_parser(sub)
     return parser
 
