@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import re
 import uuid
 from dataclasses import dataclass, field as dataclass_field
 from typing import Any
@@ -206,3 +207,28 @@ def _empty_csv(columns: list[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerow(columns)
     return "data:text/csv;base64," + base64.b64encode(buffer.getvalue().encode()).decode()
+
+
+def compile_regexes(regexes: list[str] | None, field: str) -> list[re.Pattern]:
+    """``regexes`` compiled, each with a group to capture the answer; a 400 naming the bad one."""
+    if not regexes:
+        raise BadRequestError("needs at least one regex with a group for the answer", field=field)
+    patterns = []
+    for i, regex in enumerate(regexes):
+        try:
+            pattern = re.compile(regex)
+        except re.error as exc:
+            raise BadRequestError(f"{regex!r} is not a regex: {exc}", field=f"{field}.{i}") from None
+        if pattern.groups < 1:
+            raise BadRequestError(f"{regex!r} has no group to capture the answer", field=f"{field}.{i}")
+        patterns.append(pattern)
+    return patterns
+
+
+def first_group(patterns: list[re.Pattern], text: str) -> str | None:
+    """The first group of the first pattern that matches ``text``."""
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match:
+            return match.group(1)
+    return None

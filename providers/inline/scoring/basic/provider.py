@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from stack.apis.scoring_functions import AggregationFunctionType, BasicScoringFnParams, RegexParserScoringFnParams
-from stack.errors import BadRequestError
 
-from providers.utils.scoring import BuiltinFunction, Rows, ScoringProvider
+from providers.utils.scoring import BuiltinFunction, Rows, ScoringProvider, compile_regexes, first_group
 
 #: phrases that introduce the chosen letter, in the languages of multilingual MMLU
 ANSWER_PHRASES = [
@@ -50,38 +48,14 @@ class BasicScoring(ScoringProvider):
         if function.identifier == "basic::subset_of":
             return [_row(rows.value(i, "expected_answer", text=True) in rows.value(i, "generated_answer", text=True))
                     for i in range(len(rows.rows))]
-        patterns = _compile(params.parsing_regexes, f"{field}.parsing_regexes")
+        patterns = compile_regexes(params.parsing_regexes, f"{field}.parsing_regexes")
         scored = []
         for i in range(len(rows.rows)):
             expected = rows.value(i, "expected_answer")
-            parsed = _parse(patterns, rows.value(i, "generated_answer", text=True))
+            parsed = first_group(patterns, rows.value(i, "generated_answer", text=True))
             scored.append(_row(parsed is not None and parsed == expected))
         return scored
 
 
 def _row(correct: bool) -> dict[str, Any]:
     return {"score": 1.0 if correct else 0.0}
-
-
-def _compile(regexes: list[str] | None, field: str) -> list[re.Pattern]:
-    if not regexes:
-        raise BadRequestError("needs at least one regex with a group for the answer", field=field)
-    patterns = []
-    for i, regex in enumerate(regexes):
-        try:
-            pattern = re.compile(regex)
-        except re.error as exc:
-            raise BadRequestError(f"{regex!r} is not a regex: {exc}", field=f"{field}.{i}") from None
-        if pattern.groups < 1:
-            raise BadRequestError(f"{regex!r} has no group to capture the answer", field=f"{field}.{i}")
-        patterns.append(pattern)
-    return patterns
-
-
-def _parse(patterns: list[re.Pattern], text: str) -> str | None:
-    """The first group of the first pattern that matches ``text``."""
-    for pattern in patterns:
-        match = pattern.search(text)
-        if match:
-            return match.group(1)
-    return None
