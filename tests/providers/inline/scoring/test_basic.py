@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from providers.utils.scoring import aggregate
-from tests.support import app_from_yaml, serve_app
 
 RUN_CONFIG = """\
     version: '2'
@@ -26,9 +25,8 @@ ROWS = [
 
 
 @pytest.fixture
-async def client(tmp_path, monkeypatch):
-    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
-    async with serve_app(app_from_yaml(tmp_path, RUN_CONFIG)) as client:
+async def client(serve):
+    async with serve(RUN_CONFIG) as client:
         yield client
 
 

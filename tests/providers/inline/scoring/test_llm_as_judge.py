@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import app_from_yaml, serve_app
 
-from .doubles import ScriptedJudge, plugin_manager
+from .doubles import ScriptedJudge
 
 RUN_CONFIG = """\
     version: '2'
@@ -37,10 +36,8 @@ RATING = {"type": "llm_as_judge", "judge_model": "judge-model",
 
 
 @pytest.fixture
-async def client(tmp_path, monkeypatch):
-    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
-    ScriptedJudge.instances.clear()
-    async with serve_app(app_from_yaml(tmp_path, RUN_CONFIG, plugin_manager())) as client:
+async def client(serve):
+    async with serve(RUN_CONFIG) as client:
         yield client
 
 

@@ -8,9 +8,7 @@ import base64
 
 import pytest
 
-from tests.support import app_from_yaml, serve_app
-
-from .doubles import InMemoryRows, plugin_manager
+from .doubles import InMemoryRows
 
 RUN_CONFIG = """\
     version: '2'
@@ -47,10 +45,8 @@ RUN_CONFIG = """\
 
 
 @pytest.fixture
-async def client(tmp_path, monkeypatch):
-    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
-    InMemoryRows.instances.clear()
-    async with serve_app(app_from_yaml(tmp_path, RUN_CONFIG, plugin_manager())) as client:
+async def client(serve):
+    async with serve(RUN_CONFIG) as client:
         yield client
 
 
@@ -106,17 +102,15 @@ async def test_bad_datasets_and_rows_are_400s_naming_the_dataset(client):
     assert InMemoryRows.instances[0].pages_served == 1  # the broken dataset's only page; nothing read for a bad call
 
 
-async def test_score_batch_without_a_datasetio_api_is_a_501(tmp_path, monkeypatch):
-    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
-    app = app_from_yaml(tmp_path, """\
+async def test_score_batch_without_a_datasetio_api_is_a_501(serve):
+    async with serve("""\
         version: '2'
         image_name: no-datasetio
         apis: [scoring]
         providers:
           scoring:
           - {provider_id: basic, provider_type: inline::basic, config: {}}
-        """)
-    async with serve_app(app) as client:
+        """) as client:
         response = await score_batch(client, "answers", {"basic::equality": None})
     assert response.status_code == 501
     assert "datasetio" in response.json()["detail"]
