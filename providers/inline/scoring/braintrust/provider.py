@@ -61,10 +61,13 @@ class BraintrustScoring(ScoringProvider):
         self.config = config
         self.base_url = base_url
         # a key is required by the client; this server ignores it when it has no API keys
-        client = openai.OpenAI(base_url=base_url, api_key=config.openai_api_key or "polystack", timeout=config.timeout,
+        self.client = client = openai.OpenAI(base_url=base_url, api_key=config.openai_api_key or "polystack", timeout=config.timeout,
                                max_retries=0)
         self.scorers = {fn_id: _scorer(cls, config, client) for fn_id, (_d, cls, _c) in SCORERS.items()}
         self._slots = asyncio.Semaphore(config.max_concurrency)
+
+    async def shutdown(self) -> None:
+        self.client.close()
 
     async def score_rows(self, function: BuiltinFunction, params: Any, rows: Rows, field: str) -> list[dict[str, Any]]:
         needs_context = SCORERS[function.identifier][2]
