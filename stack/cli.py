@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     the_plan = build_plan(args.target)
     server_cfg = the_plan.loaded.config.server
     port = _port(args, server_cfg.port)
+    # providers that call this server's own routes (inline::braintrust) read the port here
+    os.environ["POLYSTACK_PORT"] = str(port)
     host = args.host or server_cfg.host or DEFAULT_HOST
     app = create_app(the_plan)
     warning = exposure_warning(host, port, api_keys_for(the_plan))

@@ -96,6 +96,17 @@ class ServerProcess:
         self._log_fh.close()
         return self.proc.returncode
 
+    def wait_models_ready(self, timeout: float = 120.0) -> "ServerProcess":
+        """Wait (at most ``timeout`` s) until /v1/health shows every model ready: they load in the background."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            health = httpx.get(self.base_url + "/v1/health").json()
+            states = [state for models in health.get("providers", {}).values() for state in models.values()]
+            if states and all(s == "ready" for s in states):
+                break
+            time.sleep(0.2)
+        return self
+
     def __enter__(self) -> "ServerProcess":
         return self.start()
 

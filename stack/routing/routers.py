@@ -18,7 +18,7 @@ from ..apis import get_protocol, iter_webmethods
 
 from ..apis.models import Model, ModelType
 from ..apis.openai import check_supported_fields
-from ..errors import BadRequestError, NotSupportedError
+from ..errors import BadRequestError, NotFoundError, NotSupportedError
 from ._table import ResourceTable
 from .limits import GenerationLimits, check_llama_stack, check_openai, default_llama_stack, default_openai, fitted_default
 from .models import ModelsRoutingTable
@@ -164,16 +164,22 @@ class ScoringRouter(Router):
     the results of all providers are merged."""
 
     async def _by_provider(self, scoring_functions: dict[str, Any]) -> list[tuple[Any, dict[str, Any], dict[str, str]]]:
-        """Per provider: (provider, {provider's fn id: params}, {provider's fn id: requested id})."""
+        """Per provider: (provider, {provider's fn id: params}, {provider's fn id: requested id}).
+        A function called without params gets those it was registered with."""
+        if not scoring_functions:
+            raise BadRequestError("name at least one scoring function", field="scoring_functions")
         groups: dict[str, tuple[Any, dict[str, Any], dict[str, str]]] = {}
         for fn_id, params in scoring_functions.items():
-            fn, provider = await self.table.lookup(fn_id)
+            try:
+                fn, provider = await self.table.lookup(fn_id)
+            except NotFoundError as exc:
+                raise BadRequestError(exc.message, field="scoring_functions") from None
             _, fns, names = groups.setdefault(fn.provider_id, (provider, {}, {}))
             if fn.provider_resource_id in fns:
                 raise BadRequestError(
                     f"{fn_id!r} and {names[fn.provider_resource_id]!r} are the same scoring function", field="scoring_functions"
                 )
-            fns[fn.provider_resource_id] = params
+            fns[fn.provider_resource_id] = params if params is not None else fn.params
             names[fn.provider_resource_id] = fn_id
         return list(groups.values())
 

@@ -330,8 +330,8 @@ async def test_score_batch_merges_results_and_keeps_a_results_dataset(scoring_ta
     assert response.dataset_id in {"basic-results", "judge-results"}
 
 
-async def test_score_with_an_unknown_function_is_404_and_scores_nothing(scoring_table, calls):
-    with pytest.raises(NotFoundError, match="Scoring function 'nope' not found"):
+async def test_score_with_an_unknown_function_is_a_400_and_scores_nothing(scoring_table, calls):
+    with pytest.raises(BadRequestError, match="scoring_functions: Scoring function 'nope' not found"):
         await router_for("scoring", scoring_table).score(input_rows=[], scoring_functions={"exact": None, "nope": None})
     assert calls == []
 
@@ -345,6 +345,17 @@ async def test_score_results_are_keyed_by_the_requested_function_ids(scoring_tab
 
     assert calls == [("basic", "score", {"basic::equality": None})]  # the provider's own name goes out
     assert set(response.results) == {"accuracy"}  # and the client's name comes back
+
+
+async def test_a_function_called_without_params_gets_its_registered_params(scoring_table, calls):
+    params = {"type": "regex_parser", "parsing_regexes": ["-> (.)"], "aggregation_functions": None}
+    await scoring_table.register_scoring_function("arrow", description="-> X", return_type={"type": "number"},
+                                                  provider_id="basic", params=params)
+
+    await router_for("scoring", scoring_table).score(input_rows=[{}], scoring_functions={"arrow": None})
+
+    assert [(name, op, {k: v.model_dump() for k, v in fns.items()}) for name, op, fns in calls] == [
+        ("basic", "score", {"arrow": params})]
 
 
 # -- tool runtime -----------------------------------------------------------------------------------
