@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StrictStr, Strict, Tag
 
 from ._webmethod import webmethod
-from .openai import OpenAIChatMessage, OpenAIChatTool, OpenAIChoiceLogprobs, OpenAIMessage
+from .openai import OpenAIChatTool, OpenAIChoiceLogprobs, OpenAIMessage, OpenAIToolCall
 
 #: a finite number (JSON allows no NaN; Python's json writes it anyway)
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -27,12 +27,30 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
 
+class CustomToolCall(_Open):
+    id: str
+    type: Literal["custom"]
+    custom: dict[str, Any]
+
+
+ChoiceToolCall = Annotated[Union[OpenAIToolCall, CustomToolCall], Field(discriminator="type")]
+
+
+class ChoiceMessage(_Open):
+    """What the model said in a choice (OpenAI's ``ChatCompletionMessage``)."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ChoiceToolCall] | None = None
+
+
 class TrajectoryChoice(_Open):
     """A choice the model generated (OpenAI's ``Choice``): the trainable part of a trajectory."""
 
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
     index: int
-    message: OpenAIChatMessage
+    message: ChoiceMessage
     logprobs: OpenAIChoiceLogprobs | None = None
 
 
