@@ -166,9 +166,17 @@ async def test_art_client_creates_logs_lists_and_deletes(server):
     assert steps == [3, 2, 1]
     newest = [c async for c in client.models.checkpoints.list(model_id=model.id, limit=1, order="desc")][0]
     assert newest.metrics == {"val/reward": 0.3}
+    # registering again (as art.ServerlessBackend does at start) names the checkpoints the trainer recorded
+    await client.models.create(entity="acme", project="math", name="adder", base_model=BASE, return_existing=True)
+    await asyncio.to_thread(oai.chat.completions.create, model="wandb-artifact:///acme/math/adder:step2",
+                            messages=[{"role": "user", "content": "2+2?"}])
+    assert UpstreamDouble.models == ["upstream-qwen", "upstream-qwen"]
     deleted = await client.models.checkpoints.delete(model_id=model.id, steps=[1, 2, 9])
     assert (deleted.deleted_count, deleted.not_found_steps) == (2, [9])
     assert [c.step async for c in client.models.checkpoints.list(model_id=model.id, order="asc")] == [3]
+    with pytest.raises(NotFoundError):  # its name went with it
+        await asyncio.to_thread(oai.chat.completions.create, model="wandb-artifact:///acme/math/adder:step2",
+                                messages=[{"role": "user", "content": "2+2?"}])
     await client.models.log(model_id=model.id, trajectory_groups=groups()[2:], split="val")
     async with httpx.AsyncClient(base_url=server.base_url, headers=auth) as http:
         val = (await http.get(f"/v1/preview/models/{model.id}/metrics", params={"split": "val"})).json()["data"]

@@ -111,7 +111,7 @@ class SqlTrajectories:
             if existing.base_model != base_model:
                 raise ConflictError(f"model {entity}/{project}/{name} exists on base model {existing.base_model!r}, "
                                     f"not {base_model!r}")
-            await self._alias(artifact_name(existing), await self._served_name(existing))
+            await self._sync_names(existing)  # checkpoints another process recorded get their names here
             return existing
         await self._alias(artifact_name(created), base_model)
         return created
@@ -228,6 +228,12 @@ class SqlTrajectories:
         """The stack model the plain name serves: the latest checkpoint's, else the base model."""
         rows = await self.store.checkpoint_rows(model.id)
         return (rows[-1]["served_model"] or model.base_model) if rows else model.base_model
+
+    async def _sync_names(self, model: TrainingModel) -> None:
+        """Every checkpoint's ``:stepN`` name, and the plain name on the latest."""
+        for row in await self.store.checkpoint_rows(model.id):
+            await self._alias(artifact_name(model, row["step"]), row["served_model"] or model.base_model)
+        await self._alias(artifact_name(model), await self._served_name(model))
 
     async def _alias(self, alias: str, target: str) -> None:
         """Register ``alias`` as the stack model ``target`` (when the stack serves it)."""
