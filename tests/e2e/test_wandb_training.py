@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 
 import httpx
@@ -21,8 +20,8 @@ from tests.support import QuietHandler, ServerProcess, serving
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # art imports litellm, which would fetch prices
 art_client = pytest.importorskip("art.serverless.client", reason="install the test extra (openpipe-art)")
 art = pytest.importorskip("art")
-from art.trajectories import History  # noqa: E402
-from openai import AuthenticationError, ConflictError, NotFoundError  # noqa: E402
+from art.trajectories import History
+from openai import AuthenticationError, ConflictError, NotFoundError
 
 BASE = "Qwen/Qwen3-14B-Instruct"
 KEY = "wandb-test-key"

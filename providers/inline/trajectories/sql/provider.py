@@ -243,8 +243,8 @@ class SqlTrajectories:
             return  # logging works without serving the base model; chat then answers 404 naming the models
         if alias == base.identifier:
             return
-        settings = dict(model_id=alias, provider_model_id=base.provider_resource_id, provider_id=base.provider_id,
-                        metadata=base.metadata, model_type=ModelType.llm)
+        settings = {"model_id": alias, "provider_model_id": base.provider_resource_id, "provider_id": base.provider_id,
+                    "metadata": base.metadata, "model_type": ModelType.llm}
         try:
             await self.models.register_model(**settings)
         except ConflictError:  # it served an earlier checkpoint

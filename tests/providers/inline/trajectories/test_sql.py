@@ -13,7 +13,12 @@ from pydantic import BaseModel
 
 import stack
 from stack.apis.datasetio import PaginatedRowsResult
-from stack.apis.openai import OpenAIChatChoice, OpenAIChatCompletion, OpenAIChatMessage, OpenAIUsage
+from stack.apis.openai import (
+    OpenAIChatChoice,
+    OpenAIChatCompletion,
+    OpenAIChatMessage,
+    OpenAIUsage,
+)
 from stack.plugins import get_plugin_manager
 from stack.registry import ProviderSpec
 from tests.support import app_from_yaml, serve_app
@@ -231,7 +236,7 @@ async def test_checkpoints_page_delete_and_serve_wandb_artifact_names(app_for):
     app = app_for()
     async with serve_app(app) as client:
         model = await create(client)
-        plain = f"wandb-artifact:///polystack/proj/run-1"
+        plain = "wandb-artifact:///polystack/proj/run-1"
         chat = {"messages": [{"role": "user", "content": "hi"}]}
         before = await client.post("/v1/chat/completions", json={**chat, "model": plain})
         trainer = app.state.stack.impls["trajectories"]
