@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..errors import ServiceUnavailableError, StackError, status_code_for
@@ -37,8 +41,24 @@ def internal_error_body(rid: str) -> dict:
     return error_body(500, f"internal error; request id {rid}", "InternalError")
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422, but an echoed NaN or infinity (which JSON cannot hold) as a string, not a 500."""
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """StackError -> its status (503s with Retry-After); FastAPI's own 422 stays
-    as it is. Anything else becomes a logged 500 in RequestContextMiddleware,
-    which knows the request id."""
+    as it is (NaN made printable). Anything else becomes a logged 500 in
+    RequestContextMiddleware, which knows the request id."""
     app.add_exception_handler(StackError, _stack_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
