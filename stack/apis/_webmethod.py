@@ -35,6 +35,8 @@ class WebMethod:
     aliases: tuple[str, ...] = ()
     #: "application/jsonl" answers a list as one JSON document per line
     media_type: str = "application/json"
+    #: parameters of a POST/PUT/PATCH operation that travel in the query string, not the body
+    query: tuple[str, ...] = ()
 
     @property
     def path_params(self) -> list[str]:
@@ -55,11 +57,12 @@ def webmethod(
     sse_done: bool = False,
     aliases: tuple[str, ...] = (),
     media_type: str = "application/json",
+    query: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Mark a Protocol method as an API operation served at ``route``."""
 
     def wrap(fn: F) -> F:
-        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases, media_type)  # type: ignore[attr-defined]
+        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases, media_type, query)  # type: ignore[attr-defined]
         return fn
 
     return wrap
