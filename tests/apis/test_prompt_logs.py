@@ -178,3 +178,26 @@ async def test_v5_prompt_file_text_and_v4_logs_in_the_same_file(client):
     assert sorted(rec["output"] for rec in page["records"]) == ["a", "b"]
     bad = await client.post("/v5/prompts/log", json={"path": "shared", "prompt": "no front matter"})
     assert bad.status_code == 400 and _detail(bad).startswith("prompt:")
+
+
+def test_openapi_documents_the_routes():
+    from stack.server import openapi_document
+
+    paths = openapi_document()["paths"]
+    expected = {("/v4/logs", "post"), ("/v4/logs", "patch"), ("/v4/logs/{id}", "patch"), ("/v4/sessions", "post"),
+                ("/v4/sessions", "get"), ("/v4/sessions/{id}", "get"), ("/v4/feedback", "post"),
+                ("/v5/prompts/log", "post"), ("/v5/prompts/{id}/log/{log_id}", "patch"), ("/v5/logs", "get"),
+                ("/v5/logs/{id}", "get")}
+    assert {(p, m) for p, ops in paths.items() for m in ops if p.startswith(("/v4/", "/v5/"))} == expected
+    params = [p["name"] for p in paths["/v5/prompts/log"]["post"]["parameters"]]
+    assert params == ["version_id", "environment"]
+
+
+def test_the_provider_page_documents_every_config_key():
+    import re
+    from pathlib import Path
+
+    from providers.inline.prompt_logs.sql import SqlPromptLogsConfig
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "providers" / "sql-prompt-logs.md").read_text()
+    assert set(SqlPromptLogsConfig.model_fields) <= set(re.findall(r"^\|\s*`([^`]+)`\s*\|", page, re.MULTILINE))
