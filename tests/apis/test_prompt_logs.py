@@ -198,6 +198,8 @@ def test_the_provider_page_documents_every_config_key():
     from pathlib import Path
 
     from providers.inline.prompt_logs.sql import SqlPromptLogsConfig
+    from providers.inline.prompt_logs.sql.config import ChatCompletionLogs
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "providers" / "sql-prompt-logs.md").read_text()
-    assert set(SqlPromptLogsConfig.model_fields) <= set(re.findall(r"^\|\s*`([^`]+)`\s*\|", page, re.MULTILINE))
+    keys = {*SqlPromptLogsConfig.model_fields, *(f"log_chat_completions.{k}" for k in ChatCompletionLogs.model_fields)}
+    assert keys <= set(re.findall(r"^\|\s*`([^`]+)`\s*\|", page, re.MULTILINE))

@@ -31,7 +31,7 @@ from stack.apis.prompt_logs import (
     HumanloopSession,
     HumanloopSessionPage,
 )
-from stack.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
+from stack.errors import BadRequestError, ConfigError, ConflictError, NotFoundError, UnprocessableError
 from stack.registry import ProviderContext
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 
@@ -94,6 +94,14 @@ class SqlPromptLogs:
         )
         self.store = PromptLogStore(sql)
         await self.store.create_tables()
+        if self.config.log_chat_completions is not None:
+            router = self.context.deps.get("inference")
+            if router is None:
+                raise ConfigError(f"provider {self.context.provider_id!r}: log_chat_completions needs the inference API "
+                                  "in the run config's apis")
+            from ._completions import wrap_router
+
+            wrap_router(router, self.log_prompt, self.config.log_chat_completions)
 
     async def shutdown(self) -> None:
         if self.store is not None:
