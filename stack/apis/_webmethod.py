@@ -38,6 +38,8 @@ class WebMethod:
     media_type: str = "application/json"
     #: a DELETE whose parameters travel as a JSON body
     delete_body: bool = False
+    #: parameters of a POST/PUT/PATCH operation that travel in the query string, not the body
+    query: tuple[str, ...] = ()
 
     @property
     def path_params(self) -> list[str]:
@@ -59,11 +61,13 @@ def webmethod(
     aliases: tuple[str, ...] = (),
     media_type: str = "application/json",
     delete_body: bool = False,
+    query: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Mark a Protocol method as an API operation served at ``route``."""
 
     def wrap(fn: F) -> F:
-        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases, media_type, delete_body)  # type: ignore[attr-defined]
+        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases, media_type,  # type: ignore[attr-defined]
+                                     delete_body, query)
         return fn
 
     return wrap

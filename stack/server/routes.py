@@ -73,10 +73,10 @@ def _split_return(annotation: Any) -> tuple[Any, bool]:
     return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), streams
 
 
-def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+def _parse_body(model: type[BaseModel] | TypeAdapter, raw: bytes) -> Any:
     """``raw`` validated as ``model``; FastAPI's 422, located under "body", when it is not."""
     try:
-        return model.model_validate_json(raw)
+        return model.validate_json(raw) if isinstance(model, TypeAdapter) else model.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
@@ -122,7 +122,7 @@ class _Operation:
             elif p.name == wm.body:  # the whole body is this one model
                 self.body_type = ann
                 params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Body(...)))
-            elif wm.has_body:
+            elif wm.has_body and p.name not in wm.query:
                 body_fields[p.name] = (ann, default)
             elif _is_query_compatible(ann):
                 self.query_params.append(p.name)
@@ -165,11 +165,14 @@ class _Operation:
         422 as FastAPI's, without its per-request dependency machinery, which
         costs more than the rest of a proxied request (docs/performance.md)."""
         body_type = self.body_type
+        if not (isinstance(body_type, type) and issubclass(body_type, BaseModel)):  # one model or a list of them
+            body_type = TypeAdapter(body_type)
         call_name, param = self.name, self.wm.body
 
         async def endpoint(request: Request) -> Response:
             body = _parse_body(body_type, await request.body())
-            return await self._respond(await getattr(self.get_impl(self.api), call_name)(**{param: body}))
+            kwargs = {**request.path_params, param: body}
+            return await self._respond(await getattr(self.get_impl(self.api), call_name)(**kwargs))
 
         return endpoint
 
@@ -233,7 +236,8 @@ def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
         op = _Operation(api, name, wm, fn, get_impl)
         endpoint = op.endpoint()
         # lean endpoints serve what they can; the FastAPI route below documents it
-        fast = op.body_endpoint() if wm.body else op.fields_endpoint() if op.lean else None
+        whole_body = wm.body and not op.query_params and op.path_types_are_str
+        fast = op.body_endpoint() if whole_body else op.fields_endpoint() if op.lean else None
         if fast is not None:
             for path in (paths[wm.route], *wm.aliases):
                 app.router.routes.insert(0, Route(path, fast, methods=[wm.method]))
