@@ -30,11 +30,11 @@ def openai_base_url(config: BraintrustScoringConfig, provider_id: str) -> str:
 
 
 async def create(config: BraintrustScoringConfig, context: ProviderContext):
-    try:
-        from .provider import BraintrustScoring
-    except ImportError as exc:
-        raise ConfigError(f"inline::braintrust needs the autoevals package ({exc}); "
-                          "pip install 'polystack[scoring]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("autoevals") is None:  # imported on the first score, not here
+        raise ConfigError("inline::braintrust needs the autoevals package; pip install 'polystack[models]'")
+    from .provider import BraintrustScoring
 
     return BraintrustScoring(config, openai_base_url(config, context.provider_id),
                              datasetio=context.deps.get("datasetio"), datasets=context.deps.get("datasets"))

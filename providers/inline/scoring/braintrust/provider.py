@@ -1,24 +1,15 @@
 """The ``inline::braintrust`` scoring provider: autoevals scorers, run in threads
-(their calls are synchronous) against an OpenAI-compatible endpoint."""
+(their calls are synchronous) against an OpenAI-compatible endpoint.
+
+autoevals (and the openai client under it) load on the first score, in a
+thread: importing them takes about half a second, which start-up should not pay.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from typing import Any
-
-import openai
-from autoevals.llm import Factuality
-from autoevals.ragas import (
-    AnswerCorrectness,
-    AnswerRelevancy,
-    AnswerSimilarity,
-    ContextEntityRecall,
-    ContextPrecision,
-    ContextRecall,
-    ContextRelevancy,
-    Faithfulness,
-)
-from autoevals.string import EmbeddingSimilarity
 
 from stack.apis.scoring_functions import AggregationFunctionType, BasicScoringFnParams
 
@@ -29,25 +20,26 @@ from .config import BraintrustScoringConfig
 AVERAGE = BasicScoringFnParams(aggregation_functions=[AggregationFunctionType.average])
 SEE = " See github.com/braintrustdata/autoevals."
 
-#: id -> (description, scorer class, needs a context column)
-SCORERS: dict[str, tuple[str, type, bool]] = {
+#: id -> (description, autoevals scorer class as "module.Class", needs a context column)
+SCORERS: dict[str, tuple[str, str, bool]] = {
     "braintrust::factuality": ("Whether the generated answer is factual, compared with the expected answer.",
-                               Factuality, False),
+                               "autoevals.llm.Factuality", False),
     "braintrust::answer-correctness": ("Factual and semantic agreement of the generated and expected answers.",
-                                       AnswerCorrectness, False),
+                                       "autoevals.ragas.AnswerCorrectness", False),
     "braintrust::answer-relevancy": ("How relevant the generated answer is to the question, given the context.",
-                                     AnswerRelevancy, True),
+                                     "autoevals.ragas.AnswerRelevancy", True),
     "braintrust::answer-similarity": ("Semantic similarity of the generated and expected answers (embeddings).",
-                                      AnswerSimilarity, False),
+                                      "autoevals.ragas.AnswerSimilarity", False),
     "braintrust::faithfulness": ("Whether the claims of the generated answer follow from the context.",
-                                 Faithfulness, True),
+                                 "autoevals.ragas.Faithfulness", True),
     "braintrust::context-entity-recall": ("Share of the expected answer's entities found in the context.",
-                                          ContextEntityRecall, True),
+                                          "autoevals.ragas.ContextEntityRecall", True),
     "braintrust::context-precision": ("Whether the context holds what the expected answer needs, ranked first.",
-                                      ContextPrecision, True),
+                                      "autoevals.ragas.ContextPrecision", True),
     "braintrust::context-recall": ("Share of the expected answer's sentences the context supports.",
-                                   ContextRecall, True),
-    "braintrust::context-relevancy": ("How relevant the context is to the question.", ContextRelevancy, True),
+                                   "autoevals.ragas.ContextRecall", True),
+    "braintrust::context-relevancy": ("How relevant the context is to the question.",
+                                      "autoevals.ragas.ContextRelevancy", True),
 }
 
 FUNCTIONS = tuple(BuiltinFunction(fn_id, description + SEE, AVERAGE) for fn_id, (description, *_rest) in SCORERS.items())
@@ -60,14 +52,28 @@ class BraintrustScoring(ScoringProvider):
         super().__init__(**deps)
         self.config = config
         self.base_url = base_url
-        # a key is required by the client; this server ignores it when it has no API keys
-        self.client = client = openai.OpenAI(base_url=base_url, api_key=config.openai_api_key or "polystack", timeout=config.timeout,
-                               max_retries=0)
-        self.scorers = {fn_id: _scorer(cls, config, client) for fn_id, (_d, cls, _c) in SCORERS.items()}
+        self.client: Any = None
+        self.scorers: dict[str, Any] | None = None
+        self._loading = asyncio.Lock()
         self._slots = asyncio.Semaphore(config.max_concurrency)
 
     async def shutdown(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
+
+    def _load(self) -> dict[str, Any]:
+        import openai
+
+        # a key is required by the client; this server ignores it when it has no API keys
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=self.config.openai_api_key or "polystack",
+                                    timeout=self.config.timeout, max_retries=0)
+        return {fn_id: _scorer(path, self.config, self.client) for fn_id, (_d, path, _c) in SCORERS.items()}
+
+    async def _scorer_for(self, fn_id: str) -> Any:
+        async with self._loading:
+            if self.scorers is None:
+                self.scorers = await asyncio.to_thread(self._load)
+        return self.scorers[fn_id]
 
     async def score_rows(self, function: BuiltinFunction, params: Any, rows: Rows, field: str) -> list[dict[str, Any]]:
         needs_context = SCORERS[function.identifier][2]
@@ -80,7 +86,7 @@ class BraintrustScoring(ScoringProvider):
                 kwargs["context"] = rows.rows[i]["context"]
             arguments.append((rows.value(i, "generated_answer", text=True), rows.value(i, "expected_answer", text=True),
                               kwargs))
-        scorer = self.scorers[function.identifier]
+        scorer = await self._scorer_for(function.identifier)
         return list(await asyncio.gather(*(self._score(scorer, *args) for args in arguments)))
 
     async def _score(self, scorer: Any, output: str, expected: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -92,14 +98,21 @@ class BraintrustScoring(ScoringProvider):
         return {"score": result.score, "metadata": result.metadata}
 
 
-def _scorer(cls: type, config: BraintrustScoringConfig, client: openai.OpenAI) -> Any:
+def _class(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _scorer(path: str, config: BraintrustScoringConfig, client: Any) -> Any:
     """An autoevals scorer on ``client``, every model it uses named (never OpenAI's defaults)."""
-    judge, embedder = config.judge_model, config.embedding_model
-    if cls is AnswerSimilarity:
+    cls, judge, embedder = _class(path), config.judge_model, config.embedding_model
+    name = path.rpartition(".")[2]
+    if name == "AnswerSimilarity":
         return cls(model=embedder, client=client)
-    if cls is ContextEntityRecall:
-        return cls(model=judge, client=client, pairwise_scorer=EmbeddingSimilarity(model=embedder, client=client))
-    if cls in (AnswerCorrectness, AnswerRelevancy):
+    if name == "ContextEntityRecall":
+        similarity = _class("autoevals.string.EmbeddingSimilarity")
+        return cls(model=judge, client=client, pairwise_scorer=similarity(model=embedder, client=client))
+    if name in ("AnswerCorrectness", "AnswerRelevancy"):
         return cls(model=judge, embedding_model=embedder, client=client)
     return cls(model=judge, client=client)
 
