@@ -165,6 +165,13 @@ class JobStore:
         """in_progress -> failed with ``error``."""
         return await self._end(job_id, JobStatus.failed, error=error)
 
+    async def mark_interrupted(self, job_id: str, reason: str) -> bool:
+        """A running (or scheduled) job whose work was stopped by its server's shutdown."""
+        for source in (JobStatus.in_progress, JobStatus.scheduled):
+            if await self._end(job_id, JobStatus.interrupted, source=source, error=reason):
+                return True
+        return False
+
     async def mark_cancelled(self, job_id: str) -> bool:
         """in_progress -> cancelled, once its work stopped."""
         return await self._end(job_id, JobStatus.cancelled)
@@ -229,6 +236,8 @@ class JobContext:
     def __init__(self, job_id: str, kind: str, params: dict[str, Any], cancel_event: Any) -> None:
         self.job_id, self.kind, self.params = job_id, kind, params
         self._cancel = cancel_event
+        #: set when the runner shuts down: the work stops as if cancelled, and is recorded interrupted
+        self.interrupted = False
         self._lock = threading.Lock()
         self._latest: tuple[float, str | None] | None = None
 
@@ -348,9 +357,11 @@ class JobRunner:
         return job
 
     async def shutdown(self) -> None:
-        """Cancel this process's running jobs, wait up to ``cancel_grace``, stop."""
-        for job_id in list(self._running):
-            await self.cancel(job_id)
+        """Stop this process's running jobs (they end ``interrupted``: nobody
+        cancelled them, the server stopped), wait up to ``cancel_grace``, stop."""
+        for ctx in list(self._running.values()):
+            ctx.interrupted = True
+            ctx._cancel.set()
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=self.cancel_grace + 1)
         if self._monitor is not None:
@@ -437,6 +448,8 @@ class JobRunner:
                 await self.store.finish(ctx.job_id, value)
             except (TypeError, ValueError) as exc:
                 await self.store.fail(ctx.job_id, f"the result is not JSON: {exc}")
+        elif ctx.interrupted:
+            await self.store.mark_interrupted(ctx.job_id, "interrupted: the server shut down while it ran")
         elif what == "cancelled" or ctx.cancelled:
             await self.store.mark_cancelled(ctx.job_id)
         else:

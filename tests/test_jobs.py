@@ -255,3 +255,19 @@ def test_report_raises_once_cancelled():
         ctx.report(0.2)
     with pytest.raises(ValueError):
         ctx.report(-0.1)
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+async def test_a_server_shutdown_interrupts_its_running_jobs(open_runner, mode):
+    runner = await open_runner()
+    job_id = await runner.submit("eval", reports_until_cancelled, mode=mode)
+    await until(lambda: runner.store.get(job_id), timeout=10)
+    await until(lambda: _running(runner, job_id))
+    await runner.shutdown()
+    job = await runner.store.get(job_id)
+    assert job.status is JobStatus.interrupted
+    assert job.error == "interrupted: the server shut down while it ran"
+
+
+async def _running(runner, job_id):
+    return (await runner.store.get(job_id)).status is JobStatus.in_progress
