@@ -3,16 +3,18 @@
 For each ``@webmethod`` of a served API this adds one FastAPI route whose
 endpoint has typed path, query and body parameters (so FastAPI validates,
 answers 422 with field paths and documents the schema) and calls the method of
-the same name on the object serving that API. Operations whose input is a JSON
-body (and string path parameters) are served by a plain Starlette endpoint in
-front of it, validating with the same request model: FastAPI's per-request
-dependency machinery costs more than the rest of a fast request.
+the same name on the object serving that API. That one route both documents
+and serves the operation; when its input is a JSON body (and string path
+parameters) a lean handler validating with the same request model serves it
+instead of FastAPI's per-request dependency machinery, which costs more than
+the rest of a fast request.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import enum
+import functools
 import inspect
 import json
 import types
@@ -21,10 +23,11 @@ from typing import Any, Callable
 
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import request_response
 
 from ..apis import WebMethod, get_protocol, iter_webmethods
 from ._json import dumps
@@ -225,20 +228,26 @@ class _Operation:
         return {200: ok}
 
 
+class _OperationRoute(APIRoute):
+    """The one route of an operation: FastAPI documents it from the typed
+    endpoint; the lean handler, when the operation has one, serves it."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, lean: Callable[..., Any] | None, **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if lean is not None:
+            self.app = request_response(lean)
+
+
 def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
-    """Add the routes of every operation declared by ``apis``."""
+    """Add the route of every operation declared by ``apis`` (and of its aliases)."""
     declared = [(api, name, wm, fn) for api in apis for name, wm, fn in iter_webmethods(get_protocol(api))]
     paths = _path_routes([wm.route for *_, wm, _ in declared])
     for api, name, wm, fn in sorted(declared, key=lambda d: d[2].route, reverse=True):
         op = _Operation(api, name, wm, fn, get_impl)
         endpoint = op.endpoint()
-        # lean endpoints serve what they can; the FastAPI route below documents it
-        fast = op.body_endpoint() if wm.body else op.fields_endpoint() if op.lean else None
-        if fast is not None:
-            for path in (paths[wm.route], *wm.aliases):
-                app.router.routes.insert(0, Route(path, fast, methods=[wm.method]))
+        lean = op.body_endpoint() if wm.body else op.fields_endpoint() if op.lean else None
         for path in (paths[wm.route], *wm.aliases):
-            app.add_api_route(
+            app.router.add_api_route(
                 path,
                 endpoint,
                 methods=[wm.method],
@@ -248,4 +257,5 @@ def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
                 response_model=None,
                 responses=op.openapi_responses(),
                 include_in_schema=path == paths[wm.route],
+                route_class_override=functools.partial(_OperationRoute, lean=lean),
             )
