@@ -6,9 +6,12 @@ from __future__ import annotations
 import collections.abc
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from stack.apis.inference import EmbeddingsResponse
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 
+from stack.errors import bad_request_from
 from stack.routing.routers import check_supported_fields
 
 from . import llama_to_openai, openai_to_llama
@@ -24,7 +27,7 @@ class OpenAINativeInference:
         # tool_prompt_format is ignored: OpenAI-native engines render tools
         # with the model's own template
         body = llama_to_openai.chat_request(model_id, messages, **kwargs)
-        request = OpenAIChatCompletionRequest.model_validate(body)
+        request = _converted(OpenAIChatCompletionRequest, body)
         check_supported_fields(request, getattr(self, "openai_params", None))
         result = await self.openai_chat_completion(request)
         if isinstance(result, collections.abc.AsyncIterator):
@@ -33,7 +36,7 @@ class OpenAINativeInference:
 
     async def completion(self, model_id: str, content: Any, **kwargs: Any) -> Any:
         body = llama_to_openai.completion_request(model_id, content, **kwargs)
-        request = OpenAICompletionRequest.model_validate(body)
+        request = _converted(OpenAICompletionRequest, body)
         check_supported_fields(request, getattr(self, "openai_params", None))
         result = await self.openai_completion(request)
         if isinstance(result, collections.abc.AsyncIterator):
@@ -42,6 +45,15 @@ class OpenAINativeInference:
 
     async def embeddings(self, model_id: str, contents: list) -> EmbeddingsResponse:
         texts = [llama_to_openai.content_text(c) for c in contents]
-        response = await self.openai_embeddings(OpenAIEmbeddingsRequest(model=model_id, input=texts))
+        response = await self.openai_embeddings(_converted(OpenAIEmbeddingsRequest, {"model": model_id, "input": texts}))
         ordered = sorted(response.data, key=lambda d: d.index)
         return EmbeddingsResponse(embeddings=[d.embedding for d in ordered])
+
+
+def _converted(cls: type[BaseModel], body: dict) -> Any:
+    """A converted Llama Stack request as ``cls``; what the Llama Stack model
+    allows and ``cls`` does not (``messages: []``) is a 400 naming the field."""
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise bad_request_from(exc) from None
