@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..apis.inference import SamplingParams
 from ..errors import BadRequestError
 
 
@@ -25,8 +26,16 @@ class GenerationLimits(BaseModel):
     max_top_k: int = Field(1 << 20, ge=1, description="Largest top_k for sampling (no vocabulary is larger)")
     max_tokens: int = Field(
         1 << 20, ge=1,
-        description="Most tokens one request may generate when the model's context length is not known",
+        description="Most tokens one request may generate; when set below the model's context, also what a "
+                    "request that names no max_tokens generates at most",
     )
+
+    def default_max_tokens(self, context_length: int | None) -> int | None:
+        """max_tokens for a request that sets none: ``max_tokens`` when the run
+        config set it below the model's context, else None (the model's own limit)."""
+        if "max_tokens" not in self.model_fields_set:
+            return None
+        return self.max_tokens if context_length is None or self.max_tokens < context_length else None
 
 
 def _at_most(value: Any, limit: int, field: str, what: str) -> None:
@@ -55,6 +64,22 @@ def check_openai(request: Any, context_length: int | None, limits: GenerationLim
     if not isinstance(getattr(request, "logprobs", None), bool):  # the completions route's logprobs is a count
         _at_most(getattr(request, "logprobs", None), limits.max_top_logprobs, "logprobs", "alternatives per token")
     _at_most(getattr(request, "top_k", None), limits.max_top_k, "top_k", "top_k")
+
+
+def bound_openai(request: Any, context_length: int | None, limits: GenerationLimits) -> dict[str, Any]:
+    """The update that gives an OpenAI-compatible request without max_tokens the server's default."""
+    cap = limits.default_max_tokens(context_length)
+    unset = getattr(request, "max_tokens", None) is None and getattr(request, "max_completion_tokens", None) is None
+    return {"max_tokens": cap} if cap is not None and unset else {}
+
+
+def bound_llama_stack(kwargs: dict[str, Any], context_length: int | None, limits: GenerationLimits) -> None:
+    """Gives a Llama Stack request without sampling_params.max_tokens the server's default."""
+    cap = limits.default_max_tokens(context_length)
+    sampling = kwargs.get("sampling_params")
+    if cap is None or (sampling is not None and sampling.max_tokens):
+        return
+    kwargs["sampling_params"] = sampling.model_copy(update={"max_tokens": cap}) if sampling else SamplingParams(max_tokens=cap)
 
 
 def check_llama_stack(model: str, kwargs: dict[str, Any], context_length: int | None, limits: GenerationLimits) -> None:

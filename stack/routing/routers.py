@@ -7,7 +7,7 @@ from typing import Any
 from ..apis.models import Model, ModelType
 from ..errors import BadRequestError, NotSupportedError
 from ._table import ResourceTable
-from .limits import GenerationLimits, check_llama_stack, check_openai
+from .limits import GenerationLimits, bound_llama_stack, bound_openai, check_llama_stack, check_openai
 from .models import ModelsRoutingTable
 
 
@@ -34,12 +34,16 @@ class InferenceRouter:
 
     async def chat_completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
-        check_llama_stack(model_id, kwargs, context_length(model, provider), self.limits)
+        context = context_length(model, provider)
+        check_llama_stack(model_id, kwargs, context, self.limits)
+        bound_llama_stack(kwargs, context, self.limits)
         return await provider.chat_completion(model_id=model.provider_resource_id, **kwargs)
 
     async def completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
-        check_llama_stack(model_id, kwargs, context_length(model, provider), self.limits)
+        context = context_length(model, provider)
+        check_llama_stack(model_id, kwargs, context, self.limits)
+        bound_llama_stack(kwargs, context, self.limits)
         return await provider.completion(model_id=model.provider_resource_id, **kwargs)
 
     async def embeddings(self, model_id: str, **kwargs: Any) -> Any:
@@ -56,9 +60,12 @@ class InferenceRouter:
                 f"provider {model.provider_id!r} of model {model.identifier!r} does not serve OpenAI-compatible requests"
             )
         check_supported_fields(request, getattr(provider, "openai_params", None))
+        update = {"model": model.provider_resource_id}
         if want == ModelType.llm:
-            check_openai(request, context_length(model, provider), self.limits)
-        forwarded = request.model_copy(update={"model": model.provider_resource_id})
+            context = context_length(model, provider)
+            check_openai(request, context, self.limits)
+            update.update(bound_openai(request, context, self.limits))
+        forwarded = request.model_copy(update=update)
         return await operation(forwarded)
 
     async def _route_field(self, model_id: str, want: ModelType) -> tuple[Model, Any]:

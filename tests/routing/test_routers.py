@@ -100,6 +100,34 @@ async def test_completion_and_embeddings_route_by_model(inference, calls):
     ]
 
 
+async def test_configured_max_tokens_bounds_requests_that_set_none(inference, calls):
+    from stack.apis.inference import SamplingParams
+    from stack.routing.limits import GenerationLimits
+
+    inference.limits = GenerationLimits(max_tokens=8)
+    messages = [{"role": "user", "content": "hi"}]
+    await inference.chat_completion(model_id="chat-a", messages=messages)
+    await inference.completion(model_id="chat-a", content="x", sampling_params=SamplingParams(max_tokens=3))
+    assert calls[0][2]["sampling_params"].max_tokens == 8
+    assert calls[1][2]["sampling_params"].max_tokens == 3  # set by the client: kept
+
+    inference.limits = GenerationLimits()  # not configured: the model's own limit, nothing added
+    await inference.chat_completion(model_id="chat-a", messages=messages)
+    assert "sampling_params" not in calls[-1][2]
+
+
+def test_configured_max_tokens_bounds_openai_requests_that_set_none():
+    from stack.apis.openai import OpenAIChatCompletionRequest
+    from stack.routing.limits import GenerationLimits, bound_openai
+
+    limits = GenerationLimits(max_tokens=8)
+    request = OpenAIChatCompletionRequest(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert bound_openai(request, 2048, limits) == {"max_tokens": 8}
+    assert bound_openai(request, 4, limits) == {}  # the context is the smaller bound
+    assert bound_openai(request.model_copy(update={"max_completion_tokens": 2}), 2048, limits) == {}
+    assert bound_openai(request, 2048, GenerationLimits()) == {}
+
+
 async def test_embedding_model_used_for_chat_is_a_bad_request(inference, calls):
     with pytest.raises(BadRequestError) as info:
         await inference.chat_completion(model_id="emb", messages=[])
