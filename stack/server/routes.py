@@ -76,14 +76,17 @@ def _split_return(annotation: Any) -> tuple[Any, bool]:
     return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), streams
 
 
+def _located(exc: ValidationError, *prefix: str) -> RequestValidationError:
+    """The 422 for ``exc``, its field paths under ``prefix`` ("body", or "query" and the name)."""
+    return RequestValidationError([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)])
+
+
 def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
-    """``raw`` validated as ``model``; FastAPI's 422, located under "body", when it is not."""
+    """``raw`` validated as ``model``; a 422 located under "body" when it is not."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
+        raise _located(exc, "body") from None
 
 
 def _render(result: Any, media_type: str = "application/json") -> Response:
@@ -213,9 +216,7 @@ class _Operation:
         try:
             return adapter.validate_json(raw)
         except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("query", name, *e["loc"])} for e in exc.errors(include_url=False)]
-            ) from None
+            raise _located(exc, "query", name) from None
 
     def openapi_responses(self) -> dict:
         ok: dict[str, Any] = {"description": "OK"}
