@@ -58,8 +58,15 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     return JSONResponse(error_body(422, message, "ValidationError", errors), status_code=422)
 
 
+def http_error_type(status: int) -> str:
+    """The error type of an HTTP-level error: ``NotFoundError``, ``MethodNotAllowedError``, ..."""
+    if status == 413:  # one name whether the Content-Length or the counted body was too large
+        return "PayloadTooLargeError"
+    return http.HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "") + "Error"
+
+
 async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-    name = http.HTTPStatus(exc.status_code).phrase.title().replace(" ", "").replace("-", "") + "Error"
+    name = http_error_type(exc.status_code)
     return JSONResponse(error_body(exc.status_code, str(exc.detail), name), status_code=exc.status_code,
                         headers=exc.headers)
 
