@@ -235,6 +235,7 @@ class _OperationRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, lean: Callable[..., Any] | None, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        self.lean = lean is not None
         if lean is not None:
             self.app = request_response(lean)
 
@@ -260,3 +261,6 @@ def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
                 include_in_schema=path == paths[wm.route],
                 route_class_override=functools.partial(_OperationRoute, lean=lean),
             )
+    # routes are tried in turn on every request: the lean ones (the hot OpenAI-compatible
+    # routes among them) first, in path order ("{" sorts after letters: literal segments first)
+    app.router.routes.sort(key=lambda route: (0, route.path) if getattr(route, "lean", False) else (1, ""))
