@@ -37,7 +37,8 @@ def run_schemathesis(base_url: str, report: Path, *, max_examples: int | None, s
         cmd += ["--seed", str(seed)]
     if max_time is not None:
         cmd += ["--max-time", str(max_time)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # cwd: schemathesis keeps its own state in .schemathesis/ there
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=report.parent)
     return done.returncode, done.stdout + done.stderr
 
 
