@@ -1,4 +1,4 @@
-"""The ``polystack`` command: run | providers | config check | openapi | distributions."""
+"""The ``polystack`` command: run | providers | config check | openapi | distributions | datasets."""
 
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     the_plan = build_plan(args.target)
     server_cfg = the_plan.loaded.config.server
     port = _port(args, server_cfg.port)
+    # providers that call this server's own routes (inline::braintrust) read the port here
+    os.environ["POLYSTACK_PORT"] = str(port)
     host = args.host or server_cfg.host or DEFAULT_HOST
     app = create_app(the_plan)
     warning = exposure_warning(host, port, api_keys_for(the_plan))
@@ -207,6 +209,11 @@ def make_parser() -> argparse.ArgumentParser:
 
     dists = sub.add_parser("distributions", help="list the embedded distributions")
     dists.set_defaults(func=cmd_distributions)
+
+    from . import cli_datasets, cli_eval
+
+    cli_datasets.add_parser(sub)
+    cli_eval.add_parser(sub)
     return parser
 
 

@@ -11,6 +11,11 @@ through ``STATUS_CODES``. Anything else that escapes is a bug and a 500.
     │   ├── ConflictError ............... 409  resource exists with other settings
     │   └── UnprocessableError .......... 422  well-formed but cannot be processed
     ├── NotSupportedError ............... 501  the provider lacks this operation
+    ├── ServiceUnavailableError ......... 503  try again later (Retry-After says when)
+    ├── StorageError .................... 500  a store failed (stack.storage; details logged only)
+    │   ├── StorageUnavailableError ..... 503  database unreachable or locked; also a
+    │   │                                      ServiceUnavailableError, so it carries Retry-After
+    │   └── DuplicateKeyError ........... 500  an insert hit an existing primary key
     ├── UpstreamError ................... 502  a remote service failed
     │   └── UpstreamTimeoutError ........ 504  a remote service did not answer in time
     └── ConfigError ..................... (start-up) the run config is wrong
@@ -43,19 +48,38 @@ class BadRequestError(ClientError):
         self.reason = message
 
 
+def invalid_field(exc, prefix: str) -> BadRequestError:
+    """The first error of a pydantic ``ValidationError`` as a 400 naming ``prefix.<its path>``."""
+    err = exc.errors()[0]
+    path = ".".join(str(p) for p in err["loc"])
+    return BadRequestError(err["msg"], field=f"{prefix}.{path}" if path else prefix)
+
+
 class AuthenticationError(ClientError):
     """The request lacks a valid API key."""
 
 
 class NotFoundError(ClientError):
-    """A resource named by the request does not exist."""
+    """A resource named by the request does not exist.
 
-    def __init__(self, kind: str, identifier: str, known: Iterable[str] = ()) -> None:
+    ``NotFoundError("Model", "m1", known)`` reads "Model 'm1' not found;
+    registered: ...". Where that form does not fit, pass the whole sentence as
+    ``message`` (``known`` is then listed as "known: ..."), e.g.
+    ``NotFoundError("step", "s9", ids, message="turn 't1' has no step 's9'")``.
+    """
+
+    def __init__(
+        self, kind: str, identifier: str, known: Iterable[str] = (), *, message: str | None = None
+    ) -> None:
         known = sorted(known)
         listing = ", ".join(repr(k) for k in known[:20]) if known else "none"
         if len(known) > 20:
             listing += f", ... ({len(known)} in all)"
-        super().__init__(f"{kind} {identifier!r} not found; registered: {listing}")
+        if message is None:
+            text = f"{kind} {identifier!r} not found; registered: {listing}"
+        else:
+            text = f"{message}; known: {listing}" if known else message
+        super().__init__(text)
         self.kind = kind
         self.identifier = identifier
 
@@ -70,6 +94,15 @@ class UnprocessableError(ClientError):
 
 class NotSupportedError(StackError):
     """The provider serving this request does not offer the operation."""
+
+
+class ServiceUnavailableError(StackError):
+    """The stack cannot serve the request now; the same request may succeed
+    after ``retry_after`` seconds (sent as the ``Retry-After`` header)."""
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamError(StackError):
@@ -96,6 +129,7 @@ STATUS_CODES: dict[type[StackError], int] = {
     ConflictError: 409,
     UnprocessableError: 422,
     NotSupportedError: 501,
+    ServiceUnavailableError: 503,
     UpstreamError: 502,
     UpstreamTimeoutError: 504,
     StackError: 500,

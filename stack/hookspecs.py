@@ -8,5 +8,10 @@ hookspec = pluggy.HookspecMarker("polystack")
 
 
 @hookspec
+def register_apis(register):
+    """Register API families by calling ``register(ApiSpec(...))`` once per family."""
+
+
+@hookspec
 def register_providers(register):
     """Register provider specs by calling ``register(ProviderSpec(...))`` once per provider."""

@@ -10,7 +10,7 @@ from functools import partial
 import pluggy
 
 from . import hookspecs
-from .registry import ProviderSpec, RegisteredProvider
+from .registry import ApiSpec, ProviderSpec, RegisteredProvider
 
 ENTRY_POINT_GROUP = "polystack"
 BUILTIN_PACKAGE = "polystack"
@@ -69,11 +69,39 @@ def _package_of(pm: pluggy.PluginManager) -> dict[int, str]:
     return packages
 
 
+def collect_apis(pm: pluggy.PluginManager) -> dict[str, ApiSpec]:
+    """Call every ``register_apis`` hook and serve what they register, keyed by name.
+
+    The same name from two plugins with different Protocols is an error naming both.
+    """
+    from .apis import add_api
+    from .routing import add_routing
+
+    packages = _package_of(pm)
+    found: dict[str, tuple[ApiSpec, str]] = {}
+
+    def register(package: str, spec: ApiSpec) -> None:
+        if not isinstance(spec, ApiSpec):
+            raise TypeError(f"plugin {package!r} registered {spec!r}, not an ApiSpec")
+        if spec.name in found and found[spec.name][0] != spec:
+            raise ValueError(f"API {spec.name!r} registered twice: by {found[spec.name][1]!r} and by {package!r}")
+        add_api(spec.name, spec.protocol)
+        if spec.routing is not None:
+            add_routing(spec.routing)
+        found[spec.name] = (spec, package)
+
+    for impl in pm.hook.register_apis.get_hookimpls():
+        impl.function(register=partial(register, packages.get(id(impl.plugin), BUILTIN_PACKAGE)))
+    return {name: spec for name, (spec, _package) in found.items()}
+
+
 def collect_providers(pm: pluggy.PluginManager) -> dict[tuple[str, str], RegisteredProvider]:
-    """Call every ``register_providers`` hook; key the specs by (api, provider_type).
+    """Call every ``register_apis`` hook (``collect_apis``), then every
+    ``register_providers`` hook; key the provider specs by (api, provider_type).
 
     The same (api, provider_type) from two plugins is an error naming both.
     """
+    collect_apis(pm)
     packages = _package_of(pm)
     found: dict[tuple[str, str], RegisteredProvider] = {}
 

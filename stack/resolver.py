@@ -20,7 +20,7 @@ from .storage import polystack_home
 log = logging.getLogger(__name__)
 
 #: served by every stack, whatever the config lists
-ALWAYS_SERVED = ("inspect", "models")
+ALWAYS_SERVED = ("inspect", "jobs", "models")
 #: APIs served by another API's router: OpenAI-compatible routes by inference
 SERVED_WITH = {"openai": "inference"}
 
@@ -159,7 +159,7 @@ def _check_resources(loaded: LoadedConfig) -> list[str]:
     for routing in ROUTINGS.values():
         ids = [p.provider_id for p in cfg.providers.get(routing.routed_api, [])]
         table = routing.table(None, dict.fromkeys(ids), routed_api=routing.routed_api)
-        for i, item in enumerate(getattr(cfg, routing.config_section)):
+        for i, item in enumerate(getattr(cfg, routing.config_section) if routing.config_section else ()):
             try:
                 table.from_input(item)
             except BadRequestError as exc:
@@ -170,10 +170,13 @@ def _check_resources(loaded: LoadedConfig) -> list[str]:
     return problems
 
 
-def check_protocol(impl: Any, api: str, who: str) -> None:
-    """Fail start-up when ``impl`` lacks an operation of ``api``'s Protocol."""
+def check_protocol(impl: Any, api: str, who: str, operations: frozenset[str] | None = None) -> None:
+    """Fail start-up when ``impl`` lacks an operation of ``api``'s Protocol
+    (of those in ``operations``, when the provider declares what it serves)."""
     missing, generators = [], []
     for name, _wm, _fn in iter_webmethods(get_protocol(api)):
+        if operations is not None and name not in operations:
+            continue
         method = getattr(impl, name, None)
         if method is not None and inspect.isasyncgenfunction(method):
             generators.append(name)

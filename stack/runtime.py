@@ -14,8 +14,11 @@ from .fetcher import URLFetcher
 from .registry import ProviderContext
 from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, data_dir
 from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
-from .routing.routers import InferenceRouter
-from .storage import KVStore, SqliteStoreConfig, kvstore_from_config
+from .routing.routers import InferenceRouter, not_served
+from .apis.jobs import ListJobsResponse
+from .errors import BadRequestError
+from .jobs import Job, JobRunner, JobStatus, JobStore
+from .storage import KVStore, SqliteStoreConfig, SqlStore, kvstore_from_config, sqlstore_from_config
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,11 @@ class StartedProvider:
     provider_type: str
     package: str
     impl: Any
+    #: the operations of ``api`` it serves (its spec's ``serves``); None: all
+    operations: frozenset[str] | None = None
+
+    def serves(self, operation: str) -> bool:
+        return self.operations is None or operation in self.operations
 
 
 class Stack:
@@ -38,6 +46,8 @@ class Stack:
         self.tables: dict[str, ResourceTable] = {}
         self.impls: dict[str, Any] = {}
         self.metadata_store: KVStore | None = None
+        self.job_store: SqlStore | None = None
+        self.jobs: JobRunner | None = None
         self.fetcher = URLFetcher(plan.loaded.config.server.fetch)
         self.started = False
 
@@ -53,13 +63,21 @@ class Stack:
         home = data_dir(cfg.image_name)
         store_config = cfg.metadata_store or SqliteStoreConfig()
         self.metadata_store = await kvstore_from_config(store_config, default_path=home / "registry.db")
+        # jobs live beside the registry: in its PostgreSQL database, or jobs.db next to registry.db
+        self.job_store = await sqlstore_from_config(store_config, default_path=home / "jobs.db")
+        self.jobs = JobRunner(JobStore(self.job_store))
+        await self.jobs.start()
         self.impls["inspect"] = StackInspector(self)
+        self.impls["jobs"] = StackJobs(self)
         # every table exists from the start (empty until its API's providers
         # start), so providers can depend on any of them
         for table_api, routing in ROUTINGS.items():
             table = routing.table(self.metadata_store, {}, routed_api=routing.routed_api)
+            check_protocol(table, table_api, f"the {table_api} table")
             self.tables[table_api] = self.impls[table_api] = table
-        self.tables["vector_dbs"].models = self.tables["models"]  # vector DBs name an embedding model
+        for table_api, routing in ROUTINGS.items():
+            for dependency in routing.table_dependencies:  # e.g. vector DBs name an embedding model
+                setattr(self.tables[table_api], dependency, self.tables[dependency])
         try:
             await self._start_providers(home)
             for routing in ROUTINGS.values():
@@ -98,12 +116,13 @@ class Stack:
                 data_dir=home,
                 deps={d: self.impls[d] for d in (*spec.api_dependencies, *spec.optional_api_dependencies) if d in self.impls},
                 fetcher=self.fetcher,
+                jobs=self.jobs,
             )
             impl = await spec.factory(planned.config, context)
-            self.providers.append(
-                StartedProvider(planned.api, planned.provider_id, planned.provider_type, planned.registered.package, impl)
-            )
-            check_protocol(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})")
+            self.providers.append(StartedProvider(planned.api, planned.provider_id, planned.provider_type,
+                                                  planned.registered.package, impl, spec.operations()))
+            check_protocol(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})",
+                           spec.operations())
             await self._expose(planned.api)
 
     async def _expose(self, api: str) -> None:
@@ -114,12 +133,13 @@ class Stack:
             return
         routing = BY_ROUTED_API.get(api)
         if routing is None:
-            self.impls[api] = mine[0].impl
+            self.impls[api] = _with_declared_operations(mine[0])
             return
         table = self.tables[routing.table_api]
         table.providers.update({p.provider_id: p.impl for p in mine})
         await self._sync_table(routing)
-        router = self.impls[api] = routing.router(table)
+        router = self.impls[api] = routing.make_router(table)
+        check_protocol(router, api, f"the {api} router")
         if isinstance(router, InferenceRouter):
             router.limits = self.plan.loaded.config.server.limits
         for companion, host in SERVED_WITH.items():
@@ -131,7 +151,7 @@ class Stack:
         table = self.tables[routing.table_api]
         await table.initialize()
         wanted = []
-        for item in getattr(self.plan.loaded.config, routing.config_section):
+        for item in getattr(self.plan.loaded.config, routing.config_section) if routing.config_section else ():
             try:
                 wanted.append(table.from_input(item))
             except StackError as exc:  # plan() checked these; a provider may still refuse
@@ -139,6 +159,9 @@ class Stack:
         await table.reconcile(wanted)
 
     async def shutdown(self) -> None:
+        if self.jobs is not None:  # running jobs stop (cancelled) before the providers they use
+            await self.jobs.shutdown()
+            self.jobs = None
         for started in reversed(self.providers):
             closer = getattr(started.impl, "shutdown", None)
             if closer is None:
@@ -149,9 +172,21 @@ class Stack:
                 log.exception("provider %s failed to shut down", started.provider_id)
         self.providers.clear()
         self.started = False
+        if self.job_store is not None:
+            await self.job_store.close()
+            self.job_store = None
         if self.metadata_store is not None:
             await self.metadata_store.close()
             self.metadata_store = None
+
+
+def _with_declared_operations(started: StartedProvider) -> Any:
+    """The provider serving an unrouted API alone, its undeclared operations answering 501."""
+    if started.operations is not None:
+        for name, _wm, _fn in iter_webmethods(get_protocol(started.api)):
+            if name not in started.operations and not hasattr(started.impl, name):
+                setattr(started.impl, name, not_served(started.provider_type, started.api, name))
+    return started.impl
 
 
 def served_apis(plan: Plan) -> list[str]:
@@ -160,6 +195,27 @@ def served_apis(plan: Plan) -> list[str]:
     apis |= {BY_ROUTED_API[a].table_api for a in plan.apis if a in BY_ROUTED_API}
     apis |= {companion for companion, host in SERVED_WITH.items() if host in plan.apis}
     return sorted(a for a in apis if a in api_names())
+
+
+class StackJobs:
+    """The Jobs API of a running stack: its job store, which every replica shares."""
+
+    MAX_LIMIT = 1000
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    async def list_jobs(self, kind: str | None = None, status: JobStatus | None = None, limit: int = 100) -> ListJobsResponse:
+        if not 1 <= limit <= self.MAX_LIMIT:
+            raise BadRequestError(f"must be from 1 to {self.MAX_LIMIT}, got {limit}", field="limit")
+        jobs = await self.stack.jobs.store.list(kind, status, limit)
+        return ListJobsResponse(data=[job.model_copy(update={"result": None}) for job in jobs])
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.stack.jobs.store.get(job_id)
+
+    async def cancel_job(self, job_id: str) -> Job:
+        return await self.stack.jobs.cancel(job_id)
 
 
 class StackInspector:
@@ -174,17 +230,17 @@ class StackInspector:
         )
 
     async def list_routes(self) -> ListRoutesResponse:
-        types_by_api: dict[str, list[str]] = {}
-        for p in self.stack.providers:
-            types_by_api.setdefault(p.api, []).append(p.provider_type)
-        for table_api, routing in ROUTINGS.items():
-            types_by_api[table_api] = types_by_api.get(routing.routed_api, [])
-        for companion, host in SERVED_WITH.items():
-            types_by_api[companion] = types_by_api.get(host, [])
+        """Every served route with the provider types that serve its operation
+        (a table's routes: every provider of the API it routes)."""
+        hosts = {table_api: routing.routed_api for table_api, routing in ROUTINGS.items()} | dict(SERVED_WITH)
         routes = []
         for api in self.stack.served_apis:
-            for _name, wm, _fn in iter_webmethods(get_protocol(api)):
-                routes.append(RouteInfo(route=wm.route, method=wm.method, provider_types=types_by_api.get(api, [])))
+            for name, wm, _fn in iter_webmethods(get_protocol(api)):
+                if api in hosts:
+                    types = [p.provider_type for p in self.stack.providers if p.api == hosts[api]]
+                else:
+                    types = [p.provider_type for p in self.stack.providers if p.api == api and p.serves(name)]
+                routes.append(RouteInfo(route=wm.route, method=wm.method, provider_types=types))
         return ListRoutesResponse(data=sorted(routes, key=lambda r: (r.route, r.method)))
 
     async def health(self) -> HealthInfo:

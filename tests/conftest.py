@@ -49,6 +49,16 @@ def postgres_config(pg_server):
     )
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_config(request, tmp_path):
+    """One store config per backend; every test that uses it runs on both."""
+    from stack.storage import SqliteStoreConfig
+
+    if request.param == "sqlite":
+        return SqliteStoreConfig(db_path=str(tmp_path / "store.db"))
+    return request.getfixturevalue("postgres_config")
+
+
 @pytest.fixture(scope="session")
 def acme_plugin_path(tmp_path_factory):
     """The fixture plugin package (tests/fixtures/acme_plugin), pip-installed

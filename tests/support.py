@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import importlib.metadata
 import textwrap
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 
@@ -94,11 +96,32 @@ class ServerProcess:
         self._log_fh.close()
         return self.proc.returncode
 
+    def wait_models_ready(self, timeout: float = 120.0) -> "ServerProcess":
+        """Wait (at most ``timeout`` s) until /v1/health shows every model ready: they load in the background."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            health = httpx.get(self.base_url + "/v1/health").json()
+            states = [state for models in health.get("providers", {}).values() for state in models.values()]
+            if states and all(s == "ready" for s in states):
+                break
+            time.sleep(0.2)
+        return self
+
     def __enter__(self) -> "ServerProcess":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def starter_with_mcp_config() -> dict:
+    """The starter distribution's run config plus an MCP tool runtime (provider ``mcp``)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
+    config["providers"]["tool_runtime"].append(
+        {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
+    return config
 
 
 def starter_with_server(path: Path, **server: object) -> Path:
@@ -142,6 +165,19 @@ async def serve_stack(home: Path, providers_yaml: str, models_yaml: str = ""):
         yield client
 
 
+def app_from_yaml(tmp_path: Path, text: str, pm=None):
+    """The app of the run config ``text`` (written to ``tmp_path``/run.yaml), with the
+    built-in providers or those of the plugin manager ``pm``."""
+    from stack.config import load_run_config
+    from stack.plugins import collect_providers, get_plugin_manager
+    from stack.resolver import plan
+    from stack.server import create_app
+
+    path = tmp_path / "run.yaml"
+    path.write_text(textwrap.dedent(text))
+    return create_app(plan(load_run_config(path), collect_providers(pm or get_plugin_manager(load_entry_points=False))))
+
+
 @asynccontextmanager
 async def serve_app(app):
     """An httpx client of ``app`` served in-process, between its start-up and shutdown."""
@@ -152,3 +188,28 @@ async def serve_app(app):
             yield client
 
 
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """Base of the loopback test doubles' request handlers: ``reply`` answers, nothing is logged."""
+
+    def reply(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]):
+    """``handler`` served on a free loopback port in a thread; yields the port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()

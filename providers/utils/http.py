@@ -47,9 +47,7 @@ class UpstreamNotFoundError(NotFoundError):
     """The upstream answered 404 (an unknown model, most often): relayed as a 404."""
 
     def __init__(self, message: str) -> None:
-        StackError.__init__(self, message)
-        self.kind = "upstream resource"
-        self.identifier = ""
+        super().__init__("upstream resource", "", message=message)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field
 
@@ -97,3 +97,26 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallParseStatus",
 ]
+
+
+def content_text(content: Any, separator: str = "") -> str:
+    """The text of interleaved content (a string, content items or their dicts, or a list of them);
+    images are left out. Items are joined with ``separator``: "" keeps streamed text as it was,
+    "\n" keeps two items from running into one match (two halves of a number becoming a card
+    number, say), " " keeps words apart."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, TextContentItem):
+        return content.text
+    if isinstance(content, dict):
+        return str(content.get("text", "")) if content.get("type", "text") == "text" else ""
+    if isinstance(content, list):
+        return separator.join(t for t in (content_text(c, separator) for c in content) if t)
+    return ""
+
+
+def tool_name_text(name: Any) -> str:
+    """The plain string name of a tool (``BuiltinTool.code_interpreter`` -> ``code_interpreter``)."""
+    return name.value if isinstance(name, BuiltinTool) else str(name)

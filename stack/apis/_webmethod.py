@@ -18,7 +18,8 @@ class WebMethod:
 
     ``route`` is the full path (``/v1/models/{model_id}``). Path parameters are
     the method's parameters of the same name; for GET and DELETE the others are
-    query parameters; for POST/PUT/PATCH the others form the JSON body, a model
+    query parameters (a DELETE with ``delete_body`` takes a JSON body instead,
+    as W&B Training's checkpoint delete does); for POST/PUT/PATCH the others form the JSON body, a model
     named ``request_name`` (default: the method name in CamelCase + "Request",
     matching the spec's schema names).
     """
@@ -35,6 +36,8 @@ class WebMethod:
     aliases: tuple[str, ...] = ()
     #: "application/jsonl" answers a list as one JSON document per line
     media_type: str = "application/json"
+    #: a DELETE whose parameters travel as a JSON body
+    delete_body: bool = False
 
     @property
     def path_params(self) -> list[str]:
@@ -42,7 +45,7 @@ class WebMethod:
 
     @property
     def has_body(self) -> bool:
-        return self.method in ("POST", "PUT", "PATCH")
+        return self.method in ("POST", "PUT", "PATCH") or (self.delete_body and self.method == "DELETE")
 
 
 def webmethod(
@@ -55,11 +58,12 @@ def webmethod(
     sse_done: bool = False,
     aliases: tuple[str, ...] = (),
     media_type: str = "application/json",
+    delete_body: bool = False,
 ) -> Callable[[F], F]:
     """Mark a Protocol method as an API operation served at ``route``."""
 
     def wrap(fn: F) -> F:
-        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases, media_type)  # type: ignore[attr-defined]
+        fn.__webmethod__ = WebMethod(route, method, request_name, summary, body, sse_done, aliases, media_type, delete_body)  # type: ignore[attr-defined]
         return fn
 
     return wrap

@@ -18,7 +18,9 @@ class PaginatedRowsResult(BaseModel):
 
 
 @runtime_checkable
-class DatasetIO(Protocol):
+class DatasetReader(Protocol):
+    """The reading half of DatasetIO: what a read-only provider serves (``ProviderSpec(serves=...)``)."""
+
     @webmethod(route="/v1/datasetio/rows", method="GET")
     async def get_rows_paginated(
         self,
@@ -28,6 +30,9 @@ class DatasetIO(Protocol):
         filter_condition: str | None = None,
     ) -> PaginatedRowsResult: ...
 
+
+@runtime_checkable
+class DatasetIO(DatasetReader, Protocol):
     @webmethod(route="/v1/datasetio/rows", method="POST")
     async def append_rows(self, dataset_id: str, rows: list[dict[str, Any]]) -> None: ...
 

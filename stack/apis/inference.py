@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from enum import Enum
 from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ._content import (
     BuiltinTool,
@@ -139,8 +139,10 @@ SamplingStrategy = Annotated[
 
 class SamplingParams(BaseModel):
     strategy: SamplingStrategy = Field(default_factory=GreedySamplingStrategy)
-    max_tokens: int | None = Field(default=0, description="0 means the model's limit")
+    max_tokens: int | None = Field(default=0, description="0: the model's default_max_tokens, cut to what fits")
     repetition_penalty: float | None = 1.0
+    # as on the OpenAI requests: max_tokens is the router's default, not the client's
+    _max_tokens_is_default: bool = PrivateAttr(False)
 
 
 # -- tools ---------------------------------------------------------------------

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from ..errors import BadRequestError
 from ._webmethod import webmethod
 
 
@@ -108,7 +109,13 @@ class OpenAIResponseFormat(_Open):
     json_schema: dict[str, Any] | None = None
 
 
-class OpenAIChatCompletionRequest(_Open):
+class _GenerationRequest(_Open):
+    # True when the router filled in max_tokens with the model's default: a provider that counts the
+    # prompt cuts it to what the context leaves instead of answering 400 (never settable by a client)
+    _max_tokens_is_default: bool = PrivateAttr(False)
+
+
+class OpenAIChatCompletionRequest(_GenerationRequest):
     """POST /v1/chat/completions: OpenAI's request plus vLLM's extras."""
 
     messages: list[OpenAIMessage] = Field(min_length=1)
@@ -159,7 +166,7 @@ class OpenAIChatCompletionRequest(_Open):
         return self.max_completion_tokens or self.max_tokens
 
 
-class OpenAICompletionRequest(_Open):
+class OpenAICompletionRequest(_GenerationRequest):
     """POST /v1/completions (legacy text completion), with vLLM's extras."""
 
     model: str
@@ -330,3 +337,23 @@ class OpenAICompat(Protocol):
 
 
 PROTOCOL = OpenAICompat
+
+
+def check_supported_fields(request: Any, supported: frozenset[str] | None) -> None:
+    """400 naming the first field the provider cannot honour that the request
+    sets to something other than its default. ``None``: the provider takes all."""
+    if supported is None:
+        return
+    fields = type(request).model_fields
+    sent = request.model_fields_set
+    # declared order, so `tools` is named before the `tool_choice` that needs it
+    for name in [*(f for f in fields if f in sent), *sorted(request.model_extra or {})]:
+        if name in supported:
+            continue
+        value = getattr(request, name)
+        field = fields.get(name)
+        if field is not None and value == field.get_default(call_default_factory=True):
+            continue
+        if value is None:
+            continue
+        raise BadRequestError(f"not supported by this model's provider (sent {value!r})", field=name)

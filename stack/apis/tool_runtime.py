@@ -59,6 +59,8 @@ class RAGQueryResult(BaseModel):
 
 @runtime_checkable
 class ToolRuntime(Protocol):
+    """Listing and invoking tools: what every tool provider serves."""
+
     # The spec answers application/jsonl: one ToolDef a line.
     @webmethod(route="/v1/tool-runtime/list-tools", method="GET", media_type="application/jsonl")
     async def list_runtime_tools(
@@ -69,6 +71,11 @@ class ToolRuntime(Protocol):
 
     @webmethod(route="/v1/tool-runtime/invoke", method="POST")
     async def invoke_tool(self, tool_name: str, kwargs: dict[str, Any]) -> ToolInvocationResult: ...
+
+
+@runtime_checkable
+class RAGToolRuntime(Protocol):
+    """The rag-tool routes: served by the provider of the ``builtin::rag`` tool group."""
 
     @webmethod(
         route="/v1/tool-runtime/rag-tool/insert", method="POST", request_name="InsertRequest"
@@ -91,4 +98,10 @@ class ToolRuntime(Protocol):
     ) -> RAGQueryResult: ...
 
 
-PROTOCOL = ToolRuntime
+@runtime_checkable
+class ToolRuntimeAPI(ToolRuntime, RAGToolRuntime, Protocol):
+    """The whole tool-runtime family; a provider declares the part it serves
+    (``ProviderSpec.serves``): tool providers ``ToolRuntime``, RAG providers both."""
+
+
+PROTOCOL = ToolRuntimeAPI

@@ -4,6 +4,12 @@ A request for 10**12 tokens, 10**6 choices or a top-k past any vocabulary
 would otherwise reach the model (and generate until its context ends, or
 overflow a C int). The router answers it at once with a 400 naming the field,
 as OpenAI and vLLM do, on the Llama Stack and the OpenAI-compatible routes alike.
+
+A request that sets no max_tokens (Llama Stack: 0 or none) gets the model's
+``default_max_tokens``: without one, a small greedy model repeats itself until
+its context is full. The default is cut to what the context allows and is
+marked as a default, so a provider that counts the prompt cuts it further to
+what the prompt leaves: a default never causes a 400.
 """
 
 from __future__ import annotations
@@ -26,16 +32,8 @@ class GenerationLimits(BaseModel):
     max_top_k: int = Field(1 << 20, ge=1, description="Largest top_k for sampling (no vocabulary is larger)")
     max_tokens: int = Field(
         1 << 20, ge=1,
-        description="Most tokens one request may generate; when set below the model's context, also what a "
-                    "request that names no max_tokens generates at most",
+        description="Most tokens one request may generate when the model's context length is not known",
     )
-
-    def default_max_tokens(self, context_length: int | None) -> int | None:
-        """max_tokens for a request that sets none: ``max_tokens`` when the run
-        config set it below the model's context, else None (the model's own limit)."""
-        if "max_tokens" not in self.model_fields_set:
-            return None
-        return self.max_tokens if context_length is None or self.max_tokens < context_length else None
 
 
 def _at_most(value: Any, limit: int, field: str, what: str) -> None:
@@ -66,22 +64,6 @@ def check_openai(request: Any, context_length: int | None, limits: GenerationLim
     _at_most(getattr(request, "top_k", None), limits.max_top_k, "top_k", "top_k")
 
 
-def bound_openai(request: Any, context_length: int | None, limits: GenerationLimits) -> dict[str, Any]:
-    """The update that gives an OpenAI-compatible request without max_tokens the server's default."""
-    cap = limits.default_max_tokens(context_length)
-    unset = getattr(request, "max_tokens", None) is None and getattr(request, "max_completion_tokens", None) is None
-    return {"max_tokens": cap} if cap is not None and unset else {}
-
-
-def bound_llama_stack(kwargs: dict[str, Any], context_length: int | None, limits: GenerationLimits) -> None:
-    """Gives a Llama Stack request without sampling_params.max_tokens the server's default."""
-    cap = limits.default_max_tokens(context_length)
-    sampling = kwargs.get("sampling_params")
-    if cap is None or (sampling is not None and sampling.max_tokens):
-        return
-    kwargs["sampling_params"] = sampling.model_copy(update={"max_tokens": cap}) if sampling else SamplingParams(max_tokens=cap)
-
-
 def check_llama_stack(model: str, kwargs: dict[str, Any], context_length: int | None, limits: GenerationLimits) -> None:
     """The bounds of a Llama Stack chat-completion or completion request."""
     sampling = kwargs.get("sampling_params")
@@ -91,3 +73,29 @@ def check_llama_stack(model: str, kwargs: dict[str, Any], context_length: int | 
     logprobs = kwargs.get("logprobs")
     if logprobs is not None:
         _at_most(logprobs.top_k, limits.max_top_logprobs, "logprobs.top_k", "alternatives per token")
+
+
+def fitted_default(default: int | None, context_length: int | None, limits: GenerationLimits) -> int | None:
+    """``default`` cut to the model's context and ``server.limits.max_tokens``."""
+    if default is None:
+        return None
+    return min(default, limits.max_tokens, context_length or default)
+
+
+def default_openai(request: Any, default: int | None) -> Any:
+    """``request`` with ``max_tokens = default`` when it sets neither max_tokens nor max_completion_tokens."""
+    if default is None or request.max_tokens is not None or getattr(request, "max_completion_tokens", None) is not None:
+        return request
+    filled = request.model_copy(update={"max_tokens": default})
+    filled._max_tokens_is_default = True
+    return filled
+
+
+def default_llama_stack(kwargs: dict[str, Any], default: int | None) -> dict[str, Any]:
+    """``kwargs`` with ``sampling_params.max_tokens = default`` when it is 0 or unset."""
+    sampling = kwargs.get("sampling_params")
+    if default is None or (sampling is not None and sampling.max_tokens):
+        return kwargs
+    filled = (sampling or SamplingParams()).model_copy(update={"max_tokens": default})
+    filled._max_tokens_is_default = True
+    return {**kwargs, "sampling_params": filled}

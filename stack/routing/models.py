@@ -9,6 +9,10 @@ from ..errors import BadRequestError
 from ._table import ResourceTable
 
 
+# metadata the inference router reads: the model's context and what a request without max_tokens gets
+_TOKEN_COUNTS = ("context_length", "default_max_tokens")
+
+
 class ModelsRoutingTable(ResourceTable[Model]):
     kind = "model"
     resource_cls = Model
@@ -21,6 +25,10 @@ class ModelsRoutingTable(ResourceTable[Model]):
         metadata = metadata or {}
         if model_type == ModelType.embedding and "embedding_dimension" not in metadata:
             raise BadRequestError("embedding models need an integer embedding_dimension", field="metadata.embedding_dimension")
+        for name in _TOKEN_COUNTS:
+            value = metadata.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise BadRequestError(f"must be a positive integer (tokens), got {value!r}", field=f"metadata.{name}")
         return Model(
             identifier=model_id,
             provider_resource_id=provider_model_id or model_id,

@@ -1,50 +1,111 @@
-"""Routers: serve a routed API by finding the provider that owns the resource."""
+"""Routers: serve a routed API by finding the provider that owns the resource.
+
+``Router`` serves every operation of a routed API's Protocol that takes the
+routing key (``vector_db_id``, ``shield_id``...): it looks the resource up in
+the table and calls the owning provider with its own id for it
+(``provider_resource_id``). A family whose operations need more (several
+resources per call, model checks) subclasses it and defines those methods;
+start-up checks that the router then serves the whole Protocol.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from typing import Any, Callable
+
+from ..apis import get_protocol, iter_webmethods
 
 from ..apis.models import Model, ModelType
-from ..errors import BadRequestError, NotSupportedError
+from ..apis.openai import check_supported_fields
+from ..errors import BadRequestError, NotFoundError, NotSupportedError
 from ._table import ResourceTable
-from .limits import GenerationLimits, bound_llama_stack, bound_openai, check_llama_stack, check_openai
+from .limits import GenerationLimits, check_llama_stack, check_openai, default_llama_stack, default_openai, fitted_default
 from .models import ModelsRoutingTable
 
 
-class InferenceRouter:
+def not_served(provider_type: str, api: str, operation: str) -> Callable[..., Any]:
+    """An operation a provider does not declare: 501 naming it."""
+
+    async def operation_not_served(*_args: Any, **_kwargs: Any) -> Any:
+        raise NotSupportedError(f"{provider_type} does not serve {operation} of the {api} API")
+
+    return operation_not_served
+
+
+def operation_of(provider: Any, name: str, api: str, owner: str) -> Callable[..., Any]:
+    """``provider``'s method ``name``, or a 501 naming ``owner`` when it has none."""
+    method = getattr(provider, name, None)
+    if method is None:
+        raise NotSupportedError(f"{owner} does not serve {name} of the {api} API")
+    return method
+
+
+class Router:
+    """Serves ``api`` by forwarding each operation that names a resource by
+    ``key`` to the provider that registered the resource."""
+
+    def __init__(self, table: ResourceTable, *, api: str, key: str) -> None:
+        self.table, self.api, self.key = table, api, key
+        for name, _wm, fn in iter_webmethods(get_protocol(api)):
+            if hasattr(type(self), name):
+                continue  # served by a method of the family's own router
+            if key in inspect.signature(fn).parameters:
+                setattr(self, name, self._forwarder(name, fn))
+
+    def _forwarder(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn)
+        key = self.key
+
+        @functools.wraps(fn)
+        async def forward(*args: Any, **kwargs: Any) -> Any:
+            call = signature.bind(None, *args, **kwargs)  # None: the Protocol's self
+            arguments = dict(list(call.arguments.items())[1:])
+            resource, provider = await self.table.lookup(arguments[key])
+            arguments[key] = resource.provider_resource_id
+            owner = f"provider {resource.provider_id!r} of {self.table.kind} {resource.identifier!r}"
+            return await operation_of(provider, name, self.api, owner)(**arguments)
+
+        return forward
+
+
+class InferenceRouter(Router):
     """Inference API: route by ``model_id`` to the provider that registered it.
 
     The provider receives its own model name (``provider_resource_id``).
     Generation requests are checked against ``limits`` (``server.limits``)
-    and the model's context length first.
+    and the model's context length first; one that sets no max_tokens gets
+    the model's ``default_max_tokens`` (see ``limits``).
     """
 
-    def __init__(self, table: ModelsRoutingTable, limits: GenerationLimits | None = None) -> None:
-        self.table = table
+    def __init__(self, table: ModelsRoutingTable, *, api: str = "inference", key: str = "model_id",
+                 limits: GenerationLimits | None = None) -> None:
+        super().__init__(table, api=api, key=key)
+        self.table: ModelsRoutingTable = table
         self.limits = limits or GenerationLimits()
 
-    async def _route(self, model_id: str, want: ModelType) -> tuple[Model, Any]:
+    async def _route(self, model_id: str, want: ModelType, field: str = "model_id") -> tuple[Model, Any]:
         model, provider = await self.table.lookup(model_id)
         if model.model_type != want:
             raise BadRequestError(
                 f"model {model_id!r} is an {model.model_type.value} model; this route needs an {want.value} model",
-                field="model_id",
+                field=field,
             )
         return model, provider
 
     async def chat_completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
-        context = context_length(model, provider)
-        check_llama_stack(model_id, kwargs, context, self.limits)
-        bound_llama_stack(kwargs, context, self.limits)
-        return await provider.chat_completion(model_id=model.provider_resource_id, **kwargs)
+        return await provider.chat_completion(model_id=model.provider_resource_id, **self._llama_stack(model, provider, kwargs))
 
     async def completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
+        return await provider.completion(model_id=model.provider_resource_id, **self._llama_stack(model, provider, kwargs))
+
+    def _llama_stack(self, model: Model, provider: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A Llama Stack generation request's kwargs, checked and with the default max_tokens filled in."""
         context = context_length(model, provider)
-        check_llama_stack(model_id, kwargs, context, self.limits)
-        bound_llama_stack(kwargs, context, self.limits)
-        return await provider.completion(model_id=model.provider_resource_id, **kwargs)
+        check_llama_stack(model.identifier, kwargs, context, self.limits)
+        return default_llama_stack(kwargs, fitted_default(default_max_tokens(model, provider), context, self.limits))
 
     async def embeddings(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.embedding)
@@ -53,26 +114,19 @@ class InferenceRouter:
     # -- OpenAI-compatible routes: the whole request goes to the provider ------
 
     async def _openai(self, request: Any, want: ModelType, method: str) -> Any:
-        model, provider = await self._route_field(request.model, want)
+        model, provider = await self._route(request.model, want, field="model")
         operation = getattr(provider, method, None)
         if operation is None:
             raise NotSupportedError(
                 f"provider {model.provider_id!r} of model {model.identifier!r} does not serve OpenAI-compatible requests"
             )
         check_supported_fields(request, getattr(provider, "openai_params", None))
-        update = {"model": model.provider_resource_id}
         if want == ModelType.llm:
             context = context_length(model, provider)
             check_openai(request, context, self.limits)
-            update.update(bound_openai(request, context, self.limits))
-        forwarded = request.model_copy(update=update)
+            request = default_openai(request, fitted_default(default_max_tokens(model, provider), context, self.limits))
+        forwarded = request.model_copy(update={"model": model.provider_resource_id})
         return await operation(forwarded)
-
-    async def _route_field(self, model_id: str, want: ModelType) -> tuple[Model, Any]:
-        try:
-            return await self._route(model_id, want)
-        except BadRequestError as exc:
-            raise BadRequestError(exc.message.split(": ", 1)[-1], field="model") from None
 
     async def openai_chat_completion(self, request: Any) -> Any:
         return await self._openai(request, ModelType.llm, "openai_chat_completion")
@@ -87,92 +141,45 @@ class InferenceRouter:
 def context_length(model: Model, provider: Any) -> int | None:
     """Tokens of the model's context: its ``context_length`` metadata, else
     what the provider knows of it (local models), else None (unknown)."""
-    declared = model.metadata.get("context_length")
+    return _declared_or_probed(model, provider, "context_length")
+
+
+def default_max_tokens(model: Model, provider: Any) -> int | None:
+    """Most tokens a request that sets none generates: the model's ``default_max_tokens``
+    metadata, else the provider's default for it (embedded models), else None (no limit)."""
+    return _declared_or_probed(model, provider, "default_max_tokens")
+
+
+def _declared_or_probed(model: Model, provider: Any, name: str) -> int | None:
+    """A positive integer from the model's metadata ``name``, else from the provider's method ``name``."""
+    declared = model.metadata.get(name)
     if isinstance(declared, int) and declared > 0:
         return declared
-    probe = getattr(provider, "context_length", None)
-    return probe(model.provider_resource_id) if probe is not None else None
+    probe = getattr(provider, name, None)
+    return probe(model.provider_resource_id) if callable(probe) else None
 
 
-def check_supported_fields(request: Any, supported: frozenset[str] | None) -> None:
-    """400 naming the first field the provider cannot honour that the request
-    sets to something other than its default. ``None``: the provider takes all."""
-    if supported is None:
-        return
-    fields = type(request).model_fields
-    sent = request.model_fields_set
-    # declared order, so `tools` is named before the `tool_choice` that needs it
-    for name in [*(f for f in fields if f in sent), *sorted(request.model_extra or {})]:
-        if name in supported:
-            continue
-        value = getattr(request, name)
-        field = fields.get(name)
-        if field is not None and value == field.get_default(call_default_factory=True):
-            continue
-        if value is None:
-            continue
-        raise BadRequestError(f"not supported by this model's provider (sent {value!r})", field=name)
-
-
-class SafetyRouter:
-    """Safety API: route by ``shield_id``."""
-
-    def __init__(self, table: ResourceTable) -> None:
-        self.table = table
-
-    async def run_shield(self, shield_id: str, **kwargs: Any) -> Any:
-        shield, provider = await self.table.lookup(shield_id)
-        return await provider.run_shield(shield_id=shield.provider_resource_id, **kwargs)
-
-
-class VectorIORouter:
-    """VectorIO API: route by ``vector_db_id``."""
-
-    def __init__(self, table: ResourceTable) -> None:
-        self.table = table
-
-    async def insert_chunks(self, vector_db_id: str, **kwargs: Any) -> Any:
-        db, provider = await self.table.lookup(vector_db_id)
-        return await provider.insert_chunks(vector_db_id=db.provider_resource_id, **kwargs)
-
-    async def query_chunks(self, vector_db_id: str, **kwargs: Any) -> Any:
-        db, provider = await self.table.lookup(vector_db_id)
-        return await provider.query_chunks(vector_db_id=db.provider_resource_id, **kwargs)
-
-
-class DatasetIORouter:
-    """DatasetIO API: route by ``dataset_id``."""
-
-    def __init__(self, table: ResourceTable) -> None:
-        self.table = table
-
-    async def get_rows_paginated(self, dataset_id: str, **kwargs: Any) -> Any:
-        dataset, provider = await self.table.lookup(dataset_id)
-        return await provider.get_rows_paginated(dataset_id=dataset.provider_resource_id, **kwargs)
-
-    async def append_rows(self, dataset_id: str, **kwargs: Any) -> Any:
-        dataset, provider = await self.table.lookup(dataset_id)
-        return await provider.append_rows(dataset_id=dataset.provider_resource_id, **kwargs)
-
-
-class ScoringRouter:
+class ScoringRouter(Router):
     """Scoring API: each scoring function goes to the provider that registered it;
     the results of all providers are merged."""
 
-    def __init__(self, table: ResourceTable) -> None:
-        self.table = table
-
     async def _by_provider(self, scoring_functions: dict[str, Any]) -> list[tuple[Any, dict[str, Any], dict[str, str]]]:
-        """Per provider: (provider, {provider's fn id: params}, {provider's fn id: requested id})."""
+        """Per provider: (provider, {provider's fn id: params}, {provider's fn id: requested id}).
+        A function called without params gets those it was registered with."""
+        if not scoring_functions:
+            raise BadRequestError("name at least one scoring function", field="scoring_functions")
         groups: dict[str, tuple[Any, dict[str, Any], dict[str, str]]] = {}
         for fn_id, params in scoring_functions.items():
-            fn, provider = await self.table.lookup(fn_id)
+            try:
+                fn, provider = await self.table.lookup(fn_id)
+            except NotFoundError as exc:
+                raise BadRequestError(exc.message, field="scoring_functions") from None
             _, fns, names = groups.setdefault(fn.provider_id, (provider, {}, {}))
             if fn.provider_resource_id in fns:
                 raise BadRequestError(
                     f"{fn_id!r} and {names[fn.provider_resource_id]!r} are the same scoring function", field="scoring_functions"
                 )
-            fns[fn.provider_resource_id] = params
+            fns[fn.provider_resource_id] = params if params is not None else fn.params
             names[fn.provider_resource_id] = fn_id
         return list(groups.values())
 
@@ -200,45 +207,11 @@ class ScoringRouter:
         return ScoreBatchResponse(dataset_id=dataset_ids[0] if dataset_ids else None, results=results)
 
 
-class EvalRouter:
-    """Eval API: route by ``task_id``."""
-
-    def __init__(self, table: ResourceTable) -> None:
-        self.table = table
-
-    async def _provider(self, task_id: str) -> tuple[str, Any]:
-        task, provider = await self.table.lookup(task_id)
-        return task.provider_resource_id, provider
-
-    async def run_eval(self, task_id: str, **kwargs: Any) -> Any:
-        task_id, provider = await self._provider(task_id)
-        return await provider.run_eval(task_id=task_id, **kwargs)
-
-    async def evaluate_rows(self, task_id: str, **kwargs: Any) -> Any:
-        task_id, provider = await self._provider(task_id)
-        return await provider.evaluate_rows(task_id=task_id, **kwargs)
-
-    async def job_status(self, task_id: str, job_id: str) -> Any:
-        task_id, provider = await self._provider(task_id)
-        return await provider.job_status(task_id=task_id, job_id=job_id)
-
-    async def job_cancel(self, task_id: str, job_id: str) -> Any:
-        task_id, provider = await self._provider(task_id)
-        return await provider.job_cancel(task_id=task_id, job_id=job_id)
-
-    async def job_result(self, task_id: str, job_id: str) -> Any:
-        task_id, provider = await self._provider(task_id)
-        return await provider.job_result(task_id=task_id, job_id=job_id)
-
-
-class ToolRuntimeRouter:
+class ToolRuntimeRouter(Router):
     """ToolRuntime API: a tool goes to the provider of its tool group; the
     rag-tool routes go to the provider of the ``builtin::rag`` group."""
 
     RAG_GROUP = "builtin::rag"
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
 
     async def list_runtime_tools(self, tool_group_id: str | None = None, mcp_endpoint: Any = None) -> Any:
         if tool_group_id is None:
@@ -254,12 +227,12 @@ class ToolRuntimeRouter:
         merged = {**(group.args or {}), **kwargs}
         return await self.table.providers[tool.provider_id].invoke_tool(tool_name=tool.provider_resource_id, kwargs=merged)
 
-    async def _rag_provider(self) -> Any:
-        _group, provider = await self.table.lookup(self.RAG_GROUP)
-        return provider
+    async def _rag(self, operation: str) -> Any:
+        group, provider = await self.table.lookup(self.RAG_GROUP)
+        return operation_of(provider, operation, self.api, f"provider {group.provider_id!r} of {self.RAG_GROUP}")
 
     async def rag_tool_insert(self, **kwargs: Any) -> Any:
-        return await (await self._rag_provider()).rag_tool_insert(**kwargs)
+        return await (await self._rag("rag_tool_insert"))(**kwargs)
 
     async def rag_tool_query(self, **kwargs: Any) -> Any:
-        return await (await self._rag_provider()).rag_tool_query(**kwargs)
+        return await (await self._rag("rag_tool_query"))(**kwargs)

@@ -3,6 +3,7 @@ and tool groups. Each serves its registry API on top of ResourceTable."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..apis.vector_dbs import ListVectorDBsResponse, VectorDB, VectorDBInput
 from ..errors import BadRequestError, ConflictError, NotFoundError
 from ._table import ResourceTable, _Entry
 
+log = logging.getLogger(__name__)
 
 class ShieldsRoutingTable(ResourceTable[Shield]):
     kind = "shield"
@@ -116,8 +118,32 @@ class DatasetsRoutingTable(ResourceTable[Dataset]):
 
 
 class ScoringFunctionsRoutingTable(ResourceTable[ScoringFn]):
+    """Scoring functions: those of the run config and the API, and the built-ins
+    each provider lists with ``async list_scoring_functions() -> list[ScoringFnInput]``.
+
+    Built-ins are registered at start-up like run-config functions (so they
+    leave with their provider); a run-config function of the same id wins, and
+    of two providers listing one id the first configured keeps it.
+    """
+
     kind = "scoring_function"
     resource_cls = ScoringFn
+
+    async def reconcile(self, wanted: list[ScoringFn]) -> None:
+        await super().reconcile([*await self._builtins({f.identifier for f in wanted}), *wanted])
+
+    async def _builtins(self, taken: set[str]) -> list[ScoringFn]:
+        found = []
+        for provider_id, provider in self.providers.items():
+            lister = getattr(provider, "list_scoring_functions", None)
+            for item in await lister() if lister is not None else ():
+                if item.scoring_fn_id in taken:
+                    log.info("scoring function %r of provider %r is already taken; not listed for it",
+                             item.scoring_fn_id, provider_id)
+                    continue
+                taken.add(item.scoring_fn_id)
+                found.append(self.from_input(item.model_copy(update={"provider_id": provider_id})))
+        return found
 
     def from_input(self, item: ScoringFnInput) -> ScoringFn:
         return ScoringFn(identifier=item.scoring_fn_id, provider_resource_id=item.provider_scoring_fn_id or item.scoring_fn_id,

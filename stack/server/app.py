@@ -65,7 +65,10 @@ def create_app(plan: Plan) -> FastAPI:
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document of every declared API, without starting anything."""
+    """The OpenAPI document of every declared API (plugins' included), without starting anything."""
+    from ..plugins import collect_apis, get_plugin_manager
+
+    collect_apis(get_plugin_manager())
 
     def unavailable(api: str) -> Any:
         raise NotSupportedError(f"{api} is not served by this document-only app")

@@ -11,8 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..errors import StackError, status_code_for
+from ..errors import ServiceUnavailableError, StackError, status_code_for
 from ..request_context import request_id
+from ..storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,13 @@ def internal_error_body(rid: str) -> dict:
 
 
 def stack_error_body(exc: BaseException) -> tuple[int, dict]:
-    """(status, body) for ``exc``: a StackError as its class says, anything else as a hidden 500."""
+    """(status, body) for ``exc``: a StackError as its class says, anything
+    else (and a failed storage statement, whose text stays in the log) as a hidden 500."""
     if isinstance(exc, StackError):
         status = status_code_for(exc)
-        return status, error_body(status, exc.message, type(exc).__name__)
-    return 500, internal_error_body(request_id())
+        if not (status == 500 and isinstance(exc, StorageError)):
+            return status, error_body(status, exc.message, type(exc).__name__)
+    return 500, internal_error_body(request_id() or "-")
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict]:
@@ -47,9 +50,12 @@ def validation_errors(exc: RequestValidationError) -> list[dict]:
 
 async def _stack_error(_request: Request, exc: StackError) -> JSONResponse:
     status, body = stack_error_body(exc)
-    if status >= 500:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailableError) else {}
+    if status == 500 and isinstance(exc, StorageError):
+        log.error("storage error in request %s", request_id() or "-", exc_info=exc)
+    elif status >= 500:
         log.warning("%s: %s", type(exc).__name__, exc.message)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,7 +78,7 @@ async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """StackError -> its status; validation -> 422 listing the fields; HTTP
+    """StackError -> its status (503s with Retry-After); validation -> 422 listing the fields; HTTP
     errors (404, 405, 413) keep their status. Anything else becomes a logged 500
     in RequestContextMiddleware, which knows the request id. Every body is ``error_body``'s."""
     app.add_exception_handler(StackError, _stack_error)

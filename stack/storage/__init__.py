@@ -16,7 +16,7 @@ from ._config import (
     default_db_path,
     polystack_home,
 )
-from ._errors import DuplicateKeyError, StorageError
+from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._factory import kvstore_from_config, sqlstore_from_config
 from ._kv import KVStore
 from ._sql import ColumnType, SqlStore
@@ -30,6 +30,7 @@ __all__ = [
     "SqlStore",
     "SqliteStoreConfig",
     "StorageError",
+    "StorageUnavailableError",
     "StoreConfig",
     "default_db_path",
     "kvstore_from_config",

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ._config import PostgresStoreConfig
-from ._errors import DuplicateKeyError, StorageError
+from ._errors import RETRY_AFTER, DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
 from ._sql import ColumnType, Schema, SqlStore, quote
 
@@ -89,6 +89,9 @@ class PostgresDatabase:
             min_size=1,
             max_size=config.pool_max_size,
             kwargs={"autocommit": True},
+            # its reconnect attempts back off (1, 2, 4 s ...); give up after
+            # about a Retry-After, so the next request tries again at once
+            reconnect_timeout=RETRY_AFTER,
             timeout=config.connect_timeout,
             open=False,
             name="polystack",
@@ -107,6 +110,13 @@ class PostgresDatabase:
                 yield conn
         except psycopg.errors.UniqueViolation as exc:
             raise DuplicateKeyError(str(exc)) from exc
+        except psycopg.OperationalError as exc:  # refused, dropped, shut down, pool timeout
+            # the other idle connections likely died too: drop them now, so
+            # requests succeed again as soon as PostgreSQL is back (checking
+            # every connection before use instead would cost a round trip each)
+            await self.pool.check()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageUnavailableError(f"PostgreSQL at {self.label} is unavailable: {first}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error at {self.label}: {exc}") from exc
 

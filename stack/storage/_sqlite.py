@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._errors import DuplicateKeyError, StorageError
+from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
 from ._sql import ColumnType, Schema, SqlStore
 
@@ -32,6 +32,8 @@ _COLUMN_SQL = {
     ColumnType.TIMESTAMP: "TIMESTAMP TEXT",
 }
 _DECLARED = {sql: ctype for ctype, sql in _COLUMN_SQL.items()}
+#: how long a statement waits for another process's lock before it is a 503
+BUSY_TIMEOUT_MS = 10_000
 
 
 class SqliteDatabase:
@@ -61,7 +63,7 @@ class SqliteDatabase:
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path or ":memory:", isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if writer:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL on every commit
@@ -82,6 +84,10 @@ class SqliteDatabase:
         except sqlite3.IntegrityError as exc:
             if "UNIQUE constraint failed" in str(exc):
                 raise DuplicateKeyError(str(exc)) from exc
+            raise StorageError(f"SQLite error on {self.label}: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):  # still so after busy_timeout
+                raise StorageUnavailableError(f"SQLite database {self.label} is busy: {exc}") from exc
             raise StorageError(f"SQLite error on {self.label}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite error on {self.label}: {exc}") from exc

@@ -8,6 +8,7 @@ from stack.apis.tool_runtime import (
     DefaultRAGQueryGeneratorConfig,
     LLMRAGQueryGeneratorConfig,
     RAGDocument,
+    RAGToolRuntime,
     RAGQueryConfig,
     RAGQueryGeneratorConfig,
     RAGQueryResult,
@@ -73,10 +74,10 @@ def test_invocation_result_round_trips():
 
 
 def test_rag_bodies(body_model):
-    insert = body_model(ToolRuntime.rag_tool_insert)
+    insert = body_model(RAGToolRuntime.rag_tool_insert)
     with pytest.raises(ValidationError, match="chunk_size_in_tokens"):
         insert.model_validate({"documents": [], "vector_db_id": "v"})
-    query = body_model(ToolRuntime.rag_tool_query).model_validate(
+    query = body_model(RAGToolRuntime.rag_tool_query).model_validate(
         {"content": "what is polystack?", "vector_db_ids": ["v"],
          "query_config": {"query_generator_config": {"type": "default", "separator": " "}, "max_chunks": 2}}
     )

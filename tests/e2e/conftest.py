@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from llama_stack_client import LlamaStackClient
+from openai import OpenAI
 
 from tests.providers.remote.tool_runtime.mcp_server import MCPServerThread
-from tests.support import REPO, ServerProcess
+from tests.support import ServerProcess, starter_with_mcp_config
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +22,20 @@ def mcp_server():
 def starter_with_mcp(tmp_path_factory):
     """``polystack run`` of the starter distribution plus an MCP tool runtime (provider ``mcp``)."""
     home = tmp_path_factory.mktemp("starter-mcp-home")
-    config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
-    config["providers"]["tool_runtime"].append(
-        {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
+    config = starter_with_mcp_config()
     run_yaml = home / "run.yaml"
     run_yaml.write_text(yaml.safe_dump(config))
     with ServerProcess(str(run_yaml), home=home) as proc:
         yield proc
+
+
+@pytest.fixture(scope="module")
+def llama(server):
+    """llama-stack-client 0.1.0 on the module's ``server``."""
+    return LlamaStackClient(base_url=server.base_url, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def oai(server):
+    """The openai client on the module's ``server``."""
+    return OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0, timeout=60)

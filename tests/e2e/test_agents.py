@@ -6,18 +6,24 @@ force tool use with ``tool_choice`` where it would not choose a tool."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import os
+import re
+import threading
 import time
 
 import httpx
 import pytest
+import yaml
 from llama_stack_client import APIStatusError, AsyncLlamaStackClient, LlamaStackClient
 from llama_stack_client.lib.agents.agent import Agent
 from llama_stack_client.lib.agents.client_tool import ClientTool
+from llama_stack_client.lib.agents.event_logger import EventLogger
 from llama_stack_client.types import ToolResponseMessage
 from llama_stack_client.types.tool_def_param import Parameter
 
-from tests.support import REPO, ServerProcess
+from tests.support import REPO, ServerProcess, starter_with_mcp_config
 
 MODEL = "SmolLM2-135M-Instruct"
 GREEDY = {"strategy": {"type": "greedy"}, "max_tokens": 48}
@@ -28,9 +34,28 @@ def agent_config(**overrides) -> dict:
             "sampling_params": GREEDY, **overrides}
 
 
+ECHO = "acme/echo-1"  # the acme plugin's echo model: a test double that never chooses a tool
+
+
 @pytest.fixture(scope="module")
-def server(starter_with_mcp):
-    return starter_with_mcp
+def files_dir(tmp_path_factory):
+    """A folder file:// documents may be read from (server.fetch.allow_dirs)."""
+    return tmp_path_factory.mktemp("agent-files")
+
+
+@pytest.fixture(scope="module")
+def server(acme_plugin_path, tmp_path_factory, files_dir):
+    """The starter distribution plus an MCP tool runtime and the acme echo model; local files and
+    loopback URLs are allowed so that documents can be served to the agent."""
+    home = tmp_path_factory.mktemp("agents-home")
+    config = starter_with_mcp_config()
+    config["providers"]["inference"].append({"provider_id": "acme", "provider_type": "remote::acme", "config": {}})
+    config["models"].append({"model_id": ECHO, "provider_id": "acme", "provider_model_id": "echo-1", "model_type": "llm"})
+    config["server"]["fetch"] = {"allow_dirs": [str(files_dir)], "allow_networks": ["127.0.0.1/32"]}
+    run_yaml = home / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump(config))
+    with ServerProcess(str(run_yaml), home=home, pythonpath=[acme_plugin_path]) as proc:
+        yield proc
 
 
 @pytest.fixture
@@ -61,6 +86,11 @@ class WeatherTool(ClientTool):
 
 def steps_of(turn, step_type: str) -> list:
     return [s for s in turn.steps if s.step_type == step_type]
+
+
+def calls_of(turn, tool_name: str) -> list:
+    """The tool execution steps of ``turn`` that ran ``tool_name``."""
+    return [s for s in steps_of(turn, "tool_execution") if s.tool_calls[0].tool_name == tool_name]
 
 
 def test_client_tool_turn_with_the_agent_helper(client):
@@ -151,7 +181,8 @@ def test_rag_turn_cites_inserted_documents(client):
         session_id = client.agents.session.create(agent_id=agent_id, session_name="rag").session_id
         turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
                                          messages=[{"role": "user", "content": "How many hearts does an octopus have?"}])
-        execution = steps_of(turn, "tool_execution")[0]
+        retrieval, execution = steps_of(turn, "tool_execution")[:2]
+        assert retrieval.tool_calls[0].tool_name == "query_from_memory"  # every turn retrieves first
         assert execution.tool_calls[0].tool_name == "knowledge_search"
         cited = " ".join(item.text for item in execution.tool_responses[0].content)
         assert "document_id: octopus" in cited or "document_id: volcano" in cited
@@ -159,20 +190,151 @@ def test_rag_turn_cites_inserted_documents(client):
         client.vector_dbs.unregister("agent-facts")
 
 
-def test_documents_attached_to_a_turn_reach_knowledge_search(client):
-    agent_id = client.agents.create(agent_config=agent_config(
-        toolgroups=["builtin::rag"], tool_choice="required", max_infer_iters=2)).agent_id
+def test_documents_attached_to_a_turn_are_retrieved(client):
+    agent_id = client.agents.create(agent_config=agent_config(model=ECHO, toolgroups=["builtin::rag"])).agent_id
     session_id = client.agents.session.create(agent_id=agent_id, session_name="docs").session_id
     turn = client.agents.turn.create(
         agent_id=agent_id, session_id=session_id, stream=False,
         messages=[{"role": "user", "content": "What is the project codename?"}],
         documents=[{"content": "The project codename is Bluefin.", "mime_type": "text/plain"}],
     )
-    execution = steps_of(turn, "tool_execution")[0]
+    (execution,) = calls_of(turn, "query_from_memory")
+    assert "Bluefin" in turn.output_message.content  # the model got it with the question
     cited = " ".join(item.text for item in execution.tool_responses[0].content)
     assert "The project codename is Bluefin." in cited
     client.agents.session.delete(agent_id=agent_id, session_id=session_id)
     assert f"agent-session-{session_id}" not in [db.identifier for db in client.vector_dbs.list()]
+
+
+def test_streamed_tool_call_deltas_join_to_the_arguments(client):
+    """EventLogger prints each tool_call delta as it comes: joined, they are the call's arguments, once."""
+    weather = WeatherTool()
+    agent_id = client.agents.create(agent_config=agent_config(
+        client_tools=[weather.get_tool_definition()], tool_choice="required")).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="deltas").session_id
+    chunks = list(client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=True,
+                                            messages=[{"role": "user", "content": "What is the weather in Paris?"}]))
+    printed = "".join(log.content for log in EventLogger().log(chunks) if log.color == "cyan")
+    pieces = [c.event.payload.delta.tool_call for c in chunks if c.event.payload.event_type == "step_progress"
+              and c.event.payload.delta.type == "tool_call" and c.event.payload.delta.parse_status == "in_progress"]
+    (call,) = chunks[-1].event.payload.turn.output_message.tool_calls
+    assert len(pieces) > 1 and printed == "".join(pieces)
+    assert json.loads(printed) == call.arguments
+
+
+def test_chat_completion_streams_tool_call_pieces(client):
+    stream = client.inference.chat_completion(
+        model_id=MODEL, messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[{"tool_name": "get_weather", "description": "Weather of a city",
+                "parameters": {"city": {"param_type": "string", "required": True}}}],
+        tool_choice="required", stream=True, sampling_params=GREEDY)
+    deltas = [c.event.delta for c in stream if c.event.delta.type == "tool_call"]
+    *pieces, done = deltas
+    assert {d.parse_status for d in pieces} == {"in_progress"} and done.parse_status == "succeeded"
+    assert json.loads("".join(d.tool_call for d in pieces)) == done.tool_call.arguments
+
+
+def test_rag_retrieves_every_turn_even_when_the_model_calls_no_tool(client):
+    client.vector_dbs.register(vector_db_id="echo-facts", embedding_model="all-MiniLM-L6-v2", embedding_dimension=384)
+    try:
+        client.tool_runtime.rag_tool.insert(vector_db_id="echo-facts", chunk_size_in_tokens=128, documents=[
+            {"document_id": "octopus", "content": "An octopus has three hearts and blue blood.", "metadata": {}}])
+        agent = Agent(client, agent_config(model=ECHO, toolgroups=[
+            {"name": "builtin::rag", "args": {"vector_db_ids": ["echo-facts"]}}]))
+        session_id = agent.create_session("rag-echo")
+        chunks = list(agent.create_turn([{"role": "user", "content": "How many hearts has an octopus?"}],
+                                        session_id=session_id))
+        logs = [str(log) for log in EventLogger().log(chunks)]
+        assert any(line.startswith("tool_execution> Tool:query_from_memory") for line in logs), logs
+        assert any(line.startswith("tool_execution> fetched") and "bytes from memory" in line for line in logs), logs
+        turn = chunks[-1].event.payload.turn
+        assert [s.step_type for s in turn.steps] == ["tool_execution", "inference"]
+        # the echo model saw the retrieved text as the context of the user's message
+        assert "An octopus has three hearts" in turn.output_message.content
+        # knowledge_search stays callable: a model may still search itself
+        again = client.agents.turn.create(agent_id=agent.agent_id, session_id=session_id, stream=False, messages=[
+            {"role": "user", "content": 'call:knowledge_search {"query": "octopus hearts"}'}])
+        (search,) = calls_of(again, "knowledge_search")
+        assert "document_id: octopus" in " ".join(item.text for item in search.tool_responses[0].content)
+    finally:
+        client.vector_dbs.unregister("echo-facts")
+
+
+@pytest.fixture(scope="module")
+def csv_url():
+    """A CSV served over HTTP on loopback (which the server's fetch config allows)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/weather.csv":
+                self.send_error(404)
+                return
+            body = b"city,temp\nParis,21\nOslo,4\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _read_with_code(client, agent_id, session_id, path):
+    """A turn in which the echo model calls code_interpreter to print the file at ``path``."""
+    code = json.dumps({"code": f"print(open({path!r}).read())"})
+    turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                     messages=[{"role": "user", "content": f"call:code_interpreter {code}"}])
+    (execution,) = calls_of(turn, "code_interpreter")
+    return execution.tool_responses[0].content
+
+
+def test_url_documents_are_downloaded_for_the_code_interpreter(client, csv_url, files_dir):
+    (files_dir / "notes.txt").write_text("Temperatures are in Celsius.")
+    agent_id = client.agents.create(agent_config=agent_config(model=ECHO, toolgroups=["builtin::code_interpreter"])).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="csv").session_id
+    turn = client.agents.turn.create(agent_id=agent_id, session_id=session_id, stream=False,
+                                     messages=[{"role": "user", "content": "Which city is warmest?"}],
+                                     documents=[{"content": {"uri": f"{csv_url}/weather.csv"}, "mime_type": "text/csv"},
+                                                {"content": f"file://{files_dir / 'notes.txt'}", "mime_type": "text/plain"},
+                                                {"content": "data:text/plain,hello", "mime_type": "text/plain"}])
+    # the model was told where each file is (the echo model says what it was told)
+    paths = re.findall(r'accessible to you at "([^"]+)"', turn.output_message.content)
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["weather.csv", "notes.txt", "document.txt"]
+    # a later turn of the session runs code that reads them
+    assert "Paris,21" in _read_with_code(client, agent_id, session_id, paths[0])
+    assert "Celsius" in _read_with_code(client, agent_id, session_id, paths[1])
+    sandbox = client.tools.get("code_interpreter").metadata["sandbox"]
+    if sandbox == "bwrap":  # isolated runs see only their own session's files
+        other = client.agents.session.create(agent_id=agent_id, session_name="other").session_id
+        assert "FileNotFoundError" in _read_with_code(client, agent_id, other, paths[0])
+    client.agents.session.delete(agent_id=agent_id, session_id=session_id)
+    assert not os.path.exists(paths[0])
+
+
+def test_bad_documents_are_4xx_and_failed_fetches_502(client, csv_url, tmp_path):
+    agent_id = client.agents.create(agent_config=agent_config(model=ECHO, toolgroups=["builtin::code_interpreter"])).agent_id
+    session_id = client.agents.session.create(agent_id=agent_id, session_name="bad").session_id
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a,b\n")
+    plain = client.agents.create(agent_config=agent_config(model=ECHO)).agent_id
+    plain_session = client.agents.session.create(agent_id=plain, session_name="plain").session_id
+    for who, session, url, status in [
+        (agent_id, session_id, f"{csv_url}/missing.csv", 502),  # the server answered 404
+        (agent_id, session_id, f"file://{outside}", 400),       # not in server.fetch.allow_dirs
+        (agent_id, session_id, "ftp://example.com/a.csv", 400),  # not a fetched scheme
+        (plain, plain_session, f"{csv_url}/weather.csv", 400),   # neither code interpreter nor rag
+    ]:
+        with pytest.raises(APIStatusError) as info:
+            client.agents.turn.create(agent_id=who, session_id=session, stream=True,
+                                      messages=[{"role": "user", "content": "read"}],
+                                      documents=[{"content": {"uri": url}, "mime_type": "text/csv"}])
+        assert info.value.status_code == status, (url, info.value.response.text)
+        assert "documents[0].content" in info.value.response.json()["detail"]
 
 
 def test_an_input_shield_blocks_the_turn(client):

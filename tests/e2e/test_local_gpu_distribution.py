@@ -60,16 +60,6 @@ def server(tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="module")
-def llama(server):
-    return LlamaStackClient(base_url=server.base_url, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def oai(server):
-    return OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0, timeout=60)
-
-
 def test_health_shows_both_models_ready(server):
     health = httpx.get(server.base_url + "/v1/health").json()
     assert health["status"] == "OK"

@@ -6,10 +6,8 @@ Every request goes to loopback addresses; refused URLs are never connected to.
 
 from __future__ import annotations
 
-import http.server
 import os
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import httpx
 import pytest
 
 from stack.cli import exposure_warning
-from tests.support import ServerProcess, free_port, starter_with_server
+from tests.support import QuietHandler, ServerProcess, free_port, serving, starter_with_server
 
 MODEL = "SmolLM2-135M-Instruct"
 SECRET = "the vault combination is 31-41-59"
@@ -163,7 +161,7 @@ def test_max_tokens_past_what_the_prompt_leaves_is_a_400(client):
 # -- a server that opens one directory and one host ------------------------------------------------
 
 
-class _Site(http.server.BaseHTTPRequestHandler):
+class _Site(QuietHandler):
     """Loopback documents: /doc.md, /redirect?to=URL; every path asked is recorded."""
 
     hits: list[str] = []
@@ -176,23 +174,13 @@ class _Site(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = f"# Rocks\n\n{PUBLIC}\n".encode() if self.path == "/doc.md" else f"{SECRET}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/markdown")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.reply(body, "text/markdown")
 
 
 @pytest.fixture(scope="module")
 def site():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
+    with serving(_Site) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import base64
 import json
 import math
 import struct
-import time
 
 import httpx
 import jsonschema
@@ -37,14 +36,7 @@ PERSON_SCHEMA = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with ServerProcess("starter", home=tmp_path_factory.mktemp("starter-home")) as proc:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # models load in the background
-            health = httpx.get(proc.base_url + "/v1/health").json()
-            states = [state for models in health.get("providers", {}).values() for state in models.values()]
-            if states and all(s == "ready" for s in states):
-                break
-            time.sleep(0.2)
-        yield proc
+        yield proc.wait_models_ready()
 
 
 @pytest.fixture(scope="module")

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from stack.apis.inference import SamplingParams, TopPSamplingStrategy
 from stack.apis.models import ModelType
+from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest
 from stack.apis.scoring import ScoreBatchResponse, ScoreResponse, ScoringResult
 from stack.apis.tool_groups import ToolDef
 from stack.errors import BadRequestError, NotFoundError
 from stack.routing import BY_ROUTED_API, ROUTINGS
+from stack.routing.limits import GenerationLimits
 from stack.routing.models import ModelsRoutingTable
-from stack.routing.routers import (
-    DatasetIORouter,
-    EvalRouter,
-    InferenceRouter,
-    SafetyRouter,
-    ScoringRouter,
-    ToolRuntimeRouter,
-    VectorIORouter,
-)
+from stack.resolver import check_protocol
+from stack.routing.routers import InferenceRouter, Router
 from stack.routing.tables import (
     DatasetsRoutingTable,
     EvalTasksRoutingTable,
@@ -29,6 +25,13 @@ from stack.routing.tables import (
     VectorDBsRoutingTable,
 )
 from stack.storage import SqliteStoreConfig, kvstore_from_config
+
+
+def router_for(api: str, table):
+    """The router the stack builds for ``api`` over ``table``, checked as at start-up."""
+    router = BY_ROUTED_API[api].make_router(table)
+    check_protocol(router, api, f"the {api} router")
+    return router
 
 
 @pytest.fixture
@@ -47,8 +50,8 @@ class RecordingProvider:
         self.calls = calls
 
     def __getattr__(self, method: str):
-        if method.startswith(("register_", "unregister_", "_")) or method == "context_length":
-            raise AttributeError(method)  # no registration hooks, no known context
+        if method.startswith(("register_", "unregister_", "_")) or method in ("context_length", "default_max_tokens"):
+            raise AttributeError(method)  # no registration hooks, no known context, no default length
 
         async def record(**kwargs):
             self.calls.append((self.name, method, kwargs))
@@ -78,7 +81,7 @@ async def inference(store, calls):
     await table.register_model("chat-b", provider_model_id="upstream-b", provider_id="beta")
     await table.register_model("emb", provider_model_id="upstream-emb", provider_id="beta",
                                model_type=ModelType.embedding, metadata={"embedding_dimension": 8})
-    return InferenceRouter(table)
+    return router_for("inference", table)
 
 
 async def test_chat_completion_goes_to_the_owning_provider_under_its_name(inference, calls):
@@ -90,6 +93,96 @@ async def test_chat_completion_goes_to_the_owning_provider_under_its_name(infere
     assert calls == [("beta", "chat_completion", {"model_id": "upstream-b", "messages": messages, "stream": False})]
 
 
+class LengthsProvider:
+    """Test double of an inference provider that knows its models' context and default length;
+    records every request it is sent."""
+
+    def __init__(self, context: int | None = 2048, default: int | None = 300) -> None:
+        self.context, self.default = context, default
+        self.sent: list = []
+
+    def context_length(self, model_id: str) -> int | None:
+        return self.context
+
+    def default_max_tokens(self, model_id: str) -> int | None:
+        return self.default
+
+    async def _record(self, *args, **kwargs):
+        self.sent.append(args[0] if args else kwargs)
+        return "ok"
+
+    chat_completion = completion = openai_chat_completion = openai_completion = _record
+
+
+async def lengths_router(store, provider: LengthsProvider, limits: GenerationLimits | None = None, **metadata):
+    table = ModelsRoutingTable(store, {"local": provider}, routed_api="inference")
+    await table.initialize()
+    await table.register_model("m", metadata=metadata)
+    return InferenceRouter(table, limits=limits)
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("sampling", [None, SamplingParams(), SamplingParams(max_tokens=None),
+                                      SamplingParams(strategy=TopPSamplingStrategy(temperature=0.7))])
+async def test_a_llama_stack_request_without_max_tokens_gets_the_default(store, sampling):
+    provider = LengthsProvider()
+    router = await lengths_router(store, provider)
+    await router.chat_completion(model_id="m", messages=HI, **({} if sampling is None else {"sampling_params": sampling}))
+    await router.completion(model_id="m", content="once", sampling_params=sampling)
+    for sent in provider.sent:
+        assert sent["sampling_params"].max_tokens == 300
+        assert sent["sampling_params"]._max_tokens_is_default
+        if sampling is not None:
+            assert sent["sampling_params"].strategy == sampling.strategy
+
+
+async def test_a_client_max_tokens_is_kept_and_not_marked(store):
+    provider = LengthsProvider()
+    router = await lengths_router(store, provider)
+    await router.chat_completion(model_id="m", messages=HI, sampling_params=SamplingParams(max_tokens=50))
+    await router.openai_chat_completion(OpenAIChatCompletionRequest(model="m", messages=HI, max_completion_tokens=7))
+    await router.openai_completion(OpenAICompletionRequest(model="m", prompt="once"))  # OpenAI's default: 16
+    llama_stack, chat, legacy = provider.sent
+    assert (llama_stack["sampling_params"].max_tokens, chat.max_tokens, chat.max_completion_tokens, legacy.max_tokens) \
+        == (50, None, 7, 16)
+    assert not (llama_stack["sampling_params"]._max_tokens_is_default or chat._max_tokens_is_default
+                or legacy._max_tokens_is_default)
+
+
+async def test_an_openai_request_without_max_tokens_gets_the_default(store):
+    provider = LengthsProvider()
+    router = await lengths_router(store, provider)
+    await router.openai_chat_completion(OpenAIChatCompletionRequest(model="m", messages=HI))
+    await router.openai_completion(OpenAICompletionRequest(model="m", prompt="once", max_tokens=None))
+    for sent in provider.sent:
+        assert (sent.model, sent.max_tokens, sent._max_tokens_is_default) == ("m", 300, True)
+
+
+@pytest.mark.parametrize("metadata, provider, limits, expected", [
+    ({"default_max_tokens": 40}, LengthsProvider(), None, 40),  # the model's metadata wins over the provider
+    ({"default_max_tokens": 10**6}, LengthsProvider(context=2048), None, 2048),  # cut to the context
+    ({"default_max_tokens": 10**6, "context_length": 1000}, LengthsProvider(), None, 1000),
+    ({}, LengthsProvider(context=None), GenerationLimits(max_tokens=100), 100),  # and to server.limits
+    ({}, LengthsProvider(default=None), None, 0),  # no default anywhere: none is sent
+])
+async def test_where_the_default_comes_from_and_how_it_is_cut(store, metadata, provider, limits, expected):
+    router = await lengths_router(store, provider, limits, **metadata)
+    await router.chat_completion(model_id="m", messages=HI)
+    assert getattr(provider.sent[0].get("sampling_params"), "max_tokens", 0) == expected
+
+
+@pytest.mark.parametrize("value", [0, -5, "512", 1.5, True])
+async def test_bad_token_metadata_is_a_400_naming_it(store, value):
+    table = ModelsRoutingTable(store, {"local": LengthsProvider()}, routed_api="inference")
+    await table.initialize()
+    for name in ("default_max_tokens", "context_length"):
+        with pytest.raises(BadRequestError) as info:
+            await table.register_model("m", metadata={name: value})
+        assert info.value.field == f"metadata.{name}"
+
+
 async def test_completion_and_embeddings_route_by_model(inference, calls):
     await inference.completion(model_id="chat-a", content="once upon")
     await inference.embeddings(model_id="emb", contents=["a", "b"])
@@ -98,34 +191,6 @@ async def test_completion_and_embeddings_route_by_model(inference, calls):
         ("alpha", "completion", {"model_id": "upstream-a", "content": "once upon"}),
         ("beta", "embeddings", {"model_id": "upstream-emb", "contents": ["a", "b"]}),
     ]
-
-
-async def test_configured_max_tokens_bounds_requests_that_set_none(inference, calls):
-    from stack.apis.inference import SamplingParams
-    from stack.routing.limits import GenerationLimits
-
-    inference.limits = GenerationLimits(max_tokens=8)
-    messages = [{"role": "user", "content": "hi"}]
-    await inference.chat_completion(model_id="chat-a", messages=messages)
-    await inference.completion(model_id="chat-a", content="x", sampling_params=SamplingParams(max_tokens=3))
-    assert calls[0][2]["sampling_params"].max_tokens == 8
-    assert calls[1][2]["sampling_params"].max_tokens == 3  # set by the client: kept
-
-    inference.limits = GenerationLimits()  # not configured: the model's own limit, nothing added
-    await inference.chat_completion(model_id="chat-a", messages=messages)
-    assert "sampling_params" not in calls[-1][2]
-
-
-def test_configured_max_tokens_bounds_openai_requests_that_set_none():
-    from stack.apis.openai import OpenAIChatCompletionRequest
-    from stack.routing.limits import GenerationLimits, bound_openai
-
-    limits = GenerationLimits(max_tokens=8)
-    request = OpenAIChatCompletionRequest(model="m", messages=[{"role": "user", "content": "hi"}])
-    assert bound_openai(request, 2048, limits) == {"max_tokens": 8}
-    assert bound_openai(request, 4, limits) == {}  # the context is the smaller bound
-    assert bound_openai(request.model_copy(update={"max_completion_tokens": 2}), 2048, limits) == {}
-    assert bound_openai(request, 2048, GenerationLimits()) == {}
 
 
 async def test_embedding_model_used_for_chat_is_a_bad_request(inference, calls):
@@ -161,7 +226,7 @@ async def test_run_shield_goes_to_the_shields_provider(store, calls):
     table = await table_with(ShieldsRoutingTable, store, calls, "guard", "other", routed_api="safety")
     await table.register_shield("safe", provider_shield_id="llama-guard-3", provider_id="guard")
 
-    await SafetyRouter(table).run_shield(shield_id="safe", messages=[], params={})
+    await router_for("safety", table).run_shield(shield_id="safe", messages=[], params={})
 
     assert calls == [("guard", "run_shield", {"shield_id": "llama-guard-3", "messages": [], "params": {}})]
 
@@ -170,7 +235,7 @@ async def test_vector_io_routes_by_vector_db(store, calls):
     table = await table_with(VectorDBsRoutingTable, store, calls, "faiss", "pgvector", routed_api="vector_io")
     await table.register_vector_db("docs", embedding_model="emb", provider_id="pgvector",
                                    provider_vector_db_id="pg-docs")
-    router = VectorIORouter(table)
+    router = router_for("vector_io", table)
 
     await router.insert_chunks(vector_db_id="docs", chunks=[])
     await router.query_chunks(vector_db_id="docs", query="q")
@@ -188,7 +253,7 @@ async def test_datasetio_routes_by_dataset(store, calls):
     await table.register_dataset("qa", dataset_schema={}, url={"uri": "hf://qa"}, provider_dataset_id="hf-qa",
                                  provider_id="hf")
 
-    await DatasetIORouter(table).get_rows_paginated(dataset_id="qa", rows_in_page=5)
+    await router_for("datasetio", table).get_rows_paginated(dataset_id="qa", rows_in_page=5)
 
     assert calls == [("hf", "get_rows_paginated", {"dataset_id": "hf-qa", "rows_in_page": 5})]
 
@@ -197,7 +262,7 @@ async def test_eval_routes_by_task(store, calls):
     table = await table_with(EvalTasksRoutingTable, store, calls, "meta", "other", routed_api="eval")
     await table.register_eval_task("mmlu", dataset_id="ds", scoring_functions=[], provider_eval_task_id="meta-mmlu",
                                    provider_id="meta")
-    router = EvalRouter(table)
+    router = router_for("eval", table)
 
     await router.run_eval(task_id="mmlu", task_config={})
     await router.job_status(task_id="mmlu", job_id="j1")
@@ -246,7 +311,7 @@ async def scoring_table(store, calls):
 
 
 async def test_score_merges_the_results_of_two_providers(scoring_table, calls):
-    response = await ScoringRouter(scoring_table).score(
+    response = await router_for("scoring", scoring_table).score(
         input_rows=[{"q": "1+1", "a": "2"}], scoring_functions={"exact": None, "judge-fn": None}
     )
 
@@ -257,7 +322,7 @@ async def test_score_merges_the_results_of_two_providers(scoring_table, calls):
 
 
 async def test_score_batch_merges_results_and_keeps_a_results_dataset(scoring_table, calls):
-    response = await ScoringRouter(scoring_table).score_batch(
+    response = await router_for("scoring", scoring_table).score_batch(
         dataset_id="ds", scoring_functions={"exact": None, "judge-fn": None}, save_results_dataset=True
     )
 
@@ -265,9 +330,9 @@ async def test_score_batch_merges_results_and_keeps_a_results_dataset(scoring_ta
     assert response.dataset_id in {"basic-results", "judge-results"}
 
 
-async def test_score_with_an_unknown_function_is_404_and_scores_nothing(scoring_table, calls):
-    with pytest.raises(NotFoundError, match="Scoring function 'nope' not found"):
-        await ScoringRouter(scoring_table).score(input_rows=[], scoring_functions={"exact": None, "nope": None})
+async def test_score_with_an_unknown_function_is_a_400_and_scores_nothing(scoring_table, calls):
+    with pytest.raises(BadRequestError, match="scoring_functions: Scoring function 'nope' not found"):
+        await router_for("scoring", scoring_table).score(input_rows=[], scoring_functions={"exact": None, "nope": None})
     assert calls == []
 
 
@@ -276,10 +341,21 @@ async def test_score_results_are_keyed_by_the_requested_function_ids(scoring_tab
     await scoring_table.register_scoring_function("accuracy", description="exact", return_type={"type": "number"},
                                                   provider_scoring_fn_id="basic::equality", provider_id="basic")
 
-    response = await ScoringRouter(scoring_table).score(input_rows=[{}], scoring_functions={"accuracy": None})
+    response = await router_for("scoring", scoring_table).score(input_rows=[{}], scoring_functions={"accuracy": None})
 
     assert calls == [("basic", "score", {"basic::equality": None})]  # the provider's own name goes out
     assert set(response.results) == {"accuracy"}  # and the client's name comes back
+
+
+async def test_a_function_called_without_params_gets_its_registered_params(scoring_table, calls):
+    params = {"type": "regex_parser", "parsing_regexes": ["-> (.)"], "aggregation_functions": None}
+    await scoring_table.register_scoring_function("arrow", description="-> X", return_type={"type": "number"},
+                                                  provider_id="basic", params=params)
+
+    await router_for("scoring", scoring_table).score(input_rows=[{}], scoring_functions={"arrow": None})
+
+    assert [(name, op, {k: v.model_dump() for k, v in fns.items()}) for name, op, fns in calls] == [
+        ("basic", "score", {"arrow": params})]
 
 
 # -- tool runtime -----------------------------------------------------------------------------------
@@ -322,7 +398,7 @@ async def tool_groups(store, calls):
 
 
 async def test_invoke_tool_goes_to_the_provider_of_its_group(tool_groups, calls):
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
 
     assert await router.invoke_tool(tool_name="add", kwargs={"a": 1, "b": 2}) == "add by math"
     assert await router.invoke_tool(tool_name="web_search", kwargs={"query": "x"}) == "web_search by search"
@@ -335,12 +411,12 @@ async def test_invoke_tool_goes_to_the_provider_of_its_group(tool_groups, calls)
 
 async def test_invoking_an_unknown_tool_is_404(tool_groups, calls):
     with pytest.raises(NotFoundError, match="Tool 'nope' not found"):
-        await ToolRuntimeRouter(tool_groups).invoke_tool(tool_name="nope", kwargs={})
+        await router_for("tool_runtime", tool_groups).invoke_tool(tool_name="nope", kwargs={})
     assert calls == []
 
 
 async def test_list_runtime_tools_needs_a_known_group(tool_groups):
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
     with pytest.raises(BadRequestError) as info:
         await router.list_runtime_tools()
     assert info.value.field == "tool_group_id"
@@ -350,7 +426,7 @@ async def test_list_runtime_tools_needs_a_known_group(tool_groups):
 
 
 async def test_rag_tool_routes_need_the_builtin_rag_group(tool_groups, calls):
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
 
     with pytest.raises(NotFoundError, match="'builtin::rag' not found"):
         await router.rag_tool_query(content="q", vector_db_ids=["docs"])
@@ -377,13 +453,14 @@ def test_every_routed_api_has_one_table_and_router():
         "scoring": "scoring_functions", "eval": "eval_tasks", "tool_runtime": "tool_groups",
     }
     assert BY_ROUTED_API["inference"].router is InferenceRouter
+    assert BY_ROUTED_API["vector_io"].router is Router  # generic: every operation takes vector_db_id
     assert BY_ROUTED_API["tool_runtime"].config_section == "tool_groups"
     assert BY_ROUTED_API["scoring"].config_section == "scoring_fns"
 
 
 async def test_tool_group_args_are_defaults_for_its_tools(tool_groups, calls):
     await tool_groups.register_tool_group("builtin::rag", provider_id="rag", args={"vector_db_ids": ["kb"], "top": 3})
-    router = ToolRuntimeRouter(tool_groups)
+    router = router_for("tool_runtime", tool_groups)
 
     await router.invoke_tool(tool_name="knowledge_search", kwargs={"query": "q", "top": 5})
 

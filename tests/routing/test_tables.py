@@ -495,6 +495,47 @@ async def test_registry_kinds_do_not_mix(store):
     assert (await shields.register_shield("same-id")).type == "shield"
 
 
+# -- scoring functions: the built-ins each provider lists -------------------------------------------
+
+
+class FakeScoring:
+    """Test double of a scoring provider listing built-in functions."""
+
+    def __init__(self, *ids: str) -> None:
+        self.ids = ids
+
+    async def list_scoring_functions(self):
+        return [ScoringFnInput(scoring_fn_id=i, description=f"built-in {i}", return_type={"type": "number"})
+                for i in self.ids]
+
+
+async def test_the_built_ins_of_each_provider_are_registered_as_theirs(store):
+    table = await started(ScoringFunctionsRoutingTable(
+        store, {"basic": FakeScoring("basic::equality", "shared"), "judge": FakeScoring("shared", "judge::base"),
+                "plain": FakeProvider()}, routed_api="scoring"))
+    mine = table.from_input(ScoringFnInput(scoring_fn_id="basic::equality", description="mine", provider_id="judge",
+                                           return_type={"type": "number"}))
+    await table.reconcile([mine])
+
+    owners = {f.identifier: (f.provider_id, f.description) for f in (await table.list_scoring_functions()).data}
+    assert owners == {"basic::equality": ("judge", "mine"),  # the run config's wins
+                      "shared": ("basic", "built-in shared"),  # the first provider listing an id keeps it
+                      "judge::base": ("judge", "built-in judge::base")}
+
+
+async def test_built_ins_leave_with_their_provider(store, open_store):
+    table = await started(ScoringFunctionsRoutingTable(
+        store, {"basic": FakeScoring("basic::equality"), "judge": FakeScoring("judge::base")}, routed_api="scoring"))
+    await table.reconcile([])
+    restarted = await started(ScoringFunctionsRoutingTable(
+        await open_store(), {"judge": FakeScoring("judge::base")}, routed_api="scoring"))
+    await restarted.reconcile([])
+
+    assert [f.identifier for f in (await restarted.list_scoring_functions()).data] == ["judge::base"]
+    restarted.providers["basic"] = FakeScoring("basic::equality")  # configured again: it is not lingering
+    assert [f.identifier for f in (await restarted.list_scoring_functions()).data] == ["judge::base"]
+
+
 # -- vector DBs -------------------------------------------------------------------------------------
 
 

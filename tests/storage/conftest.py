@@ -1,14 +1,6 @@
 import pytest
 
-from stack.storage import SqliteStoreConfig, kvstore_from_config, sqlstore_from_config
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_config(request, tmp_path):
-    """One config per backend; every test that uses it runs on both."""
-    if request.param == "sqlite":
-        return SqliteStoreConfig(db_path=str(tmp_path / "store.db"))
-    return request.getfixturevalue("postgres_config")
+from stack.storage import kvstore_from_config, sqlstore_from_config
 
 
 @pytest.fixture

@@ -204,3 +204,27 @@ async def test_concurrent_inserts_are_all_kept(sql):
     rows = await sql.fetch_all("n", order_by=[("id", "asc")])
     assert [r["id"] for r in rows] == list(range(200))
     assert [r["v"] for r in rows] == ["u" if i % 2 == 0 else str(i) for i in range(200)]
+
+
+async def test_sqlite_locked_past_busy_timeout_is_unavailable(tmp_path, monkeypatch):
+    import sqlite3
+
+    from stack.errors import status_code_for
+    from stack.storage import SqliteStoreConfig, StorageUnavailableError, sqlstore_from_config
+    from stack.storage import _sqlite
+
+    monkeypatch.setattr(_sqlite, "BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "locked.db"
+    async with await sqlstore_from_config(SqliteStoreConfig(db_path=str(path))) as store:
+        await store.create_table("t", {"k": ColumnType.TEXT}, "k")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        try:
+            with pytest.raises(StorageUnavailableError, match="locked") as info:
+                await store.insert("t", {"k": "a"})
+            assert status_code_for(info.value) == 503 and info.value.retry_after > 0
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await store.insert("t", {"k": "a"})  # free again: works
+        assert await store.fetch_all("t") == [{"k": "a"}]

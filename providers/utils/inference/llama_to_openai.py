@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stack.apis._content import BuiltinTool, ImageContentItem, InterleavedContent, TextContentItem
+from stack.apis._content import BuiltinTool, ImageContentItem, InterleavedContent, TextContentItem, content_text, tool_name_text
 from stack.apis.inference import (
     CompletionMessage,
     GrammarResponseFormat,
@@ -37,16 +37,6 @@ BUILTIN_TOOL_PARAMETERS = {
     BuiltinTool.photogen: ("query", "What the image should show"),
     BuiltinTool.code_interpreter: ("code", "Python code to run"),
 }
-
-
-def content_text(content: InterleavedContent | None) -> str:
-    """The text of interleaved content; images are left out."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    items = content if isinstance(content, list) else [content]
-    return "".join(item.text for item in items if isinstance(item, TextContentItem))
 
 
 def _content_parts(content: InterleavedContent) -> str | list[dict[str, Any]]:
@@ -88,7 +78,7 @@ def message_to_openai(message: Message) -> dict[str, Any]:
                 {
                     "id": call.call_id,
                     "type": "function",
-                    "function": {"name": _tool_name(call.tool_name), "arguments": json.dumps(call.arguments)},
+                    "function": {"name": tool_name_text(call.tool_name), "arguments": json.dumps(call.arguments)},
                 }
                 for call in message.tool_calls
             ]
@@ -96,12 +86,8 @@ def message_to_openai(message: Message) -> dict[str, Any]:
     raise BadRequestError(f"unknown message role {getattr(message, 'role', None)!r}", field="messages")
 
 
-def _tool_name(name: Any) -> str:
-    return name.value if isinstance(name, BuiltinTool) else str(name)
-
-
 def tool_to_openai(tool: ToolDefinition) -> dict[str, Any]:
-    name = _tool_name(tool.tool_name)
+    name = tool_name_text(tool.tool_name)
     properties: dict[str, Any] = {}
     required: list[str] = []
     if isinstance(tool.tool_name, BuiltinTool) and not tool.parameters:
@@ -148,7 +134,9 @@ def sampling_to_openai(params: SamplingParams | None) -> dict[str, Any]:
         out["top_k"] = strategy.top_k
     if params.max_tokens:
         out["max_tokens"] = params.max_tokens
-    if params.repetition_penalty not in (None, 1.0):
+    # an explicit 1.0 is forwarded too: it turns off a provider's default penalty (llama-cpp's, for greedy)
+    if params.repetition_penalty is not None and (
+            params.repetition_penalty != 1.0 or "repetition_penalty" in params.model_fields_set):
         out["repetition_penalty"] = params.repetition_penalty
     return out
 

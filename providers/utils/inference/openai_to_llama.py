@@ -105,9 +105,10 @@ def _event(event_type: ChatCompletionResponseEventType, delta, **kwargs: Any) ->
 async def chat_stream(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> AsyncIterator[ChatCompletionResponseStreamChunk]:
     """OpenAI chunks -> start, progress (text and tool-call deltas), complete.
 
-    Tool-call arguments arrive in pieces; each piece is a progress event with
-    the text so far, and the parsed call follows as ``succeeded`` (or
-    ``failed`` with the raw text) before the complete event.
+    Tool-call arguments arrive in pieces; each non-empty piece is a progress
+    event carrying only that piece (as llama-stack 0.1.0 sends them, so that
+    clients join them), and the parsed call follows as ``succeeded`` (or
+    ``failed`` with an empty string, as 0.1.0's own inference does) before the complete event.
     """
     try:
         async for event in _chat_events(chunks):
@@ -137,15 +138,17 @@ async def _chat_events(chunks: AsyncIterator[OpenAIChatCompletionChunk]) -> Asyn
                 function = piece.function or {}
                 call["id"] = piece.id or call["id"]
                 call["name"] += function.get("name") or ""
-                call["arguments"] += function.get("arguments") or ""
-                yield _event(ChatCompletionResponseEventType.progress,
-                             ToolCallDelta(tool_call=call["arguments"], parse_status=ToolCallParseStatus.in_progress))
+                piece_text = function.get("arguments") or ""
+                call["arguments"] += piece_text
+                if piece_text:
+                    yield _event(ChatCompletionResponseEventType.progress,
+                                 ToolCallDelta(tool_call=piece_text, parse_status=ToolCallParseStatus.in_progress))
             finish = choice.finish_reason or finish
     for call in calls.values():
         parsed = tool_call(OpenAIToolCall(id=call["id"], function={"name": call["name"], "arguments": call["arguments"]}))
-        if parsed is None:
+        if parsed is None:  # the text was already sent in pieces; sending it again would repeat it
             yield _event(ChatCompletionResponseEventType.progress,
-                         ToolCallDelta(tool_call=call["arguments"], parse_status=ToolCallParseStatus.failed))
+                         ToolCallDelta(tool_call="", parse_status=ToolCallParseStatus.failed))
         else:
             yield _event(ChatCompletionResponseEventType.progress,
                          ToolCallDelta(tool_call=parsed, parse_status=ToolCallParseStatus.succeeded))

@@ -23,3 +23,7 @@ class MetaReferenceAgentsConfig(BaseModel):
     document_chunk_size_in_tokens: int = Field(
         512, ge=16, le=8192, description="Chunk size used when documents attached to a turn are indexed for builtin::rag"
     )
+    max_document_bytes: int = Field(
+        10 << 20, ge=1, description="Largest document a turn may download by URL into the session's folder of files "
+        "(for builtin::code_interpreter); the run config's server.fetch.max_bytes caps it too",
+    )

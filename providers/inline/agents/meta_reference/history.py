@@ -10,6 +10,18 @@ from stack.apis.safety import ViolationLevel
 from providers.utils.inference.llama_to_openai import content_text
 
 BLOCKED_MESSAGE = "I can't help with that request."
+# The tool execution step of builtin::rag's retrieval before inference (llama-stack 0.1.0's name).
+MEMORY_QUERY_TOOL = "query_from_memory"
+
+
+def is_retrieval(step) -> bool:
+    return isinstance(step, ToolExecutionStep) and [c.tool_name for c in step.tool_calls] == [MEMORY_QUERY_TOOL]
+
+
+def retrieved_context(step: ToolExecutionStep) -> str | None:
+    """The context a retrieval step put into the turn's last user message; None when the search failed."""
+    text = content_text(step.tool_responses[0].content) if step.tool_responses else ""
+    return None if not text or text.startswith("error: ") else text
 
 
 def blocked_reply(user_message: str | None) -> CompletionMessage:
@@ -35,6 +47,9 @@ def turn_messages(turn: Turn) -> list[Message]:
     for step in turn.steps:
         if isinstance(step, MemoryRetrievalStep) and isinstance(step.inserted_context, str):
             inputs = with_context(inputs, step.inserted_context)
+        elif is_retrieval(step):
+            if (context := retrieved_context(step)) is not None:
+                inputs = with_context(inputs, context)
         elif isinstance(step, InferenceStep):
             said.append(step.model_response)
         elif isinstance(step, ToolExecutionStep):

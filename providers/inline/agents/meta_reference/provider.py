@@ -10,7 +10,6 @@ from contextlib import aclosing
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
-from stack.apis._content import URL, TextContentItem
 from stack.apis.agents import (
     AgentConfig,
     AgentCreateResponse,
@@ -30,22 +29,12 @@ from stack.registry import ProviderContext
 from stack.storage import SqliteStoreConfig, kvstore_from_config
 
 from .config import MetaReferenceAgentsConfig
+from .documents import SessionFiles, document_text, document_url, file_note
 from .store import AgentRecord, AgentStore, SessionRecord
 from .tools import Toolbox, build_toolbox
 from .turn import AgentDeps, TurnRunner
 
 log = logging.getLogger(__name__)
-
-
-def _document_text(doc: Document) -> str | None:
-    """Inline text of a document, None for a URL (which needs builtin::rag to fetch)."""
-    content = doc.content
-    if isinstance(content, URL):
-        return None
-    if isinstance(content, str):
-        return None if content.lower().startswith(("http://", "https://", "file://", "data:")) else content
-    items = content if isinstance(content, list) else [content]
-    return "\n".join(item.text for item in items if isinstance(item, TextContentItem))
 
 
 class MetaReferenceAgents:
@@ -59,6 +48,7 @@ class MetaReferenceAgents:
         self.tool_groups = deps.get("tool_groups") if "tool_runtime" in deps else None
         self.vector_dbs = deps.get("vector_dbs") if "vector_io" in deps else None
         self.store: AgentStore | None = None
+        self.files = SessionFiles(context.data_dir / "agent_files", context.fetcher, config.max_document_bytes)
         # One turn at a time per session, so each turn sees the one before it.
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -135,6 +125,7 @@ class MetaReferenceAgents:
         await self._drop_documents(session)
 
     async def _drop_documents(self, session: SessionRecord) -> None:
+        await self.files.remove(session.session_id)
         if session.documents_vector_db_id and self.vector_dbs is not None:
             try:
                 await self.vector_dbs.unregister_vector_db(session.documents_vector_db_id)
@@ -165,12 +156,13 @@ class MetaReferenceAgents:
         toolbox = await self._toolbox(agent.agent_config, toolgroups)
         inline_context = None
         if documents:
+            inline_context = await self._documents_context(session_id, documents, toolbox)
             if toolbox.has_rag:
                 session = await self._index_documents(session, documents)
-            else:
-                inline_context = self._inline_documents(documents)
         if session.documents_vector_db_id and toolbox.has_rag:
             toolbox.with_documents_db(session.documents_vector_db_id)
+        if toolbox.runs_code and self.files.folder(session_id).is_dir():
+            toolbox.files_dir = self.files.folder(session_id)
         runner = TurnRunner(agent, session_id, self.deps, self.store, toolbox)
         events = self._locked(session_id, runner.run(messages, inline_context=inline_context))
         if stream:
@@ -187,17 +179,25 @@ class MetaReferenceAgents:
                 async for chunk in events:
                     yield chunk
 
-    def _inline_documents(self, documents: list[Document]) -> str:
-        parts = []
+    async def _documents_context(self, session_id: str, documents: list[Document], toolbox: Toolbox) -> str | None:
+        """What the model is told of the turn's documents: where the ones given by URL were downloaded
+        (for builtin::code_interpreter) and, without builtin::rag (which indexes them), the inline texts."""
         for i, doc in enumerate(documents):
-            text = _document_text(doc)
-            if text is None:
+            if document_url(doc) is not None and not (toolbox.runs_code or toolbox.has_rag):
                 raise BadRequestError(
-                    "documents given by URL are fetched and indexed by builtin::rag; add it to the agent's toolgroups",
-                    field=f"documents[{i}].content",
-                )
-            parts.append(text)
-        return "Documents attached to this message:\n\n" + "\n\n---\n\n".join(parts)
+                    "a document given by URL needs builtin::rag (to index it) or builtin::code_interpreter "
+                    "(to read it) in the agent's toolgroups", field=f"documents[{i}].content")
+        notes, texts = [], []
+        for i, doc in enumerate(documents):
+            url = document_url(doc)
+            if url is not None and toolbox.runs_code:
+                path = await self.files.download(session_id, url, doc.mime_type, field=f"documents[{i}].content")
+                notes.append(file_note(path))
+            elif url is None and not toolbox.has_rag:
+                texts.append(document_text(doc))
+        if texts:
+            notes.append("Documents attached to this message:\n\n" + "\n\n---\n\n".join(texts))
+        return "\n\n".join(notes) or None
 
     async def _index_documents(self, session: SessionRecord, documents: list[Document]) -> SessionRecord:
         """Put the documents into the session's vector DB (made on first use) for knowledge_search."""
@@ -241,5 +241,6 @@ class MetaReferenceAgents:
         for step in turn.steps:
             if step.step_id == step_id:
                 return AgentStepResponse(step=step)
-        raise NotFoundError(f"turn {turn_id!r} has no step", step_id, [s.step_id for s in turn.steps])
+        raise NotFoundError("step", step_id, [s.step_id for s in turn.steps],
+                            message=f"turn {turn_id!r} has no step {step_id!r}")
 

@@ -68,7 +68,8 @@ class AgentStore:
         raw = await self.kv.get(f"session:{agent_id}:{session_id}")
         if raw is None:
             known = [s.session_id for s in await self.list_sessions(agent_id)]
-            raise NotFoundError(f"agent {agent_id!r} has no session", session_id, known)
+            raise NotFoundError("session", session_id, known,
+                                message=f"agent {agent_id!r} has no session {session_id!r}")
         return SessionRecord.model_validate_json(raw)
 
     async def list_sessions(self, agent_id: str) -> list[SessionRecord]:
@@ -100,7 +101,7 @@ class AgentStore:
         raw = await self.kv.get(f"turn:{session_id}:{turn_id}")
         if raw is None:
             known = [t.turn_id for t in await self.list_turns(session_id)]
-            raise NotFoundError(f"session {session_id!r} has no turn", turn_id, known)
+            raise NotFoundError("turn", turn_id, known, message=f"session {session_id!r} has no turn {turn_id!r}")
         return Turn.model_validate_json(raw)
 
     async def list_turns(self, session_id: str) -> list[Turn]:

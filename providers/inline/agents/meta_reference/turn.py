@@ -28,13 +28,16 @@ from stack.apis.agents import (
     ShieldCallStep,
     StepType,
     ToolExecutionStep,
+    ToolResponse,
     Turn,
 )
 from stack.apis.inference import CompletionMessage, Message, StopReason, ToolChoice, ToolResponseMessage
 from stack.apis.safety import SafetyViolation, ViolationLevel
-from stack.errors import BadRequestError
+from stack.errors import BadRequestError, StackError
 
-from .history import blocked_reply, conversation, with_context
+from providers.utils.inference.llama_to_openai import content_text
+
+from .history import MEMORY_QUERY_TOOL, blocked_reply, conversation, retrieved_context, with_context
 from .store import AgentRecord, AgentStore
 from .tools import Toolbox
 
@@ -96,6 +99,12 @@ class TurnRunner:
                 async for chunk in self._memory_step(inline_context):
                     yield chunk
                 turn_input = with_context(turn_input, inline_context)
+            if self.toolbox.retrieval_db_ids:
+                result = _Result()
+                async for chunk in self._retrieval_step(input_messages, result):
+                    yield chunk
+                if result.value is not None:
+                    turn_input = with_context(turn_input, result.value)
             messages += turn_input
             result = _Result()
             async for chunk in self._tool_loop(messages, result):
@@ -206,6 +215,28 @@ class TurnRunner:
             turn_id=self.turn_id, step_id=step_id, started_at=started_at, completed_at=_now(),
             tool_calls=calls, tool_responses=responses,
         ))
+
+    async def _retrieval_step(self, input_messages: list, result: _Result) -> AsyncIterator[AgentTurnResponseStreamChunk]:
+        """builtin::rag, as llama-stack 0.1.0: search the agent's vector DBs with the turn's messages before
+        inference, whatever the model would do, and record it as a ``query_from_memory`` tool execution.
+        The context found is left in ``result``; a failed search is recorded and the turn goes on."""
+        ids = self.toolbox.retrieval_db_ids
+        step_id, started_at, chunk = self._start(StepType.tool_execution)
+        yield chunk
+        call = ToolCall(call_id=f"memory-{step_id}", tool_name=MEMORY_QUERY_TOOL, arguments={"vector_db_ids": ids})
+        query = "\n".join(content_text(m.content) for m in input_messages)
+        try:
+            found = await self.deps.tool_runtime.rag_tool_query(
+                content=query, vector_db_ids=ids, query_config=self.toolbox.retrieval_query_config)
+            content = found.content
+        except StackError as exc:
+            content = f"error: {exc.message}"
+        step = ToolExecutionStep(
+            turn_id=self.turn_id, step_id=step_id, started_at=started_at, completed_at=_now(),
+            tool_calls=[call], tool_responses=[ToolResponse(call_id=call.call_id, tool_name=MEMORY_QUERY_TOOL, content=content)],
+        )
+        result.value = retrieved_context(step)
+        yield self._complete(step)
 
     async def _shield_step(self, shield_ids: list[str], messages: list, result: _Result) -> AsyncIterator[AgentTurnResponseStreamChunk]:
         """Run every shield; the most severe violation is recorded, and only an

@@ -51,6 +51,7 @@ def completion_spec(
         sampling=sampling,
         limits=gen.Limits(
             max_tokens=request.max_tokens,
+            fit_to_room=request._max_tokens_is_default,
             stop=[stop] if isinstance(stop, str) else list(stop or []),
             top_logprobs=request.logprobs,
             # vLLM extras (not declared by the completions request model, but honoured as in chat)
@@ -85,7 +86,7 @@ def _prompt(llama: Any, spec: CompletionSpec, prompt: str | list[int]) -> tuple[
         tokens = [llama.token_bos()]
     if len(tokens) >= spec.n_ctx:
         raise BadRequestError(f"the prompt is {len(tokens)} tokens; this model's context is {spec.n_ctx}", field="prompt")
-    gen.check_room(spec.limits.max_tokens, len(tokens), spec.n_ctx)
+    gen.check_room(spec.limits, len(tokens), spec.n_ctx)
     return tokens, text
 
 

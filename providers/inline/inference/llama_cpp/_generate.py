@@ -64,6 +64,7 @@ class Limits:
     ignore_eos: bool = False
     include_stop_str_in_output: bool = False
     top_logprobs: int | None = None  # None: no logprobs
+    fit_to_room: bool = False  # max_tokens is the model's default: cut it to the room the prompt leaves, no 400
 
 
 def tokenize(llama: Any, text: str, *, special: bool = True) -> list[int]:
@@ -162,10 +163,11 @@ class _Logprobs:
         return entry
 
 
-def check_room(max_tokens: int | None, prompt_tokens: int, n_ctx: int) -> None:
-    """400 when ``max_tokens`` more tokens do not fit after the prompt, as vLLM answers."""
+def check_room(limits: Limits, prompt_tokens: int, n_ctx: int) -> None:
+    """400 when the ``max_tokens`` a client asked for do not fit after the prompt, as vLLM answers."""
     room = n_ctx - prompt_tokens
-    if max_tokens is not None and max_tokens > room:
+    max_tokens = limits.max_tokens
+    if max_tokens is not None and max_tokens > room and not limits.fit_to_room:
         raise BadRequestError(
             f"{max_tokens} tokens asked; the prompt is {prompt_tokens} tokens and the context {n_ctx}, "
             f"which leaves {room}", field="max_tokens",

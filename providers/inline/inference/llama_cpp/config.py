@@ -32,6 +32,16 @@ class LlamaCppModelConfig(BaseModel):
         "'chatml', or 'jinja' (the chat template stored in the GGUF; no tool calls)",
     )
     n_ctx: int = Field(4096, ge=16, description="Context window in tokens (prompt plus completion)")
+    default_max_tokens: int | None = Field(
+        512, ge=1,
+        description="Most tokens generated when a request sets no max_tokens (cut to what the prompt leaves); "
+        "null: up to the context window. A model's metadata.default_max_tokens wins",
+    )
+    greedy_repetition_penalty: float = Field(
+        1.1, gt=0,
+        description="repetition_penalty of greedy requests (temperature 0) that set none: greedy decoding of a "
+        "small model loops on one sentence without it. 1.0 turns it off",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "LlamaCppModelConfig":

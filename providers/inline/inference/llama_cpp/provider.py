@@ -26,7 +26,7 @@ from stack.registry import ProviderContext
 from . import _chat, _completion
 from . import _generate as gen
 from ._worker import ModelWorker, model_missing_error
-from .config import LlamaCppConfig
+from .config import LlamaCppConfig, LlamaCppModelConfig
 
 _TOOL_MODES = {"none", "auto", "required"}
 
@@ -82,6 +82,11 @@ class LlamaCppInference(OpenAINativeInference):
         worker = self.workers.get(model_id)
         return worker.entry.n_ctx if worker is not None else None
 
+    def default_max_tokens(self, model_id: str) -> int | None:
+        """The model's ``default_max_tokens``, for the router to fill in when a request sets none."""
+        worker = self.workers.get(model_id)
+        return worker.entry.default_max_tokens if worker is not None else None
+
     def _worker(self, model_id: str) -> ModelWorker:
         worker = self.workers.get(model_id)
         if worker is None:
@@ -111,7 +116,8 @@ class LlamaCppInference(OpenAINativeInference):
     ) -> OpenAICompletion | AsyncIterator[OpenAICompletion]:
         _refuse(request, self._CHAT_ONLY, "completions")
         worker = self._worker(request.model)
-        spec = _completion.completion_spec(request, worker.entry.n_ctx, _sampling(request), _grammar_of(request))
+        spec = _completion.completion_spec(request, worker.entry.n_ctx, _sampling(request, worker.entry),
+                                           _grammar_of(request))
         meta = _Meta.new("cmpl", request.model)
         if request.stream:
             usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -147,17 +153,18 @@ def _refuse(request: Any, names: tuple[str, ...], route: str) -> None:
             raise BadRequestError(f"not supported by this model's provider for {route} (sent {value!r})", field=name)
 
 
-def _sampling(request: Any) -> gen.Sampling:
+def _sampling(request: Any, entry: LlamaCppModelConfig) -> gen.Sampling:
     def value(name: str, default: Any) -> Any:
         v = getattr(request, name, None)
         return default if v is None else v
 
+    temperature = value("temperature", 1.0)
     return gen.Sampling(
-        temperature=value("temperature", 1.0),
+        temperature=temperature,
         top_p=value("top_p", 1.0),
         top_k=value("top_k", 0),
         min_p=value("min_p", 0.0),
-        repeat_penalty=value("repetition_penalty", 1.0),
+        repeat_penalty=value("repetition_penalty", entry.greedy_repetition_penalty if temperature == 0 else 1.0),
         presence_penalty=value("presence_penalty", 0.0),
         frequency_penalty=value("frequency_penalty", 0.0),
         seed=request.seed,
@@ -240,9 +247,10 @@ def chat_spec(request: OpenAIChatCompletionRequest, worker: ModelWorker) -> _cha
         parallel_tool_calls=request.parallel_tool_calls is not False,
         grammar=grammar,
         grammar_field=grammar_field,
-        sampling=_sampling(request),
+        sampling=_sampling(request, entry),
         limits=gen.Limits(
             max_tokens=request.max_new_tokens,
+            fit_to_room=request._max_tokens_is_default,
             stop=stops,
             stop_token_ids=frozenset(request.stop_token_ids or ()),
             ignore_eos=bool(request.ignore_eos),
@@ -265,7 +273,7 @@ def _prepare(llama: Any, spec: _chat.ChatSpec) -> tuple[str, str | None, int]:
             f"the prompt is {prompt_tokens} tokens; model {spec.model_id!r} has a context of {spec.n_ctx}",
             field="messages",
         )
-    gen.check_room(spec.limits.max_tokens, prompt_tokens, spec.n_ctx)
+    gen.check_room(spec.limits, prompt_tokens, spec.n_ctx)
     return prompt, grammar, prompt_tokens
 
 

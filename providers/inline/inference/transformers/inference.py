@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Callable
 
 from stack.apis.models import Model
 from stack.apis.openai import (
+    check_supported_fields,
     OpenAIChatChoice,
     OpenAIChatChunkChoice,
     OpenAIChatCompletion,
@@ -33,7 +34,6 @@ from stack.apis.openai import (
 )
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError, StackError
 from stack.registry import ProviderContext
-from stack.routing.routers import check_supported_fields
 
 from providers.utils.inference.local_models import accept_configured_llm
 from providers.utils.inference.openai_native import OpenAINativeInference
@@ -94,6 +94,10 @@ class TransformersInference(OpenAINativeInference):
         loaded = worker.loaded if worker is not None else None
         return loaded.context_length if loaded is not None else None
 
+    def default_max_tokens(self, model_id: str) -> int | None:
+        """``max_new_tokens`` of the config, for the router to fill in when a request sets none."""
+        return self.config.max_new_tokens if model_id in self.workers else None
+
     def _worker(self, model_id: str) -> ModelWorker:
         worker = self.workers.get(model_id)
         if worker is None:
@@ -131,7 +135,7 @@ class TransformersInference(OpenAINativeInference):
             chat_template=request.chat_template,
             chat_template_kwargs=dict(request.chat_template_kwargs or {}),
             n=request.n or 1,
-            max_tokens=request.max_new_tokens,
+            max_tokens=None if request._max_tokens_is_default else request.max_new_tokens,
             max_tokens_field="max_completion_tokens" if request.max_completion_tokens else "max_tokens",
             logprobs=(request.top_logprobs or 0) if request.logprobs else None,
             **self._common(request),
@@ -151,7 +155,7 @@ class TransformersInference(OpenAINativeInference):
             model_id=request.model,
             prompts=_prompts(request.prompt),
             n=request.n or 1,
-            max_tokens=request.max_tokens,
+            max_tokens=None if request._max_tokens_is_default else request.max_tokens,
             logprobs=request.logprobs,
             echo=bool(request.echo),
             **self._common(request),
@@ -182,7 +186,8 @@ class TransformersInference(OpenAINativeInference):
             "include_stop_str_in_output": bool(getattr(request, "include_stop_str_in_output", False)),
             "skip_special_tokens": getattr(request, "skip_special_tokens", True) is not False,
             "sampling": _sampling(request),
-            "default_max_tokens": self.config.max_new_tokens,
+            # the router's default (a model's metadata may set it) is cut to the room like the config's
+            "default_max_tokens": request.max_tokens if request._max_tokens_is_default else self.config.max_new_tokens,
         }
 
 

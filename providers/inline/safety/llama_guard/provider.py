@@ -11,7 +11,8 @@ from stack.apis.safety import RunShieldResponse, SafetyViolation, ViolationLevel
 from stack.apis.shields import Shield
 from stack.errors import BadRequestError, NotFoundError, UpstreamError
 
-from .._messages import content_text, message_text
+from providers.utils.messages import message_text
+from stack.apis._content import content_text
 from ._prompt import CATEGORIES, ROLE_LABELS, build_prompt, parse_verdict
 from .config import LlamaGuardConfig
 
@@ -62,7 +63,7 @@ class LlamaGuardSafety:
             sampling_params=SamplingParams(strategy=GreedySamplingStrategy(), max_tokens=MAX_TOKENS),
             stream=False,
         )
-        reply = content_text(response.completion_message.content)
+        reply = content_text(response.completion_message.content, "\n")
         verdict = parse_verdict(reply)
         if verdict is None:
             raise UpstreamError(f"guard model {shield_id!r} did not answer 'safe' or 'unsafe' with categories "

@@ -9,7 +9,7 @@ from stack.apis.safety import RunShieldResponse
 from stack.apis.shields import Shield
 from stack.errors import ConflictError, NotFoundError
 
-from .._messages import message_text
+from providers.utils.messages import message_text
 from . import _params
 from ._checks import build_checks, scan, violation
 from .config import DETECTOR_NAMES, PatternGuardConfig

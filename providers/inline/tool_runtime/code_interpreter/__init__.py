@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import stack
+from stack.apis.tool_runtime import ToolRuntime
 from stack.registry import ProviderContext, ProviderSpec
 
 from .config import CodeInterpreterConfig
@@ -27,6 +28,7 @@ def register_providers(register):
     register(
         ProviderSpec(
             api="tool_runtime",
+            serves=ToolRuntime,  # no rag-tool routes
             provider_type="inline::code-interpreter",
             config=CodeInterpreterConfig,
             factory=create,

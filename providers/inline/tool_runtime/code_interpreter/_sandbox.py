@@ -95,8 +95,9 @@ class Sandbox:
     def describe(self) -> dict[str, object]:
         return {"sandbox": self.mode, "network": "blocked" if self.network_blocked else "not blocked"}
 
-    def argv(self, workdir: Path, limits: Limits) -> tuple[list[str], dict[str, str]]:
-        """Command line and environment that run ``main.py`` of ``workdir``."""
+    def argv(self, workdir: Path, limits: Limits, files: Path | None = None) -> tuple[list[str], dict[str, str]]:
+        """Command line and environment that run ``main.py`` of ``workdir``; ``files`` is a folder the
+        code may read at its own path (bwrap mounts it read-only; a subprocess sees the host anyway)."""
         launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER,
                     str(limits.cpu_seconds), str(limits.memory_bytes), str(limits.file_bytes)]
         if self.mode == "bwrap":
@@ -107,8 +108,10 @@ class Sandbox:
             cmd += ["--size", str(limits.file_bytes), "--tmpfs", "/tmp"]
             for path in self.read_only_paths:
                 cmd += ["--ro-bind-try", path, path]
-            cmd += ["--proc", "/proc", "--dev", "/dev",
-                    "--bind", str(workdir), _INSIDE, "--chdir", _INSIDE,
+            cmd += ["--proc", "/proc", "--dev", "/dev", "--bind", str(workdir), _INSIDE]
+            if files is not None:
+                cmd += ["--ro-bind", str(files), str(files)]
+            cmd += ["--chdir", _INSIDE,
                     self.python, "-I", f"{_INSIDE}/main.py"]
             env = _minimal_env(home=_INSIDE, tmp="/tmp")
         else:
@@ -230,13 +233,14 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-async def run(sandbox: Sandbox, code: str, limits: Limits) -> RunResult:
-    """Run ``code`` as ``main.py`` in a fresh working directory that is removed afterwards."""
+async def run(sandbox: Sandbox, code: str, limits: Limits, files: Path | None = None) -> RunResult:
+    """Run ``code`` as ``main.py`` in a fresh working directory that is removed afterwards;
+    ``files``: a folder it may read (see ``Sandbox.argv``)."""
     workdir = Path(tempfile.mkdtemp(prefix="polystack-code-"))
     started = time.monotonic()
     try:
         (workdir / "main.py").write_text(code, encoding="utf-8")
-        argv, env = sandbox.argv(workdir, limits)
+        argv, env = sandbox.argv(workdir, limits, files)
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=workdir, env=env, start_new_session=True,

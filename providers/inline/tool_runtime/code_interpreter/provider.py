@@ -8,7 +8,8 @@ from typing import Any
 
 from stack.apis.tool_groups import ToolDef, ToolParameter
 from stack.apis.tool_runtime import ToolInvocationResult
-from stack.errors import BadRequestError, NotFoundError, NotSupportedError
+from stack.errors import BadRequestError, NotFoundError
+from stack.request_context import tool_files_dir
 
 from . import _sandbox
 from .config import CodeInterpreterConfig
@@ -45,8 +46,9 @@ class CodeInterpreterToolRuntime:
         code = kwargs.get("code")
         if not isinstance(code, str):
             raise BadRequestError("a string of Python code is required", field="kwargs.code")
+        files = tool_files_dir()  # an agent session's documents, set by the agents provider in-process
         async with self._slots:
-            result = await _sandbox.run(self.sandbox, code, self.limits)
+            result = await _sandbox.run(self.sandbox, code, self.limits, files if files and files.is_dir() else None)
         return self._to_invocation_result(result)
 
     def _to_invocation_result(self, result: _sandbox.RunResult) -> ToolInvocationResult:
@@ -88,8 +90,4 @@ class CodeInterpreterToolRuntime:
             name = f"signal {sig}"
         return f"killed by {name}"
 
-    async def rag_tool_insert(self, **kwargs: Any) -> None:
-        raise NotSupportedError("inline::code-interpreter has no RAG tool; register builtin::rag with a RAG provider")
 
-    async def rag_tool_query(self, **kwargs: Any) -> Any:
-        raise NotSupportedError("inline::code-interpreter has no RAG tool; register builtin::rag with a RAG provider")

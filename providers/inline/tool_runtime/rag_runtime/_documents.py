@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
-from stack.apis._content import URL, ImageContentItem, TextContentItem
+from stack.apis._content import URL, content_text
 from stack.errors import BadRequestError
 from stack.fetcher import URLFetcher
 
@@ -151,7 +151,7 @@ async def load_document(content: Any, mime_type: str | None, fetcher: URLFetcher
     elif isinstance(content, str) and _URI.match(content):
         uri = content
     if uri is None:
-        text = content_text(content)
+        text = content_text(content, " ")
         return to_text(text, (mime_type or "text/plain").split(";")[0].strip().lower())
     if (uri.lower().startswith("file:") or uri.startswith("/")) and not allow_files:
         raise BadRequestError("file URIs are disabled for this rag tool (allow_file_uris: false)", field="content")
@@ -175,20 +175,3 @@ def to_text(data: bytes | str, mime: str, charset: str = "utf-8") -> str:
         except LookupError:
             data = data.decode("utf-8", errors="replace")
     return html_to_text(data) if mime in HTML_TYPES else data
-
-
-def content_text(content: Any) -> str:
-    """The text of interleaved content (images are skipped)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, TextContentItem):
-        return content.text
-    if isinstance(content, ImageContentItem):
-        return ""
-    if isinstance(content, dict):
-        return content.get("text", "") if content.get("type", "text") == "text" else ""
-    if isinstance(content, list):
-        return " ".join(t for t in (content_text(c) for c in content) if t)
-    return str(content)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stack.apis._content import TextContentItem
+from stack.apis._content import TextContentItem, content_text
 from stack.apis.inference import UserMessage
 from stack.apis.tool_groups import ToolDef, ToolParameter
 from stack.apis.tool_runtime import (
@@ -19,7 +19,7 @@ from stack.apis.tool_runtime import (
     ToolInvocationResult,
 )
 from stack.apis.vector_io import Chunk
-from stack.errors import BadRequestError, NotFoundError
+from stack.errors import BadRequestError, NotFoundError, invalid_field
 from stack.fetcher import URLFetcher
 
 from . import _documents
@@ -74,9 +74,7 @@ class RAGToolRuntime:
             try:
                 query_config = RAGQueryConfig.model_validate(query_config)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"])
-                raise BadRequestError(err["msg"], field=f"kwargs.query_config.{loc}") from None
+                raise invalid_field(exc, "kwargs.query_config") from None
         result = await self.rag_tool_query(content=query, vector_db_ids=list(vector_db_ids), query_config=query_config)
         return ToolInvocationResult(content=result.content)
 
@@ -106,17 +104,17 @@ class RAGToolRuntime:
 
     async def generate_query(self, content: Any, config: Any) -> str:
         if isinstance(config, LLMRAGQueryGeneratorConfig):
-            text = _documents.content_text(content)
+            text = content_text(content, " ")
             prompt, n = _PLACEHOLDER.subn(lambda _m: text, config.template)
             if n == 0:
                 prompt = f"{config.template}\n\n{text}"
             response = await self.inference.chat_completion(
                 model_id=config.model, messages=[UserMessage(content=prompt)], stream=False)
-            answer = _documents.content_text(response.completion_message.content).strip()
+            answer = content_text(response.completion_message.content, " ").strip()
             return answer or text
         separator = config.separator if isinstance(config, DefaultRAGQueryGeneratorConfig) else " "
         items = content if isinstance(content, list) else [content]
-        return separator.join(t for t in (_documents.content_text(c) for c in items) if t)
+        return separator.join(t for t in (content_text(c, " ") for c in items) if t)
 
     async def rag_tool_query(self, content: Any, vector_db_ids: list[str],
                              query_config: RAGQueryConfig | None = None) -> RAGQueryResult:
@@ -143,7 +141,7 @@ class RAGToolRuntime:
         tokens = 0
         picked: list[tuple[float, Chunk]] = []
         for score, chunk in scored:
-            text = _documents.content_text(chunk.content)
+            text = content_text(chunk.content, " ")
             count = chunk.metadata.get("token_count")
             count = count if isinstance(count, int) else _documents.count_tokens(text)
             if picked and tokens + count > query_config.max_tokens_in_context:

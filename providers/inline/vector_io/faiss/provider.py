@@ -33,7 +33,7 @@ from stack.apis.vector_io import Chunk
 from stack.registry import ProviderContext
 from stack.storage import KVStore, SqliteStoreConfig, kvstore_from_config
 
-from .._base import QueryParams, VectorIOProvider, l2_score
+from providers.utils.vector_io.base import QueryParams, VectorIOProvider, l2_score
 from .config import FaissConfig
 
 log = logging.getLogger(__name__)

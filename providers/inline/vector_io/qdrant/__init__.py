@@ -11,7 +11,7 @@ __all__ = ["QdrantLocalConfig", "create", "register_providers"]
 
 
 async def create(config: QdrantLocalConfig, context: ProviderContext):
-    from .provider import QdrantVectorIO, local_client  # qdrant_client loads here
+    from providers.utils.vector_io.qdrant import QdrantVectorIO, local_client  # qdrant_client loads here
 
     provider = QdrantVectorIO(config, context, await local_client(config, context))
     return provider

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 import stack
 
-from .._config import OpenAICompatConfig, preset_spec
+from providers.utils.inference.remote_config import OpenAICompatConfig, preset_spec
 
 DEFAULT_URL = "https://api.fireworks.ai/inference/v1"
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 import stack
 from stack.registry import ProviderSpec
 
-from .._config import HTTPClientConfig, http_url
+from providers.utils.inference.remote_config import HTTPClientConfig, http_url
 
 DEFAULT_URL = "http://localhost:11434"
 

@@ -17,11 +17,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers.remote.inference._openai_compat import drain
+from providers.utils.inference.openai_compat import drain
 from providers.utils.http import HTTPSettings, UpstreamClient, upstream_message
 from providers.utils.inference.openai_native import OpenAINativeInference
 from stack.apis.models import Model
 from stack.apis.openai import (
+    check_supported_fields,
     OpenAIChatChoice,
     OpenAIChatChunkChoice,
     OpenAIChatCompletion,
@@ -40,7 +41,6 @@ from stack.apis.openai import (
     OpenAIUsage,
 )
 from stack.errors import BadRequestError, UpstreamError
-from stack.routing.routers import check_supported_fields
 
 from ._models import resolve_model
 

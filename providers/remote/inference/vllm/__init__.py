@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 import stack
 from stack.registry import ProviderSpec
 
-from .._config import HTTPClientConfig, http_url, secret
+from providers.utils.inference.remote_config import HTTPClientConfig, http_url, secret
 
 
 class VLLMInferenceAdapterConfig(HTTPClientConfig):
@@ -39,7 +39,7 @@ class VLLMProviderData(BaseModel):
 async def create(config: VLLMInferenceAdapterConfig, context: Any) -> Any:
     from providers.utils.http import HTTPSettings
 
-    from .._openai_compat import OpenAICompatInference
+    from providers.utils.inference.openai_compat import OpenAICompatInference
 
     impl = OpenAICompatInference(
         url=config.url, settings=HTTPSettings.from_config(config), context=context,

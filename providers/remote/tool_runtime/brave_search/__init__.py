@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, Field
 
 import stack
+from stack.apis.tool_runtime import ToolRuntime
 from stack.registry import ProviderContext, ProviderSpec
 
-from .._web_search import WebSearchConfig, WebSearchToolRuntime, start_client
+from providers.utils.web_search import WebSearchConfig, WebSearchToolRuntime, start_client
 
 __all__ = ["BraveSearchConfig", "BraveSearchProviderData", "register_providers"]
 
@@ -55,6 +56,7 @@ def register_providers(register):
     register(
         ProviderSpec(
             api="tool_runtime",
+            serves=ToolRuntime,  # no rag-tool routes
             provider_type="remote::brave-search",
             config=BraveSearchConfig,
             factory=create,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stack
 from stack.errors import ConfigError
+from stack.apis.tool_runtime import ToolRuntime
 from stack.registry import ProviderContext, ProviderSpec
 
 from .config import MCPConfig, MCPProviderData
@@ -29,6 +30,7 @@ def register_providers(register):
     register(
         ProviderSpec(
             api="tool_runtime",
+            serves=ToolRuntime,  # no rag-tool routes
             provider_type="remote::model-context-protocol",
             config=MCPConfig,
             factory=create,

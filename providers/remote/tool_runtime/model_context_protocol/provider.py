@@ -33,7 +33,6 @@ from stack.apis.tool_runtime import ToolInvocationResult
 from stack.errors import (
     BadRequestError,
     NotFoundError,
-    NotSupportedError,
     StackError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -170,11 +169,7 @@ class MCPToolRuntime:
             return ToolInvocationResult(content=items, error_message=text, error_code=1)
         return ToolInvocationResult(content=items)
 
-    async def rag_tool_insert(self, **kwargs: Any) -> None:
-        raise NotSupportedError("remote::model-context-protocol has no RAG tool; register builtin::rag with a RAG provider")
 
-    async def rag_tool_query(self, **kwargs: Any) -> Any:
-        raise NotSupportedError("remote::model-context-protocol has no RAG tool; register builtin::rag with a RAG provider")
 
     # -- internals
 

@@ -8,9 +8,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 import stack
+from stack.apis.tool_runtime import ToolRuntime
 from stack.registry import ProviderContext, ProviderSpec
 
-from .._web_search import WebSearchConfig, WebSearchToolRuntime, start_client
+from providers.utils.web_search import WebSearchConfig, WebSearchToolRuntime, start_client
 
 __all__ = ["TavilySearchConfig", "TavilySearchProviderData", "register_providers"]
 
@@ -55,6 +56,7 @@ def register_providers(register):
     register(
         ProviderSpec(
             api="tool_runtime",
+            serves=ToolRuntime,  # no rag-tool routes
             provider_type="remote::tavily-search",
             config=TavilySearchConfig,
             factory=create,

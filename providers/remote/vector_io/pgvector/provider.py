@@ -31,7 +31,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 from psycopg_pool import AsyncConnectionPool
 
-from providers.inline.vector_io._base import QueryParams, VectorIOProvider, l2_score
+from providers.utils.vector_io.base import QueryParams, VectorIOProvider, l2_score
 from stack.apis.vector_dbs import VectorDB
 from stack.apis.vector_io import Chunk
 from stack.errors import StackError, UpstreamError

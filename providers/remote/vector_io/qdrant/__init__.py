@@ -11,7 +11,7 @@ __all__ = ["QdrantRemoteConfig", "create", "register_providers"]
 
 
 async def create(config: QdrantRemoteConfig, context: ProviderContext):
-    from providers.inline.vector_io.qdrant.provider import QdrantVectorIO, remote_client
+    from providers.utils.vector_io.qdrant import QdrantVectorIO, remote_client
 
     provider = QdrantVectorIO(config, context, await remote_client(config))
     return provider

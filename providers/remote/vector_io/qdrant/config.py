@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from providers.inline.vector_io.qdrant.config import QdrantCommonConfig
+from providers.utils.vector_io.qdrant_config import QdrantCommonConfig
 
 
 class QdrantRemoteConfig(QdrantCommonConfig):

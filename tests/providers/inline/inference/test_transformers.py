@@ -37,7 +37,7 @@ from stack.apis.inference import (
 from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError, StackError, status_code_for
-from stack.routing.routers import check_supported_fields
+from stack.apis.openai import check_supported_fields
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
@@ -244,6 +244,17 @@ async def test_prompts_longer_than_the_context_and_too_many_tokens_are_400s(prov
     with pytest.raises(BadRequestError) as too_many:
         await provider.openai_chat_completion(chat(max_tokens=1000, stream=True))
     assert too_many.value.field == "max_tokens"
+
+
+async def test_the_routers_default_max_tokens_is_cut_to_the_room_not_a_400(provider, tiny):
+    assert provider.default_max_tokens("tiny") == 512 and provider.default_max_tokens("nope") is None
+    for default, expected in ((1000, None), (5, 5)):  # None: all the 256-token context leaves after the prompt
+        request = chat(max_tokens=default, temperature=0, **no_eos(tiny))
+        request._max_tokens_is_default = True  # as the router marks the model's default_max_tokens
+        response = await provider.openai_chat_completion(request)
+        assert response.choices[0].finish_reason == "length"
+        usage = response.usage
+        assert usage.completion_tokens == (expected or 256 - usage.prompt_tokens)
 
 
 # -- completions -----------------------------------------------------------------------

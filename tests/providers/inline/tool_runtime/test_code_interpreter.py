@@ -15,8 +15,9 @@ from pathlib import Path
 
 from providers.inline.tool_runtime.code_interpreter import _sandbox, create, register_providers
 from providers.inline.tool_runtime.code_interpreter.config import CodeInterpreterConfig
-from stack.errors import BadRequestError, ConfigError, NotFoundError, NotSupportedError
+from stack.errors import BadRequestError, ConfigError, NotFoundError
 from stack.registry import ProviderContext
+from stack.request_context import tool_files
 
 MODES = [
     pytest.param("bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None,
@@ -127,6 +128,26 @@ async def test_working_directory_is_fresh_and_removed(runtime, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
+async def test_a_session_folder_is_readable_only_when_given_and_only_for_reading(runtime, tmp_path):
+    folder = tmp_path / "session-files"
+    folder.mkdir()
+    (folder / "data.csv").write_text("city,temp\nParis,21\n")
+    (tmp_path / "other.txt").write_text("not yours")
+    code = (f"print(open({str(folder / 'data.csv')!r}).read())\n"
+            f"try:\n    open({str(folder / 'new.txt')!r}, 'w')\nexcept OSError as e:\n    print('write refused', type(e).__name__)\n")
+    with tool_files(folder):
+        given = await run(runtime, code)
+    assert "Paris,21" in given.content
+    if runtime.sandbox.mode == "bwrap":
+        assert "write refused" in given.content and not (folder / "new.txt").exists()
+        # only that folder: its neighbours stay out of the sandbox, and without it nothing is there
+        with tool_files(folder):
+            other = await run(runtime, f"print(open({str(tmp_path / 'other.txt')!r}).read())")
+        assert "not yours" not in other.content and "FileNotFoundError" in other.content
+        alone = await run(runtime, f"print(open({str(folder / 'data.csv')!r}).read())")
+        assert "Paris,21" not in alone.content and "FileNotFoundError" in alone.content
+
+
 async def test_environment_has_no_secrets(runtime, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-do-not-leak")
     monkeypatch.setenv("POLYSTACK_SECRET", "hush")
@@ -169,8 +190,6 @@ async def test_unknown_tool_and_bad_arguments(runtime):
     with pytest.raises(BadRequestError) as info:
         await runtime.invoke_tool(tool_name="code_interpreter", kwargs={"source": "print(1)"})
     assert info.value.field == "kwargs.code"
-    with pytest.raises(NotSupportedError):
-        await runtime.rag_tool_query(content="x", vector_db_ids=["v"])
 
 
 async def test_required_bwrap_missing_fails_at_start_up(monkeypatch):

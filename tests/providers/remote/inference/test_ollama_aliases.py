@@ -169,7 +169,9 @@ def reference_ollama_stack(tmp_path, monkeypatch):
     @asynccontextmanager
     async def start(name: str, ollama: FakeOllama, **env: str):
         for var, value in {"POLYSTACK_HOME": str(tmp_path), "SQLITE_STORE_DIR": str(tmp_path),
-                           "SQLITE_DB_PATH": str(tmp_path / "trace.db"), "OLLAMA_URL": ollama.url, **env}.items():
+                           "SQLITE_DB_PATH": str(tmp_path / "trace.db"), "OLLAMA_URL": ollama.url,
+                           # as `polystack run` sets it: braintrust judges through the server's own port
+                           "POLYSTACK_PORT": "8321", **env}.items():
             monkeypatch.setenv(var, value)
         loaded = load_run_config(shared_path("reference", "llama-stack-0.1.0-run-configs", name))
         pm = get_plugin_manager(load_entry_points=False)

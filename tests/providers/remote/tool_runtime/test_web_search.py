@@ -115,12 +115,25 @@ async def search(runtime, query="llama stack", provider_data=None):
         reset_request(tokens)
 
 
-async def test_lists_the_web_search_tool(kind):
+async def test_lists_the_tool_as_web_search_and_as_brave_search(kind):
     runtime = await make(kind)
-    (tool,) = await runtime.list_runtime_tools(tool_group_id="builtin::websearch")
-    assert tool.name == "web_search"
-    assert [(p.name, p.parameter_type, p.required) for p in tool.parameters] == [("query", "string", True)]
+    tools = await runtime.list_runtime_tools(tool_group_id="builtin::websearch")
     await runtime.shutdown()
+    # brave_search: Llama 3's built-in name, which llama-stack 0.1.0 lists for Brave and Tavily alike
+    assert [t.name for t in tools] == ["web_search", "brave_search"]
+    for tool in tools:
+        assert [(p.name, p.parameter_type, p.required) for p in tool.parameters] == [("query", "string", True)]
+    assert tools[1].metadata == {"alias_of": "web_search"}
+
+
+async def test_brave_search_is_the_same_tool(kind, double):
+    runtime = await make(kind, base_url=double.url, api_key=KEY, max_results=2)
+    by_name = {}
+    for name in ("web_search", "brave_search"):
+        by_name[name] = await runtime.invoke_tool(tool_name=name, kwargs={"query": "llama stack"})
+    await runtime.shutdown()
+    assert by_name["web_search"] == by_name["brave_search"]
+    assert len(double.requests) == 2
 
 
 async def test_searches_with_the_configured_key(kind, double):
@@ -190,8 +203,12 @@ async def test_bad_arguments(kind):
     with pytest.raises(BadRequestError) as info:
         await runtime.invoke_tool(tool_name="web_search", kwargs={"q": "x"})
     assert info.value.field == "kwargs.query"
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as missing:
         await runtime.invoke_tool(tool_name="code_interpreter", kwargs={"code": "1"})
+    assert "brave_search" in missing.value.message and "web_search" in missing.value.message
+    with pytest.raises(BadRequestError) as info:
+        await runtime.invoke_tool(tool_name="brave_search", kwargs={"query": ""})
+    assert info.value.field == "kwargs.query"
     await runtime.shutdown()
 
 

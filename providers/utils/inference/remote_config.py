@@ -88,7 +88,7 @@ def preset_spec(*, provider_type: str, config: type[OpenAICompatConfig], provide
     async def create(cfg: OpenAICompatConfig, context: Any) -> Any:
         from providers.utils.http import HTTPSettings
 
-        from ._openai_compat import OpenAICompatInference
+        from .openai_compat import OpenAICompatInference
 
         key = cfg.api_key.get_secret_value() if cfg.api_key else None
         if key is None and cfg.url == default_url.rstrip("/"):

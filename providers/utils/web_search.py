@@ -1,5 +1,9 @@
 """What the web search adapters share: the ``web_search`` tool, config fields, the API key lookup.
 
+The tool answers to two names: ``web_search``, and ``brave_search``, the name of Llama 3's built-in
+search tool, which llama-stack 0.1.0 lists (for Brave and Tavily alike) and which its clients and
+Llama models call.
+
 Each adapter sends one HTTP request a search through ``providers.utils.http.UpstreamClient``
 (retries, and upstream failures mapped to 502/504) and answers, as llama-stack does, the
 JSON text ``{"query": ..., "top_k": [results]}``.
@@ -15,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from stack.apis.tool_groups import ToolDef, ToolParameter
 from stack.apis.tool_runtime import ToolInvocationResult
-from stack.errors import BadRequestError, NotFoundError, NotSupportedError
+from stack.errors import BadRequestError, NotFoundError
 from stack.registry import ProviderContext
 
 TOOL_NAME = "web_search"
+BUILTIN_NAME = "brave_search"
+TOOL_NAMES = (TOOL_NAME, BUILTIN_NAME)
 
 
 class WebSearchConfig(BaseModel):
@@ -47,12 +53,14 @@ class WebSearchConfig(BaseModel):
         return value.rstrip("/")
 
 
-def web_search_tool_def() -> ToolDef:
-    return ToolDef(
-        name=TOOL_NAME,
-        description="Search the web for information",
-        parameters=[ToolParameter(name="query", parameter_type="string", description="The query to search for")],
-    )
+def web_search_tool_defs() -> list[ToolDef]:
+    """The tool under both its names."""
+    query = [ToolParameter(name="query", parameter_type="string", description="The query to search for")]
+    return [
+        ToolDef(name=TOOL_NAME, description="Search the web for information", parameters=query),
+        ToolDef(name=BUILTIN_NAME, description=f"Search the web for information (Llama 3's built-in name of {TOOL_NAME})",
+                parameters=query, metadata={"alias_of": TOOL_NAME}),
+    ]
 
 
 class WebSearchToolRuntime(ABC):
@@ -83,11 +91,11 @@ class WebSearchToolRuntime(ABC):
         )
 
     async def list_runtime_tools(self, tool_group_id: str | None = None, mcp_endpoint: Any = None) -> list[ToolDef]:
-        return [web_search_tool_def()]
+        return web_search_tool_defs()
 
     async def invoke_tool(self, tool_name: str, kwargs: dict[str, Any]) -> ToolInvocationResult:
-        if tool_name != TOOL_NAME:
-            raise NotFoundError("tool", tool_name, [TOOL_NAME])
+        if tool_name not in TOOL_NAMES:
+            raise NotFoundError("tool", tool_name, TOOL_NAMES)
         query = kwargs.get("query")
         if not isinstance(query, str) or not query.strip():
             raise BadRequestError("a non-empty search query string is required", field="kwargs.query")
@@ -101,11 +109,7 @@ class WebSearchToolRuntime(ABC):
     async def search(self, query: str, api_key: str, limit: int) -> list[dict[str, Any]]:
         """At most ``limit`` of the search engine's results for ``query``."""
 
-    async def rag_tool_insert(self, **kwargs: Any) -> None:
-        raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")
 
-    async def rag_tool_query(self, **kwargs: Any) -> Any:
-        raise NotSupportedError(f"{self.provider_type} has no RAG tool; register builtin::rag with a RAG provider")
 
 
 async def start_client(config: WebSearchConfig, name: str) -> Any:

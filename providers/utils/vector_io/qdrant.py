@@ -25,7 +25,7 @@ from stack.apis.vector_io import Chunk
 from stack.errors import UpstreamError
 from stack.registry import ProviderContext
 
-from .._base import QueryParams, VectorIOProvider, l2_score
+from .base import QueryParams, VectorIOProvider, l2_score
 
 log = logging.getLogger(__name__)
 

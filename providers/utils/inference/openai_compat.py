@@ -54,7 +54,7 @@ class OpenAICompatInference(OpenAINativeInference):
         self.context = context
         self.provider_type = context.spec.provider_type
         self.provider_data_key = provider_data_key
-        self.default_max_tokens = default_max_tokens
+        self._default_max_tokens = default_max_tokens
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -86,19 +86,23 @@ class OpenAICompatInference(OpenAINativeInference):
         key = getattr(data, self.provider_data_key, None) if data is not None else None
         return {"Authorization": f"Bearer {key}"} if key else None
 
+    def default_max_tokens(self, model_id: str) -> int | None:
+        """The configured ``max_tokens`` of requests that set none, for the router (which cuts it to the context)."""
+        return self._default_max_tokens
+
     def _body(self, request: BaseModel) -> bytes:
         return request.model_dump_json(exclude_unset=True).encode()
 
     async def openai_chat_completion(
         self, request: OpenAIChatCompletionRequest
     ) -> OpenAIChatCompletion | AsyncIterator[OpenAIChatCompletionChunk]:
-        if self.default_max_tokens and request.max_tokens is None and request.max_completion_tokens is None:
-            request = request.model_copy(update={"max_tokens": self.default_max_tokens})
+        if self._default_max_tokens and request.max_tokens is None and request.max_completion_tokens is None:
+            request = request.model_copy(update={"max_tokens": self._default_max_tokens})
         return await self._call("/chat/completions", request, OpenAIChatCompletion, OpenAIChatCompletionChunk)
 
     async def openai_completion(self, request: OpenAICompletionRequest) -> OpenAICompletion | AsyncIterator[OpenAICompletion]:
-        if self.default_max_tokens and "max_tokens" not in request.model_fields_set:
-            request = request.model_copy(update={"max_tokens": self.default_max_tokens})
+        if self._default_max_tokens and "max_tokens" not in request.model_fields_set:
+            request = request.model_copy(update={"max_tokens": self._default_max_tokens})
         return await self._call("/completions", request, OpenAICompletion, OpenAICompletion)
 
     async def openai_embeddings(self, request: OpenAIEmbeddingsRequest) -> OpenAIEmbeddingsResponse:

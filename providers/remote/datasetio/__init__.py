@@ -1,0 +1,1 @@
+"""Datasetio providers backed by remote services."""

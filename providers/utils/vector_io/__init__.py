@@ -1,0 +1,1 @@
+"""Shared by the vector IO providers: the provider base class and Qdrant's client code."""
