@@ -49,7 +49,8 @@ def summary(report: Path) -> dict:
         "operations": data["operations"]["tested"],
         "cases": data["test_cases"]["generated"],
         "failures": sum(f.get("count", 1) for f in data["failures"]),
-        "errors": len(data["errors"]),
+        "errors": sum(e.get("count", 1) for e in data["errors"]),
+        "error_titles": [e.get("title") for e in data["errors"]],
         "seconds": round(data["running_time"], 1),
         "phases": {name: phase["status"] for name, phase in data["phases"].items()},
     }
