@@ -24,7 +24,7 @@ through ``STATUS_CODES``. Anything else that escapes is a bug and a 500.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 
 class StackError(Exception):
@@ -134,6 +134,16 @@ STATUS_CODES: dict[type[StackError], int] = {
     UpstreamTimeoutError: 504,
     StackError: 500,
 }
+
+
+def bad_request_from(exc: Any) -> BadRequestError:
+    """A pydantic ``ValidationError`` raised after the request was parsed (a
+    conversion, a provider's own request model) as a 400 naming the field."""
+    errors = exc.errors(include_url=False)
+    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    field = ".".join(str(part) for part in first["loc"]) or None
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return BadRequestError(first["msg"] + more, field=field)
 
 
 def status_code_for(exc: StackError) -> int:

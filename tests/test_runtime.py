@@ -13,7 +13,7 @@ from stack.registry import ProviderSpec
 from tests.support import app_from_yaml, serve_app
 
 
-async def test_operations_a_provider_does_not_declare_are_501s_and_not_listed(tmp_path, monkeypatch):
+async def test_operations_a_provider_does_not_declare_are_not_listed_nor_offered(tmp_path, monkeypatch):
     # the code interpreter serves ToolRuntime (list, invoke), not the rag-tool routes
     monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
     app = app_from_yaml(tmp_path, """\
@@ -25,16 +25,12 @@ async def test_operations_a_provider_does_not_declare_are_501s_and_not_listed(tm
           - provider_id: code
             provider_type: inline::code-interpreter
             config: {sandbox: subprocess}
-        tool_groups:
-        - toolgroup_id: builtin::rag
-          provider_id: code
         """)
     async with serve_app(app) as client:
-        query = await client.post("/v1/tool-runtime/rag-tool/query", json={"content": "x", "vector_db_ids": ["v"]})
+        rag_group = await client.post("/v1/toolgroups", json={"toolgroup_id": "builtin::rag", "provider_id": "code"})
         routes = {(r["route"], r["method"]): r["provider_types"]
                   for r in (await client.get("/v1/inspect/routes")).json()["data"]}
-    assert query.status_code == 501
-    assert query.json()["detail"] == "provider 'code' of builtin::rag does not serve rag_tool_query of the tool_runtime API"
+    assert rag_group.status_code == 400 and rag_group.json()["detail"].startswith("provider_id: ")
     assert routes[("/v1/tool-runtime/rag-tool/query", "POST")] == []
     assert routes[("/v1/tool-runtime/invoke", "POST")] == ["inline::code-interpreter"]
     assert routes[("/v1/toolgroups", "GET")] == ["inline::code-interpreter"]

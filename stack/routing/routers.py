@@ -22,6 +22,7 @@ from ..errors import BadRequestError, NotFoundError, NotSupportedError
 from ._table import ResourceTable
 from .limits import GenerationLimits, check_llama_stack, check_openai, default_llama_stack, default_openai, fitted_default
 from .models import ModelsRoutingTable
+from .tables import RAG_GROUP
 
 
 def not_served(provider_type: str, api: str, operation: str) -> Callable[..., Any]:
@@ -211,7 +212,7 @@ class ToolRuntimeRouter(Router):
     """ToolRuntime API: a tool goes to the provider of its tool group; the
     rag-tool routes go to the provider of the ``builtin::rag`` group."""
 
-    RAG_GROUP = "builtin::rag"
+    RAG_GROUP = RAG_GROUP
 
     async def list_runtime_tools(self, tool_group_id: str | None = None, mcp_endpoint: Any = None) -> Any:
         if tool_group_id is None:

@@ -192,6 +192,9 @@ class _ToolsTable(ResourceTable[Tool]):
     resource_cls = Tool
 
 
+RAG_GROUP = "builtin::rag"  # the rag-tool routes go to this group's provider
+
+
 class ToolGroupsRoutingTable(ResourceTable[ToolGroup]):
     """Tool groups, and the tools each group's provider lists when it is registered."""
 
@@ -213,6 +216,9 @@ class ToolGroupsRoutingTable(ResourceTable[ToolGroup]):
     async def register(self, resource: ToolGroup, *, source="api") -> ToolGroup:
         """Register the group and the tools its provider lists for it, or
         nothing at all when listing fails or a tool name is taken."""
+        if resource.identifier == RAG_GROUP and not hasattr(self.providers[resource.provider_id], "rag_tool_query"):
+            raise BadRequestError(f"provider {resource.provider_id!r} does not serve the rag-tool routes that "
+                                  f"{RAG_GROUP} stands for", field="provider_id")
         tools = await self._tools_of(resource)
         for tool in tools:
             taken = await self.tools._read(tool.identifier)

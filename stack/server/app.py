@@ -13,6 +13,7 @@ from ..apis import api_names
 from ..errors import NotSupportedError
 from ..resolver import Plan
 from ..runtime import Stack, served_apis
+from ._openapi import install_openapi
 from .errors import install_error_handlers
 from .disconnect import CancelOnDisconnectMiddleware
 from .middleware import RequestContextMiddleware
@@ -30,12 +31,14 @@ def api_keys_for(plan: Plan) -> list[str]:
 
 
 def _new_app(**kwargs: Any) -> FastAPI:
-    return FastAPI(
+    app = FastAPI(
         title="polystack",
         version=__version__,
         description="Llama Stack v1 API with pluggable providers",
         **kwargs,
     )
+    install_openapi(app)
+    return app
 
 
 def create_app(plan: Plan) -> FastAPI:

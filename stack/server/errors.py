@@ -1,15 +1,15 @@
-"""The one mapping from exceptions to HTTP responses."""
+"""The one mapping from exceptions to HTTP responses, and the one error body."""
 
 from __future__ import annotations
 
+import http
 import logging
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from ..errors import ServiceUnavailableError, StackError, status_code_for
 from ..request_context import request_id
@@ -18,22 +18,12 @@ from ..storage import StorageError
 log = logging.getLogger(__name__)
 
 
-def error_body(status: int, message: str, error_type: str) -> dict:
-    return {"detail": message, "error": {"type": error_type, "status": status}}
-
-
-async def _stack_error(_request: Request, exc: StackError) -> JSONResponse:
-    status = status_code_for(exc)
-    headers = {}
-    if isinstance(exc, ServiceUnavailableError):
-        headers["Retry-After"] = str(exc.retry_after)
-    if status == 500 and isinstance(exc, StorageError):  # a failed statement: its text stays in the log
-        rid = request_id() or "-"
-        log.error("storage error in request %s", rid, exc_info=exc)
-        return JSONResponse(internal_error_body(rid), status_code=500)
-    if status >= 500:
-        log.warning("%s: %s", type(exc).__name__, exc.message)
-    return JSONResponse(error_body(status, exc.message, type(exc).__name__), status_code=status, headers=headers)
+def error_body(status: int, message: str, error_type: str, detail: Any = None) -> dict:
+    """The body of every error the server sends: JSON responses and the event
+    that ends a failed stream. ``detail`` defaults to ``message`` (a 422 lists
+    its field errors there, as FastAPI does)."""
+    return {"detail": message if detail is None else detail,
+            "error": {"message": message, "type": error_type, "status": status}}
 
 
 def internal_error_body(rid: str) -> dict:
@@ -41,24 +31,56 @@ def internal_error_body(rid: str) -> dict:
     return error_body(500, f"internal error; request id {rid}", "InternalError")
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+def stack_error_body(exc: BaseException) -> tuple[int, dict]:
+    """(status, body) for ``exc``: a StackError as its class says, anything
+    else (and a failed storage statement, whose text stays in the log) as a hidden 500."""
+    if isinstance(exc, StackError):
+        status = status_code_for(exc)
+        if not (status == 500 and isinstance(exc, StorageError)):
+            return status, error_body(status, exc.message, type(exc).__name__)
+    return 500, internal_error_body(request_id() or "-")
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict]:
+    """Field errors as ``{loc, msg, type}``: never the input, which may be
+    bytes that are not UTF-8 or a large echo of what the client sent."""
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()]
+
+
+async def _stack_error(_request: Request, exc: StackError) -> JSONResponse:
+    status, body = stack_error_body(exc)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailableError) else {}
+    if status == 500 and isinstance(exc, StorageError):
+        log.error("storage error in request %s", request_id() or "-", exc_info=exc)
+    elif status >= 500:
+        log.warning("%s: %s", type(exc).__name__, exc.message)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422, but an echoed NaN or infinity (which JSON cannot hold) as a string, not a 500."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+    errors = validation_errors(exc)
+    message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:3]) or "invalid request"
+    return JSONResponse(error_body(422, message, "ValidationError", errors), status_code=422)
+
+
+def http_error_type(status: int) -> str:
+    """The error type of an HTTP-level error: ``NotFoundError``, ``MethodNotAllowedError``, ..."""
+    if status == 413:  # one name whether the Content-Length or the counted body was too large
+        return "PayloadTooLargeError"
+    return http.HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "") + "Error"
+
+
+async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    name = http_error_type(exc.status_code)
+    return JSONResponse(error_body(exc.status_code, str(exc.detail), name), status_code=exc.status_code,
+                        headers=exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """StackError -> its status (503s with Retry-After); FastAPI's own 422 stays
-    as it is (NaN made printable). Anything else becomes a logged 500 in
-    RequestContextMiddleware, which knows the request id."""
+    """StackError -> its status (503s with Retry-After); validation -> 422 listing the fields; HTTP
+    errors (404, 405, 413) keep their status. Anything else becomes a logged 500
+    in RequestContextMiddleware, which knows the request id. Every body is ``error_body``'s."""
     app.add_exception_handler(StackError, _stack_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

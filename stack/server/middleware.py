@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from ..request_context import reset_request, set_request
 from ._json import dumps
-from .errors import error_body, internal_error_body
+from .errors import error_body, http_error_type, internal_error_body
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class RequestContextMiddleware:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             # answered before a byte of the body is read; the connection closes
             # so the unread body is not taken for the next request
-            await _reply(send_with_id, 413, _too_large(self.max_body), "PayloadTooLargeError",
+            await _reply(send_with_id, 413, _too_large(self.max_body), http_error_type(413),
                          extra=[(b"connection", b"close")])
             return
         if declared is None and scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS"):

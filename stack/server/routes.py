@@ -3,16 +3,18 @@
 For each ``@webmethod`` of a served API this adds one FastAPI route whose
 endpoint has typed path, query and body parameters (so FastAPI validates,
 answers 422 with field paths and documents the schema) and calls the method of
-the same name on the object serving that API. Operations whose input is a JSON
-body (and string path parameters) are served by a plain Starlette endpoint in
-front of it, validating with the same request model: FastAPI's per-request
-dependency machinery costs more than the rest of a fast request.
+the same name on the object serving that API. That one route both documents
+and serves the operation; when its input is a JSON body (and string path
+parameters) a lean handler validating with the same request model serves it
+instead of FastAPI's per-request dependency machinery, which costs more than
+the rest of a fast request.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import enum
+import functools
 import inspect
 import json
 import types
@@ -21,10 +23,11 @@ from typing import Any, Callable
 
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import request_response
 
 from ..apis import WebMethod, get_protocol, iter_webmethods
 from ._json import dumps
@@ -73,14 +76,17 @@ def _split_return(annotation: Any) -> tuple[Any, bool]:
     return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), streams
 
 
+def _located(exc: ValidationError, *prefix: str) -> RequestValidationError:
+    """The 422 for ``exc``, its field paths under ``prefix`` ("body", or "query" and the name)."""
+    return RequestValidationError([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)])
+
+
 def _parse_body(model: type[BaseModel] | TypeAdapter, raw: bytes) -> Any:
-    """``raw`` validated as ``model``; FastAPI's 422, located under "body", when it is not."""
+    """``raw`` validated as ``model``; a 422 located under "body" when it is not."""
     try:
         return model.validate_json(raw) if isinstance(model, TypeAdapter) else model.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
+        raise _located(exc, "body") from None
 
 
 def _render(result: Any, media_type: str = "application/json") -> Response:
@@ -213,9 +219,7 @@ class _Operation:
         try:
             return adapter.validate_json(raw)
         except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("query", name, *e["loc"])} for e in exc.errors(include_url=False)]
-            ) from None
+            raise _located(exc, "query", name) from None
 
     def openapi_responses(self) -> dict:
         ok: dict[str, Any] = {"description": "OK"}
@@ -228,21 +232,28 @@ class _Operation:
         return {200: ok}
 
 
+class _OperationRoute(APIRoute):
+    """The one route of an operation: FastAPI documents it from the typed
+    endpoint; the lean handler, when the operation has one, serves it."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, lean: Callable[..., Any] | None, **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.lean = lean is not None
+        if lean is not None:
+            self.app = request_response(lean)
+
+
 def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
-    """Add the routes of every operation declared by ``apis``."""
+    """Add the route of every operation declared by ``apis`` (and of its aliases)."""
     declared = [(api, name, wm, fn) for api in apis for name, wm, fn in iter_webmethods(get_protocol(api))]
     paths = _path_routes([wm.route for *_, wm, _ in declared])
     for api, name, wm, fn in sorted(declared, key=lambda d: d[2].route, reverse=True):
         op = _Operation(api, name, wm, fn, get_impl)
         endpoint = op.endpoint()
-        # lean endpoints serve what they can; the FastAPI route below documents it
         whole_body = wm.body and not op.query_params and op.path_types_are_str
-        fast = op.body_endpoint() if whole_body else op.fields_endpoint() if op.lean else None
-        if fast is not None:
-            for path in (paths[wm.route], *wm.aliases):
-                app.router.routes.insert(0, Route(path, fast, methods=[wm.method]))
+        lean = op.body_endpoint() if whole_body else op.fields_endpoint() if op.lean else None
         for path in (paths[wm.route], *wm.aliases):
-            app.add_api_route(
+            app.router.add_api_route(
                 path,
                 endpoint,
                 methods=[wm.method],
@@ -252,4 +263,8 @@ def add_api_routes(app: FastAPI, apis: list[str], get_impl: ImplGetter) -> None:
                 response_model=None,
                 responses=op.openapi_responses(),
                 include_in_schema=path == paths[wm.route],
+                route_class_override=functools.partial(_OperationRoute, lean=lean),
             )
+    # routes are tried in turn on every request: the lean ones (the hot OpenAI-compatible
+    # routes among them) first, in path order ("{" sorts after letters: literal segments first)
+    app.router.routes.sort(key=lambda route: (0, route.path) if getattr(route, "lean", False) else (1, ""))

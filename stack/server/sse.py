@@ -8,9 +8,9 @@ from typing import Any, AsyncIterator
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
-from ..errors import StackError, status_code_for
-from ..request_context import request_id
+from ..errors import StackError
 from ._json import dumps
+from .errors import stack_error_body
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,9 @@ def _event(payload: Any) -> bytes:
 
 
 def error_event(exc: BaseException) -> bytes:
-    """The event that ends a stream that failed after it started."""
-    if isinstance(exc, StackError):
-        status, message = status_code_for(exc), exc.message
-    else:
-        status, message = 500, f"internal error; request id {request_id()}"
-    return _event({"error": {"message": message, "status": status, "type": type(exc).__name__}})
+    """The event that ends a stream that failed after it started: the body the
+    same error would have had as a response."""
+    return _event(stack_error_body(exc)[1])
 
 
 async def _events(first: Any, rest: AsyncIterator[Any], done_marker: bool) -> AsyncIterator[bytes]:

@@ -115,6 +115,8 @@ def test_an_oversized_body_is_refused_unread_and_the_server_goes_on(starter, cli
     chunks = (b"x" * (1 << 20) for _ in range(20))
     response = client.post("/v1/chat/completions", content=chunks, headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and "16777216 bytes" in response.json()["detail"]
+    assert response.json()["error"]["type"] == "PayloadTooLargeError"  # as for the announced length
+    assert '"type":"PayloadTooLargeError"' in answer
     assert client.get("/v1/health").json()["status"] == "OK"
     small = client.post("/v1/chat/completions", json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]})
     assert small.status_code == 404

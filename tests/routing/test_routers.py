@@ -444,6 +444,18 @@ async def test_rag_tool_routes_need_the_builtin_rag_group(tool_groups, calls):
     ]
 
 
+async def test_builtin_rag_needs_a_provider_that_serves_the_rag_tool_routes(store, calls):
+    class CodeOnly:  # a tool runtime without the rag-tool routes (code-interpreter, say)
+        async def list_runtime_tools(self, tool_group_id=None, mcp_endpoint=None):
+            return [ToolDef(name="code_interpreter")]
+
+    table = ToolGroupsRoutingTable(store, {"code": CodeOnly()}, routed_api="tool_runtime")
+    await table.initialize()
+    with pytest.raises(BadRequestError, match="^provider_id: provider 'code' does not serve the rag-tool routes"):
+        await table.register_tool_group("builtin::rag", provider_id="code")
+    assert await table.list() == []
+
+
 # -- the routing map -----------------------------------------------------------------------------------
 
 

@@ -103,6 +103,33 @@ async def test_missing_or_malformed_body_is_422(client):
     assert malformed.json()["detail"][0]["type"] == "json_invalid"
 
 
+async def test_body_that_is_not_utf8_is_422_logged_without_a_traceback(client, caplog):
+    for path in ("/v1/models", "/v1/telemetry/spans/export"):
+        response = await client.post(path, content=b'{"model_id": "\xff\xfe"}', headers={"content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["type"] == "json_invalid"
+        assert response.json()["error"] == {"message": response.json()["error"]["message"], "type": "ValidationError", "status": 422}
+    assert not [r for r in caplog.records if r.exc_info or r.levelname in ("WARNING", "ERROR")]
+
+
+async def test_every_error_has_the_one_body_shape(client):
+    for response in (await client.get("/v1/no-such-route"), await client.delete("/v1/health"),
+                     await client.post("/v1/models", json={})):
+        body = response.json()
+        assert set(body) == {"detail", "error"}, body
+        assert body["error"]["status"] == response.status_code
+        assert body["error"]["message"] and body["error"]["type"].endswith("Error")
+
+
+async def test_one_route_serves_each_operation(client):
+    from fastapi.routing import APIRoute
+
+    app = client._transport.app
+    seen = [(r.path, m) for r in app.routes if hasattr(r, "methods") and r.path.startswith("/v1") for m in r.methods]
+    assert len(seen) == len(set(seen)), "an operation has more than one route"
+    assert all(isinstance(r, APIRoute) for r in app.routes if getattr(r, "path", "").startswith("/v1"))
+
+
 async def test_structured_query_parameter_is_json(client):
     filters = [{"key": "service", "op": "eq", "value": "api"}]
     response = await client.get("/v1/telemetry/traces", params={"attribute_filters": json.dumps(filters), "limit": 5})

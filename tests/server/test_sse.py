@@ -5,6 +5,7 @@ import json
 import pytest
 
 from stack.errors import UpstreamError
+from stack.server.errors import error_body
 from stack.server.sse import sse_response
 
 
@@ -43,7 +44,9 @@ async def test_error_after_start_ends_stream_with_error_event():
     raw = await body_of(await sse_response(gen(), done_marker=True))
     first, last = events(raw)
     assert json.loads(first) == {"n": 1}
-    assert json.loads(last) == {"error": {"message": "connection reset by upstream", "status": 502, "type": "UpstreamError"}}
+    # the same body a response for this error would have had
+    assert json.loads(last) == error_body(502, "connection reset by upstream", "UpstreamError")
+    assert json.loads(last)["error"] == {"message": "connection reset by upstream", "status": 502, "type": "UpstreamError"}
 
 
 async def test_unexpected_error_after_start_hides_internals():

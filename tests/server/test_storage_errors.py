@@ -43,7 +43,7 @@ async def test_postgres_down_is_503_with_retry_after_and_recovers(tmp_path, monk
         assert down.status_code == 503, down.text
         assert down.headers["Retry-After"] == "5"
         body = down.json()
-        assert body["error"] == {"type": "StorageUnavailableError", "status": 503}
+        assert body["error"] == {"message": body["detail"], "type": "StorageUnavailableError", "status": 503}
         assert "PostgreSQL" in body["detail"] and "unavailable" in body["detail"]
         assert "password" not in body["detail"]
 
