@@ -8,11 +8,17 @@ ids); a v4 ``config`` or a v5 ``prompt`` is one of its versions.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._webmethod import webmethod
+
+#: most items on one page of a list, as Humanloop allows
+MAX_PAGE_SIZE = 100
+#: list pages are validated as Humanloop validates them: a 422 naming ``page`` or ``size``
+Page = Annotated[int, Field(ge=1, description="Page number, from 1")]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, 1 to {MAX_PAGE_SIZE}")]
 
 JSONDict = dict[str, Any]
 LogStatus = Literal["complete", "incomplete"]
@@ -258,7 +264,7 @@ class PromptLogs(Protocol):
     async def get_session(self, id: str) -> HumanloopSession: ...
 
     @webmethod(route="/v4/sessions", method="GET")
-    async def list_sessions(self, project_id: str, page: int = 1, size: int = 10) -> HumanloopSessionPage: ...
+    async def list_sessions(self, project_id: str, page: Page = 1, size: PageSize = 10) -> HumanloopSessionPage: ...
 
     @webmethod(route="/v4/feedback", method="POST", body="request")
     async def submit_feedback(
@@ -275,7 +281,7 @@ class PromptLogs(Protocol):
     async def update_prompt_log(self, id: str, log_id: str, request: HumanloopPromptLogUpdate) -> HumanloopPromptLog: ...
 
     @webmethod(route="/v5/logs", method="GET")
-    async def list_logs(self, file_id: str, page: int = 1, size: int = 10) -> HumanloopLogPage: ...
+    async def list_logs(self, file_id: str, page: Page = 1, size: PageSize = 10) -> HumanloopLogPage: ...
 
     @webmethod(route="/v5/logs/{id}", method="GET")
     async def get_log(self, id: str) -> HumanloopPromptLog: ...

@@ -25,6 +25,7 @@ from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic.fields import FieldInfo
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import request_response
@@ -62,6 +63,25 @@ def _is_query_compatible(tp: Any) -> bool:
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
         return _is_query_compatible(args[0])
     return typing.get_origin(tp) in (list, collections.abc.Sequence) and all(_is_scalar(a) for a in args)
+
+
+_BOUNDS = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern")
+
+
+def _query(ann: Any, default: Any) -> tuple[Any, Any]:
+    """(type, FastAPI Query) of a query parameter; the bounds of an ``Annotated[int, Field(ge=1)]``
+    become the Query's, so FastAPI checks them (422) and documents them."""
+    if typing.get_origin(ann) is not typing.Annotated:
+        return ann, Query(default)
+    base, *metadata = typing.get_args(ann)
+    bounds: dict[str, Any] = {}
+    for info in metadata:
+        if isinstance(info, FieldInfo):
+            if info.description:
+                bounds["description"] = info.description
+            for constraint in info.metadata:
+                bounds.update({k: getattr(constraint, k) for k in _BOUNDS if hasattr(constraint, k)})
+    return base, Query(default, **bounds)
 
 
 def _split_return(annotation: Any) -> tuple[Any, bool]:
@@ -132,7 +152,8 @@ class _Operation:
                 body_fields[p.name] = (ann, default)
             elif _is_query_compatible(ann):
                 self.query_params.append(p.name)
-                params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=Query(default)))
+                base, query = _query(ann, default)
+                params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=base, default=query))
             else:  # structured query value: JSON in the query string
                 self.json_params[p.name] = TypeAdapter(ann)
                 q = Query(None if default is ... or default is None else json.dumps(default), description=f"JSON: {ann}")

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from stack.apis.prompt_logs import (
+    MAX_PAGE_SIZE,
     HumanloopCreateLogResponse,
     HumanloopCreatePromptLogResponse,
     HumanloopCreateSessionRequest,
@@ -31,7 +32,7 @@ from stack.apis.prompt_logs import (
     HumanloopSession,
     HumanloopSessionPage,
 )
-from stack.errors import BadRequestError, ConfigError, ConflictError, NotFoundError, UnprocessableError
+from stack.errors import BadRequestError, ConfigError, ConflictError, NotFoundError
 from stack.registry import ProviderContext
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 
@@ -39,7 +40,6 @@ from ._store import PromptLogStore, new_id, now
 from .config import SqlPromptLogsConfig
 
 CONFIG_TYPES = ("model", "tool", "generic", "agent")
-MAX_PAGE_SIZE = 100
 
 
 def _at_most_one(item: Any, first: str, second: str, where: str) -> None:
@@ -48,10 +48,11 @@ def _at_most_one(item: Any, first: str, second: str, where: str) -> None:
 
 
 def _page_bounds(page: int, size: int) -> tuple[int, int]:
+    # the routes check page and size (a 422, as Humanloop answers); this guards direct calls
     if page < 1:
-        raise UnprocessableError(f"page: must be 1 or more, got {page}")
+        raise BadRequestError(f"must be 1 or more, got {page}", field="page")
     if not 1 <= size <= MAX_PAGE_SIZE:
-        raise UnprocessableError(f"size: must be between 1 and {MAX_PAGE_SIZE}, got {size}")
+        raise BadRequestError(f"must be between 1 and {MAX_PAGE_SIZE}, got {size}", field="size")
     return (page - 1) * size, page * size
 
 
