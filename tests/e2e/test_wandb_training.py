@@ -20,6 +20,10 @@ from tests.support import QuietHandler, ServerProcess, serving
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # art imports litellm, which would fetch prices
 art_client = pytest.importorskip("art.serverless.client", reason="install the test extra (openpipe-art)")
 art = pytest.importorskip("art")
+# importing art patches transformers for the whole process (art/transformers/patches.py) with a
+# mask hook that breaks the in-process models of other tests; the HTTP client needs none of it
+_art_patches = pytest.importorskip("art.transformers.patches")
+_art_patches.masking_utils._preprocess_mask_arguments = _art_patches._preprocess_mask_arguments
 from art.trajectories import History
 from openai import AuthenticationError, ConflictError, NotFoundError
 
