@@ -24,12 +24,26 @@ def server(tmp_path_factory):
         yield proc
 
 
-def test_no_operation_answers_a_server_error_or_off_the_document(server, tmp_path):
-    code, output = run_schemathesis(server.base_url, tmp_path / "report.json", max_examples=MAX_EXAMPLES, seed=SEED)
-    found = summary(tmp_path / "report.json")
+def _run(server, report) -> tuple[int, str, dict]:
+    code, output = run_schemathesis(server.base_url, report, max_examples=MAX_EXAMPLES, seed=SEED)
+    found = summary(report)
     print(f"\nschemathesis (seed {SEED}, {MAX_EXAMPLES} examples per operation): {found['operations']} operations, "
           f"{found['cases']} cases, {found['failures']} failures, {found['errors']} errors "
           f"in {found['seconds']} s; phases {found['phases']}")
+    return code, output, found
+
+
+def _generator_errors_only(found: dict) -> bool:
+    """Schemathesis itself failed to build some cases (its 'Runtime Error', seen once in seven
+    runs under load, in its coverage phase): no request of ours was judged, so nothing was found."""
+    return found["failures"] == 0 and found["errors"] > 0 and set(found["error_titles"]) == {"Runtime Error"}
+
+
+def test_no_operation_answers_a_server_error_or_off_the_document(server, tmp_path):
+    code, output, found = _run(server, tmp_path / "report.json")
+    if code != 0 and _generator_errors_only(found):
+        print(output[output.find("= ERRORS ="):][:3000])  # kept in the log, then one more run decides
+        code, output, found = _run(server, tmp_path / "report-again.json")
     # the ERRORS section names the operation and what went wrong (a timeout, a reset connection)
     errors_at = output.find("= ERRORS =")
     assert code == 0, f"{found}\n{output[errors_at:errors_at + 6000] if errors_at >= 0 else output[-8000:]}"
