@@ -17,6 +17,7 @@ from .errors import install_error_handlers
 from .disconnect import CancelOnDisconnectMiddleware
 from .middleware import RequestContextMiddleware
 from .routes import add_api_routes
+from .tracing import TracingMiddleware
 
 API_KEYS_ENV = "POLYSTACK_API_KEYS"
 
@@ -58,6 +59,7 @@ def create_app(plan: Plan) -> FastAPI:
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan),
                        max_body=plan.loaded.config.server.max_request_bytes)
+    app.add_middleware(TracingMiddleware)  # outermost: refused requests are traced too
     return app
 
 
