@@ -10,7 +10,6 @@ import json
 import pytest
 
 from stack import tracing
-from tests.providers.remote.inference.doubles import FakeOpenAIUpstream
 from tests.support import app_from_yaml, serve_app
 
 RUN_CONFIG = """\
@@ -38,14 +37,6 @@ models:
 """
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-async def upstream():
-    fake = FakeOpenAIUpstream()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
-from tests.providers.remote.inference.doubles import FakeOpenAIUpstream
 from tests.support import app_from_yaml, serve_app
 
 from .test_meta_reference import CHAT, RUN_CONFIG, TRACEPARENT
@@ -48,14 +47,6 @@ class OtlpReceiver:
                 service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
                 out += [(service, span) for scope in resource_spans.scope_spans for span in scope.spans]
         return out
-
-
-@pytest.fixture
-async def upstream():
-    fake = FakeOpenAIUpstream()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def test_a_traced_request_reaches_an_otlp_collector(tmp_path, upstream, monkeypatch):
