@@ -14,6 +14,7 @@ from ..errors import NotSupportedError
 from ..resolver import Plan
 from ..runtime import Stack, served_apis
 from .errors import install_error_handlers
+from .client_compat import TelemetryQueryCompatMiddleware
 from .disconnect import CancelOnDisconnectMiddleware
 from .middleware import RequestContextMiddleware
 from .routes import add_api_routes
@@ -59,6 +60,7 @@ def create_app(plan: Plan) -> FastAPI:
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan),
                        max_body=plan.loaded.config.server.max_request_bytes)
+    app.add_middleware(TelemetryQueryCompatMiddleware)
     app.add_middleware(TracingMiddleware)  # outermost: refused requests are traced too
     return app
 

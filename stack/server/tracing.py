@@ -2,7 +2,8 @@
 
 A W3C ``traceparent`` request header puts the request's span into the caller's
 trace. With no telemetry provider configured the middleware passes requests
-straight through.
+straight through. The telemetry routes and /v1/health are not traced: reading
+traces, or a load balancer's health checks, would otherwise fill the span store.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from .. import tracing
 
 TRACEPARENT_HEADER = b"traceparent"
 TRACE_ID_HEADER = b"x-trace-id"
+UNTRACED_PREFIXES = ("/v1/telemetry/", "/v1/health")
 
 
 class TracingMiddleware:
@@ -18,7 +20,7 @@ class TracingMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not tracing.enabled():
+        if scope["type"] != "http" or not tracing.enabled() or scope["path"].startswith(UNTRACED_PREFIXES):
             await self.app(scope, receive, send)
             return
         parent = None

@@ -138,11 +138,26 @@ async def test_query_traces_filters_orders_and_pages(client):
     ({"attribute_filters": json.dumps([{"key": "k", "op": "like", "value": 1}])}, "attribute_filters"),
     ({"attribute_filters": json.dumps([{"key": "k", "op": "gt", "value": [1]}])}, "attribute_filters[0].value"),
     ({"attribute_filters": "not json"}, "attribute_filters"),
+    ({"attribute_filters": "{'key': 'k', 'op': 'eq'"}, "attribute_filters"),  # a broken Python repr
+    ({"attribute_filters": "{'key': 'k', 'op': 'eq', 'value': __import__('os')}"}, "attribute_filters"),
 ])
 async def test_bad_trace_queries_are_4xx_naming_the_field(client, params, field):
     response = await client.get("/v1/telemetry/traces", params=params)
     assert 400 <= response.status_code < 500, response.text
     assert field in response.text
+
+
+async def test_llama_stack_client_query_forms_are_understood(client):
+    """llama-stack-client 0.1.0 sends Python reprs joined by commas, and comma-joined string lists."""
+    trace_id = (await client.post("/v1/chat/completions", json=CHAT)).headers["x-trace-id"]
+    response = await client.get("/v1/telemetry/spans", params={
+        "attribute_filters": "{'key': 'gen_ai.request.model', 'op': 'eq', 'value': 'upstream-model'},"
+                             "{'key': 'gen_ai.usage.input_tokens', 'op': 'gt', 'value': 1}",
+        "attributes_to_return": "gen_ai.usage.input_tokens,gen_ai.usage.output_tokens"})
+    assert response.status_code == 200, response.text
+    [span] = response.json()["data"]
+    assert span["trace_id"] == trace_id
+    assert span["attributes"] == {"gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 4}
 
 
 async def test_unknown_traces_and_spans_are_404(client):
