@@ -17,6 +17,7 @@ import collections
 import inspect
 import logging
 import os
+import random
 import re
 import time
 from contextlib import contextmanager
@@ -27,15 +28,17 @@ from typing import Any, AsyncIterator, Callable, Iterator, Protocol
 
 log = logging.getLogger(__name__)
 
+_random = random.Random()  # ids need to be unique, not secret: no syscall per id
+os.register_at_fork(after_in_child=_random.seed)  # forked workers must not repeat the parent's ids
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    return f"{_random.getrandbits(128) or 1:032x}"
 
 
 def new_span_id() -> str:
-    return os.urandom(8).hex()
+    return f"{_random.getrandbits(64) or 1:016x}"
 
 
 def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:
@@ -71,17 +74,19 @@ class SpanRecord:
     status: str = "ok"
     #: the first span of its trace on this server (a request's span): what trace queries list
     root: bool = False
+    #: metrics recorded on this span in-process; they travel with it to the sinks
+    events: list["EventRecord"] | None = None
 
     def set(self, key: str, value: Any) -> None:
         self.attributes[key] = value
 
     @property
     def start_time(self) -> datetime:
-        return _datetime(self.start_ns)
+        return to_datetime(self.start_ns)
 
     @property
     def end_time(self) -> datetime | None:
-        return None if self.end_ns is None else _datetime(self.end_ns)
+        return None if self.end_ns is None else to_datetime(self.end_ns)
 
 
 @dataclass(slots=True)
@@ -100,7 +105,7 @@ class EventRecord:
     unit: str | None = None
 
 
-def _datetime(ns: int) -> datetime:
+def to_datetime(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
 
 
@@ -267,11 +272,13 @@ def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
 
 
 def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, **attributes: Any) -> None:
-    """A MetricEvent on ``record``'s span."""
-    collector = _collector
-    if collector is not None:
-        collector.add_event(EventRecord(record.trace_id, record.span_id, datetime.now(timezone.utc), "metric",
-                                        attributes, metric=metric, value=value, unit=unit))
+    """A MetricEvent on ``record``'s span (sent with the span when it finishes)."""
+    event = EventRecord(record.trace_id, record.span_id, datetime.now(timezone.utc), "metric",
+                        attributes, metric=metric, value=value, unit=unit)
+    if record.events is None:
+        record.events = [event]
+    else:
+        record.events.append(event)
 
 
 # -- instrumenting the objects that serve an API --------------------------------------------

@@ -146,11 +146,12 @@ class SqlStore(ABC):
         if not keys or any(k not in columns for k in keys):
             raise ValueError(f"upsert_many key columns {keys!r} must be columns of the rows")
         physical, schema = await self._schema(table)
+        types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
         params = []
         for row in rows:
-            if list(row) != columns:
+            if len(row) != len(columns) or any(c not in row for c in columns):
                 raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
-            params.append([self._encode_value(self._column(schema, c, table), v, c) for c, v in row.items()])
+            params.append([self._encode_value(t, row[c], c) for c, t in zip(columns, types)])
         sql = (f"INSERT INTO {quote(physical)} ({', '.join(quote(c) for c in columns)}) "
                f"VALUES ({', '.join([self.placeholder] * len(columns))})")
         await self._execute_many(sql + _on_conflict(keys, columns), params)

@@ -35,7 +35,7 @@ from .sinks import ConsoleSink, OtelSink, SpanStoreSink, span_row
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
-TRACE_ORDER = {"trace_id": "trace_id", "root_span_id": "span_id", "start_time": "start_time", "end_time": "end_time"}
+TRACE_ORDER = {"trace_id": "trace_id", "root_span_id": "span_id", "start_time": "start_ns", "end_time": "end_ns"}
 #: span_start events waiting for their span_end when no span store keeps them
 MAX_OPEN_SPANS = 10_000
 SPAN_COLUMNS_SAVED = ("trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time")
@@ -126,7 +126,7 @@ class MetaReferenceTelemetry:
         if row is None:
             return None
         return tracing.SpanRecord(row["trace_id"], row["span_id"], row["parent_span_id"], row["name"],
-                                  int(row["start_time"].timestamp() * 1e9), attributes=row["attributes"] or {},
+                                  row["start_ns"], attributes=row["attributes"] or {},
                                   root=row["root"])
 
     # -- queries -----------------------------------------------------------------------------
@@ -137,7 +137,11 @@ class MetaReferenceTelemetry:
             raise NotSupportedError("trace and span queries read the span store: add the sqlite sink "
                                     "to the telemetry provider's sinks")
         await self.collector.flush()
-        return await self.store.store.fetch_all("spans", where, **kwargs)
+        rows = await self.store.store.fetch_all("spans", where, **kwargs)
+        for row in rows:
+            row["start_time"] = tracing.to_datetime(row["start_ns"])
+            row["end_time"] = None if row["end_ns"] is None else tracing.to_datetime(row["end_ns"])
+        return rows
 
     async def query_traces(self, attribute_filters: list[QueryCondition] | None = None, limit: int | None = 100,
                            offset: int | None = 0, order_by: list[str] | None = None) -> QueryTracesResponse:
@@ -162,7 +166,7 @@ class MetaReferenceTelemetry:
         return QueryTracesResponse(data=traces[offset:offset + limit])
 
     async def get_trace(self, trace_id: str) -> Trace:
-        roots = await self._rows({"trace_id": trace_id, "root": True}, order_by=[("start_time", "asc")])
+        roots = await self._rows({"trace_id": trace_id, "root": True}, order_by=[("start_ns", "asc")])
         if not roots:
             raise NotFoundError("Trace", trace_id, [])
         return _trace(roots[0])
@@ -179,7 +183,7 @@ class MetaReferenceTelemetry:
         found = await self._rows({"span_id": span_id}, limit=1)
         if not found:
             raise NotFoundError("Span", span_id, [])
-        spans = await self._rows({"trace_id": found[0]["trace_id"]}, order_by=[("start_time", "asc")])
+        spans = await self._rows({"trace_id": found[0]["trace_id"]}, order_by=[("start_ns", "asc")])
         tree = _subtree(spans, span_id, max_depth)
         return QuerySpanTreeResponse(data={
             row["span_id"]: SpanWithStatus(**_span_fields(row, attributes_to_return), status=row["status"])
@@ -192,7 +196,7 @@ class MetaReferenceTelemetry:
         root down to ``max_depth``; with ``attributes_to_return``, those that carry one of them, with only those."""
         _check_depth(max_depth)
         conditions = _conditions(attribute_filters, "attribute_filters")
-        rows = await self._rows(order_by=[("start_time", "asc")])
+        rows = await self._rows(order_by=[("start_ns", "asc")])
         by_trace: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         for row in rows:
             by_trace[row["trace_id"]].append(row)

@@ -20,11 +20,13 @@ SPAN_COLUMNS = {
     "span_id": ColumnType.TEXT,
     "parent_span_id": ColumnType.TEXT,
     "name": ColumnType.TEXT,
-    "start_time": ColumnType.TIMESTAMP,
-    "end_time": ColumnType.TIMESTAMP,
+    # epoch nanoseconds: cheaper to write than timestamps, and every span is written
+    "start_ns": ColumnType.INTEGER,
+    "end_ns": ColumnType.INTEGER,
     "attributes": ColumnType.JSON,
     "status": ColumnType.TEXT,
     "root": ColumnType.BOOLEAN,
+    "events": ColumnType.JSON,  # the metrics recorded on the span
 }
 EVENT_COLUMNS = {
     "event_id": ColumnType.TEXT,
@@ -42,9 +44,16 @@ EVENT_COLUMNS = {
 
 
 def span_row(span: SpanRecord) -> dict[str, Any]:
+    events = [{**event_fields(e), "timestamp": e.timestamp.isoformat()} for e in span.events] if span.events else None
     return {"trace_id": span.trace_id, "span_id": span.span_id, "parent_span_id": span.parent_span_id,
-            "name": span.name, "start_time": span.start_time, "end_time": span.end_time,
-            "attributes": span.attributes, "status": span.status, "root": span.root}
+            "name": span.name, "start_ns": span.start_ns, "end_ns": span.end_ns,
+            "attributes": span.attributes, "status": span.status, "root": span.root, "events": events}
+
+
+def event_fields(event: EventRecord) -> dict[str, Any]:
+    fields = {"type": event.type, "timestamp": event.timestamp, "message": event.message, "severity": event.severity,
+              "metric": event.metric, "value": event.value, "unit": event.unit, "attributes": event.attributes}
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 class SpanStoreSink:
@@ -58,11 +67,12 @@ class SpanStoreSink:
         await self.store.create_table("events", EVENT_COLUMNS, primary_key="event_id")
 
     async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
+        """A span's own metrics go in its row (one row a span: a row per metric would double the
+        writes of every inference call); posted logs and metrics in the events table."""
         await self.store.upsert_many("spans", [span_row(s) for s in spans], ("trace_id", "span_id"))
         await self.store.upsert_many("events", [
-            {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id, "timestamp": e.timestamp,
-             "type": e.type, "message": e.message, "severity": e.severity, "metric": e.metric,
-             "value": e.value, "unit": e.unit, "attributes": e.attributes}
+            {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id,
+             **dict.fromkeys(EVENT_COLUMNS.keys() - {"event_id", "trace_id", "span_id"}), **event_fields(e)}
             for e in events
         ], ("event_id",))
 
@@ -79,10 +89,11 @@ class ConsoleSink:
             f"{s.status} {json.dumps(s.attributes, default=str)}"
             for s in spans
         ]
+        own = [e for s in spans for e in s.events or ()]
         lines += [
             f"[trace {e.trace_id} span {e.span_id}] {e.type} "
             + (f"{e.metric}={e.value} {e.unit}" if e.type == "metric" else f"{e.severity}: {e.message}")
-            for e in events
+            for e in [*own, *events]
         ]
         if lines:
             await asyncio.to_thread(_write, "\n".join(lines) + "\n")
@@ -119,7 +130,7 @@ class OtelSink:
             self.processor.on_end(self._readable(span))
 
     def _readable(self, span: SpanRecord) -> Any:
-        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
         def context(span_id: str) -> SpanContext:
@@ -133,6 +144,9 @@ class OtelSink:
             resource=self.resource,
             attributes={k: _otel_value(v) for k, v in span.attributes.items() if v is not None},
             status=Status(StatusCode.ERROR if span.status == "error" else StatusCode.OK),
+            events=[Event(e.metric, {"value": e.value, "unit": e.unit, **{k: _otel_value(v) for k, v in e.attributes.items()
+                                                                         if v is not None}},
+                          int(e.timestamp.timestamp() * 1e9)) for e in span.events or ()],
             start_time=span.start_ns,
             end_time=span.end_ns,
         )

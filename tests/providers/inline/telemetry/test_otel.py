@@ -72,6 +72,10 @@ async def test_a_traced_request_reaches_an_otlp_collector(tmp_path, upstream, mo
     assert attributes["gen_ai.request.model"].string_value == "upstream-model"
     assert attributes["gen_ai.usage.input_tokens"].int_value == 5
     assert provider.end_time_unix_nano >= provider.start_time_unix_nano > 0
+    # the MetricEvents of the call travel as span events
+    metrics = {e.name: {a.key: a.value for a in e.attributes} for e in provider.events}
+    assert metrics.keys() == {"latency_ms", "prompt_tokens", "completion_tokens", "total_tokens"}
+    assert metrics["total_tokens"]["value"].int_value == 9 and metrics["latency_ms"]["unit"].string_value == "ms"
 
 
 def test_an_unknown_sink_is_refused_naming_it(tmp_path):
