@@ -2,13 +2,14 @@
 versus straight to the upstream.
 
 usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
-                             [--stream-requests 300]
+                             [--stream-requests 300] [--tracing]
 
 Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
 own process) and a `polystack run` whose remote::openai provider points at it,
 then loads each with a client load generator in a third process (`wrk` when
 installed, else an aiohttp-based one) at each concurrency: p50 / p99 latency,
-req/s and errors. Then streams: the time to the first SSE chunk, sequentially,
+req/s and errors. With --tracing, a second `polystack run` that traces every request
+(inline::meta-reference telemetry, sqlite sink) is loaded beside it. Then streams: the time to the first SSE chunk, sequentially,
 direct and proxied. Every process shares the same cores, so the generator and
 the upstream take CPU the proxy would otherwise have.
 """
@@ -54,6 +55,14 @@ models:
   provider_model_id: bench-upstream
   model_type: llm
 """
+
+# --tracing: a second proxy that traces every request into a SQLite span store
+TRACED_RUN_YAML = RUN_YAML.replace("apis: [inference]", "apis: [inference, telemetry]").replace("models:", """\
+  telemetry:
+  - provider_id: meta-reference
+    provider_type: inline::meta-reference
+    config: {{sinks: [sqlite]}}
+models:""")
 
 
 def free_port() -> int:
@@ -167,6 +176,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--generator", choices=["wrk", "aiohttp"], default="wrk" if shutil.which("wrk") else "aiohttp")
     parser.add_argument("--stream-requests", type=int, default=300)
+    parser.add_argument("--tracing", action="store_true", help="also load a proxy with tracing on (sqlite sink)")
     parser.add_argument("--_load", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._load:
@@ -183,18 +193,22 @@ def main() -> None:
             procs.append(upstream)
             up_url = f"http://127.0.0.1:{up_port}/v1"
             wait_until_up(up_url + "/models", upstream)
-            run_yaml = Path(home) / "run.yaml"
-            run_yaml.write_text(RUN_YAML.format(url=up_url))
-            proxy = subprocess.Popen(
-                [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1", "--port", str(px_port),
-                 "--log-level", "warning"],
-                env={**os.environ, "POLYSTACK_HOME": home},
-            )
-            procs.append(proxy)
-            px_url = f"http://127.0.0.1:{px_port}"
-            wait_until_up(px_url + "/v1/health", proxy)
-
-            targets = {"direct": up_url + "/chat/completions", "polystack": px_url + "/v1/chat/completions"}
+            targets = {"direct": up_url + "/chat/completions"}
+            proxies = {"polystack": (RUN_YAML, px_port)}
+            if args.tracing:
+                proxies["polystack, tracing on"] = (TRACED_RUN_YAML, free_port())
+            for i, (name, (template, port)) in enumerate(proxies.items()):
+                run_yaml = Path(home) / f"run{i}.yaml"
+                run_yaml.write_text(template.format(url=up_url))
+                proxy = subprocess.Popen(
+                    [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1", "--port", str(port),
+                     "--log-level", "warning"],
+                    env={**os.environ, "POLYSTACK_HOME": str(Path(home) / f"home{i}")},
+                )
+                procs.append(proxy)
+                px_url = f"http://127.0.0.1:{port}"
+                wait_until_up(px_url + "/v1/health", proxy)
+                targets[name] = px_url + "/v1/chat/completions"
             print(f"generator: {args.generator}; {args.duration:g} s per run; {os.cpu_count()} cores shared by all processes")
             print("| target | concurrency | req/s | p50 ms | p99 ms | errors |")
             print("|---|---|---|---|---|---|")
@@ -205,8 +219,9 @@ def main() -> None:
                     r = results[name, c] = load(url, c, args.duration)
                     print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |", flush=True)
             for c in [int(x) for x in args.concurrency.split(",")]:
-                added = results["polystack", c]["p50"] - results["direct", c]["p50"]
-                print(f"added p50 at concurrency {c}: {added:.2f} ms")
+                for name in proxies:
+                    added = results[name, c]["p50"] - results["direct", c]["p50"]
+                    print(f"{name}: added p50 at concurrency {c}: {added:.2f} ms")
             if args.stream_requests:
                 print(f"\nstreaming, {args.stream_requests} sequential requests (6 chunks + [DONE]):")
                 print("| target | first chunk p50 ms | whole stream p50 ms | errors |")

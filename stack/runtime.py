@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from . import tracing
+from ._trace_stack import instrument_provider, instrument_router
 from .apis import api_names, get_protocol, iter_webmethods
 from .apis.inspect import HealthInfo, ListProvidersResponse, ListRoutesResponse, ProviderInfo, RouteInfo, VersionInfo
 from .errors import StackError
@@ -50,6 +52,8 @@ class Stack:
         self.jobs: JobRunner | None = None
         self.fetcher = URLFetcher(plan.loaded.config.server.fetch)
         self.started = False
+        #: routers' and providers' calls are spans (only when a telemetry provider is configured)
+        self.traced = any(p.api == "telemetry" for p in plan.providers)
 
     @property
     def served_apis(self) -> list[str]:
@@ -132,6 +136,10 @@ class Stack:
         if api in self.impls or len(mine) != sum(1 for p in self.plan.providers if p.api == api):
             return
         routing = BY_ROUTED_API.get(api)
+        companions = [c for c, host in SERVED_WITH.items() if host == api]
+        if self.traced:
+            for p in mine:
+                instrument_provider(p.impl, api, companions, p.provider_id, p.provider_type)
         if routing is None:
             self.impls[api] = _with_declared_operations(mine[0])
             return
@@ -142,9 +150,10 @@ class Stack:
         check_protocol(router, api, f"the {api} router")
         if isinstance(router, InferenceRouter):
             router.limits = self.plan.loaded.config.server.limits
-        for companion, host in SERVED_WITH.items():
-            if host == api:
-                self.impls[companion] = self.impls[api]
+        if self.traced:
+            instrument_router(router, api, companions)
+        for companion in companions:
+            self.impls[companion] = self.impls[api]
 
     async def _sync_table(self, routing) -> None:
         """Load a table and make its run-config resources match the file."""
@@ -250,7 +259,10 @@ class StackInspector:
             probe = getattr(p.impl, "health", None)
             if probe is not None:
                 states[p.provider_id] = await probe()
-        return HealthInfo(status="OK", providers=states) if states else HealthInfo(status="OK")
+        extra = {"providers": states} if states else {}
+        if tracing.collector() is not None:  # spans buffered, exported and dropped (buffer full)
+            extra["telemetry"] = tracing.collector().stats()
+        return HealthInfo(status="OK", **extra)
 
     async def version(self) -> VersionInfo:
         from . import __version__

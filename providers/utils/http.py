@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from stack import tracing
 from stack.errors import (
     BadRequestError,
     ConfigError,
@@ -214,8 +215,23 @@ class UpstreamClient:
         """Send with retries until a 2xx answer starts; its body is left unread.
 
         The caller reads the body and must ``release()`` (or ``close()``) the response.
-        ``what`` (e.g. "model 'x'") is added to error messages.
+        ``what`` (e.g. "model 'x'") is added to error messages. When tracing is on
+        this is an ``upstream`` span, and the upstream gets its ``traceparent``.
         """
+        if not tracing.enabled():
+            return await self._send(method, path, body, headers, what)
+        url = self.base_url + path
+        with tracing.span(f"upstream {method}", **{"http.request.method": method, "url.full": url,
+                                                   "polystack.upstream": self.name}) as span:
+            if span is not None:
+                headers = {**(headers or {}), "traceparent": tracing.format_traceparent(span.trace_id, span.span_id)}
+            response = await self._send(method, path, body, headers, what)
+            if span is not None:
+                span.set("http.response.status_code", response.status)
+            return response
+
+    async def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str] | None,
+                    what: str) -> aiohttp.ClientResponse:
         url = self.base_url + path
         where = f"{url} ({what})" if what else url
         s = self.settings

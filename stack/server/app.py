@@ -15,9 +15,11 @@ from ..resolver import Plan
 from ..runtime import Stack, served_apis
 from ._openapi import install_openapi
 from .errors import install_error_handlers
+from .client_compat import TelemetryQueryCompatMiddleware
 from .disconnect import CancelOnDisconnectMiddleware
 from .middleware import RequestContextMiddleware
 from .routes import add_api_routes
+from .tracing import TracingMiddleware
 
 API_KEYS_ENV = "POLYSTACK_API_KEYS"
 
@@ -61,6 +63,8 @@ def create_app(plan: Plan) -> FastAPI:
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan),
                        max_body=plan.loaded.config.server.max_request_bytes)
+    app.add_middleware(TelemetryQueryCompatMiddleware)
+    app.add_middleware(TracingMiddleware)  # outermost: refused requests are traced too
     return app
 
 

@@ -60,6 +60,15 @@ def quote(name: str) -> str:
     return f'"{name}"'
 
 
+def _on_conflict(keys: Sequence[str], columns: Sequence[str]) -> str:
+    """The upsert clause: rows with the same ``keys`` get the other columns' new values."""
+    rest = [c for c in columns if c not in keys]
+    conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)})"
+    if not rest:
+        return conflict + " DO NOTHING"
+    return conflict + " DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
+
+
 def to_utc(value: object) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"TIMESTAMP values must be datetime, got {type(value).__name__}")
@@ -126,14 +135,26 @@ class SqlStore(ABC):
             if key not in row:
                 raise ValueError(f"upsert key column {key!r} is missing from the row")
         sql, params = await self._insert_sql(table, row)
-        rest = [c for c in row if c not in keys]
-        conflict = ", ".join(quote(k) for k in keys)
-        if rest:
-            sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
-            sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
-        else:
-            sql += f" ON CONFLICT ({conflict}) DO NOTHING"
-        await self._execute(sql, params)
+        await self._execute(sql + _on_conflict(keys, list(row)), params)
+
+    async def upsert_many(self, table: str, rows: Sequence[Mapping[str, Any]], key_columns: Sequence[str]) -> None:
+        """``upsert`` every row (all with the same columns) in one transaction: one commit for a batch."""
+        if not rows:
+            return
+        keys = [key_columns] if isinstance(key_columns, str) else list(key_columns)
+        columns = list(rows[0])
+        if not keys or any(k not in columns for k in keys):
+            raise ValueError(f"upsert_many key columns {keys!r} must be columns of the rows")
+        physical, schema = await self._schema(table)
+        types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
+        params = []
+        for row in rows:
+            if len(row) != len(columns) or any(c not in row for c in columns):
+                raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
+            params.append([self._encode_value(t, row[c], c) for c, t in zip(columns, types)])
+        sql = (f"INSERT INTO {quote(physical)} ({', '.join(quote(c) for c in columns)}) "
+               f"VALUES ({', '.join([self.placeholder] * len(columns))})")
+        await self._execute_many(sql + _on_conflict(keys, columns), params)
 
     async def fetch_all(
         self,
@@ -304,6 +325,11 @@ class SqlStore(ABC):
     @abstractmethod
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         """Run a write; the number of rows it touched."""
+
+    async def _execute_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` once per parameter list, in one transaction (backends override this)."""
+        for one in params:
+            await self._execute(sql, one)
 
     @abstractmethod
     async def _close(self) -> None: ...

@@ -198,6 +198,17 @@ def _create_table(conn: sqlite3.Connection, table: str, create: str, adds: dict[
     return schema
 
 
+def _execute_many(conn: sqlite3.Connection, sql: str, params: Sequence[Sequence[Any]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class SqliteSqlStore(SqlStore):
     placeholder = "?"
 
@@ -243,6 +254,9 @@ class SqliteSqlStore(SqlStore):
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         return await self._db.write(_rowcount, sql, params)
+
+    async def _execute_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        await self._db.write(_execute_many, sql, params)
 
     async def _close(self) -> None:
         await self._db.close()

@@ -83,6 +83,22 @@ async def test_upsert_inserts_then_updates(models):
     assert llama == {"id": "llama", "provider": "vllm", "size": 70, "score": 0.5}  # others kept
 
 
+async def test_upsert_many_inserts_and_updates_in_one_batch(models):
+    await models.upsert_many("models", [
+        {"id": "smol", "provider": "local", "size": 2, "score": 0.95},
+        {"id": "phi", "provider": "vllm", "size": 4, "score": 0.6},
+    ], ["id"])
+    await models.upsert_many("models", [], ["id"])
+    rows = {r["id"]: r for r in await models.fetch_all("models")}
+    assert len(rows) == 5
+    assert rows["smol"]["size"] == 2 and rows["phi"]["score"] == 0.6
+    with pytest.raises(ValueError):
+        await models.upsert_many("models", [{"id": "a", "size": 1}, {"id": "b"}], ["id"])
+    with pytest.raises(ValueError):
+        await models.upsert_many("models", [{"id": "a", "size": 1}], ["provider"])
+    assert len(await models.fetch_all("models")) == 5
+
+
 async def test_composite_primary_key(sql):
     await sql.create_table("logs", {"run": C.TEXT, "step": C.INTEGER, "loss": C.REAL}, primary_key=("run", "step"))
     await sql.insert("logs", {"run": "a", "step": 1, "loss": 2.0})

@@ -7,6 +7,9 @@ request when one row is wrong, naming it as ``rows[i].column``.
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
 import math
 from typing import Any, Mapping
@@ -96,3 +99,10 @@ def from_text(value: str, ptype: ParamType | None) -> Any:
     except ValueError:
         return value
     return value
+
+
+def empty_csv_url(columns: list[str]) -> str:
+    """A data: URL of a CSV holding only the header: where a dataset that rows are appended to starts."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(columns)
+    return "data:text/csv;base64," + base64.b64encode(buffer.getvalue().encode()).decode()

@@ -9,9 +9,6 @@ implements ``score_rows``; the routing table lists the built-ins through
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
 import re
 import uuid
 from dataclasses import dataclass, field as dataclass_field
@@ -25,6 +22,7 @@ from stack.apis.scoring import ScoreBatchResponse, ScoreResponse, ScoringResult
 from stack.apis.scoring_functions import AggregationFunctionType, ScoringFn, ScoringFnInput, ScoringFnParams
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError
 
+from ..datasetio.rows import empty_csv_url
 from .aggregation import aggregate
 
 #: rows asked of the datasetio API per page by score_batch
@@ -194,19 +192,12 @@ class ScoringProvider:
         results_id = f"{dataset_id}-scored-{uuid.uuid4().hex[:8]}"
         schema = {**source.dataset_schema, **{fn_id: JsonType() for fn_id in results}}
         await self.datasets.register_dataset(
-            dataset_id=results_id, dataset_schema=schema, url=URL(uri=_empty_csv(list(schema))),
+            dataset_id=results_id, dataset_schema=schema, url=URL(uri=empty_csv_url(list(schema))),
             provider_id=source.provider_id, metadata={"scored_dataset_id": dataset_id, "scoring_functions": list(results)},
         )
         scored = [{**row, **{fn_id: result.score_rows[i] for fn_id, result in results.items()}} for i, row in enumerate(rows)]
         await self.datasetio.append_rows(dataset_id=results_id, rows=scored)
         return results_id
-
-
-def _empty_csv(columns: list[str]) -> str:
-    """A data: URL of a CSV holding only the header: where the results dataset starts."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(columns)
-    return "data:text/csv;base64," + base64.b64encode(buffer.getvalue().encode()).decode()
 
 
 def compile_regexes(regexes: list[str] | None, field: str) -> list[re.Pattern]:

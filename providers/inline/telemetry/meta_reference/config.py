@@ -1,0 +1,50 @@
+"""Config of ``inline::meta-reference`` telemetry: llama-stack 0.1.0's TelemetryConfig fields, and a few more."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stack.storage import StoreConfig
+
+
+class TelemetrySink(str, Enum):
+    console = "console"
+    sqlite = "sqlite"
+    otel = "otel"
+
+
+class MetaReferenceTelemetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: str = Field("polystack", description="service.name of the spans sent to OpenTelemetry.")
+    sinks: list[TelemetrySink] = Field(
+        default_factory=lambda: [TelemetrySink.sqlite],
+        description="Where finished spans go: console (the server log), sqlite (the span store that the "
+        "query routes read) and otel (OTLP/HTTP to otel_endpoint). A comma-separated string works too.",
+    )
+    sqlite_db_path: str | None = Field(
+        None, description="SQLite file of the span store. Unset: $POLYSTACK_HOME/<image_name>/trace_store.db."
+    )
+    store: StoreConfig | None = Field(
+        None, description="The span store as a store config (type: postgres lets replicas share it); "
+        "overrides sqlite_db_path.",
+    )
+    otel_endpoint: str = Field(
+        "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint of the collector (sink otel)."
+    )
+    otel_headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent to otel_endpoint.")
+    max_buffer: int = Field(
+        10_000, ge=1, description="Finished spans and events held for the sinks; when full the oldest are "
+        "dropped (and counted in /v1/health) rather than slowing requests.",
+    )
+    flush_interval: float = Field(0.5, gt=0, description="Seconds between flushes of the buffer to the sinks.")
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):  # llama-stack run configs: sinks: ${env.TELEMETRY_SINKS:console,sqlite}
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

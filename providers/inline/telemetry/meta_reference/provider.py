@@ -1,0 +1,319 @@
+"""The Telemetry API over the span store; the collector that feeds the sinks."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any
+
+from stack import tracing
+from stack.apis._content import URL
+from stack.apis._types import JsonType, StringType
+from stack.apis.telemetry import (
+    Event,
+    MetricEvent,
+    QueryCondition,
+    QueryConditionOp,
+    QuerySpansResponse,
+    QuerySpanTreeResponse,
+    QueryTracesResponse,
+    Span,
+    SpanStartPayload,
+    SpanWithStatus,
+    StructuredLogEvent,
+    Trace,
+)
+from stack.errors import BadRequestError, NotFoundError, NotSupportedError
+from stack.registry import ProviderContext
+from stack.storage import SqliteStoreConfig, sqlstore_from_config
+
+from providers.utils.datasetio.rows import empty_csv_url
+
+from .config import MetaReferenceTelemetryConfig, TelemetrySink
+from .sinks import ConsoleSink, OtelSink, SpanStoreSink, span_row
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+TRACE_ORDER = {"trace_id": "trace_id", "root_span_id": "span_id", "start_time": "start_ns", "end_time": "end_ns"}
+#: span_start events waiting for their span_end when no span store keeps them
+MAX_OPEN_SPANS = 10_000
+SPAN_COLUMNS_SAVED = ("trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time")
+
+
+class MetaReferenceTelemetry:
+    def __init__(self, config: MetaReferenceTelemetryConfig, context: ProviderContext) -> None:
+        self.config = config
+        self.context = context
+        self.datasetio = context.deps.get("datasetio")
+        self.datasets = context.deps.get("datasets")
+        self.store: SpanStoreSink | None = None
+        self.collector: tracing.Collector | None = None
+        self._open: collections.OrderedDict[tuple[str, str], tracing.SpanRecord] = collections.OrderedDict()
+
+    async def initialize(self) -> None:
+        sinks: list[Any] = []
+        wanted = dict.fromkeys(self.config.sinks)
+        if TelemetrySink.sqlite in wanted:
+            store_config = self.config.store or SqliteStoreConfig(db_path=self.config.sqlite_db_path)
+            self.store = SpanStoreSink(await sqlstore_from_config(
+                store_config, default_path=self.context.data_dir / "trace_store.db"))
+            await self.store.initialize()
+            sinks.append(self.store)
+        if TelemetrySink.console in wanted:
+            sinks.append(ConsoleSink())
+        if TelemetrySink.otel in wanted:
+            sinks.append(OtelSink(self.config.otel_endpoint, self.config.service_name, self.config.otel_headers))
+        self.collector = tracing.Collector(sinks, max_buffer=self.config.max_buffer,
+                                           interval=self.config.flush_interval)
+        self.collector.start()
+        tracing.install(self.collector)
+
+    async def shutdown(self) -> None:
+        tracing.install(None)
+        if self.collector is not None:
+            await self.collector.close()
+            self.collector = None
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def log_event(self, event: Event, ttl_seconds: int) -> None:
+        if ttl_seconds < 0:
+            raise BadRequestError("must be 0 or more", field="ttl_seconds")
+        for name in ("trace_id", "span_id"):
+            value = getattr(event, name)
+            if not value or len(value) > 128:
+                raise BadRequestError("must be 1 to 128 characters", field=f"event.{name}")
+        if isinstance(event, StructuredLogEvent):
+            await self._span_event(event)
+            return
+        record = tracing.EventRecord(event.trace_id, event.span_id, event.timestamp, event.type,
+                                     event.attributes or {})
+        if isinstance(event, MetricEvent):
+            record.metric, record.value, record.unit = event.metric, event.value, event.unit
+        else:
+            record.message, record.severity = event.message, event.severity.value
+        self.collector.add_event(record)
+
+    async def _span_event(self, event: StructuredLogEvent) -> None:
+        """span_start opens a span (kept in the store, so queries see it running); span_end finishes it."""
+        key = (event.trace_id, event.span_id)
+        ns = int(event.timestamp.timestamp() * 1e9)
+        if isinstance(event.payload, SpanStartPayload):
+            record = tracing.SpanRecord(event.trace_id, event.span_id, event.payload.parent_span_id,
+                                        event.payload.name, ns, attributes=dict(event.attributes or {}),
+                                        root=event.payload.parent_span_id is None)
+            if self.store is not None:
+                await self.store.export([record], [])
+            else:
+                self._open[key] = record
+                while len(self._open) > MAX_OPEN_SPANS:
+                    self._open.popitem(last=False)
+            return
+        record = self._open.pop(key, None) or await self._stored_record(*key)
+        if record is None:
+            raise BadRequestError(f"span {event.span_id!r} of trace {event.trace_id!r} was never started "
+                                  "(log its span_start first)", field="event.span_id")
+        record.end_ns = max(ns, record.start_ns)
+        record.status = event.payload.status.value
+        record.attributes.update(event.attributes or {})
+        self.collector.add_span(record)
+
+    async def _stored_record(self, trace_id: str, span_id: str) -> tracing.SpanRecord | None:
+        if self.store is None:
+            return None
+        row = await self.store.store.fetch_one("spans", {"trace_id": trace_id, "span_id": span_id})
+        if row is None:
+            return None
+        return tracing.SpanRecord(row["trace_id"], row["span_id"], row["parent_span_id"], row["name"],
+                                  row["start_ns"], attributes=row["attributes"] or {},
+                                  root=row["root"])
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def _rows(self, where: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """Span rows from the store, after this server's buffered spans reach it."""
+        if self.store is None:
+            raise NotSupportedError("trace and span queries read the span store: add the sqlite sink "
+                                    "to the telemetry provider's sinks")
+        await self.collector.flush()
+        rows = await self.store.store.fetch_all("spans", where, **kwargs)
+        for row in rows:
+            row["start_time"] = tracing.to_datetime(row["start_ns"])
+            row["end_time"] = None if row["end_ns"] is None else tracing.to_datetime(row["end_ns"])
+        return rows
+
+    async def query_traces(self, attribute_filters: list[QueryCondition] | None = None, limit: int | None = 100,
+                           offset: int | None = 0, order_by: list[str] | None = None) -> QueryTracesResponse:
+        limit = MAX_LIMIT if limit is None else limit
+        offset = offset or 0
+        if not 0 <= limit <= MAX_LIMIT:
+            raise BadRequestError(f"must be from 0 to {MAX_LIMIT}", field="limit")
+        if offset < 0:
+            raise BadRequestError("must be 0 or more", field="offset")
+        order = _trace_order(order_by)
+        conditions = _conditions(attribute_filters, "attribute_filters")
+        roots = await self._rows({"root": True}, order_by=order,
+                                 limit=None if conditions else offset + limit)
+        if conditions:
+            matching = {row["trace_id"] for row in await self._rows() if _matches(row, conditions)}
+            roots = [row for row in roots if row["trace_id"] in matching]
+        traces, seen = [], set()
+        for row in roots:  # a trace that several requests joined (one traceparent) is listed once
+            if row["trace_id"] not in seen:
+                seen.add(row["trace_id"])
+                traces.append(_trace(row))
+        return QueryTracesResponse(data=traces[offset:offset + limit])
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        roots = await self._rows({"trace_id": trace_id, "root": True}, order_by=[("start_ns", "asc")])
+        if not roots:
+            raise NotFoundError("Trace", trace_id, [])
+        return _trace(roots[0])
+
+    async def get_span(self, trace_id: str, span_id: str) -> Span:
+        rows = await self._rows({"trace_id": trace_id, "span_id": span_id})
+        if not rows:
+            raise NotFoundError("Span", span_id, [], message=f"trace {trace_id!r} has no span {span_id!r}")
+        return Span(**_span_fields(rows[0]))
+
+    async def get_span_tree(self, span_id: str, attributes_to_return: list[str] | None = None,
+                            max_depth: int | None = None) -> QuerySpanTreeResponse:
+        _check_depth(max_depth)
+        found = await self._rows({"span_id": span_id}, limit=1)
+        if not found:
+            raise NotFoundError("Span", span_id, [])
+        spans = await self._rows({"trace_id": found[0]["trace_id"]}, order_by=[("start_ns", "asc")])
+        tree = _subtree(spans, span_id, max_depth)
+        return QuerySpanTreeResponse(data={
+            row["span_id"]: SpanWithStatus(**_span_fields(row, attributes_to_return), status=row["status"])
+            for row in tree
+        })
+
+    async def query_spans(self, attribute_filters: list[QueryCondition], attributes_to_return: list[str],
+                          max_depth: int | None = None) -> QuerySpansResponse:
+        """The spans of every trace that has a span matching all ``attribute_filters``, from each trace's
+        root down to ``max_depth``; with ``attributes_to_return``, those that carry one of them, with only those."""
+        _check_depth(max_depth)
+        conditions = _conditions(attribute_filters, "attribute_filters")
+        rows = await self._rows(order_by=[("start_ns", "asc")])
+        by_trace: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for row in rows:
+            by_trace[row["trace_id"]].append(row)
+        spans = []
+        for trace_spans in by_trace.values():
+            if not any(_matches(row, conditions) for row in trace_spans):
+                continue
+            for root in [row for row in trace_spans if row["root"]][:1]:
+                for row in _subtree(trace_spans, root["span_id"], max_depth):
+                    if attributes_to_return and not any(k in (row["attributes"] or {}) for k in attributes_to_return):
+                        continue
+                    spans.append(Span(**_span_fields(row, attributes_to_return)))
+        return QuerySpansResponse(data=spans)
+
+    async def save_spans_to_dataset(self, attribute_filters: list[QueryCondition], attributes_to_save: list[str],
+                                    dataset_id: str, max_depth: int | None = None) -> None:
+        """Append the spans ``query_spans`` finds to ``dataset_id`` (registered here when it does not
+        exist yet): one row each, its ids, name and times plus a column per attribute saved."""
+        if self.datasetio is None or self.datasets is None:
+            raise NotSupportedError("saving spans needs the datasetio API, which this stack does not serve")
+        if not dataset_id:
+            raise BadRequestError("name the dataset to save the spans to", field="dataset_id")
+        clashes = [a for a in attributes_to_save if a in SPAN_COLUMNS_SAVED]
+        if clashes:
+            raise BadRequestError(f"{clashes[0]!r} is a column of every saved span; save attributes by "
+                                  "other names", field="attributes_to_save")
+        spans = (await self.query_spans(attribute_filters, attributes_to_save, max_depth)).data
+        try:
+            await self.datasets.get_dataset(dataset_id)
+        except NotFoundError:
+            schema = {**{c: StringType() for c in SPAN_COLUMNS_SAVED}, **{a: JsonType() for a in attributes_to_save}}
+            await self.datasets.register_dataset(
+                dataset_id=dataset_id, dataset_schema=schema, url=URL(uri=empty_csv_url(list(schema))),
+                metadata={"source": "telemetry", "attributes": list(attributes_to_save)},
+            )
+        rows = [{
+            "trace_id": s.trace_id, "span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
+            "start_time": s.start_time.isoformat(), "end_time": s.end_time.isoformat() if s.end_time else None,
+            **{a: (s.attributes or {}).get(a) for a in attributes_to_save},
+        } for s in spans]
+        if rows:
+            await self.datasetio.append_rows(dataset_id=dataset_id, rows=rows)
+
+
+def _check_depth(max_depth: int | None) -> None:
+    if max_depth is not None and max_depth < 0:
+        raise BadRequestError("must be 0 or more", field="max_depth")
+
+
+def _trace_order(order_by: list[str] | None) -> list[tuple[str, str]]:
+    """``order_by`` fields ("-" first: descending) as store ordering; newest first when unset."""
+    order = []
+    for i, item in enumerate(order_by or ["-start_time"]):
+        name = item[1:] if item.startswith("-") else item
+        if name not in TRACE_ORDER:
+            raise BadRequestError(f"cannot order traces by {name!r}; known: {', '.join(TRACE_ORDER)} "
+                                  "(prefix '-' for descending)", field=f"order_by[{i}]")
+        order.append((TRACE_ORDER[name], "desc" if item.startswith("-") else "asc"))
+    return order
+
+
+def _conditions(conditions: list[QueryCondition] | None, field: str) -> list[QueryCondition]:
+    for i, condition in enumerate(conditions or []):
+        if not condition.key:
+            raise BadRequestError("name the attribute to filter on", field=f"{field}[{i}].key")
+        if condition.op in (QueryConditionOp.gt, QueryConditionOp.lt) and not isinstance(condition.value, (int, float, str)):
+            raise BadRequestError("gt and lt compare numbers or strings", field=f"{field}[{i}].value")
+    return list(conditions or [])
+
+
+def _matches(row: dict[str, Any], conditions: list[QueryCondition]) -> bool:
+    """Whether a span's attributes meet every condition (``name`` and ``status`` are filterable too)."""
+    attributes = {"name": row["name"], "status": row["status"], **(row["attributes"] or {})}
+    for c in conditions:
+        if c.key not in attributes:
+            if c.op is QueryConditionOp.ne:
+                continue
+            return False
+        value = attributes[c.key]
+        try:
+            ok = {QueryConditionOp.eq: lambda: value == c.value, QueryConditionOp.ne: lambda: value != c.value,
+                  QueryConditionOp.gt: lambda: value > c.value, QueryConditionOp.lt: lambda: value < c.value}[c.op]()
+        except TypeError:  # a number compared with a string: not a match
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def _subtree(spans: list[dict[str, Any]], span_id: str, max_depth: int | None) -> list[dict[str, Any]]:
+    """The span ``span_id`` and its descendants down to ``max_depth`` levels below it (None: all)."""
+    children: dict[str | None, list[dict[str, Any]]] = collections.defaultdict(list)
+    top = None
+    for row in spans:
+        children[row["parent_span_id"]].append(row)
+        if row["span_id"] == span_id:
+            top = row
+    if top is None:
+        return []
+    out, level, depth, seen = [top], [top], 0, {span_id}
+    while level and (max_depth is None or depth < max_depth):
+        # seen: posted spans may name each other as parents; each is listed once
+        level = [child for row in level for child in children.get(row["span_id"], ()) if child["span_id"] not in seen]
+        seen.update(row["span_id"] for row in level)
+        out += level
+        depth += 1
+    return out
+
+
+def _span_fields(row: dict[str, Any], attributes: list[str] | None = None) -> dict[str, Any]:
+    values = row["attributes"] or {}
+    if attributes:
+        values = {k: values[k] for k in attributes if k in values}
+    return {"span_id": row["span_id"], "trace_id": row["trace_id"], "parent_span_id": row["parent_span_id"],
+            "name": row["name"], "start_time": row["start_time"], "end_time": row["end_time"], "attributes": values}
+
+
+def _trace(row: dict[str, Any]) -> Trace:
+    return Trace(trace_id=row["trace_id"], root_span_id=row["span_id"], start_time=row["start_time"],
+                 end_time=row["end_time"])

@@ -1,0 +1,352 @@
+"""Tracing core: the current span, cheap spans, ids, W3C traceparent, and the
+buffer that carries finished spans to the telemetry provider's sinks.
+
+Nothing is recorded until a telemetry provider installs a ``Collector``; until
+then ``span()`` yields None and costs one global lookup.
+
+    with tracing.span("inference.chat_completion", **{"gen_ai.request.model": m}) as s:
+        ...
+        if s is not None:
+            s.set("gen_ai.usage.output_tokens", n)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import os
+import random
+import re
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Callable, Iterator, Protocol
+
+log = logging.getLogger(__name__)
+
+_random = random.Random()  # ids need to be unique, not secret: no syscall per id
+os.register_at_fork(after_in_child=_random.seed)  # forked workers must not repeat the parent's ids
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def new_trace_id() -> str:
+    return f"{_random.getrandbits(128) or 1:032x}"
+
+
+def new_span_id() -> str:
+    return f"{_random.getrandbits(64) or 1:016x}"
+
+
+def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:
+    """(trace_id, parent span_id) of a W3C ``traceparent``; None when it is malformed or all-zero."""
+    if not value:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    match = _TRACEPARENT.match(value.strip().lower())
+    if match is None or match.group(1) == "ff":
+        return None
+    trace_id, span_id = match.group(2), match.group(3)
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace_id, span_id
+
+
+def format_traceparent(trace_id: str, span_id: str) -> str:
+    return f"00-{trace_id}-{span_id}-01"
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One span; ``end_ns`` is set when it finishes. Times are epoch nanoseconds."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    #: the first span of its trace on this server (a request's span): what trace queries list
+    root: bool = False
+    #: metrics recorded on this span in-process; they travel with it to the sinks
+    events: list["EventRecord"] | None = None
+
+    def set(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    @property
+    def start_time(self) -> datetime:
+        return to_datetime(self.start_ns)
+
+    @property
+    def end_time(self) -> datetime | None:
+        return None if self.end_ns is None else to_datetime(self.end_ns)
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """A log line or metric attached to a span (the Telemetry API's events)."""
+
+    trace_id: str
+    span_id: str
+    timestamp: datetime
+    type: str  # "unstructured_log" | "metric"
+    attributes: dict[str, Any]
+    message: str | None = None
+    severity: str | None = None
+    metric: str | None = None
+    value: float | int | None = None
+    unit: str | None = None
+
+
+def to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+class Sink(Protocol):
+    """Where finished spans and events go; ``export`` is awaited by the collector's flush task."""
+
+    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Collector:
+    """A bounded buffer of finished spans and events, flushed in batches to the
+    sinks by a background task. When full it drops the oldest (``dropped``
+    counts them) instead of slowing requests down."""
+
+    def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 512,
+                 interval: float = 0.5) -> None:
+        self.sinks = sinks
+        self.max_buffer = max_buffer
+        self.batch_size = batch_size
+        self.interval = interval
+        self.dropped = 0
+        self.exported = 0
+        self.failed_batches = 0
+        self._spans: collections.deque[SpanRecord] = collections.deque()
+        self._events: collections.deque[EventRecord] = collections.deque()
+        self._task: asyncio.Task | None = None
+        self._wake: asyncio.Event | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def add_span(self, record: SpanRecord) -> None:
+        self._push(self._spans, record)
+
+    def add_event(self, record: EventRecord) -> None:
+        self._push(self._events, record)
+
+    def _push(self, queue: collections.deque, item: Any) -> None:
+        if len(self._spans) + len(self._events) >= self.max_buffer:
+            (self._spans if self._spans else self._events).popleft()
+            self.dropped += 1
+        queue.append(item)
+        if self._wake is not None and len(queue) >= self.batch_size:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._wake, self._lock = asyncio.Event(), asyncio.Lock()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="telemetry-flush")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Hand everything buffered now to the sinks (a failing sink loses its batch, logged)."""
+        if self._lock is None:
+            return
+        async with self._lock:
+            while self._spans or self._events:
+                spans = [self._spans.popleft() for _ in range(min(self.batch_size, len(self._spans)))]
+                events = [self._events.popleft() for _ in range(min(self.batch_size, len(self._events)))]
+                for sink in self.sinks:
+                    try:
+                        await sink.export(spans, events)
+                    except Exception:
+                        self.failed_batches += 1
+                        log.exception("telemetry sink %s failed; %d spans lost there", type(sink).__name__, len(spans))
+                self.exported += len(spans)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()
+        for sink in self.sinks:
+            try:
+                await sink.close()
+            except Exception:
+                log.exception("telemetry sink %s failed to close", type(sink).__name__)
+
+    def stats(self) -> dict[str, int]:
+        return {"buffered_spans": len(self._spans), "buffered_events": len(self._events),
+                "exported_spans": self.exported, "dropped": self.dropped, "failed_batches": self.failed_batches}
+
+
+_collector: Collector | None = None
+_current: ContextVar[SpanRecord | None] = ContextVar("current_span", default=None)
+
+
+def install(collector: Collector | None) -> None:
+    """Make ``collector`` receive every finished span of this process (None: stop tracing)."""
+    global _collector
+    _collector = collector
+
+
+def enabled() -> bool:
+    return _collector is not None
+
+
+def collector() -> Collector | None:
+    return _collector
+
+
+def current_span() -> SpanRecord | None:
+    return _current.get()
+
+
+def start_span(name: str, attributes: dict[str, Any] | None = None, *,
+               parent: tuple[str, str] | None = None) -> SpanRecord:
+    """A new span, child of ``parent`` (trace_id, span_id) or of the current span, or a new trace's root."""
+    if parent is None:
+        current = _current.get()
+        parent = (current.trace_id, current.span_id) if current is not None else None
+    trace_id, parent_id = parent if parent is not None else (new_trace_id(), None)
+    return SpanRecord(trace_id, new_span_id(), parent_id, name, time.time_ns(), attributes=attributes or {})
+
+
+def finish_span(record: SpanRecord, error: BaseException | None = None) -> None:
+    record.end_ns = time.time_ns()
+    if error is not None:
+        record.status = "error"
+        record.attributes["error.type"] = type(error).__name__
+    collector = _collector
+    if collector is not None:
+        collector.add_span(record)
+
+
+@contextmanager
+def activate(record: SpanRecord) -> Iterator[SpanRecord]:
+    """Make ``record`` the current span inside the block (it is not finished here)."""
+    token = _current.set(record)
+    try:
+        yield record
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
+    """A child of the current span for the block; None (and nothing recorded) when tracing is off."""
+    if _collector is None:
+        yield None
+        return
+    record = start_span(name, attributes)
+    token = _current.set(record)
+    try:
+        yield record
+    except BaseException as exc:
+        finish_span(record, exc)
+        raise
+    else:
+        finish_span(record)
+    finally:
+        _current.reset(token)
+
+
+def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, **attributes: Any) -> None:
+    """A MetricEvent on ``record``'s span (sent with the span when it finishes)."""
+    event = EventRecord(record.trace_id, record.span_id, datetime.now(timezone.utc), "metric",
+                        attributes, metric=metric, value=value, unit=unit)
+    if record.events is None:
+        record.events = [event]
+    else:
+        record.events.append(event)
+
+
+# -- instrumenting the objects that serve an API --------------------------------------------
+
+#: (span, the call's positional and keyword arguments, its result or None when it failed)
+AttributeHook = Callable[[SpanRecord, tuple, dict[str, Any], Any], None]
+
+
+def instrument(obj: Any, api: str, names: list[str], *, kind: str, provider_id: str | None = None,
+               on_result: AttributeHook | None = None) -> None:
+    """Wrap ``obj``'s methods ``names`` (in place, on the instance) so each call is a span
+    ``<kind> <api>.<name>``; a call that returns an async iterator ends its span when the stream ends."""
+    for name in names:
+        method = getattr(obj, name, None)
+        if method is None or getattr(method, "__traced__", False) or not inspect.iscoroutinefunction(method):
+            continue
+        setattr(obj, name, _traced(method, f"{kind} {api}.{name}", api, provider_id, on_result))
+
+
+def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: str | None,
+            on_result: AttributeHook | None) -> Callable[..., Any]:
+    base = {"polystack.api": api}
+    if provider_id is not None:
+        base["polystack.provider_id"] = provider_id
+
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        if _collector is None:
+            return await method(*args, **kwargs)
+        record = start_span(span_name, dict(base))
+        token = _current.set(record)
+        try:
+            result = await method(*args, **kwargs)
+        except BaseException as exc:
+            _finish(record, args, kwargs, None, on_result, exc)
+            raise
+        finally:
+            _current.reset(token)
+        if isinstance(result, AsyncIterator):
+            return _finish_after(result, record, args, kwargs, on_result)
+        _finish(record, args, kwargs, result, on_result)
+        return result
+
+    traced.__traced__ = True  # type: ignore[attr-defined]
+    traced.__wrapped__ = method  # type: ignore[attr-defined]
+    return traced
+
+
+def _finish(record: SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any, on_result: AttributeHook | None,
+            error: BaseException | None = None) -> None:
+    """End ``record``; ``on_result`` adds attributes from the call (``result`` is None when it failed)."""
+    if on_result is not None:
+        try:
+            on_result(record, args, kwargs, result)
+        except Exception:  # attributes are best effort; they never fail the call
+            log.debug("span attributes of %s failed", record.name, exc_info=True)
+    finish_span(record, error)
+
+
+async def _finish_after(stream: AsyncIterator[Any], record: SpanRecord, args: tuple, kwargs: dict[str, Any],
+                        on_result: AttributeHook | None) -> AsyncIterator[Any]:
+    """``stream`` passed through; the span ends with it (its last chunk goes to ``on_result``)."""
+    last = None
+    record.set("polystack.stream", True)
+    try:
+        async for chunk in stream:
+            last = chunk
+            yield chunk
+    except BaseException as exc:
+        _finish(record, args, kwargs, None, on_result, exc)
+        raise
+    _finish(record, args, kwargs, last, on_result)

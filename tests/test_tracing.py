@@ -1,0 +1,124 @@
+"""stack/tracing.py: ids, traceparent, nested spans, the bounded buffer and its flush."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stack import tracing
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.spans, self.events, self.closed = [], [], False
+
+    async def export(self, spans, events):
+        self.spans += spans
+        self.events += events
+
+    async def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+async def sink():
+    sink = ListSink()
+    collector = tracing.Collector([sink], max_buffer=4, interval=0.01)
+    collector.start()
+    tracing.install(collector)
+    yield sink
+    tracing.install(None)
+    await collector.close()
+
+
+@pytest.mark.parametrize("value, parsed", [
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")),
+    (b"00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-00", ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")),
+    ("00-00000000000000000000000000000000-b7ad6b7169203331-01", None),
+    ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", None),
+    ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", None),
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01", None),
+    ("garbage", None),
+    ("", None),
+])
+def test_traceparent_parsing(value, parsed):
+    assert tracing.parse_traceparent(value) == parsed
+
+
+def test_traceparent_round_trip():
+    trace_id, span_id = tracing.new_trace_id(), tracing.new_span_id()
+    assert len(trace_id) == 32 and len(span_id) == 16
+    assert tracing.parse_traceparent(tracing.format_traceparent(trace_id, span_id)) == (trace_id, span_id)
+
+
+def test_without_a_collector_spans_are_none_and_nothing_is_kept():
+    assert not tracing.enabled()
+    with tracing.span("x", a=1) as span:
+        assert span is None
+        assert tracing.current_span() is None
+
+
+async def test_nested_spans_share_the_trace_and_record_errors(sink):
+    with tracing.span("outer", kind="test") as outer:
+        with tracing.span("inner") as inner:
+            assert tracing.current_span() is inner
+        with pytest.raises(KeyError), tracing.span("failing"):
+            raise KeyError("boom")
+    assert tracing.current_span() is None
+    await tracing.collector().flush()
+    by_name = {s.name: s for s in sink.spans}
+    assert by_name["inner"].trace_id == outer.trace_id and by_name["inner"].parent_span_id == outer.span_id
+    assert by_name["outer"].parent_span_id is None and by_name["outer"].attributes == {"kind": "test"}
+    assert by_name["failing"].status == "error" and by_name["failing"].attributes["error.type"] == "KeyError"
+    assert all(s.end_ns >= s.start_ns for s in sink.spans)
+
+
+async def test_a_full_buffer_drops_the_oldest_and_counts_them(sink):
+    collector = tracing.collector()
+    collector.interval = 60  # no flush while filling
+    for i in range(6):
+        tracing.finish_span(tracing.start_span(f"s{i}"))
+    assert collector.stats()["dropped"] == 2
+    await collector.flush()
+    assert [s.name for s in sink.spans] == ["s2", "s3", "s4", "s5"]
+
+
+async def test_the_background_task_flushes_and_a_failing_sink_does_not_stop_it(sink):
+    class Broken:
+        async def export(self, spans, events):
+            raise RuntimeError("down")
+
+        async def close(self):
+            pass
+
+    tracing.collector().sinks.insert(0, Broken())
+    with tracing.span("flushed"):
+        pass
+    for _ in range(100):
+        if sink.spans:
+            break
+        await asyncio.sleep(0.01)
+    assert [s.name for s in sink.spans] == ["flushed"]
+    assert tracing.collector().stats()["failed_batches"] == 1
+
+
+async def test_instrumented_streams_end_their_span_with_the_stream(sink):
+    class Service:
+        async def stream(self, n):
+            async def chunks():
+                for i in range(n):
+                    yield i
+            return chunks()
+
+    seen = []
+    service = Service()
+    tracing.instrument(service, "demo", ["stream"], kind="provider", provider_id="p",
+                       on_result=lambda span, args, kwargs, result: seen.append((args, result)))
+    tracing.instrument(service, "demo", ["stream"], kind="provider")  # never wrapped twice
+    assert [c async for c in await service.stream(3)] == [0, 1, 2]
+    await tracing.collector().flush()
+    [span] = sink.spans
+    assert span.name == "provider demo.stream" and span.attributes["polystack.provider_id"] == "p"
+    assert span.attributes["polystack.stream"] is True
+    assert seen == [((3,), 2)]  # the hook sees the last chunk
