@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
 from pydantic import BaseModel, Field
 
 from ._content import URL
-from ._jobs import JobStatus
 from ._webmethod import webmethod
 
 
@@ -81,11 +80,23 @@ AlgorithmConfig = Annotated[
 ]
 
 
+class DPOLossType(str, Enum):
+    sigmoid = "sigmoid"
+    hinge = "hinge"
+    ipo = "ipo"
+
+
 class DPOAlignmentConfig(BaseModel):
-    reward_scale: float
-    reward_clip: float
-    epsilon: float
-    gamma: float
+    """DPO settings. llama-stack 0.1.0 sent ``reward_scale``, ``reward_clip``,
+    ``epsilon`` and ``gamma`` (no provider used them; they are accepted and
+    ignored); ``beta`` and ``loss_type`` are the later llama-stack's."""
+
+    reward_scale: float | None = None
+    reward_clip: float | None = None
+    epsilon: float | None = None
+    gamma: float | None = None
+    beta: float = Field(0.1, gt=0, description="How far the policy may move from the reference model")
+    loss_type: DPOLossType = DPOLossType.sigmoid
 
 
 class Checkpoint(BaseModel):
@@ -97,6 +108,10 @@ class Checkpoint(BaseModel):
     iters: int
     path: URL
     epoch: int
+    identifier: str | None = Field(None, description="The model id that serves this checkpoint, when served")
+    created_at: datetime | None = None
+    post_training_job_id: str | None = None
+    training_metrics: dict[str, Any] | None = Field(None, description="e.g. train_loss of the epoch")
 
 
 class PostTrainingJob(BaseModel):
@@ -107,11 +122,23 @@ class ListPostTrainingJobsResponse(BaseModel):
     data: list[PostTrainingJob]
 
 
+class PostTrainingJobStatus(str, Enum):
+    """The spec's four job states and ``cancelled`` (as later llama-stack has)."""
+
+    completed = "completed"
+    in_progress = "in_progress"
+    failed = "failed"
+    scheduled = "scheduled"
+    cancelled = "cancelled"
+
+
 class PostTrainingJobStatusResponse(BaseModel):
     """Status of a finetuning job."""
 
     job_uuid: str
-    status: JobStatus
+    status: PostTrainingJobStatus
+    progress: float | None = Field(None, description="From 0 to 1")
+    message: str | None = Field(None, description="The latest progress message, or why the job failed")
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None

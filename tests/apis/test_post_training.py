@@ -12,6 +12,7 @@ from stack.apis.post_training import (
     OptimizerType,
     PostTraining,
     PostTrainingJobArtifactsResponse,
+    PostTrainingJobStatus,
     PostTrainingJobStatusResponse,
     QATFinetuningConfig,
     TrainingConfig,
@@ -93,7 +94,8 @@ def test_job_status_round_trips():
         "checkpoints": [{"iters": 10, "path": {"uri": "file:///ckpt/10"}, "epoch": 0}],
     }
     status = PostTrainingJobStatusResponse.model_validate(payload)
-    assert status.status is JobStatus.in_progress
+    assert status.status is PostTrainingJobStatus.in_progress
+    assert PostTrainingJobStatusResponse.model_validate({**payload, "status": "cancelled"}).status == "cancelled"
     assert PostTrainingJobStatusResponse.model_validate(status.model_dump(mode="json")) == status
     with pytest.raises(ValidationError, match="status"):
         PostTrainingJobStatusResponse.model_validate({**payload, "status": "paused"})
