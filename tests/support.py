@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import importlib.metadata
 import textwrap
@@ -227,7 +228,6 @@ def build_tiny_llama(directory, *, chat_template: str | None = CHATML) -> Simple
     """A 2-layer Llama (random weights) with a BPE tokenizer trained here on a few hundred sentences,
     saved as a Hugging Face checkpoint in ``directory``."""
     import random
-    from types import SimpleNamespace
 
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -25,7 +25,8 @@ def register_providers(register):
             provider_type="inline::huggingface",
             config=HuggingFacePostTrainingConfig,
             factory=create,
-            api_dependencies=("datasetio", "models"),
+            api_dependencies=("datasetio",),
+            optional_api_dependencies=("models",),
             description="LoRA fine-tuning and DPO with transformers and peft; checkpoints served by inline::transformers",
         )
     )

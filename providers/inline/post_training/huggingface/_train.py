@@ -91,8 +91,8 @@ class _Trainer:
         ids = [x + [self.pad] * (width - len(x)) for x, _ in examples]
         labels = [y + [IGNORE] * (width - len(y)) for _, y in examples]
         mask = [[1] * len(x) + [0] * (width - len(x)) for x, _ in examples]
-        as_tensor = lambda rows: torch.tensor(rows, dtype=torch.long, device=self.device)  # noqa: E731
-        return {"input_ids": as_tensor(ids), "labels": as_tensor(labels), "attention_mask": as_tensor(mask)}
+        return {name: torch.tensor(rows, dtype=torch.long, device=self.device)
+                for name, rows in (("input_ids", ids), ("labels", labels), ("attention_mask", mask))}
 
     def batches(self, examples: list[Any], shuffle: bool) -> list[list[Any]]:
         order = list(range(len(examples)))
@@ -109,14 +109,14 @@ class _Trainer:
         accumulate = cfg["gradient_accumulation_steps"]
         steps_per_epoch = min(cfg["max_steps_per_epoch"], math.ceil(len(examples) / cfg["data_config"]["batch_size"] / accumulate))
         total = max(1, cfg["n_epochs"] * steps_per_epoch)
-        step, losses, checkpoints, extra = 0, [], [], {}
+        step, losses, checkpoints, extra, step_seconds = 0, [], [], {}, []
         self.ctx.report(0.0, f"{kind}: {total} steps on {self.device}")
         for epoch in range(cfg["n_epochs"]):
             batches = self.batches(examples, cfg["data_config"]["shuffle"])
             epoch_losses = []
             for epoch_step in range(steps_per_epoch):
                 group = [batches[(epoch_step * accumulate + k) % len(batches)] for k in range(accumulate)]
-                step_loss, stats = 0.0, {}
+                step_loss, stats, step_start = 0.0, {}, time.monotonic()
                 for batch in group:
                     loss, stats = loss_fn(batch)
                     (loss / accumulate).backward()
@@ -126,6 +126,7 @@ class _Trainer:
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 step += 1
+                step_seconds.append(round(time.monotonic() - step_start, 4))
                 losses.append(step_loss)
                 epoch_losses.append(step_loss)
                 for name, value in stats.items():
@@ -137,7 +138,7 @@ class _Trainer:
             path = Path(self.p["output_dir"]) / f"epoch-{epoch + 1}"
             self.model.save_pretrained(str(path))
             checkpoints.append({"epoch": epoch + 1, "iters": step, "path": str(path), "training_metrics": metrics})
-        return {"checkpoints": checkpoints, "losses": losses, **extra,
+        return {"checkpoints": checkpoints, "losses": losses, "step_seconds": step_seconds, **extra,
                 "resources_allocated": {"device": self.device, "dtype": self.dtype, "trainable_parameters": self.trainable},
                 "seconds": round(time.monotonic() - self.started, 3)}
 

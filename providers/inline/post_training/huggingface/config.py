@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from providers.inline.inference.transformers.config import DEVICE_PATTERN, TransformersModelConfig
+from providers.inline.inference.transformers.config import (
+    DEVICE_PATTERN,
+    TransformersModelConfig,
+)
 from stack.apis.post_training import LoraFinetuningConfig
 
 # torchtune's names of the attention projections (llama-stack's lora_attn_modules) -> Llama's in transformers

@@ -7,12 +7,14 @@ Nothing here imports torch; ``_train`` runs in the job's worker process.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import uuid
 from pathlib import Path
 from typing import Any
 
+from providers.inline.inference.transformers.config import TransformersModelConfig
 from stack.apis._content import URL
 from stack.apis.models import ModelType
 from stack.apis.post_training import (
@@ -31,9 +33,9 @@ from stack.errors import BadRequestError, ConflictError, NotFoundError, StackErr
 from stack.jobs import Job, JobContext, JobStatus
 from stack.registry import ProviderContext
 
-from providers.inline.inference.transformers.config import TransformersModelConfig
-
 from .config import ATTN_MODULES, TRAINING_DTYPES, HuggingFacePostTrainingConfig
+
+log = logging.getLogger(__name__)
 
 JOB_KIND = "post_training"
 PROVIDER_TYPE = "inline::huggingface"
@@ -54,7 +56,7 @@ class HuggingFacePostTraining:
         self.config = config
         self.provider_id = context.provider_id
         self.datasetio = context.deps["datasetio"]
-        self.models = context.deps["models"]
+        self.models = context.deps.get("models")  # absent from a stack without inference
         self.jobs = context.jobs
         root = config.checkpoint_root or context.data_dir / "post_training"
         self.root = Path(root).expanduser().resolve()
@@ -142,9 +144,13 @@ class HuggingFacePostTraining:
 
     async def _base(self, model_id: str, field: str) -> tuple[TransformersModelConfig, str | None]:
         """Where the base model's weights are, and the inline::transformers provider to serve checkpoints."""
-        serving = [pid for pid, impl in self.models.providers.items() if hasattr(impl, "model_entry")]
+        providers = self.models.providers if self.models is not None else {}
+        serving = [pid for pid, impl in providers.items() if hasattr(impl, "model_entry")]
         if model_id in self.config.models:
             entry, serve_with = self.config.models[model_id], (serving[0] if serving else None)
+        elif self.models is None:
+            raise BadRequestError(f"unknown model {model_id!r}; trainable: {', '.join(self.config.models) or 'none'}",
+                                  field=field)
         else:
             try:
                 model = await self.models.get(model_id)
@@ -219,39 +225,34 @@ class HuggingFacePostTraining:
                            training_metrics=c["training_metrics"])
                 for c in result["checkpoints"]]
 
-    async def _serve(self, job: Job) -> str:
-        """Register the last checkpoint with the inline::transformers provider: the base plus the adapter."""
-        model_id = serving_model_id(job)
+    async def _serve(self, job: Job) -> str | None:
+        """Register the last checkpoint with the inline::transformers provider: the base plus the adapter.
+        None when it cannot be (e.g. that provider left the run config): the checkpoint is still listed."""
+        serve = job.result["serve"]
         try:
-            await self.models.get(model_id)
-            return model_id
+            await self.models.get(serve["model_id"])
+            return serve["model_id"]
         except NotFoundError:
             pass
         try:
-            await self.models.register_model(model_id, provider_id=job.params["serve_with"], model_type=ModelType.llm,
-                                             metadata={"transformers": serving_entry(job)})
-        except StackError as exc:  # e.g. the provider left the run config: listed, not served
-            raise ConflictError(f"checkpoint of job {job.params['job_uuid']!r} cannot be served: {exc}") from None
-        return model_id
+            await self.models.register_model(serve["model_id"], provider_id=job.params["serve_with"],
+                                             model_type=ModelType.llm, metadata={"transformers": serve["transformers"]})
+        except StackError as exc:
+            log.warning("checkpoint of post-training job %r is not served: %s", job.params["job_uuid"], exc)
+            return None
+        return serve["model_id"]
 
 
 def train(ctx: JobContext) -> dict[str, Any]:
-    """The job, in its worker process: torch and transformers load there, never in the server."""
+    """The job, in its worker process (torch and transformers load there, never in the server). Its
+    result's ``serve`` is the model id and the inline::transformers ``models:`` entry of the last checkpoint."""
     from . import _train
 
-    fn = _train.supervised_fine_tune if ctx.params["kind"] == "sft" else _train.preference_optimize
-    return fn(ctx)
-
-
-def serving_model_id(job: Job) -> str:
-    return f"{job.params['job_uuid']}-epoch-{job.result['checkpoints'][-1]['epoch']}"
-
-
-def serving_entry(job: Job) -> dict[str, Any]:
-    """The inline::transformers ``models:`` entry that serves the job's last checkpoint."""
-    base = dict(job.params["base"])
-    base["adapters"] = [*base.get("adapters", []), job.result["checkpoints"][-1]["path"]]
-    return base
+    result = (_train.supervised_fine_tune if ctx.params["kind"] == "sft" else _train.preference_optimize)(ctx)
+    last, base = result["checkpoints"][-1], ctx.params["base"]
+    result["serve"] = {"model_id": f"{ctx.params['job_uuid']}-epoch-{last['epoch']}",
+                       "transformers": {**base, "adapters": [*base.get("adapters", []), last["path"]]}}
+    return result
 
 
 # -- checks ----------------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ def app(tmp_path, tiny, monkeypatch):
     data.mkdir()
     for name, rows in {
         "qa": SFT_ROWS * 24,  # 12 steps of 2
-        "dialogs": [{"messages": [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": ANSWER}]}],
+        # 20000 steps of 1: far longer than the test waits
+        "dialogs": [{"messages": [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": ANSWER}]}] * 20_000,
         "wrong": [{"question": "the cat", "answer": "runs"}],
         "pairs": [{"prompt": "the cat", "chosen": "blue river", "rejected": "lazy dog"},
                   {"prompt": "the bird", "chosen": "green tree", "rejected": "small house"}] * 8,  # 8 steps of 2
@@ -149,7 +150,8 @@ async def test_cancel_stops_a_long_job_within_5_seconds(app):
     make_app, data = app
     async with serve_app(make_app()) as client:
         await register(client, data, "dialogs")
-        body = sft("long", training_config=training("dialogs", steps=1_000_000, lr=1e-4, fmt="dialog"))
+        body = sft("long", training_config=training("dialogs", steps=1_000_000, lr=1e-4, fmt="dialog",
+                                                       max_validation_steps=0))
         assert (await client.post("/v1/post-training/supervised-fine-tune", json=body)).status_code == 200
         deadline = time.monotonic() + 90
         while "step" not in ((status := (await client.get("/v1/post-training/job/status",
@@ -184,6 +186,36 @@ async def test_dpo_moves_the_policy_toward_the_chosen_answers(app):
         chat = await client.post("/v1/chat/completions", json={
             "model": "dpo-1-epoch-1", "messages": [{"role": "user", "content": "the cat"}], "max_tokens": 3})
         assert chat.status_code == 200, chat.text
+
+
+async def test_without_transformers_the_checkpoint_is_listed_with_how_to_serve_it(tmp_path, tiny, monkeypatch):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    (tmp_path / "qa.jsonl").write_text(json.dumps(SFT_ROWS[0]) + "\n")
+    app = app_from_yaml(tmp_path, f"""\
+        version: '2'
+        image_name: post-training-alone
+        apis: [datasetio, post_training]
+        providers:
+          datasetio:
+          - {{provider_id: localfs, provider_type: inline::localfs, config: {{}}}}
+          post_training:
+          - provider_id: huggingface
+            provider_type: inline::huggingface
+            config: {{device: cpu, models: {{tiny: {{path: {tiny.path}}}}}}}
+        server:
+          fetch:
+            allow_dirs: [{tmp_path}]
+        """)
+    async with serve_app(app) as client:
+        await register(client, tmp_path, "qa")
+        response = await client.post("/v1/post-training/supervised-fine-tune", json=sft("alone"))
+        assert response.status_code == 200, response.text
+        status, _ = await wait(client, "alone")
+        [checkpoint] = status["checkpoints"]
+        assert status["status"] == "completed" and checkpoint["identifier"] is None
+        serve = (await job_result(client))["serve"]
+        assert serve["model_id"] == "alone-epoch-1"
+        assert serve["transformers"] == {"path": tiny.path, "adapters": [checkpoint["path"]["uri"].removeprefix("file://")]}
 
 
 @pytest.mark.parametrize(("change", "field"), [
