@@ -6,8 +6,10 @@ here imports torch: that happens in the model's worker thread when it loads.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from pydantic import ValidationError
@@ -103,6 +105,9 @@ class TransformersInference(OpenAINativeInference):
             raise invalid_field(exc, "metadata.transformers") from None
         if (missing := entry.missing()) is not None:
             raise BadRequestError(f"{missing} ({entry.describe()})", field="metadata.transformers")
+        if (outside := self._outside_allowed_dirs(entry)) is not None:
+            raise BadRequestError(f"{outside!r} is neither weights of this provider's models nor inside the stack's "
+                                  "data directory or server.fetch.allow_dirs", field="metadata.transformers")
         model_id = model.provider_resource_id
         worker = self.workers.get(model_id)
         if worker is not None and worker.entry != entry:
@@ -112,6 +117,22 @@ class TransformersInference(OpenAINativeInference):
             if self._started and self.config.load == "background":
                 worker.start_loading()
         return model
+
+    def _outside_allowed_dirs(self, entry: TransformersModelConfig) -> str | None:
+        """The first local path of a run-time entry that a client may not make this server load: paths
+        of the configured models, the stack's data directory (checkpoints) and allow_dirs are fine."""
+        def local_paths(e: TransformersModelConfig) -> list[str]:
+            return [p for p in (e.path, e.gguf if isinstance(e.gguf, str) else None, e.tokenizer, *e.adapters) if p]
+
+        def real(path: str) -> Path:
+            return Path(os.path.realpath(os.path.expanduser(path)))
+
+        configured = {real(p) for e in self.config.models.values() for p in local_paths(e)}
+        roots = ([real(str(self.context.data_dir))] + list(self.context.fetcher.dirs)) if self.context else []
+        for path in local_paths(entry):
+            if real(path) not in configured and not any(real(path).is_relative_to(root) for root in roots):
+                return path
+        return None
 
     async def unregister_model(self, model: Model) -> None:
         """Free a model registered at run time (one of the config stays)."""

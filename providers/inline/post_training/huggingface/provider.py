@@ -6,6 +6,7 @@ Nothing here imports torch; ``_train`` runs in the job's worker process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ from stack.apis.post_training import (
     TrainingConfig,
 )
 from stack.errors import BadRequestError, ConflictError, NotFoundError, StackError
-from stack.jobs import Job, JobContext, JobStatus
+from stack.jobs import FINAL, Job, JobContext, JobStatus
 from stack.registry import ProviderContext
 
 from .config import ATTN_MODULES, TRAINING_DTYPES, HuggingFacePostTrainingConfig
@@ -60,6 +61,11 @@ class HuggingFacePostTraining:
         self.jobs = context.jobs
         root = config.checkpoint_root or context.data_dir / "post_training"
         self.root = Path(root).expanduser().resolve()
+        self._watchers: set[asyncio.Task] = set()
+
+    async def shutdown(self) -> None:
+        for task in self._watchers:
+            task.cancel()
 
     # -- routes ----------------------------------------------------------------------------------
 
@@ -139,8 +145,19 @@ class HuggingFacePostTraining:
             "output_dir": str(output), "device": self.config.device, "max_seq_len": self.config.max_seq_len,
             "seed": self.config.seed, **files,
         }
-        await self.jobs.submit(JOB_KIND, train, params=params, mode="process")
+        job_id = await self.jobs.submit(JOB_KIND, train, params=params, mode="process")
+        if serve_with is not None:
+            task = asyncio.create_task(self._serve_when_done(job_id), name=f"serve-{job_uuid}")
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
         return PostTrainingJob(job_uuid=job_uuid)
+
+    async def _serve_when_done(self, job_id: str) -> None:
+        """Serve the checkpoint as soon as the job completes (status and artifacts requests would, too)."""
+        while (job := await self.jobs.store.get(job_id)).status not in FINAL:
+            await asyncio.sleep(0.5)  # a training job runs for minutes: no need to poll faster
+        if job.status == JobStatus.completed:
+            await self._serve(job)
 
     async def _base(self, model_id: str, field: str) -> tuple[TransformersModelConfig, str | None]:
         """Where the base model's weights are, and the inline::transformers provider to serve checkpoints."""

@@ -310,6 +310,29 @@ async def test_missing_models_are_4xx_naming_them_and_never_stop_start_up(provid
     assert unknown.value.field == "provider_model_id" and "'tiny'" in str(unknown.value)
 
 
+async def test_models_registered_with_their_weights_in_metadata(provider, tiny, tmp_path):
+    def model(model_id, **entry):
+        return Model(identifier=model_id, provider_resource_id=model_id, provider_id="t",
+                     metadata={"transformers": entry})
+
+    served = await provider.register_model(model("tiny-again", path=tiny.path))  # a configured model's weights
+    assert served.identifier == "tiny-again" and provider.model_entry("tiny-again").path == tiny.path
+    response = await provider.openai_chat_completion(chat(model="tiny-again", max_tokens=2))
+    assert response.choices[0].message.content
+    await provider.unregister_model(served)
+    assert provider.model_entry("tiny-again") is None
+    with pytest.raises(BadRequestError, match="not a PEFT adapter directory") as no_adapter:
+        await provider.register_model(model("tuned", path=tiny.path, adapters=[str(tmp_path)]))
+    assert no_adapter.value.field == "metadata.transformers"
+    other = build_tiny_llama(tmp_path / "elsewhere")  # weights a client names: not this provider's, not allowed
+    with pytest.raises(BadRequestError, match="neither weights of this provider") as outside:
+        await provider.register_model(model("other", path=other.path))
+    assert outside.value.field == "metadata.transformers"
+    with pytest.raises(BadRequestError) as bad:
+        await provider.register_model(model("bad", path=tiny.path, device="gpu"))
+    assert bad.value.field == "metadata.transformers.device"
+
+
 def test_config_validates_on_construction():
     with pytest.raises(ValidationError, match="either path"):
         TransformersModelConfig(path="/a", gguf="/b.gguf")

@@ -176,6 +176,10 @@ async def test_dpo_moves_the_policy_toward_the_chosen_answers(app):
             "training_config": training("pairs", steps=8, lr=0.01), "hyperparam_search_config": {},
             "logger_config": {}})
         assert response.status_code == 200, response.text
+        deadline = time.monotonic() + 90  # served once the job ends, before anyone asks for its status
+        while (await client.get("/v1/models/dpo-1-epoch-1")).status_code == 404:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
         status, _ = await wait(client, "dpo-1")
         assert status["status"] == "completed", status
         result = await job_result(client)
