@@ -87,9 +87,18 @@ class DPOLossType(str, Enum):
 
 
 class DPOAlignmentConfig(BaseModel):
-    """DPO settings. llama-stack 0.1.0 sent ``reward_scale``, ``reward_clip``,
-    ``epsilon`` and ``gamma`` (no provider used them; they are accepted and
-    ignored); ``beta`` and ``loss_type`` are the later llama-stack's."""
+    """llama-stack 0.1.0's DPO settings, as the spec has them (no provider used them)."""
+
+    reward_scale: float
+    reward_clip: float
+    epsilon: float
+    gamma: float
+
+
+class DPOConfig(BaseModel):
+    """What ``preference-optimize`` takes as ``algorithm_config``: the spec's
+    ``DPOAlignmentConfig`` (its fields accepted and ignored, and optional) plus
+    ``beta`` and ``loss_type``, as later llama-stack has them."""
 
     reward_scale: float | None = None
     reward_clip: float | None = None
@@ -137,13 +146,18 @@ class PostTrainingJobStatusResponse(BaseModel):
 
     job_uuid: str
     status: PostTrainingJobStatus
-    progress: float | None = Field(None, description="From 0 to 1")
-    message: str | None = Field(None, description="The latest progress message, or why the job failed")
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
     resources_allocated: dict[str, Any] | None = None
     checkpoints: list[Checkpoint]
+
+
+class PostTrainingJobProgress(PostTrainingJobStatusResponse):
+    """The spec's status with the job's progress, as polystack answers it."""
+
+    progress: float | None = Field(None, description="From 0 to 1")
+    message: str | None = Field(None, description="The latest progress message, or why the job failed")
 
 
 class PostTrainingJobArtifactsResponse(BaseModel):
@@ -172,7 +186,7 @@ class PostTraining(Protocol):
         self,
         job_uuid: str,
         finetuned_model: str,
-        algorithm_config: DPOAlignmentConfig,
+        algorithm_config: DPOConfig,
         training_config: TrainingConfig,
         hyperparam_search_config: dict[str, Any],
         logger_config: dict[str, Any],
@@ -182,7 +196,7 @@ class PostTraining(Protocol):
     async def get_training_jobs(self) -> ListPostTrainingJobsResponse: ...
 
     @webmethod(route="/v1/post-training/job/status", method="GET")
-    async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobStatusResponse | None: ...
+    async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobProgress | None: ...
 
     @webmethod(route="/v1/post-training/job/cancel", method="POST")
     async def cancel_training_job(self, job_uuid: str) -> None: ...

@@ -7,7 +7,7 @@ from stack.apis._jobs import Job, JobStatus
 from stack.apis.post_training import (
     AlgorithmConfig,
     DatasetFormat,
-    DPOAlignmentConfig,
+    DPOConfig,
     LoraFinetuningConfig,
     OptimizerType,
     PostTraining,
@@ -80,7 +80,7 @@ def test_preference_optimize_body_takes_dpo_config(body_model):
         {"job_uuid": "j2", "finetuned_model": "m", "algorithm_config": dpo, "training_config": TRAINING,
          "hyperparam_search_config": {}, "logger_config": {}}
     )
-    assert isinstance(body.algorithm_config, DPOAlignmentConfig)
+    assert isinstance(body.algorithm_config, DPOConfig) and body.algorithm_config.beta == 0.1
 
 
 def test_job_status_round_trips():

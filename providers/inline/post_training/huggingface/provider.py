@@ -21,13 +21,13 @@ from stack.apis.models import ModelType
 from stack.apis.post_training import (
     AlgorithmConfig,
     Checkpoint,
-    DPOAlignmentConfig,
+    DPOConfig,
     ListPostTrainingJobsResponse,
     LoraFinetuningConfig,
     PostTrainingJob,
     PostTrainingJobArtifactsResponse,
+    PostTrainingJobProgress,
     PostTrainingJobStatus,
-    PostTrainingJobStatusResponse,
     TrainingConfig,
 )
 from stack.errors import BadRequestError, ConflictError, NotFoundError, StackError
@@ -85,7 +85,7 @@ class HuggingFacePostTraining:
                                  checkpoint_dir, lora=algorithm_config,
                                  rows=lambda rows, field: [_sft_row(r, fmt, field, i) for i, r in enumerate(rows)])
 
-    async def preference_optimize(self, job_uuid: str, finetuned_model: str, algorithm_config: DPOAlignmentConfig,
+    async def preference_optimize(self, job_uuid: str, finetuned_model: str, algorithm_config: DPOConfig,
                                   training_config: TrainingConfig, hyperparam_search_config: dict[str, Any],
                                   logger_config: dict[str, Any]) -> PostTrainingJob:
         return await self._start(job_uuid, "dpo", finetuned_model, "finetuned_model", training_config,
@@ -96,11 +96,11 @@ class HuggingFacePostTraining:
     async def get_training_jobs(self) -> ListPostTrainingJobsResponse:
         return ListPostTrainingJobsResponse(data=[PostTrainingJob(job_uuid=j.params["job_uuid"]) for j in await self._jobs()])
 
-    async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobStatusResponse:
+    async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobProgress:
         job = await self._job(job_uuid)
         checkpoints = await self._checkpoints(job)
         result = job.result or {}
-        return PostTrainingJobStatusResponse(
+        return PostTrainingJobProgress(
             job_uuid=job_uuid, status=_STATUS[job.status], progress=job.progress,
             message=job.error or job.message, scheduled_at=job.scheduled_at, started_at=job.started_at,
             completed_at=job.completed_at, checkpoints=checkpoints,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from providers.inline.post_training.huggingface.config import HuggingFacePostTrainingConfig
+from providers.inline.post_training.huggingface.config import (
+    HuggingFacePostTrainingConfig,
+)
 from stack.apis import get_protocol, iter_webmethods
 from stack.server import openapi_document
 
