@@ -49,6 +49,7 @@ def app(tmp_path, tiny, monkeypatch):
         # 20000 steps of 1: far longer than the test waits
         "dialogs": [{"messages": [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": ANSWER}]}] * 20_000,
         "wrong": [{"question": "the cat", "answer": "runs"}],
+        "qa-pairs": [{"prompt": SFT_ROWS[0]["input_query"], "chosen": ANSWER, "rejected": "lazy dog"}] * 2,
         "pairs": [{"prompt": "the cat", "chosen": "blue river", "rejected": "lazy dog"},
                   {"prompt": "the bird", "chosen": "green tree", "rejected": "small house"}] * 8,  # 8 steps of 2
     }.items():
@@ -112,7 +113,7 @@ async def job_result(client) -> dict:
 async def test_sft_lowers_the_loss_and_the_checkpoint_answers_chat(app):
     make_app, data = app
     async with serve_app(make_app()) as client:
-        await register(client, data, "qa")
+        await register(client, data, "qa", "qa-pairs")
         response = await client.post("/v1/post-training/supervised-fine-tune", json=sft("sft-1"))
         assert response.status_code == 200, response.text
         assert response.json() == {"job_uuid": "sft-1"}
@@ -142,28 +143,46 @@ async def test_sft_lowers_the_loss_and_the_checkpoint_answers_chat(app):
         assert not base.startswith(ANSWER)
         again = await client.post("/v1/post-training/supervised-fine-tune", json=sft("sft-1"))
         assert again.status_code == 409 and "sft-1" in again.text
+
+        # DPO on the fine-tuned checkpoint: its adapter is merged first, then the new one trains on top
+        response = await client.post("/v1/post-training/preference-optimize", json={
+            "job_uuid": "dpo-on-sft", "finetuned_model": "sft-1-epoch-1",
+            "algorithm_config": {"reward_scale": 1.0, "reward_clip": 5.0, "epsilon": 0.1, "gamma": 0.99},
+            "training_config": training("qa-pairs", steps=1), "hyperparam_search_config": {}, "logger_config": {}})
+        assert response.status_code == 200, response.text
+        assert (await wait(client, "dpo-on-sft"))[0]["status"] == "completed"
+        assert len((await job_result(client))["serve"]["transformers"]["adapters"]) == 2
+        assert (await chat("dpo-on-sft-epoch-1")).status_code == 200
     async with serve_app(make_app()) as client:  # after a restart the checkpoint is still served
         assert (await chat("sft-1-epoch-1")).json()["choices"][0]["message"]["content"].startswith(ANSWER)
 
 
-async def test_cancel_stops_a_long_job_within_5_seconds(app):
+async def start_long_job(client, job_uuid: str) -> dict:
+    """A 10000-step job, once it is training (its status message counts steps)."""
+    body = sft(job_uuid, training_config=training("dialogs", steps=1_000_000, lr=1e-4, fmt="dialog"))
+    assert (await client.post("/v1/post-training/supervised-fine-tune", json=body)).status_code == 200
+    deadline = time.monotonic() + 90
+    while "step" not in ((status := (await client.get("/v1/post-training/job/status",
+                                                      params={"job_uuid": job_uuid})).json())["message"] or ""):
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.1)
+    return status
+
+
+async def test_cancel_stops_a_long_job_within_5_seconds_and_a_restart_fails_a_running_one(app):
     make_app, data = app
     async with serve_app(make_app()) as client:
         await register(client, data, "dialogs")
-        body = sft("long", training_config=training("dialogs", steps=1_000_000, lr=1e-4, fmt="dialog",
-                                                       max_validation_steps=0))
-        assert (await client.post("/v1/post-training/supervised-fine-tune", json=body)).status_code == 200
-        deadline = time.monotonic() + 90
-        while "step" not in ((status := (await client.get("/v1/post-training/job/status",
-                                                          params={"job_uuid": "long"})).json())["message"] or ""):
-            assert time.monotonic() < deadline, status
-            await asyncio.sleep(0.1)
-        assert status["status"] == "in_progress"
+        assert (await start_long_job(client, "long"))["status"] == "in_progress"
         cancelled_at = time.monotonic()
         assert (await client.post("/v1/post-training/job/cancel", json={"job_uuid": "long"})).status_code == 200
         status, _ = await wait(client, "long", timeout=5)
         assert status["status"] == "cancelled" and time.monotonic() - cancelled_at < 5
         assert status["checkpoints"] == []
+        await start_long_job(client, "stopped")
+    async with serve_app(make_app()) as client:  # the server stopped while "stopped" trained
+        status = (await client.get("/v1/post-training/job/status", params={"job_uuid": "stopped"})).json()
+        assert status["status"] == "failed" and "interrupted" in status["message"], status
 
 
 async def test_dpo_moves_the_policy_toward_the_chosen_answers(app):
