@@ -115,12 +115,12 @@ class _Trainer:
             batches = self.batches(examples, cfg["data_config"]["shuffle"])
             epoch_losses = []
             for epoch_step in range(steps_per_epoch):
-                group = [batches[(epoch_step * accumulate + k) % len(batches)] for k in range(accumulate)]
+                group = batches[epoch_step * accumulate:(epoch_step + 1) * accumulate]  # the last may be short
                 step_loss, stats, step_start = 0.0, {}, time.monotonic()
                 for batch in group:
                     loss, stats = loss_fn(batch)
-                    (loss / accumulate).backward()
-                    step_loss += loss.item() / accumulate
+                    (loss / len(group)).backward()
+                    step_loss += loss.item() / len(group)
                     self.ctx.report(step / total, f"{kind}: step {step + 1} of {total}")
                 self.optimizer.step()
                 self.scheduler.step()
