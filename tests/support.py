@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import importlib.metadata
 import textwrap
@@ -213,3 +214,46 @@ def serving(handler: type[http.server.BaseHTTPRequestHandler]):
         yield server.server_address[1]
     finally:
         server.shutdown()
+
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+WORDS = ("the a cat dog runs jumps over under quick brown lazy fox bird sings morning evening river "
+         "mountain blue green red happy small large tree house").split()
+
+
+def build_tiny_llama(directory, *, chat_template: str | None = CHATML) -> SimpleNamespace:
+    """A 2-layer Llama (random weights) with a BPE tokenizer trained here on a few hundred sentences,
+    saved as a Hugging Face checkpoint in ``directory``."""
+    import random
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    rng = random.Random(0)
+    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))).capitalize() + "." for _ in range(300)]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    # no initial alphabet: only the corpus' characters, so generated text is plain ASCII
+    tokenizer.train_from_iterator(
+        sentences, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    )
+    hf_tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=chat_template
+    )
+    config = LlamaConfig(
+        vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        eos_token_id=hf_tokenizer.eos_token_id, pad_token_id=hf_tokenizer.pad_token_id, bos_token_id=None,
+        tie_word_embeddings=True, initializer_range=0.5,  # large weights: varied (not constant) greedy text
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    hf_tokenizer.save_pretrained(directory)
+    # every token that ends generation: <|im_end|> (eos) and <|endoftext|>, a turn end too
+    end_ids = [hf_tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    return SimpleNamespace(path=str(directory), eos_id=hf_tokenizer.eos_token_id, end_ids=end_ids, context=256)

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
 from pydantic import BaseModel, Field
 
 from ._content import URL
-from ._jobs import JobStatus
 from ._webmethod import webmethod
 
 
@@ -81,11 +80,32 @@ AlgorithmConfig = Annotated[
 ]
 
 
+class DPOLossType(str, Enum):
+    sigmoid = "sigmoid"
+    hinge = "hinge"
+    ipo = "ipo"
+
+
 class DPOAlignmentConfig(BaseModel):
+    """llama-stack 0.1.0's DPO settings, as the spec has them (no provider used them)."""
+
     reward_scale: float
     reward_clip: float
     epsilon: float
     gamma: float
+
+
+class DPOConfig(BaseModel):
+    """What ``preference-optimize`` takes as ``algorithm_config``: the spec's
+    ``DPOAlignmentConfig`` (its fields accepted and ignored, and optional) plus
+    ``beta`` and ``loss_type``, as later llama-stack has them."""
+
+    reward_scale: float | None = None
+    reward_clip: float | None = None
+    epsilon: float | None = None
+    gamma: float | None = None
+    beta: float = Field(0.1, gt=0, description="How far the policy may move from the reference model")
+    loss_type: DPOLossType = DPOLossType.sigmoid
 
 
 class Checkpoint(BaseModel):
@@ -97,6 +117,10 @@ class Checkpoint(BaseModel):
     iters: int
     path: URL
     epoch: int
+    identifier: str | None = Field(None, description="The model id that serves this checkpoint, when served")
+    created_at: datetime | None = None
+    post_training_job_id: str | None = None
+    training_metrics: dict[str, Any] | None = Field(None, description="e.g. train_loss of the epoch")
 
 
 class PostTrainingJob(BaseModel):
@@ -107,16 +131,33 @@ class ListPostTrainingJobsResponse(BaseModel):
     data: list[PostTrainingJob]
 
 
+class PostTrainingJobStatus(str, Enum):
+    """The spec's four job states and ``cancelled`` (as later llama-stack has)."""
+
+    completed = "completed"
+    in_progress = "in_progress"
+    failed = "failed"
+    scheduled = "scheduled"
+    cancelled = "cancelled"
+
+
 class PostTrainingJobStatusResponse(BaseModel):
     """Status of a finetuning job."""
 
     job_uuid: str
-    status: JobStatus
+    status: PostTrainingJobStatus
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
     resources_allocated: dict[str, Any] | None = None
     checkpoints: list[Checkpoint]
+
+
+class PostTrainingJobProgress(PostTrainingJobStatusResponse):
+    """The spec's status with the job's progress, as polystack answers it."""
+
+    progress: float | None = Field(None, description="From 0 to 1")
+    message: str | None = Field(None, description="The latest progress message, or why the job failed")
 
 
 class PostTrainingJobArtifactsResponse(BaseModel):
@@ -145,7 +186,7 @@ class PostTraining(Protocol):
         self,
         job_uuid: str,
         finetuned_model: str,
-        algorithm_config: DPOAlignmentConfig,
+        algorithm_config: DPOConfig,
         training_config: TrainingConfig,
         hyperparam_search_config: dict[str, Any],
         logger_config: dict[str, Any],
@@ -155,7 +196,7 @@ class PostTraining(Protocol):
     async def get_training_jobs(self) -> ListPostTrainingJobsResponse: ...
 
     @webmethod(route="/v1/post-training/job/status", method="GET")
-    async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobStatusResponse | None: ...
+    async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobProgress | None: ...
 
     @webmethod(route="/v1/post-training/job/cancel", method="POST")
     async def cancel_training_job(self, job_uuid: str) -> None: ...

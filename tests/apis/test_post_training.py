@@ -7,11 +7,12 @@ from stack.apis._jobs import Job, JobStatus
 from stack.apis.post_training import (
     AlgorithmConfig,
     DatasetFormat,
-    DPOAlignmentConfig,
+    DPOConfig,
     LoraFinetuningConfig,
     OptimizerType,
     PostTraining,
     PostTrainingJobArtifactsResponse,
+    PostTrainingJobStatus,
     PostTrainingJobStatusResponse,
     QATFinetuningConfig,
     TrainingConfig,
@@ -79,7 +80,7 @@ def test_preference_optimize_body_takes_dpo_config(body_model):
         {"job_uuid": "j2", "finetuned_model": "m", "algorithm_config": dpo, "training_config": TRAINING,
          "hyperparam_search_config": {}, "logger_config": {}}
     )
-    assert isinstance(body.algorithm_config, DPOAlignmentConfig)
+    assert isinstance(body.algorithm_config, DPOConfig) and body.algorithm_config.beta == 0.1
 
 
 def test_job_status_round_trips():
@@ -93,7 +94,8 @@ def test_job_status_round_trips():
         "checkpoints": [{"iters": 10, "path": {"uri": "file:///ckpt/10"}, "epoch": 0}],
     }
     status = PostTrainingJobStatusResponse.model_validate(payload)
-    assert status.status is JobStatus.in_progress
+    assert status.status is PostTrainingJobStatus.in_progress
+    assert PostTrainingJobStatusResponse.model_validate({**payload, "status": "cancelled"}).status == "cancelled"
     assert PostTrainingJobStatusResponse.model_validate(status.model_dump(mode="json")) == status
     with pytest.raises(ValidationError, match="status"):
         PostTrainingJobStatusResponse.model_validate({**payload, "status": "paused"})

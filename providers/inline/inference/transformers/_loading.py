@@ -95,6 +95,7 @@ def _load(entry: TransformersModelConfig, device_setting: str, dtype_setting: st
     if device != "cpu" and _have_accelerate():  # straight onto the GPU, not through host memory
         weights_kwargs["device_map"] = device
     model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, dtype=dtype, **weights_kwargs)
+    model = merge_adapters(model, entry.adapters)
     model.to(device)
     model.eval()
     eos_ids = _eos_ids(model, tokenizer)
@@ -113,6 +114,16 @@ def _load(entry: TransformersModelConfig, device_setting: str, dtype_setting: st
         vocab_size=int(model.get_output_embeddings().weight.shape[0]),
         defaults=defaults,
     )
+
+
+def merge_adapters(model: Any, adapters: list[str]) -> Any:
+    """``model`` with each PEFT adapter directory merged into its weights, in order."""
+    if adapters:
+        from peft import PeftModel
+
+        for adapter in adapters:
+            model = PeftModel.from_pretrained(model, str(Path(adapter).expanduser())).merge_and_unload()
+    return model
 
 
 def _have_accelerate() -> bool:

@@ -45,6 +45,11 @@ class TransformersModelConfig(BaseModel):
     chat_template: str | None = Field(
         None, description="Jinja chat template used instead of the tokenizer's (for checkpoints that lack one)"
     )
+    adapters: list[str] = Field(
+        default_factory=list,
+        description="PEFT (LoRA) adapter directories merged into the weights in this order when the model loads: "
+        "how fine-tuned checkpoints of the post-training API are served",
+    )
     device: str | None = Field(None, pattern=DEVICE_PATTERN, description="Overrides the provider's `device`")
     dtype: Dtype | None = Field(None, description="Overrides the provider's `dtype`")
 
@@ -81,6 +86,9 @@ class TransformersModelConfig(BaseModel):
             return f"GGUF file {str(Path(self.gguf).expanduser())!r} does not exist"
         if self.tokenizer is not None and not Path(self.tokenizer).expanduser().is_dir():
             return f"tokenizer directory {str(Path(self.tokenizer).expanduser())!r} does not exist"
+        for adapter in self.adapters:
+            if not (Path(adapter).expanduser() / "adapter_config.json").is_file():
+                return f"{str(Path(adapter).expanduser())!r} is not a PEFT adapter directory (no adapter_config.json)"
         return None
 
     def gguf_path(self) -> Path | None:

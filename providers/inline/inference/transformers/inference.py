@@ -6,11 +6,15 @@ here imports torch: that happens in the model's worker thread when it loads.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
-from stack.apis.models import Model
+from pydantic import ValidationError
+
+from stack.apis.models import Model, ModelType
 from stack.apis.openai import (
     check_supported_fields,
     OpenAIChatChoice,
@@ -32,7 +36,7 @@ from stack.apis.openai import (
     OpenAITopLogprob,
     OpenAIUsage,
 )
-from stack.errors import BadRequestError, NotFoundError, NotSupportedError, StackError
+from stack.errors import BadRequestError, ConflictError, NotFoundError, NotSupportedError, StackError, invalid_field
 from stack.registry import ProviderContext
 
 from providers.utils.inference.local_models import accept_configured_llm
@@ -40,7 +44,7 @@ from providers.utils.inference.openai_native import OpenAINativeInference
 
 from ._plan import Delta, Finished, GenerationPlan, JobResult, Prepared, Sampling, TokenLogprob
 from ._worker import EventStream, ModelWorker
-from .config import TransformersConfig
+from .config import TransformersConfig, TransformersModelConfig
 
 PROVIDER_TYPE = "inline::transformers"
 
@@ -67,12 +71,14 @@ class TransformersInference(OpenAINativeInference):
         self.config = config
         self.context = context
         self.workers = {model_id: ModelWorker(model_id, entry, config) for model_id, entry in config.models.items()}
+        self._started = False
 
     def after_start(self) -> None:
         self.start()
 
     def start(self) -> None:
         """Begin loading every model in its worker thread, unless models load on first use."""
+        self._started = True
         if self.config.load == "background":
             for worker in self.workers.values():
                 worker.start_loading()
@@ -86,7 +92,58 @@ class TransformersInference(OpenAINativeInference):
             await worker.shutdown()
 
     async def register_model(self, model: Model) -> Model:
-        return accept_configured_llm(model, self.workers, "transformers")
+        """A model of the config, or one whose ``metadata.transformers`` says where its weights are
+        (a model entry, e.g. a fine-tuned checkpoint: a base plus ``adapters``)."""
+        entry = model.metadata.get("transformers")
+        if entry is None or model.provider_resource_id in self.config.models:
+            return accept_configured_llm(model, self.workers, "transformers")
+        if model.model_type != ModelType.llm:
+            raise BadRequestError("transformers serves LLMs only", field="model_type")
+        try:
+            entry = TransformersModelConfig.model_validate(entry)
+        except ValidationError as exc:
+            raise invalid_field(exc, "metadata.transformers") from None
+        if (missing := entry.missing()) is not None:
+            raise BadRequestError(f"{missing} ({entry.describe()})", field="metadata.transformers")
+        if (outside := self._outside_allowed_dirs(entry)) is not None:
+            raise BadRequestError(f"{outside!r} is neither weights of this provider's models nor inside the stack's "
+                                  "data directory or server.fetch.allow_dirs", field="metadata.transformers")
+        model_id = model.provider_resource_id
+        worker = self.workers.get(model_id)
+        if worker is not None and worker.entry != entry:
+            raise ConflictError(f"transformers model {model_id!r} is already served from other weights")
+        if worker is None:
+            worker = self.workers[model_id] = ModelWorker(model_id, entry, self.config)
+            if self._started and self.config.load == "background":
+                worker.start_loading()
+        return model
+
+    def _outside_allowed_dirs(self, entry: TransformersModelConfig) -> str | None:
+        """The first local path of a run-time entry that a client may not make this server load: paths
+        of the configured models, the stack's data directory (checkpoints) and allow_dirs are fine."""
+        def local_paths(e: TransformersModelConfig) -> list[str]:
+            return [p for p in (e.path, e.gguf if isinstance(e.gguf, str) else None, e.tokenizer, *e.adapters) if p]
+
+        def real(path: str) -> Path:
+            return Path(os.path.realpath(os.path.expanduser(path)))
+
+        configured = {real(p) for e in self.config.models.values() for p in local_paths(e)}
+        roots = ([real(str(self.context.data_dir))] + list(self.context.fetcher.dirs)) if self.context else []
+        for path in local_paths(entry):
+            if real(path) not in configured and not any(real(path).is_relative_to(root) for root in roots):
+                return path
+        return None
+
+    async def unregister_model(self, model: Model) -> None:
+        """Free a model registered at run time (one of the config stays)."""
+        model_id = model.provider_resource_id
+        if model_id not in self.config.models and (worker := self.workers.pop(model_id, None)) is not None:
+            await worker.shutdown()
+
+    def model_entry(self, model_id: str) -> TransformersModelConfig | None:
+        """Where a model's weights are (for post-training, which trains on them and serves the result here)."""
+        worker = self.workers.get(model_id)
+        return worker.entry if worker is not None else None
 
     def context_length(self, model_id: str) -> int | None:
         """The loaded model's context window (None until it has loaded), for the router's checks."""

@@ -8,7 +8,6 @@ outputs of the same model with each other, never with expected prose.
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import textwrap
 import time
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -38,57 +36,20 @@ from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError, StackError, status_code_for
 from stack.apis.openai import check_supported_fields
+from tests.support import CHATML, build_tiny_llama
 
-CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-WORDS = ("the a cat dog runs jumps over under quick brown lazy fox bird sings morning evening river "
-         "mountain blue green red happy small large tree house").split()
 HELLO = [{"role": "user", "content": "the quick brown fox"}]
-
-
-def _build_tiny_model(directory, *, chat_template: str | None = CHATML) -> SimpleNamespace:
-    """A 2-layer Llama with a BPE tokenizer trained here on a few hundred sentences."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    rng = random.Random(0)
-    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))).capitalize() + "." for _ in range(300)]
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    # no initial alphabet: only the corpus' characters, so generated text is plain ASCII
-    tokenizer.train_from_iterator(
-        sentences, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
-    )
-    hf_tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=chat_template
-    )
-    config = LlamaConfig(
-        vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        eos_token_id=hf_tokenizer.eos_token_id, pad_token_id=hf_tokenizer.pad_token_id, bos_token_id=None,
-        tie_word_embeddings=True, initializer_range=0.5,  # large weights: varied (not constant) greedy text
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(directory)
-    hf_tokenizer.save_pretrained(directory)
-    # every token that ends generation: <|im_end|> (eos) and <|endoftext|>, a turn end too
-    end_ids = [hf_tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
-    return SimpleNamespace(path=str(directory), eos_id=hf_tokenizer.eos_token_id, end_ids=end_ids, context=256)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return _build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="module")
 def provider(tiny, tmp_path_factory):
     """One provider for the module: models load in the background as at start-up."""
-    untemplated = _build_tiny_model(tmp_path_factory.mktemp("tiny-no-template"), chat_template=None)
+    untemplated = build_tiny_llama(tmp_path_factory.mktemp("tiny-no-template"), chat_template=None)
     config = TransformersConfig(models={
         "tiny": {"path": tiny.path},
         "untemplated": {"path": untemplated.path},
@@ -347,6 +308,29 @@ async def test_missing_models_are_4xx_naming_them_and_never_stop_start_up(provid
         await provider.register_model(Model(identifier="x", provider_resource_id="nope", provider_id="t",
                                             model_type=ModelType.llm))
     assert unknown.value.field == "provider_model_id" and "'tiny'" in str(unknown.value)
+
+
+async def test_models_registered_with_their_weights_in_metadata(provider, tiny, tmp_path):
+    def model(model_id, **entry):
+        return Model(identifier=model_id, provider_resource_id=model_id, provider_id="t",
+                     metadata={"transformers": entry})
+
+    served = await provider.register_model(model("tiny-again", path=tiny.path))  # a configured model's weights
+    assert served.identifier == "tiny-again" and provider.model_entry("tiny-again").path == tiny.path
+    response = await provider.openai_chat_completion(chat(model="tiny-again", max_tokens=2))
+    assert response.choices[0].message.content
+    await provider.unregister_model(served)
+    assert provider.model_entry("tiny-again") is None
+    with pytest.raises(BadRequestError, match="not a PEFT adapter directory") as no_adapter:
+        await provider.register_model(model("tuned", path=tiny.path, adapters=[str(tmp_path)]))
+    assert no_adapter.value.field == "metadata.transformers"
+    other = build_tiny_llama(tmp_path / "elsewhere")  # weights a client names: not this provider's, not allowed
+    with pytest.raises(BadRequestError, match="neither weights of this provider") as outside:
+        await provider.register_model(model("other", path=other.path))
+    assert outside.value.field == "metadata.transformers"
+    with pytest.raises(BadRequestError) as bad:
+        await provider.register_model(model("bad", path=tiny.path, device="gpu"))
+    assert bad.value.field == "metadata.transformers.device"
 
 
 def test_config_validates_on_construction():
