@@ -23,9 +23,9 @@ def llama_cpp_yaml(_request) -> str:
 
 
 def transformers_yaml(request) -> str:
-    from tests.providers.inline.inference.test_transformers import _build_tiny_model
+    from tests.support import build_tiny_llama
 
-    tiny = _build_tiny_model(request.getfixturevalue("tmp_path_factory").mktemp("tiny"))
+    tiny = build_tiny_llama(request.getfixturevalue("tmp_path_factory").mktemp("tiny"))
     return f"""\
 - provider_id: under-test
   provider_type: inline::transformers

@@ -30,7 +30,7 @@ from transformers import (
 
 from stack.errors import BadRequestError
 
-from ._loading import LoadedModel
+from providers.utils.inference.transformers_loading import LoadedModel
 from ._plan import ChoiceResult, Delta, Finished, GenerationPlan, JobResult, Prepared, TokenLogprob
 
 Emit = Callable[[Any], None]

@@ -95,7 +95,7 @@ class ModelWorker:
             self._fail(ModelUnavailableError, f"{missing} ({self.entry.describe()})")
             return
         try:
-            from ._loading import LoadError, load_model
+            from providers.utils.inference.transformers_loading import LoadError, load_model
 
             loaded = load_model(self.entry, self.config.device, self.config.dtype)
         except LoadError as exc:
@@ -193,6 +193,6 @@ class ModelWorker:
         loaded, self.loaded = self.loaded, None
         self.state = "shut down"
         if loaded is not None:
-            from ._loading import free
+            from providers.utils.inference.transformers_loading import free
 
             await asyncio.to_thread(free, loaded)

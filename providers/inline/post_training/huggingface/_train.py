@@ -17,8 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from providers.inline.inference.transformers._loading import load_model, resolve_device
-from providers.inline.inference.transformers.config import TransformersModelConfig
+from providers.utils.inference.transformers_loading import load_model, resolve_device
+from providers.utils.inference.transformers_models import TransformersModelConfig
 from stack.jobs import JobContext
 
 from .config import ATTN_MODULES, TRAINING_DTYPES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from providers.inline.inference.transformers.config import (
+from providers.utils.inference.transformers_models import (
     DEVICE_PATTERN,
     TransformersModelConfig,
 )

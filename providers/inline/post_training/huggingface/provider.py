@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from providers.inline.inference.transformers.config import TransformersModelConfig
+from providers.utils.inference.transformers_models import TransformersModelConfig
 from stack.apis._content import URL
 from stack.apis.models import ModelType
 from stack.apis.post_training import (

@@ -406,7 +406,7 @@ async def test_first_use_loading_and_shutdown_freeing_the_model(tiny):
 def test_device_and_dtype_selection(monkeypatch):
     import torch
 
-    from providers.inline.inference.transformers._loading import LoadError, resolve_device, resolve_dtype
+    from providers.utils.inference.transformers_loading import LoadError, resolve_device, resolve_dtype
 
     if torch.cuda.is_available():
         assert resolve_device("auto") == "cuda"

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .config import TransformersModelConfig
+from .transformers_models import TransformersModelConfig
 
 log = logging.getLogger(__name__)
 
