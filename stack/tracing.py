@@ -122,7 +122,7 @@ class Collector:
     sinks by a background task. When full it drops the oldest (``dropped``
     counts them) instead of slowing requests down."""
 
-    def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 512,
+    def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 2048,
                  interval: float = 0.5) -> None:
         self.sinks = sinks
         self.max_buffer = max_buffer
@@ -271,9 +271,10 @@ def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
         _current.reset(token)
 
 
-def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, **attributes: Any) -> None:
-    """A MetricEvent on ``record``'s span (sent with the span when it finishes)."""
-    event = EventRecord(record.trace_id, record.span_id, datetime.now(timezone.utc), "metric",
+def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, *, at: int | None = None,
+                  **attributes: Any) -> None:
+    """A MetricEvent on ``record``'s span (sent with the span when it finishes); ``at``: epoch ns, default now."""
+    event = EventRecord(record.trace_id, record.span_id, to_datetime(at or time.time_ns()), "metric",
                         attributes, metric=metric, value=value, unit=unit)
     if record.events is None:
         record.events = [event]
@@ -316,7 +317,7 @@ def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: s
             raise
         finally:
             _current.reset(token)
-        if isinstance(result, AsyncIterator):
+        if hasattr(result, "__anext__"):  # a stream (cheaper than an isinstance check against the ABC)
             return _finish_after(result, record, args, kwargs, on_result)
         _finish(record, args, kwargs, result, on_result)
         return result
