@@ -317,7 +317,7 @@ def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: s
             raise
         finally:
             _current.reset(token)
-        if hasattr(result, "__anext__"):  # a stream (cheaper than an isinstance check against the ABC)
+        if hasattr(type(result), "__anext__"):  # a stream; on the type: pydantic's __getattr__ is slow to miss
             return _finish_after(result, record, args, kwargs, on_result)
         _finish(record, args, kwargs, result, on_result)
         return result
