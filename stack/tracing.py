@@ -95,7 +95,7 @@ class EventRecord:
 
     trace_id: str
     span_id: str
-    timestamp: datetime
+    time_ns: int  # epoch ns (a datetime costs more to make than the rest of a metric)
     type: str  # "unstructured_log" | "metric"
     attributes: dict[str, Any]
     message: str | None = None
@@ -103,6 +103,10 @@ class EventRecord:
     metric: str | None = None
     value: float | int | None = None
     unit: str | None = None
+
+    @property
+    def timestamp(self) -> datetime:
+        return to_datetime(self.time_ns)
 
 
 def to_datetime(ns: int) -> datetime:
@@ -274,7 +278,7 @@ def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
 def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, *, at: int | None = None,
                   **attributes: Any) -> None:
     """A MetricEvent on ``record``'s span (sent with the span when it finishes); ``at``: epoch ns, default now."""
-    event = EventRecord(record.trace_id, record.span_id, to_datetime(at or time.time_ns()), "metric",
+    event = EventRecord(record.trace_id, record.span_id, at or time.time_ns(), "metric",
                         attributes, metric=metric, value=value, unit=unit)
     if record.events is None:
         record.events = [event]
@@ -317,7 +321,7 @@ def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: s
             raise
         finally:
             _current.reset(token)
-        if hasattr(type(result), "__anext__"):  # a stream; on the type: pydantic's __getattr__ is slow to miss
+        if _is_stream(type(result)):
             return _finish_after(result, record, args, kwargs, on_result)
         _finish(record, args, kwargs, result, on_result)
         return result
@@ -325,6 +329,17 @@ def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: s
     traced.__traced__ = True  # type: ignore[attr-defined]
     traced.__wrapped__ = method  # type: ignore[attr-defined]
     return traced
+
+
+_STREAMS: dict[type, bool] = {}
+
+
+def _is_stream(kind: type) -> bool:
+    """Whether results of this type are streams (async iterators); cached: pydantic models miss slowly."""
+    known = _STREAMS.get(kind)
+    if known is None:
+        known = _STREAMS[kind] = hasattr(kind, "__anext__")
+    return known
 
 
 def _finish(record: SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any, on_result: AttributeHook | None,

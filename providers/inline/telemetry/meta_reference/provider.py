@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 from stack import tracing
@@ -87,7 +88,7 @@ class MetaReferenceTelemetry:
         if isinstance(event, StructuredLogEvent):
             await self._span_event(event)
             return
-        record = tracing.EventRecord(event.trace_id, event.span_id, event.timestamp, event.type,
+        record = tracing.EventRecord(event.trace_id, event.span_id, _ns(event.timestamp), event.type,
                                      event.attributes or {})
         if isinstance(event, MetricEvent):
             record.metric, record.value, record.unit = event.metric, event.value, event.unit
@@ -98,7 +99,7 @@ class MetaReferenceTelemetry:
     async def _span_event(self, event: StructuredLogEvent) -> None:
         """span_start opens a span (kept in the store, so queries see it running); span_end finishes it."""
         key = (event.trace_id, event.span_id)
-        ns = int(event.timestamp.timestamp() * 1e9)
+        ns = _ns(event.timestamp)
         if isinstance(event.payload, SpanStartPayload):
             record = tracing.SpanRecord(event.trace_id, event.span_id, event.payload.parent_span_id,
                                         event.payload.name, ns, attributes=dict(event.attributes or {}),
@@ -243,6 +244,12 @@ class MetaReferenceTelemetry:
         } for s in spans]
         if rows:
             await self.datasetio.append_rows(dataset_id=dataset_id, rows=rows)
+
+
+def _ns(moment: datetime) -> int:
+    if moment.tzinfo is None:  # a client's naive time is taken as UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1e9)
 
 
 def _check_depth(max_depth: int | None) -> None:

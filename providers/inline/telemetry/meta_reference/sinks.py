@@ -187,7 +187,7 @@ class OtelSink:
             status=Status(StatusCode.ERROR if span.status == "error" else StatusCode.OK),
             events=[Event(e.metric, {"value": e.value, "unit": e.unit, **{k: _otel_value(v) for k, v in e.attributes.items()
                                                                          if v is not None}},
-                          int(e.timestamp.timestamp() * 1e9)) for e in span.events or ()],
+                          e.time_ns) for e in span.events or ()],
             start_time=span.start_ns,
             end_time=span.end_ns,
         )
