@@ -65,6 +65,12 @@ TRACED_RUN_YAML = RUN_YAML.replace("apis: [inference]", "apis: [inference, telem
 models:""")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -209,15 +215,19 @@ def main() -> None:
                 px_url = f"http://127.0.0.1:{port}"
                 wait_until_up(px_url + "/v1/health", proxy)
                 targets[name] = px_url + "/v1/chat/completions"
+            pids = dict(zip(proxies, [p.pid for p in procs[1:]]))
             print(f"generator: {args.generator}; {args.duration:g} s per run; {os.cpu_count()} cores shared by all processes")
-            print("| target | concurrency | req/s | p50 ms | p99 ms | errors |")
-            print("|---|---|---|---|---|---|")
+            print("| target | concurrency | req/s | p50 ms | p99 ms | errors | proxy CPU per request |")
+            print("|---|---|---|---|---|---|---|")
             results = {}
             for c in [int(x) for x in args.concurrency.split(",")]:
                 for name, url in targets.items():
                     load(url, c, 1)  # warm-up: connections, caches
+                    cpu = cpu_seconds(pids[name]) if name in pids else None
                     r = results[name, c] = load(url, c, args.duration)
-                    print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |", flush=True)
+                    # CPU per request hardly depends on what else runs on the machine, unlike req/s
+                    per = "—" if cpu is None else f"{(cpu_seconds(pids[name]) - cpu) / (r['rps'] * args.duration) * 1e6:,.0f} µs"
+                    print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {per} |", flush=True)
             for c in [int(x) for x in args.concurrency.split(",")]:
                 for name in proxies:
                     added = results[name, c]["p50"] - results["direct", c]["p50"]

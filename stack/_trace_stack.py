@@ -58,9 +58,9 @@ def _request_model(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, An
 def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any) -> None:
     """Model, token counts (when the provider reports usage) and latency; the last two as MetricEvents too."""
     _request_model(record, args, kwargs, result)
-    latency_ms = (time.time_ns() - record.start_ns) / 1e6
+    now = time.time_ns()
     model = record.attributes.get("gen_ai.request.model")
-    tracing.record_metric(record, "latency_ms", round(latency_ms, 3), "ms", model_id=model)
+    tracing.record_metric(record, "latency_ms", round((now - record.start_ns) / 1e6, 3), "ms", model_id=model, at=now)
     usage = getattr(result, "usage", None)
     if usage is None:
         return
@@ -69,9 +69,9 @@ def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str,
     prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
     if prompt is not None:
         record.set("gen_ai.usage.input_tokens", prompt)
-        tracing.record_metric(record, "prompt_tokens", prompt, "tokens", model_id=model)
+        tracing.record_metric(record, "prompt_tokens", prompt, "tokens", model_id=model, at=now)
     if completion is not None:
         record.set("gen_ai.usage.output_tokens", completion)
-        tracing.record_metric(record, "completion_tokens", completion, "tokens", model_id=model)
+        tracing.record_metric(record, "completion_tokens", completion, "tokens", model_id=model, at=now)
     if prompt is not None and completion is not None:
-        tracing.record_metric(record, "total_tokens", prompt + completion, "tokens", model_id=model)
+        tracing.record_metric(record, "total_tokens", prompt + completion, "tokens", model_id=model, at=now)

@@ -95,7 +95,7 @@ class EventRecord:
 
     trace_id: str
     span_id: str
-    timestamp: datetime
+    time_ns: int  # epoch ns (a datetime costs more to make than the rest of a metric)
     type: str  # "unstructured_log" | "metric"
     attributes: dict[str, Any]
     message: str | None = None
@@ -103,6 +103,10 @@ class EventRecord:
     metric: str | None = None
     value: float | int | None = None
     unit: str | None = None
+
+    @property
+    def timestamp(self) -> datetime:
+        return to_datetime(self.time_ns)
 
 
 def to_datetime(ns: int) -> datetime:
@@ -122,7 +126,7 @@ class Collector:
     sinks by a background task. When full it drops the oldest (``dropped``
     counts them) instead of slowing requests down."""
 
-    def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 512,
+    def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 2048,
                  interval: float = 0.5) -> None:
         self.sinks = sinks
         self.max_buffer = max_buffer
@@ -271,9 +275,10 @@ def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
         _current.reset(token)
 
 
-def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, **attributes: Any) -> None:
-    """A MetricEvent on ``record``'s span (sent with the span when it finishes)."""
-    event = EventRecord(record.trace_id, record.span_id, datetime.now(timezone.utc), "metric",
+def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, *, at: int | None = None,
+                  **attributes: Any) -> None:
+    """A MetricEvent on ``record``'s span (sent with the span when it finishes); ``at``: epoch ns, default now."""
+    event = EventRecord(record.trace_id, record.span_id, at or time.time_ns(), "metric",
                         attributes, metric=metric, value=value, unit=unit)
     if record.events is None:
         record.events = [event]
@@ -316,7 +321,7 @@ def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: s
             raise
         finally:
             _current.reset(token)
-        if isinstance(result, AsyncIterator):
+        if _is_stream(type(result)):
             return _finish_after(result, record, args, kwargs, on_result)
         _finish(record, args, kwargs, result, on_result)
         return result
@@ -324,6 +329,17 @@ def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: s
     traced.__traced__ = True  # type: ignore[attr-defined]
     traced.__wrapped__ = method  # type: ignore[attr-defined]
     return traced
+
+
+_STREAMS: dict[type, bool] = {}
+
+
+def _is_stream(kind: type) -> bool:
+    """Whether results of this type are streams (async iterators); cached: pydantic models miss slowly."""
+    known = _STREAMS.get(kind)
+    if known is None:
+        known = _STREAMS[kind] = hasattr(kind, "__anext__")
+    return known
 
 
 def _finish(record: SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any, on_result: AttributeHook | None,

@@ -220,15 +220,17 @@ class UpstreamClient:
         """
         if not tracing.enabled():
             return await self._send(method, path, body, headers, what)
-        url = self.base_url + path
-        with tracing.span(f"upstream {method}", **{"http.request.method": method, "url.full": url,
-                                                   "polystack.upstream": self.name}) as span:
-            if span is not None:
-                headers = {**(headers or {}), "traceparent": tracing.format_traceparent(span.trace_id, span.span_id)}
+        span = tracing.start_span(f"upstream {method}", {
+            "http.request.method": method, "url.full": self.base_url + path, "polystack.upstream": self.name})
+        headers = {**(headers or {}), "traceparent": tracing.format_traceparent(span.trace_id, span.span_id)}
+        try:
             response = await self._send(method, path, body, headers, what)
-            if span is not None:
-                span.set("http.response.status_code", response.status)
-            return response
+        except BaseException as exc:
+            tracing.finish_span(span, exc)
+            raise
+        span.attributes["http.response.status_code"] = response.status
+        tracing.finish_span(span)
+        return response
 
     async def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str] | None,
                     what: str) -> aiohttp.ClientResponse:

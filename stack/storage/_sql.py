@@ -45,6 +45,10 @@ _PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
 }
 
 
+# values every backend binds unchanged in a column of that type
+_AS_IS: dict[type, ColumnType] = {str: ColumnType.TEXT, int: ColumnType.INTEGER}
+
+
 def check_identifier(name: object, what: str = "identifier") -> str:
     """`name` if it is a safe table/column name, else ValueError."""
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
@@ -261,6 +265,8 @@ class SqlStore(ABC):
 
     def _encode_value(self, ctype: ColumnType | None, value: Any, col: str) -> Any:
         if value is None or ctype is None:
+            return value
+        if _AS_IS.get(type(value)) is ctype:  # the common case, bound as it is by every backend
             return value
         allowed = _PYTHON_TYPES.get(ctype)
         if allowed and (not isinstance(value, allowed) or (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 from stack import tracing
@@ -30,12 +31,12 @@ from stack.storage import SqliteStoreConfig, sqlstore_from_config
 from providers.utils.datasetio.rows import empty_csv_url
 
 from .config import MetaReferenceTelemetryConfig, TelemetrySink
-from .sinks import ConsoleSink, OtelSink, SpanStoreSink, span_row
+from .sinks import ConsoleSink, OtelSink, SpanStoreSink
 
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
-TRACE_ORDER = {"trace_id": "trace_id", "root_span_id": "span_id", "start_time": "start_ns", "end_time": "end_ns"}
+TRACE_ORDER = {"trace_id": "trace_id", "root_span_id": "root_span_id", "start_time": "start_ns", "end_time": "end_ns"}
 #: span_start events waiting for their span_end when no span store keeps them
 MAX_OPEN_SPANS = 10_000
 SPAN_COLUMNS_SAVED = ("trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time")
@@ -87,7 +88,7 @@ class MetaReferenceTelemetry:
         if isinstance(event, StructuredLogEvent):
             await self._span_event(event)
             return
-        record = tracing.EventRecord(event.trace_id, event.span_id, event.timestamp, event.type,
+        record = tracing.EventRecord(event.trace_id, event.span_id, _ns(event.timestamp), event.type,
                                      event.attributes or {})
         if isinstance(event, MetricEvent):
             record.metric, record.value, record.unit = event.metric, event.value, event.unit
@@ -98,7 +99,7 @@ class MetaReferenceTelemetry:
     async def _span_event(self, event: StructuredLogEvent) -> None:
         """span_start opens a span (kept in the store, so queries see it running); span_end finishes it."""
         key = (event.trace_id, event.span_id)
-        ns = int(event.timestamp.timestamp() * 1e9)
+        ns = _ns(event.timestamp)
         if isinstance(event.payload, SpanStartPayload):
             record = tracing.SpanRecord(event.trace_id, event.span_id, event.payload.parent_span_id,
                                         event.payload.name, ns, attributes=dict(event.attributes or {}),
@@ -122,22 +123,25 @@ class MetaReferenceTelemetry:
     async def _stored_record(self, trace_id: str, span_id: str) -> tracing.SpanRecord | None:
         if self.store is None:
             return None
-        row = await self.store.store.fetch_one("spans", {"trace_id": trace_id, "span_id": span_id})
+        row = next((s for s in await self.store.trace(trace_id) if s["span_id"] == span_id), None)
         if row is None:
             return None
-        return tracing.SpanRecord(row["trace_id"], row["span_id"], row["parent_span_id"], row["name"],
-                                  row["start_ns"], attributes=row["attributes"] or {},
-                                  root=row["root"])
+        return tracing.SpanRecord(trace_id, span_id, row["parent_span_id"], row["name"], row["start_ns"],
+                                  attributes=row["attributes"] or {}, root=row["root"])
 
     # -- queries -----------------------------------------------------------------------------
 
-    async def _rows(self, where: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        """Span rows from the store, after this server's buffered spans reach it."""
+    async def _flushed_store(self) -> SpanStoreSink:
+        """The span store, once this server's buffered spans reached it."""
         if self.store is None:
             raise NotSupportedError("trace and span queries read the span store: add the sqlite sink "
                                     "to the telemetry provider's sinks")
         await self.collector.flush()
-        rows = await self.store.store.fetch_all("spans", where, **kwargs)
+        return self.store
+
+    async def _read(self, method: str, *args: Any) -> list[dict[str, Any]]:
+        """Spans from the store's ``method`` (with datetimes)."""
+        rows = await getattr(await self._flushed_store(), method)(*args)
         for row in rows:
             row["start_time"] = tracing.to_datetime(row["start_ns"])
             row["end_time"] = None if row["end_ns"] is None else tracing.to_datetime(row["end_ns"])
@@ -153,26 +157,27 @@ class MetaReferenceTelemetry:
             raise BadRequestError("must be 0 or more", field="offset")
         order = _trace_order(order_by)
         conditions = _conditions(attribute_filters, "attribute_filters")
-        roots = await self._rows({"root": True}, order_by=order,
-                                 limit=None if conditions else offset + limit)
+        roots = await self._read("roots", order, None if conditions else offset + limit)
         if conditions:
-            matching = {row["trace_id"] for row in await self._rows() if _matches(row, conditions)}
+            matching = {row["trace_id"] for row in await self._read("every_span") if _matches(row, conditions)}
             roots = [row for row in roots if row["trace_id"] in matching]
-        traces, seen = [], set()
-        for row in roots:  # a trace that several requests joined (one traceparent) is listed once
-            if row["trace_id"] not in seen:
-                seen.add(row["trace_id"])
-                traces.append(_trace(row))
-        return QueryTracesResponse(data=traces[offset:offset + limit])
+        # a trace is listed once (several requests may join one traceparent; a posted root span is
+        # stored when it starts and again when it ends): its first root in order, ended if it did
+        listed: dict[str, dict[str, Any]] = {}
+        for row in roots:
+            seen = listed.get(row["trace_id"])
+            if seen is None or (seen["end_ns"] is None and row["end_ns"] is not None and seen["span_id"] == row["span_id"]):
+                listed[row["trace_id"]] = row
+        return QueryTracesResponse(data=[_trace(row) for row in list(listed.values())[offset:offset + limit]])
 
     async def get_trace(self, trace_id: str) -> Trace:
-        roots = await self._rows({"trace_id": trace_id, "root": True}, order_by=[("start_ns", "asc")])
+        roots = [row for row in await self._read("trace", trace_id) if row["root"]]
         if not roots:
             raise NotFoundError("Trace", trace_id, [])
         return _trace(roots[0])
 
     async def get_span(self, trace_id: str, span_id: str) -> Span:
-        rows = await self._rows({"trace_id": trace_id, "span_id": span_id})
+        rows = [row for row in await self._read("trace", trace_id) if row["span_id"] == span_id]
         if not rows:
             raise NotFoundError("Span", span_id, [], message=f"trace {trace_id!r} has no span {span_id!r}")
         return Span(**_span_fields(rows[0]))
@@ -180,10 +185,10 @@ class MetaReferenceTelemetry:
     async def get_span_tree(self, span_id: str, attributes_to_return: list[str] | None = None,
                             max_depth: int | None = None) -> QuerySpanTreeResponse:
         _check_depth(max_depth)
-        found = await self._rows({"span_id": span_id}, limit=1)
-        if not found:
+        trace_id = await (await self._flushed_store()).trace_of(span_id)
+        if trace_id is None:
             raise NotFoundError("Span", span_id, [])
-        spans = await self._rows({"trace_id": found[0]["trace_id"]}, order_by=[("start_ns", "asc")])
+        spans = await self._read("trace", trace_id)
         tree = _subtree(spans, span_id, max_depth)
         return QuerySpanTreeResponse(data={
             row["span_id"]: SpanWithStatus(**_span_fields(row, attributes_to_return), status=row["status"])
@@ -196,7 +201,7 @@ class MetaReferenceTelemetry:
         root down to ``max_depth``; with ``attributes_to_return``, those that carry one of them, with only those."""
         _check_depth(max_depth)
         conditions = _conditions(attribute_filters, "attribute_filters")
-        rows = await self._rows(order_by=[("start_ns", "asc")])
+        rows = await self._read("every_span")
         by_trace: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         for row in rows:
             by_trace[row["trace_id"]].append(row)
@@ -239,6 +244,12 @@ class MetaReferenceTelemetry:
         } for s in spans]
         if rows:
             await self.datasetio.append_rows(dataset_id=dataset_id, rows=rows)
+
+
+def _ns(moment: datetime) -> int:
+    if moment.tzinfo is None:  # a client's naive time is taken as UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1e9)
 
 
 def _check_depth(max_depth: int | None) -> None:

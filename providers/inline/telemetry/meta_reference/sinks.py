@@ -15,18 +15,16 @@ from stack.tracing import EventRecord, SpanRecord
 
 log = logging.getLogger(__name__)
 
-SPAN_COLUMNS = {
+#: one row per trace and batch: the spans of a request reach the sink together, and one row
+#: for them costs a quarter of a row each (docs/performance.md)
+CHUNK_COLUMNS = {
     "trace_id": ColumnType.TEXT,
-    "span_id": ColumnType.TEXT,
-    "parent_span_id": ColumnType.TEXT,
-    "name": ColumnType.TEXT,
-    # epoch nanoseconds: cheaper to write than timestamps, and every span is written
-    "start_ns": ColumnType.INTEGER,
+    "chunk_id": ColumnType.TEXT,  # the chunk's first span id: a span logged alone replaces its own chunk
+    "root": ColumnType.BOOLEAN,  # holds its trace's root span (a request's span)
+    "root_span_id": ColumnType.TEXT,
+    "start_ns": ColumnType.INTEGER,  # epoch ns: the root span's start, else the earliest
     "end_ns": ColumnType.INTEGER,
-    "attributes": ColumnType.JSON,
-    "status": ColumnType.TEXT,
-    "root": ColumnType.BOOLEAN,
-    "events": ColumnType.JSON,  # the metrics recorded on the span
+    "spans": ColumnType.JSON,  # [span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, events]
 }
 EVENT_COLUMNS = {
     "event_id": ColumnType.TEXT,
@@ -41,13 +39,7 @@ EVENT_COLUMNS = {
     "unit": ColumnType.TEXT,
     "attributes": ColumnType.JSON,
 }
-
-
-def span_row(span: SpanRecord) -> dict[str, Any]:
-    events = [{**event_fields(e), "timestamp": e.timestamp.isoformat()} for e in span.events] if span.events else None
-    return {"trace_id": span.trace_id, "span_id": span.span_id, "parent_span_id": span.parent_span_id,
-            "name": span.name, "start_ns": span.start_ns, "end_ns": span.end_ns,
-            "attributes": span.attributes, "status": span.status, "root": span.root, "events": events}
+_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes", "events")
 
 
 def event_fields(event: EventRecord) -> dict[str, Any]:
@@ -56,28 +48,77 @@ def event_fields(event: EventRecord) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _compact(span: SpanRecord) -> list[Any]:
+    events = [{**event_fields(e), "timestamp": e.timestamp.isoformat()} for e in span.events] if span.events else None
+    return [span.span_id, span.parent_span_id, span.name, span.start_ns, span.end_ns, span.status, span.root,
+            span.attributes, events]
+
+
 class SpanStoreSink:
-    """Spans and events in two tables of a SQL store; one transaction per batch."""
+    """Spans in a SQL store, a row per trace and batch; posted events in a table of their own.
+    Reads give span dicts (``_FIELDS`` and ``trace_id``), a span logged twice (started, then
+    ended) once: its latest state."""
 
     def __init__(self, store: SqlStore) -> None:
         self.store = store
 
     async def initialize(self) -> None:
-        await self.store.create_table("spans", SPAN_COLUMNS, primary_key=("trace_id", "span_id"))
+        await self.store.create_table("span_chunks", CHUNK_COLUMNS, primary_key=("trace_id", "chunk_id"))
         await self.store.create_table("events", EVENT_COLUMNS, primary_key="event_id")
 
     async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
-        """A span's own metrics go in its row (one row a span: a row per metric would double the
-        writes of every inference call); posted logs and metrics in the events table."""
-        await self.store.upsert_many("spans", [span_row(s) for s in spans], ("trace_id", "span_id"))
+        by_trace: dict[str, list[SpanRecord]] = {}
+        for span in spans:
+            by_trace.setdefault(span.trace_id, []).append(span)
+        rows = []
+        for trace_id, group in by_trace.items():
+            root = next((s for s in group if s.root), None)
+            rows.append({"trace_id": trace_id, "chunk_id": group[0].span_id, "root": root is not None,
+                         "root_span_id": root.span_id if root else None,
+                         "start_ns": root.start_ns if root else min(s.start_ns for s in group),
+                         "end_ns": root.end_ns if root else None, "spans": [_compact(s) for s in group]})
+        await self.store.upsert_many("span_chunks", rows, ("trace_id", "chunk_id"))
         await self.store.upsert_many("events", [
             {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id,
              **dict.fromkeys(EVENT_COLUMNS.keys() - {"event_id", "trace_id", "span_id"}), **event_fields(e)}
             for e in events
         ], ("event_id",))
 
+    # -- reads -------------------------------------------------------------------------------
+
+    async def roots(self, order_by: list[tuple[str, str]], limit: int | None) -> list[dict[str, Any]]:
+        """The root spans of traces, in ``order_by`` (chunk columns), at most ``limit`` chunks read."""
+        chunks = await self.store.fetch_all("span_chunks", {"root": True}, order_by=order_by, limit=limit)
+        return [next(s for s in _spans([chunk]) if s["span_id"] == chunk["root_span_id"]) for chunk in chunks]
+
+    async def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every span of ``trace_id``, by start time."""
+        return _spans(await self.store.fetch_all("span_chunks", {"trace_id": trace_id}))
+
+    async def every_span(self) -> list[dict[str, Any]]:
+        return _spans(await self.store.fetch_all("span_chunks"))
+
+    async def trace_of(self, span_id: str) -> str | None:
+        """The trace holding ``span_id``: a root span's is found by its column, another's by reading every span."""
+        chunk = await self.store.fetch_one("span_chunks", {"root_span_id": span_id})
+        if chunk is not None:
+            return chunk["trace_id"]
+        return next((s["trace_id"] for s in await self.every_span() if s["span_id"] == span_id), None)
+
     async def close(self) -> None:
         await self.store.close()
+
+
+def _spans(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for chunk in chunks:
+        for values in chunk["spans"]:
+            span = dict(zip(_FIELDS, values), trace_id=chunk["trace_id"])
+            key = (span["trace_id"], span["span_id"])
+            seen = latest.get(key)
+            if seen is None or (seen["end_ns"] is None and span["end_ns"] is not None):
+                latest[key] = span
+    return sorted(latest.values(), key=lambda s: s["start_ns"])
 
 
 class ConsoleSink:
@@ -146,7 +187,7 @@ class OtelSink:
             status=Status(StatusCode.ERROR if span.status == "error" else StatusCode.OK),
             events=[Event(e.metric, {"value": e.value, "unit": e.unit, **{k: _otel_value(v) for k, v in e.attributes.items()
                                                                          if v is not None}},
-                          int(e.timestamp.timestamp() * 1e9)) for e in span.events or ()],
+                          e.time_ns) for e in span.events or ()],
             start_time=span.start_ns,
             end_time=span.end_ns,
         )

@@ -195,6 +195,19 @@ async def test_posted_events_make_spans_logs_and_metrics(client):
         "attribute_filters": json.dumps([{"key": "session_id", "op": "eq", "value": "abc"}]),
         "attributes_to_return": ["output"]})).json()["data"]
     assert [s["span_id"] for s in spans] == ["s-child"]
+    assert list((await client.get("/v1/telemetry/spans/s-child/tree")).json()["data"]) == ["s-child"]
+
+    # a second child and the root end together (one batch): each span is listed once, in its last state
+    for body in [
+        event(span_id="s-two", type="structured_log", payload={"type": "span_start", "name": "step", "parent_span_id": "s-root"}),
+        event(span_id="s-two", timestamp="2025-01-20T10:00:03Z", type="structured_log", payload={"type": "span_end", "status": "ok"}),
+        event(timestamp="2025-01-20T10:00:04Z", type="structured_log", payload={"type": "span_end", "status": "ok"}),
+    ]:
+        assert (await client.post("/v1/telemetry/events", json={"event": body, "ttl_seconds": 0})).status_code == 200
+    tree = (await client.get("/v1/telemetry/spans/s-root/tree")).json()["data"]
+    assert sorted(tree) == ["s-child", "s-root", "s-two"] and all(s["end_time"] for s in tree.values())
+    [listed] = [t for t in (await client.get("/v1/telemetry/traces")).json()["data"] if t["trace_id"] == "t-posted"]
+    assert listed["end_time"].startswith("2025-01-20T10:00:04")
 
 
 async def test_a_span_end_without_its_start_is_a_400_naming_the_span(client):
