@@ -65,6 +65,7 @@ def _port(args: argparse.Namespace, configured: int) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
+    import gc
 
     import uvicorn
 
@@ -102,6 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         except StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        # what start-up made lives as long as the process: keep it out of every full collection
+        # (they then scan only newer objects; traced requests made them frequent, docs/performance.md)
+        gc.collect()
+        gc.freeze()
         print(f"polystack {__version__}: serving {the_plan.image_name} ({the_plan.loaded.source}) "
               f"on http://{host}:{port}", file=sys.stderr)
         serving = asyncio.create_task(server.serve())

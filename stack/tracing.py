@@ -362,7 +362,11 @@ async def _finish_after(stream: AsyncIterator[Any], record: SpanRecord, args: tu
         async for chunk in stream:
             last = chunk
             yield chunk
-    except BaseException as exc:
+    except BaseException as exc:  # GeneratorExit too: the client went away
         _finish(record, args, kwargs, None, on_result, exc)
         raise
+    finally:  # closing this wrapper closes the stream it wraps (cancels the provider's work)
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            await closer()
     _finish(record, args, kwargs, last, on_result)

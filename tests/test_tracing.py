@@ -122,3 +122,26 @@ async def test_instrumented_streams_end_their_span_with_the_stream(sink):
     assert span.name == "provider demo.stream" and span.attributes["polystack.provider_id"] == "p"
     assert span.attributes["polystack.stream"] is True
     assert seen == [((3,), 2)]  # the hook sees the last chunk
+
+
+async def test_closing_a_traced_stream_closes_the_providers_stream(sink):
+    closed = []
+
+    class Service:
+        async def stream(self):
+            async def chunks():
+                try:
+                    for i in range(10):
+                        yield i
+                finally:
+                    closed.append(True)
+            return chunks()
+
+    service = Service()
+    tracing.instrument(service, "demo", ["stream"], kind="provider")
+    stream = await service.stream()
+    assert await stream.__anext__() == 0
+    await stream.aclose()  # what the SSE layer does when the client disconnects
+    assert closed == [True]
+    await tracing.collector().flush()
+    assert sink.spans[0].status == "error" and sink.spans[0].attributes["error.type"] == "GeneratorExit"

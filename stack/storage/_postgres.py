@@ -241,9 +241,10 @@ class PostgresSqlStore(SqlStore):
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         return await self._db.execute(sql, params)
 
-    async def _execute_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+    async def _execute_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         async with self._db.connection() as conn, conn.transaction():
-            await conn.cursor().executemany(sql, params)
+            for sql, params in statements:
+                await conn.execute(sql, params)
 
     async def _close(self) -> None:
         await self._db.close()

@@ -45,6 +45,7 @@ _PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
 }
 
 
+_MAX_PARAMS = 30_000  # bound parameters per statement: SQLite allows 32,766, PostgreSQL 65,535
 # values every backend binds unchanged in a column of that type
 _AS_IS: dict[type, ColumnType] = {str: ColumnType.TEXT, int: ColumnType.INTEGER}
 
@@ -151,14 +152,22 @@ class SqlStore(ABC):
             raise ValueError(f"upsert_many key columns {keys!r} must be columns of the rows")
         physical, schema = await self._schema(table)
         types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
-        params = []
+        latest: dict[tuple, list[Any]] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
         for row in rows:
             if len(row) != len(columns) or any(c not in row for c in columns):
                 raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
-            params.append([self._encode_value(t, row[c], c) for c, t in zip(columns, types)])
-        sql = (f"INSERT INTO {quote(physical)} ({', '.join(quote(c) for c in columns)}) "
-               f"VALUES ({', '.join([self.placeholder] * len(columns))})")
-        await self._execute_many(sql + _on_conflict(keys, columns), params)
+            latest[tuple(row[k] for k in keys)] = [self._encode_value(t, row[c], c) for c, t in zip(columns, types)]
+        # multi-row statements: a driver call (and, for SQLite, a GIL hand-off) per statement, not per row
+        per_statement = max(1, _MAX_PARAMS // len(columns))
+        values = list(latest.values())
+        head = f"INSERT INTO {quote(physical)} ({', '.join(quote(c) for c in columns)}) VALUES "
+        one = f"({', '.join([self.placeholder] * len(columns))})"
+        statements = []
+        for start in range(0, len(values), per_statement):
+            chunk = values[start:start + per_statement]
+            statements.append((head + ", ".join([one] * len(chunk)) + _on_conflict(keys, columns),
+                               [value for row in chunk for value in row]))
+        await self._execute_batch(statements)
 
     async def fetch_all(
         self,
@@ -332,10 +341,10 @@ class SqlStore(ABC):
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         """Run a write; the number of rows it touched."""
 
-    async def _execute_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
-        """Run ``sql`` once per parameter list, in one transaction (backends override this)."""
-        for one in params:
-            await self._execute(sql, one)
+    async def _execute_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run the (sql, params) ``statements`` in one transaction (backends override this)."""
+        for sql, params in statements:
+            await self._execute(sql, params)
 
     @abstractmethod
     async def _close(self) -> None: ...

@@ -198,10 +198,11 @@ def _create_table(conn: sqlite3.Connection, table: str, create: str, adds: dict[
     return schema
 
 
-def _execute_many(conn: sqlite3.Connection, sql: str, params: Sequence[Sequence[Any]]) -> None:
+def _execute_batch(conn: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(sql, params)
+        for sql, params in statements:
+            conn.execute(sql, params)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -255,8 +256,8 @@ class SqliteSqlStore(SqlStore):
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         return await self._db.write(_rowcount, sql, params)
 
-    async def _execute_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
-        await self._db.write(_execute_many, sql, params)
+    async def _execute_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        await self._db.write(_execute_batch, statements)
 
     async def _close(self) -> None:
         await self._db.close()

@@ -99,6 +99,15 @@ async def test_upsert_many_inserts_and_updates_in_one_batch(models):
     assert len(await models.fetch_all("models")) == 5
 
 
+async def test_upsert_many_takes_the_last_row_of_a_key_and_batches_past_a_statement(models):
+    await models.upsert_many("models", [{"id": "dup", "size": 1}, {"id": "dup", "size": 2}], ["id"])
+    assert (await models.fetch_one("models", where={"id": "dup"}))["size"] == 2
+    many = [{"id": f"m{i}", "provider": "p", "size": i, "score": 0.5} for i in range(8000)]  # > 30,000 parameters
+    await models.upsert_many("models", many, ["id"])
+    assert len(await models.fetch_all("models", where={"provider": "p"})) == 8000
+    assert (await models.fetch_one("models", where={"id": "m7999"}))["size"] == 7999
+
+
 async def test_composite_primary_key(sql):
     await sql.create_table("logs", {"run": C.TEXT, "step": C.INTEGER, "loss": C.REAL}, primary_key=("run", "step"))
     await sql.insert("logs", {"run": "a", "step": 1, "loss": 2.0})
