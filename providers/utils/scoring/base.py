@@ -9,6 +9,8 @@ implements ``score_rows``; the routing table lists the built-ins through
 
 from __future__ import annotations
 
+import abc
+
 import re
 import uuid
 from dataclasses import dataclass, field as dataclass_field
@@ -79,7 +81,7 @@ class _Call:
     field: str
 
 
-class ScoringProvider:
+class ScoringProvider(abc.ABC):
     """Base of the scoring providers; subclasses set ``functions`` and implement ``score_rows``."""
 
     functions: tuple[BuiltinFunction, ...] = ()
@@ -91,9 +93,9 @@ class ScoringProvider:
         self.datasets = datasets
         self._by_id = {f.identifier: f for f in self.functions}
 
+    @abc.abstractmethod
     async def score_rows(self, function: BuiltinFunction, params: Any, rows: Rows, field: str) -> list[dict[str, Any]]:
-        """One score row (a dict with ``score``) per row, in order."""
-        raise NotImplementedError
+        """One score row (a dict with ``score``) per row, in order; every provider defines it."""
 
     async def check_call(self, function: BuiltinFunction, params: Any, field: str) -> None:
         """Refuse a call before any row is scored (a judge model the stack lacks, say)."""

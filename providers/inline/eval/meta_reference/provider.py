@@ -185,6 +185,12 @@ class MetaReferenceEval:
 
     async def _task(self, task_id: str) -> EvalTask:
         """The task this provider registered as ``task_id`` (the router passes the provider's id for it)."""
+        try:  # the provider's id is the task's own unless the registration named another
+            task = await self.tasks.get(task_id)
+            if task.provider_id == self.provider_id and task.provider_resource_id == task_id:
+                return task
+        except NotFoundError:
+            pass
         for task in await self.tasks.list():
             if task.provider_id == self.provider_id and task.provider_resource_id == task_id:
                 return task
