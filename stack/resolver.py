@@ -170,6 +170,25 @@ def _check_resources(loaded: LoadedConfig) -> list[str]:
     return problems
 
 
+def check_provider(impl: Any, api: str, who: str, operations: frozenset[str] | None = None) -> None:
+    """Fail start-up when provider ``impl`` does not implement ``api``. An
+    inference provider may implement the OpenAI-compatible operations
+    instead (the router converts the Llama Stack calls to them); it must have
+    one of the two whole."""
+    companion = next((c for c, host in SERVED_WITH.items() if host == api), None)
+    if companion is None or operations is not None:
+        check_protocol(impl, api, who, operations)
+        return
+    try:
+        check_protocol(impl, companion, who)
+    except ConfigError as companion_error:
+        try:
+            check_protocol(impl, api, who)
+        except ConfigError as own_error:
+            missing = companion_error.message.rsplit(": ", 1)[-1]
+            raise ConfigError(f"{own_error.message} (nor the {companion} operations instead: {missing})") from None
+
+
 def check_protocol(impl: Any, api: str, who: str, operations: frozenset[str] | None = None) -> None:
     """Fail start-up when ``impl`` lacks an operation of ``api``'s Protocol
     (of those in ``operations``, when the provider declares what it serves)."""

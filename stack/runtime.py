@@ -14,7 +14,7 @@ from .apis.inspect import HealthInfo, ListProvidersResponse, ListRoutesResponse,
 from .errors import StackError
 from .fetcher import URLFetcher
 from .registry import ProviderContext
-from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, data_dir
+from .resolver import ALWAYS_SERVED, SERVED_WITH, Plan, check_protocol, check_provider, data_dir
 from .routing import BY_ROUTED_API, ROUTINGS, ResourceTable
 from .routing.routers import InferenceRouter, not_served
 from .apis.jobs import ListJobsResponse
@@ -125,7 +125,7 @@ class Stack:
             impl = await spec.factory(planned.config, context)
             self.providers.append(StartedProvider(planned.api, planned.provider_id, planned.provider_type,
                                                   planned.registered.package, impl, spec.operations()))
-            check_protocol(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})",
+            check_provider(impl, planned.api, f"provider {planned.provider_id!r} ({planned.provider_type})",
                            spec.operations())
             await self._expose(planned.api)
 

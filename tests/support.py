@@ -257,3 +257,24 @@ def build_tiny_llama(directory, *, chat_template: str | None = CHATML) -> Simple
     # every token that ends generation: <|im_end|> (eos) and <|endoftext|>, a turn end too
     end_ids = [hf_tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
     return SimpleNamespace(path=str(directory), eos_id=hf_tokenizer.eos_token_id, end_ids=end_ids, context=256)
+
+
+async def routed_inference(provider, db_path: Path, *model_ids: str, embedding_dimension: int | None = None):
+    """The inference router the stack puts in front of ``provider``, serving
+    ``model_ids`` under their own names: the Llama Stack routes reach a
+    provider only through it (converted to the OpenAI shape there)."""
+    from stack.apis.models import ModelType
+    from stack.routing.models import ModelsRoutingTable
+    from stack.routing.routers import InferenceRouter
+    from stack.storage import SqliteStoreConfig, kvstore_from_config
+
+    store = await kvstore_from_config(SqliteStoreConfig(db_path=str(db_path)))
+    table = ModelsRoutingTable(store, {"provider": provider}, routed_api="inference")
+    await table.initialize()
+    for model_id in model_ids:
+        if embedding_dimension is None:
+            await table.register_model(model_id, provider_id="provider")
+        else:
+            await table.register_model(model_id, provider_id="provider", model_type=ModelType.embedding,
+                                       metadata={"embedding_dimension": embedding_dimension})
+    return InferenceRouter(table)

@@ -443,6 +443,7 @@ async def test_provider_missing_protocol_methods_fails_start_and_closes_the_star
 
     assert info.value.message == (
         "provider 'llm' (inline::fake-incomplete) does not implement inference: missing async completion, embeddings"
+        " (nor the openai operations instead: missing async openai_chat_completion, openai_completion, openai_embeddings)"
     )
     assert ("start", "tel") in plugin.events
     assert ("shutdown", "tel") in plugin.events

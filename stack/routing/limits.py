@@ -91,6 +91,18 @@ def default_openai(request: Any, default: int | None) -> Any:
     return filled
 
 
+def default_converted(request: Any, default: int | None) -> Any:
+    """A request converted from a Llama Stack call that set no max_tokens (0 or
+    unset), with ``max_tokens = default``; None when there is no default, which
+    is Llama Stack's "no limit" (OpenAI's completions default of 16 is not the
+    Llama Stack caller's)."""
+    if "max_tokens" in request.model_fields_set:
+        return request
+    filled = request.model_copy(update={"max_tokens": default})
+    filled._max_tokens_is_default = default is not None
+    return filled
+
+
 def default_llama_stack(kwargs: dict[str, Any], default: int | None) -> dict[str, Any]:
     """``kwargs`` with ``sampling_params.max_tokens = default`` when it is 0 or unset."""
     sampling = kwargs.get("sampling_params")

@@ -10,17 +10,28 @@ start-up checks that the router then serves the whole Protocol.
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import inspect
 from typing import Any, Callable
 
 from ..apis import get_protocol, iter_webmethods
 
+from ..apis.inference import EmbeddingsResponse
 from ..apis.models import Model, ModelType
 from ..apis.openai import check_supported_fields
 from ..errors import BadRequestError, NotFoundError, NotSupportedError
+from . import llama_to_openai, openai_to_llama
 from ._table import ResourceTable
-from .limits import GenerationLimits, check_llama_stack, check_openai, default_llama_stack, default_openai, fitted_default
+from .limits import (
+    GenerationLimits,
+    check_llama_stack,
+    check_openai,
+    default_converted,
+    default_llama_stack,
+    default_openai,
+    fitted_default,
+)
 from .models import ModelsRoutingTable
 from .tables import RAG_GROUP
 
@@ -77,6 +88,13 @@ class InferenceRouter(Router):
     Generation requests are checked against ``limits`` (``server.limits``)
     and the model's context length first; one that sets no max_tokens gets
     the model's ``default_max_tokens`` (see ``limits``).
+
+    One chat path: the OpenAI request models are the internal shape of every
+    request. A Llama Stack call is converted to one here, once, then checked
+    and forwarded exactly like a request of the OpenAI-compatible routes
+    (``_forward``), and the answer is converted back. A provider that only
+    implements the Llama Stack operations (a plugin written against them)
+    gets the call as it came.
     """
 
     def __init__(self, table: ModelsRoutingTable, *, api: str = "inference", key: str = "model_id",
@@ -94,40 +112,58 @@ class InferenceRouter(Router):
             )
         return model, provider
 
+    # -- the Llama Stack routes: converted to the OpenAI shape once --------------------
+
     async def chat_completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
-        return await provider.chat_completion(model_id=model.provider_resource_id, **self._llama_stack(model, provider, kwargs))
+        default = self._checked_llama_stack(model, provider, kwargs)
+        if not hasattr(provider, "openai_chat_completion"):
+            return await provider.chat_completion(model_id=model.provider_resource_id, **default_llama_stack(kwargs, default))
+        request = default_converted(llama_to_openai.chat_request(model.provider_resource_id, **kwargs), default)
+        result = await self._forward(provider, "openai_chat_completion", request)
+        if isinstance(result, collections.abc.AsyncIterator):
+            return openai_to_llama.chat_stream(result)
+        return openai_to_llama.chat_response(result)
 
     async def completion(self, model_id: str, **kwargs: Any) -> Any:
         model, provider = await self._route(model_id, ModelType.llm)
-        return await provider.completion(model_id=model.provider_resource_id, **self._llama_stack(model, provider, kwargs))
+        default = self._checked_llama_stack(model, provider, kwargs)
+        if not hasattr(provider, "openai_completion"):
+            return await provider.completion(model_id=model.provider_resource_id, **default_llama_stack(kwargs, default))
+        request = default_converted(llama_to_openai.completion_request(model.provider_resource_id, **kwargs), default)
+        result = await self._forward(provider, "openai_completion", request)
+        if isinstance(result, collections.abc.AsyncIterator):
+            return openai_to_llama.completion_stream(result)
+        return openai_to_llama.completion_response(result)
 
-    def _llama_stack(self, model: Model, provider: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """A Llama Stack generation request's kwargs, checked and with the default max_tokens filled in."""
+    async def embeddings(self, model_id: str, contents: list[Any]) -> Any:
+        model, provider = await self._route(model_id, ModelType.embedding)
+        if not hasattr(provider, "openai_embeddings"):
+            return await provider.embeddings(model_id=model.provider_resource_id, contents=contents)
+        request = llama_to_openai.embeddings_request(model.provider_resource_id, contents)
+        response = await self._forward(provider, "openai_embeddings", request)
+        return EmbeddingsResponse(embeddings=[d.embedding for d in sorted(response.data, key=lambda d: d.index)])
+
+    def _checked_llama_stack(self, model: Model, provider: Any, kwargs: dict[str, Any]) -> int | None:
+        """Check a Llama Stack generation request's bounds (errors name its own
+        fields); the max_tokens it gets when it sets none."""
         context = context_length(model, provider)
         check_llama_stack(model.identifier, kwargs, context, self.limits)
-        return default_llama_stack(kwargs, fitted_default(default_max_tokens(model, provider), context, self.limits))
+        return fitted_default(default_max_tokens(model, provider), context, self.limits)
 
-    async def embeddings(self, model_id: str, **kwargs: Any) -> Any:
-        model, provider = await self._route(model_id, ModelType.embedding)
-        return await provider.embeddings(model_id=model.provider_resource_id, **kwargs)
-
-    # -- OpenAI-compatible routes: the whole request goes to the provider ------
+    # -- the OpenAI-compatible routes ---------------------------------------------------
 
     async def _openai(self, request: Any, want: ModelType, method: str) -> Any:
         model, provider = await self._route(request.model, want, field="model")
-        operation = getattr(provider, method, None)
-        if operation is None:
+        if not hasattr(provider, method):
             raise NotSupportedError(
                 f"provider {model.provider_id!r} of model {model.identifier!r} does not serve OpenAI-compatible requests"
             )
-        check_supported_fields(request, getattr(provider, "openai_params", None))
         if want == ModelType.llm:
             context = context_length(model, provider)
             check_openai(request, context, self.limits)
             request = default_openai(request, fitted_default(default_max_tokens(model, provider), context, self.limits))
-        forwarded = request.model_copy(update={"model": model.provider_resource_id})
-        return await operation(forwarded)
+        return await self._forward(provider, method, request.model_copy(update={"model": model.provider_resource_id}))
 
     async def openai_chat_completion(self, request: Any) -> Any:
         return await self._openai(request, ModelType.llm, "openai_chat_completion")
@@ -137,6 +173,22 @@ class InferenceRouter(Router):
 
     async def openai_embeddings(self, request: Any) -> Any:
         return await self._openai(request, ModelType.embedding, "openai_embeddings")
+
+    @staticmethod
+    async def _forward(provider: Any, method: str, request: Any) -> Any:
+        """The one place a request reaches an inference provider: fields the
+        provider does not honour (its ``openai_params``) are a 400 first."""
+        check_supported_fields(request, supported_fields(provider, method))
+        return await getattr(provider, method)(request)
+
+
+def supported_fields(provider: Any, method: str) -> frozenset[str] | None:
+    """The request fields ``provider`` honours in ``method``: its ``openai_params``,
+    a set for all its operations or a mapping of operation to set; None: all."""
+    declared = getattr(provider, "openai_params", None)
+    if isinstance(declared, collections.abc.Mapping):
+        return declared.get(method)
+    return declared
 
 
 def context_length(model: Model, provider: Any) -> int | None:

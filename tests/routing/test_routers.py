@@ -5,9 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-from stack.apis.inference import SamplingParams, TopPSamplingStrategy
+from stack.apis.inference import SamplingParams, TopPSamplingStrategy, UserMessage
 from stack.apis.models import ModelType
-from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest
+from stack.apis.inference import ChatCompletionResponse, CompletionResponse, EmbeddingsResponse, StopReason
+from stack.apis.openai import (
+    OpenAIChatChoice,
+    OpenAIChatCompletion,
+    OpenAIChatCompletionRequest,
+    OpenAIChatMessage,
+    OpenAICompletion,
+    OpenAICompletionChoice,
+    OpenAICompletionRequest,
+    OpenAIEmbedding,
+    OpenAIEmbeddingsRequest,
+    OpenAIEmbeddingsResponse,
+    OpenAIUsage,
+)
 from stack.apis.scoring import ScoreBatchResponse, ScoreResponse, ScoringResult
 from stack.apis.tool_groups import ToolDef
 from stack.errors import BadRequestError, NotFoundError
@@ -50,8 +63,10 @@ class RecordingProvider:
         self.calls = calls
 
     def __getattr__(self, method: str):
-        if method.startswith(("register_", "unregister_", "_")) or method in ("context_length", "default_max_tokens"):
-            raise AttributeError(method)  # no registration hooks, no known context, no default length
+        if method.startswith(("register_", "unregister_", "_", "openai_")) or method in ("context_length", "default_max_tokens"):
+            # no registration hooks, no known context, no default length; as an inference
+            # provider it serves the Llama Stack operations itself (no OpenAI-shaped ones)
+            raise AttributeError(method)
 
         async def record(**kwargs):
             self.calls.append((self.name, method, kwargs))
@@ -93,9 +108,9 @@ async def test_chat_completion_goes_to_the_owning_provider_under_its_name(infere
     assert calls == [("beta", "chat_completion", {"model_id": "upstream-b", "messages": messages, "stream": False})]
 
 
-class LengthsProvider:
-    """Test double of an inference provider that knows its models' context and default length;
-    records every request it is sent."""
+class KnownLengths:
+    """A test-double provider's knowledge of its models' context and default length,
+    and the requests it was sent."""
 
     def __init__(self, context: int | None = 2048, default: int | None = 300) -> None:
         self.context, self.default = context, default
@@ -107,11 +122,30 @@ class LengthsProvider:
     def default_max_tokens(self, model_id: str) -> int | None:
         return self.default
 
-    async def _record(self, *args, **kwargs):
-        self.sent.append(args[0] if args else kwargs)
+
+class LengthsProvider(KnownLengths):
+    """Test double of an OpenAI-shaped inference provider: records every request and answers "ok"."""
+
+    async def openai_chat_completion(self, request):
+        self.sent.append(request)
+        return OpenAIChatCompletion(id="c", created=0, model=request.model, choices=[
+            OpenAIChatChoice(index=0, message=OpenAIChatMessage(role="assistant", content="ok"), finish_reason="stop")],
+            usage=OpenAIUsage())
+
+    async def openai_completion(self, request):
+        self.sent.append(request)
+        return OpenAICompletion(id="c", created=0, model=request.model,
+                                choices=[OpenAICompletionChoice(index=0, text="ok", finish_reason="stop")], usage=OpenAIUsage())
+
+
+class LlamaShapedLengthsProvider(KnownLengths):
+    """Test double of a provider serving the Llama Stack operations itself (as a plugin may)."""
+
+    async def chat_completion(self, **kwargs):
+        self.sent.append(kwargs)
         return "ok"
 
-    chat_completion = completion = openai_chat_completion = openai_completion = _record
+    completion = chat_completion
 
 
 async def lengths_router(store, provider: LengthsProvider, limits: GenerationLimits | None = None, **metadata):
@@ -121,15 +155,30 @@ async def lengths_router(store, provider: LengthsProvider, limits: GenerationLim
     return InferenceRouter(table, limits=limits)
 
 
-HI = [{"role": "user", "content": "hi"}]
+HI = [{"role": "user", "content": "hi"}]  # OpenAI-shaped
+HI_LLAMA = [UserMessage(content="hi")]  # as the route layer hands Llama Stack messages to the router
 
 
-@pytest.mark.parametrize("sampling", [None, SamplingParams(), SamplingParams(max_tokens=None),
-                                      SamplingParams(strategy=TopPSamplingStrategy(temperature=0.7))])
+SAMPLINGS = [None, SamplingParams(), SamplingParams(max_tokens=None), SamplingParams(strategy=TopPSamplingStrategy(temperature=0.7))]
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
 async def test_a_llama_stack_request_without_max_tokens_gets_the_default(store, sampling):
     provider = LengthsProvider()
     router = await lengths_router(store, provider)
-    await router.chat_completion(model_id="m", messages=HI, **({} if sampling is None else {"sampling_params": sampling}))
+    await router.chat_completion(model_id="m", messages=HI_LLAMA, **({} if sampling is None else {"sampling_params": sampling}))
+    await router.completion(model_id="m", content="once", sampling_params=sampling)
+    for sent in provider.sent:  # converted to the OpenAI shape, the default filled in there
+        assert (sent.model, sent.max_tokens, sent._max_tokens_is_default) == ("m", 300, True)
+        if sampling is not None and sampling.strategy.type == "top_p":
+            assert sent.temperature == 0.7
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+async def test_a_llama_shaped_provider_gets_the_default_in_its_sampling_params(store, sampling):
+    provider = LlamaShapedLengthsProvider()
+    router = await lengths_router(store, provider)
+    await router.chat_completion(model_id="m", messages=HI_LLAMA, **({} if sampling is None else {"sampling_params": sampling}))
     await router.completion(model_id="m", content="once", sampling_params=sampling)
     for sent in provider.sent:
         assert sent["sampling_params"].max_tokens == 300
@@ -141,14 +190,12 @@ async def test_a_llama_stack_request_without_max_tokens_gets_the_default(store, 
 async def test_a_client_max_tokens_is_kept_and_not_marked(store):
     provider = LengthsProvider()
     router = await lengths_router(store, provider)
-    await router.chat_completion(model_id="m", messages=HI, sampling_params=SamplingParams(max_tokens=50))
+    await router.chat_completion(model_id="m", messages=HI_LLAMA, sampling_params=SamplingParams(max_tokens=50))
     await router.openai_chat_completion(OpenAIChatCompletionRequest(model="m", messages=HI, max_completion_tokens=7))
     await router.openai_completion(OpenAICompletionRequest(model="m", prompt="once"))  # OpenAI's default: 16
     llama_stack, chat, legacy = provider.sent
-    assert (llama_stack["sampling_params"].max_tokens, chat.max_tokens, chat.max_completion_tokens, legacy.max_tokens) \
-        == (50, None, 7, 16)
-    assert not (llama_stack["sampling_params"]._max_tokens_is_default or chat._max_tokens_is_default
-                or legacy._max_tokens_is_default)
+    assert (llama_stack.max_tokens, chat.max_tokens, chat.max_completion_tokens, legacy.max_tokens) == (50, None, 7, 16)
+    assert not (llama_stack._max_tokens_is_default or chat._max_tokens_is_default or legacy._max_tokens_is_default)
 
 
 async def test_an_openai_request_without_max_tokens_gets_the_default(store):
@@ -169,8 +216,8 @@ async def test_an_openai_request_without_max_tokens_gets_the_default(store):
 ])
 async def test_where_the_default_comes_from_and_how_it_is_cut(store, metadata, provider, limits, expected):
     router = await lengths_router(store, provider, limits, **metadata)
-    await router.chat_completion(model_id="m", messages=HI)
-    assert getattr(provider.sent[0].get("sampling_params"), "max_tokens", 0) == expected
+    await router.chat_completion(model_id="m", messages=HI_LLAMA)
+    assert (provider.sent[0].max_tokens or 0) == expected
 
 
 @pytest.mark.parametrize("value", [0, -5, "512", 1.5, True])
@@ -181,6 +228,77 @@ async def test_bad_token_metadata_is_a_400_naming_it(store, value):
         with pytest.raises(BadRequestError) as info:
             await table.register_model("m", metadata={name: value})
         assert info.value.field == f"metadata.{name}"
+
+
+class OpenAIShapedProvider(LengthsProvider):
+    """Test double of an OpenAI-shaped provider that honours only some request fields
+    (per operation) and embeds every text as [its length, index]."""
+
+    openai_params = {
+        "openai_chat_completion": frozenset({"model", "messages", "stream", "stream_options", "max_tokens", "temperature",
+                                             "stop"}),
+        "openai_completion": frozenset({"model", "prompt", "stream", "max_tokens", "temperature"}),
+        "openai_embeddings": frozenset({"model", "input"}),
+    }
+
+    async def openai_embeddings(self, request):
+        self.sent.append(request)
+        vectors = [OpenAIEmbedding(index=i, embedding=[float(len(t)), float(i)]) for i, t in enumerate(request.input)]
+        return OpenAIEmbeddingsResponse(data=list(reversed(vectors)), model=request.model, usage=OpenAIUsage())
+
+
+async def openai_shaped_router(store):
+    provider = OpenAIShapedProvider()
+    table = ModelsRoutingTable(store, {"local": provider}, routed_api="inference")
+    await table.initialize()
+    await table.register_model("m", provider_model_id="upstream-m")
+    await table.register_model("e", provider_model_id="upstream-e", model_type=ModelType.embedding,
+                               metadata={"embedding_dimension": 2})
+    return InferenceRouter(table), provider
+
+
+async def test_a_llama_stack_call_is_converted_once_and_answered_in_its_own_shape(store):
+    router, provider = await openai_shaped_router(store)
+
+    chat = await router.chat_completion(model_id="m", messages=HI_LLAMA, sampling_params=SamplingParams(max_tokens=5))
+    text = await router.completion(model_id="m", content="once")
+    embedded = await router.embeddings(model_id="e", contents=["ab", "abcd"])
+
+    assert isinstance(chat, ChatCompletionResponse) and chat.completion_message.content == "ok"
+    assert chat.completion_message.stop_reason == StopReason.end_of_turn
+    assert isinstance(text, CompletionResponse) and text.content == "ok"
+    assert isinstance(embedded, EmbeddingsResponse) and embedded.embeddings == [[2.0, 0.0], [4.0, 1.0]]
+    sent_chat, sent_completion, sent_embeddings = provider.sent
+    assert isinstance(sent_chat, OpenAIChatCompletionRequest)
+    assert (sent_chat.model, sent_chat.max_tokens, sent_chat.messages[0].content) == ("upstream-m", 5, "hi")
+    assert isinstance(sent_completion, OpenAICompletionRequest) and sent_completion.prompt == "once"
+    assert isinstance(sent_embeddings, OpenAIEmbeddingsRequest) and sent_embeddings.input == ["ab", "abcd"]
+
+
+async def test_fields_a_provider_does_not_honour_are_a_400_on_both_route_families(store):
+    router, provider = await openai_shaped_router(store)
+
+    with pytest.raises(BadRequestError) as llama_stack:  # top_p: honoured by no operation of this provider
+        await router.chat_completion(model_id="m", messages=HI_LLAMA,
+                                     sampling_params=SamplingParams(strategy=TopPSamplingStrategy(top_p=0.5)))
+    with pytest.raises(BadRequestError) as openai:
+        await router.openai_chat_completion(OpenAIChatCompletionRequest(model="m", messages=HI, top_p=0.5))
+    with pytest.raises(BadRequestError) as per_operation:  # stop: honoured in chat, not in completions
+        await router.openai_completion(OpenAICompletionRequest(model="m", prompt="x", stop=["."]))
+
+    assert (llama_stack.value.field, openai.value.field, per_operation.value.field) == ("top_p", "top_p", "stop")
+    assert "not supported by this model's provider" in llama_stack.value.message
+    assert provider.sent == []
+    await router.openai_chat_completion(OpenAIChatCompletionRequest(model="m", messages=HI, stop=["."]))
+    assert len(provider.sent) == 1
+
+
+async def test_a_llama_stack_chat_the_openai_shape_cannot_hold_is_a_400_naming_the_field(store):
+    router, provider = await openai_shaped_router(store)
+    with pytest.raises(BadRequestError) as info:
+        await router.chat_completion(model_id="m", messages=[])
+    assert info.value.field == "messages"
+    assert provider.sent == []
 
 
 async def test_completion_and_embeddings_route_by_model(inference, calls):

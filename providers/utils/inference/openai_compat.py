@@ -3,8 +3,8 @@
 The OpenAI-compatible routes are a near pass-through: the request (its model
 already mapped by the router) goes out as sent, vLLM extras included, and the
 upstream's JSON comes back validated into the response models. Streams are
-parsed line by line as they arrive. The Llama Stack routes come from
-``OpenAINativeInference``, which converts to these requests and back.
+parsed line by line as they arrive. The inference router serves the Llama
+Stack routes by converting to these requests and back.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from providers.utils.http import HTTPSettings, UpstreamClient, upstream_message
-from providers.utils.inference.openai_native import OpenAINativeInference
 from stack.apis.openai import (
     OpenAIChatCompletion,
     OpenAIChatCompletionChunk,
@@ -38,7 +37,7 @@ _HEALTH_TTL = 10.0
 _HEALTH_TIMEOUT = 0.5
 
 
-class OpenAICompatInference(OpenAINativeInference):
+class OpenAICompatInference:
     """Inference through an OpenAI-compatible HTTP API.
 
     ``api_key`` is the configured key; ``provider_data_key`` names the field of
@@ -73,8 +72,6 @@ class OpenAICompatInference(OpenAINativeInference):
     async def health(self) -> dict[str, Any]:
         """Whether the upstream answers (GET /models, cached for 10 s); never raises."""
         return await self.client.cached_probe("/models", _HEALTH_TIMEOUT, _HEALTH_TTL)
-
-    # -- the Llama Stack routes (converted by OpenAINativeInference) -------------------
 
     # -- the OpenAI-compatible routes -----------------------------------------------------
 

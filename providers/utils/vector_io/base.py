@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from providers.utils.inference.llama_to_openai import content_text
+from stack.apis._content import content_text
 from stack.apis.vector_dbs import VectorDB
 from stack.apis.vector_io import Chunk, QueryChunksResponse
 from stack.errors import BadRequestError, NotFoundError, StackError

@@ -7,7 +7,7 @@ from stack.apis.agents import InferenceStep, MemoryRetrievalStep, ShieldCallStep
 from stack.apis.inference import CompletionMessage, Message, StopReason, SystemMessage, ToolResponseMessage, UserMessage
 from stack.apis.safety import ViolationLevel
 
-from providers.utils.inference.llama_to_openai import content_text
+from stack.apis._content import content_text
 
 BLOCKED_MESSAGE = "I can't help with that request."
 # The tool execution step of builtin::rag's retrieval before inference (llama-stack 0.1.0's name).

@@ -22,7 +22,7 @@ from stack.apis.tool_runtime import RAGQueryConfig
 from stack.errors import BadRequestError, NotFoundError, StackError, invalid_field
 from stack.request_context import tool_files
 
-from providers.utils.inference.llama_to_openai import content_text
+from stack.apis._content import content_text
 
 RAG_GROUP = "builtin::rag"
 MEMORY_GROUP = "builtin::memory"  # llama-stack 0.1.0's name of the same group

@@ -35,7 +35,7 @@ from stack.apis.inference import CompletionMessage, Message, StopReason, ToolCho
 from stack.apis.safety import SafetyViolation, ViolationLevel
 from stack.errors import BadRequestError, StackError
 
-from providers.utils.inference.llama_to_openai import content_text
+from stack.apis._content import content_text
 
 from .history import MEMORY_QUERY_TOOL, blocked_reply, conversation, retrieved_context, with_context
 from .store import AgentRecord, AgentStore

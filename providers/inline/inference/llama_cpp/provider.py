@@ -1,5 +1,5 @@
 """The ``inline::llama-cpp`` inference provider: OpenAI-compatible chat and
-completions on GGUF models; the Llama Stack routes come from the base class."""
+completions on GGUF models (the router serves the Llama Stack routes from them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from functools import partial
 from typing import Any, AsyncIterator
 
 from providers.utils.inference.local_models import accept_configured_llm
-from providers.utils.inference.openai_native import OpenAINativeInference
 from stack.apis.models import Model
 from stack.apis.openai import (
     OpenAIChatCompletion,
@@ -31,24 +30,24 @@ from .config import LlamaCppConfig, LlamaCppModelConfig
 _TOOL_MODES = {"none", "auto", "required"}
 
 
-class LlamaCppInference(OpenAINativeInference):
+#: request fields honoured in chat and completions alike
+_EITHER = frozenset({
+    "model", "stream", "stream_options", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p",
+    "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "stop", "user", "response_format",
+    "guided_json", "guided_grammar", "guided_choice", "logprobs", "stop_token_ids", "ignore_eos",
+    "include_stop_str_in_output",
+})
+
+
+class LlamaCppInference:
     """GGUF models through llama-cpp-python, one worker thread per model."""
 
-    #: The OpenAI request fields this provider honours; the router answers 400 to others.
-    openai_params = frozenset({
-        # both
-        "model", "stream", "stream_options", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p",
-        "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "stop", "user",
-        "response_format", "guided_json", "guided_grammar",
-        # chat
-        "messages", "max_completion_tokens", "logprobs", "top_logprobs", "tools", "tool_choice",
-        "parallel_tool_calls", "stop_token_ids", "ignore_eos", "include_stop_str_in_output", "guided_choice",
-        # completions
-        "prompt", "echo", "suffix",
-    })
-    # fields of one route that the other refuses itself (the router checks the union above)
-    _CHAT_ONLY = ("messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls")
-    _COMPLETION_ONLY = ("prompt", "suffix", "echo")
+    #: The OpenAI request fields each operation honours; the router answers 400 to others.
+    openai_params = {
+        "openai_chat_completion": _EITHER | {"messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice",
+                                             "parallel_tool_calls"},
+        "openai_completion": _EITHER | {"prompt", "echo", "suffix"},
+    }
 
     def __init__(self, config: LlamaCppConfig, context: ProviderContext | None = None) -> None:
         self.config = config
@@ -100,7 +99,6 @@ class LlamaCppInference(OpenAINativeInference):
     async def openai_chat_completion(
         self, request: OpenAIChatCompletionRequest
     ) -> OpenAIChatCompletion | AsyncIterator[OpenAIChatCompletionChunk]:
-        _refuse(request, self._COMPLETION_ONLY, "chat")
         worker = self._worker(request.model)
         spec = chat_spec(request, worker)
         meta = _Meta.new("chatcmpl", request.model)
@@ -114,7 +112,6 @@ class LlamaCppInference(OpenAINativeInference):
     async def openai_completion(
         self, request: OpenAICompletionRequest
     ) -> OpenAICompletion | AsyncIterator[OpenAICompletion]:
-        _refuse(request, self._CHAT_ONLY, "completions")
         worker = self._worker(request.model)
         spec = _completion.completion_spec(request, worker.entry.n_ctx, _sampling(request, worker.entry),
                                            _grammar_of(request))
@@ -144,13 +141,6 @@ class _Meta:
 
 
 # -- request -> spec (event loop) ---------------------------------------------------------
-
-
-def _refuse(request: Any, names: tuple[str, ...], route: str) -> None:
-    for name in names:
-        value = getattr(request, name, None)
-        if value not in (None, False):
-            raise BadRequestError(f"not supported by this model's provider for {route} (sent {value!r})", field=name)
 
 
 def _sampling(request: Any, entry: LlamaCppModelConfig) -> gen.Sampling:

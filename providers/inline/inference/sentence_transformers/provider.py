@@ -1,8 +1,7 @@
 """The ``inline::sentence-transformers`` inference provider: embeddings only.
 
-The OpenAI-compatible ``openai_embeddings`` does the work; the Llama Stack
-``embeddings`` route comes from ``OpenAINativeInference``. Chat and text
-completion, in both flavours, answer 501.
+``openai_embeddings`` does the work (the router serves the Llama Stack
+``embeddings`` route from it). Chat and text completion answer 501.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import asyncio
 import base64
 from typing import Any
 
-from providers.utils.inference.openai_native import OpenAINativeInference
 from stack.apis.models import Model, ModelType
 from stack.apis.openai import (
     OpenAIChatCompletionRequest,
@@ -30,7 +28,7 @@ from .config import SentenceTransformersConfig
 PROVIDER_TYPE = "inline::sentence-transformers"
 
 
-class SentenceTransformersInference(OpenAINativeInference):
+class SentenceTransformersInference:
     """Embeddings from sentence-transformers models, batched across concurrent requests."""
 
     #: OpenAI request fields this provider honours (``user`` is accepted and ignored)
@@ -136,13 +134,6 @@ class SentenceTransformersInference(OpenAINativeInference):
 
     async def openai_completion(self, request: OpenAICompletionRequest) -> Any:
         raise NotSupportedError(_embedding_only(request.model))
-
-    # the Llama Stack routes too: no conversion (and no field check) before saying no
-    async def chat_completion(self, model_id: str, messages: list, **kwargs: Any) -> Any:
-        raise NotSupportedError(_embedding_only(model_id))
-
-    async def completion(self, model_id: str, content: Any, **kwargs: Any) -> Any:
-        raise NotSupportedError(_embedding_only(model_id))
 
 
 def _embedding_only(model_id: str) -> str:

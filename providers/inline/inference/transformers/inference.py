@@ -1,6 +1,6 @@
 """The ``inline::transformers`` provider: OpenAI-compatible chat and completions from local checkpoints.
 
-The Llama Stack inference routes come from ``OpenAINativeInference``. Nothing
+The router serves the Llama Stack inference routes from these. Nothing
 here imports torch: that happens in the model's worker thread when it loads.
 """
 
@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from stack.apis.models import Model, ModelType
 from stack.apis.openai import (
-    check_supported_fields,
     OpenAIChatChoice,
     OpenAIChatChunkChoice,
     OpenAIChatCompletion,
@@ -40,7 +39,6 @@ from stack.errors import BadRequestError, ConflictError, NotFoundError, NotSuppo
 from stack.registry import ProviderContext
 
 from providers.utils.inference.local_models import accept_configured_llm
-from providers.utils.inference.openai_native import OpenAINativeInference
 
 from ._plan import Delta, Finished, GenerationPlan, JobResult, Prepared, Sampling, TokenLogprob
 from ._worker import EventStream, ModelWorker
@@ -49,7 +47,7 @@ from .config import TransformersConfig, TransformersModelConfig
 PROVIDER_TYPE = "inline::transformers"
 
 
-class TransformersInference(OpenAINativeInference):
+class TransformersInference:
     """Hugging Face checkpoints run with torch: one worker thread per model, requests in arrival order."""
 
     #: request fields this provider honours; any other field sent with a non-default value is a 400 naming it.
@@ -166,7 +164,6 @@ class TransformersInference(OpenAINativeInference):
     async def openai_chat_completion(
         self, request: OpenAIChatCompletionRequest
     ) -> OpenAIChatCompletion | AsyncIterator[OpenAIChatCompletionChunk]:
-        check_supported_fields(request, self.openai_params)  # the Llama Stack routes come here without the router's check
         worker = self._worker(request.model)
         plan = self._chat_plan(request)
         loaded = await worker.ready()
@@ -201,7 +198,6 @@ class TransformersInference(OpenAINativeInference):
     # -- completions ---------------------------------------------------------------
 
     async def openai_completion(self, request: OpenAICompletionRequest) -> OpenAICompletion | AsyncIterator[OpenAICompletion]:
-        check_supported_fields(request, self.openai_params)
         worker = self._worker(request.model)
         _check_response_format(request.response_format)
         if request.echo and request.logprobs is not None:

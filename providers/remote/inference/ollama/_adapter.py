@@ -2,8 +2,8 @@
 
 OpenAI requests become /api/chat, /api/generate and /api/embed requests
 (sampling settings go under ``options``); Ollama's answers and its NDJSON
-streams become OpenAI responses and chunks. The Llama Stack routes convert
-to the OpenAI requests first (``OpenAINativeInference``), so both families
+streams become OpenAI responses and chunks. The router serves the Llama
+Stack routes by converting to the OpenAI requests first, so both families
 share one code path.
 """
 
@@ -19,10 +19,8 @@ from typing import Any
 
 from providers.utils.inference.openai_compat import drain
 from providers.utils.http import HTTPSettings, UpstreamClient, upstream_message
-from providers.utils.inference.openai_native import OpenAINativeInference
 from stack.apis.models import Model
 from stack.apis.openai import (
-    check_supported_fields,
     OpenAIChatChoice,
     OpenAIChatChunkChoice,
     OpenAIChatCompletion,
@@ -66,12 +64,13 @@ EMBEDDING_PARAMS = _OLLAMA_EXTRAS | {"model", "input", "encoding_format", "dimen
 _FINISH = {"stop": "stop", "length": "length"}
 
 
-class OllamaInference(OpenAINativeInference):
+class OllamaInference:
     """Inference on an Ollama server; model names are Ollama's (``provider_model_id``),
     or Llama model ids that ``register_model`` turns into Ollama tags."""
 
-    #: what the router lets through; each route then checks its own set
-    openai_params = CHAT_PARAMS | COMPLETION_PARAMS | EMBEDDING_PARAMS
+    #: the request fields each operation honours (the router checks them)
+    openai_params = {"openai_chat_completion": CHAT_PARAMS, "openai_completion": COMPLETION_PARAMS,
+                     "openai_embeddings": EMBEDDING_PARAMS}
 
     def __init__(self, config: Any, context: Any) -> None:
         self.config = config
@@ -101,7 +100,6 @@ class OllamaInference(OpenAINativeInference):
     # -- chat ---------------------------------------------------------------------------
 
     async def openai_chat_completion(self, request: OpenAIChatCompletionRequest) -> Any:
-        check_supported_fields(request, CHAT_PARAMS)
         body = chat_body(request)
         what = f"model {request.model!r}"
         if request.stream:
@@ -153,7 +151,6 @@ class OllamaInference(OpenAINativeInference):
     # -- completion ---------------------------------------------------------------------
 
     async def openai_completion(self, request: OpenAICompletionRequest) -> Any:
-        check_supported_fields(request, COMPLETION_PARAMS)
         body = completion_body(request)
         what = f"model {request.model!r}"
         if request.stream:
@@ -193,7 +190,6 @@ class OllamaInference(OpenAINativeInference):
     # -- embeddings ---------------------------------------------------------------------
 
     async def openai_embeddings(self, request: OpenAIEmbeddingsRequest) -> OpenAIEmbeddingsResponse:
-        check_supported_fields(request, EMBEDDING_PARAMS)
         texts = request.input
         if isinstance(texts, list) and texts and not isinstance(texts[0], str):
             raise BadRequestError("Ollama embeds text, not token ids", field="input")

@@ -31,6 +31,8 @@ from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, ClientError, NotFoundError, NotSupportedError, status_code_for
 from stack.apis.openai import check_supported_fields
+from stack.routing.routers import supported_fields
+from tests.support import routed_inference
 
 M = DEFAULT_MODEL_ID
 THREADS = 1  # robust when other processes share the CPUs (llama.cpp threads spin while they wait for each other)
@@ -224,11 +226,16 @@ async def test_stop_string_and_seed(provider):
     assert stopped.choices[0].message.content == text[: text.index(cut)]
 
 
-# -- Llama Stack routes through the OpenAI-native base class ---------------------------------
+# -- Llama Stack routes, converted to the OpenAI shape by the router -----------------------
 
 
-async def test_llama_stack_chat_completion(provider):
-    response = await provider.chat_completion(
+@pytest.fixture
+async def router(provider, tmp_path):
+    return await routed_inference(provider, tmp_path / "registry.db", M)
+
+
+async def test_llama_stack_chat_completion(router):
+    response = await router.chat_completion(
         model_id=M, messages=[UserMessage(content="Say hello.")],
         sampling_params=SamplingParams(strategy=GreedySamplingStrategy(), max_tokens=6),
     )
@@ -236,10 +243,10 @@ async def test_llama_stack_chat_completion(provider):
     assert response.completion_message.stop_reason in (StopReason.end_of_turn, StopReason.out_of_tokens)
 
 
-async def test_llama_stack_streaming_tool_call(provider):
+async def test_llama_stack_streaming_tool_call(router):
     tool = ToolDefinition(tool_name="get_weather", description="Weather of a city",
                           parameters={"city": ToolParamDefinition(param_type="str")})
-    stream = await provider.chat_completion(
+    stream = await router.chat_completion(
         model_id=M, messages=[UserMessage(content="Weather in Paris?")], tools=[tool], tool_choice=ToolChoice.required,
         stream=True, sampling_params=SamplingParams(max_tokens=30),
     )
@@ -258,8 +265,8 @@ async def test_llama_stack_streaming_tool_call(provider):
     assert all(pieces) and json.loads("".join(pieces)) == done.tool_call.arguments
 
 
-async def test_llama_stack_completion_stream(provider):
-    stream = await provider.completion(model_id=M, content="Once upon a time",
+async def test_llama_stack_completion_stream(router):
+    stream = await router.completion(model_id=M, content="Once upon a time",
                                        sampling_params=SamplingParams(max_tokens=5), stream=True)
     chunks = [c async for c in stream]
     assert chunks[-1].stop_reason == StopReason.out_of_tokens
@@ -354,8 +361,6 @@ async def test_bad_requests_are_400s_naming_the_field(provider):
         (chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
          "messages[0].content[0]"),
         (chat(messages=[{"role": "user", "content": "word " * 5000}]), "messages"),
-        (chat(echo=True), "echo"),
-        (chat(suffix="x"), "suffix"),
     ]
     for request, field in cases:
         with pytest.raises(BadRequestError) as err:
@@ -365,21 +370,27 @@ async def test_bad_requests_are_400s_naming_the_field(provider):
         await provider.openai_chat_completion(chat(guided_grammar="root ::= (", stream=True))
     assert err.value.field == "guided_grammar"
     with pytest.raises(BadRequestError) as err:  # a chat field sent to completions is not silently ignored
-        await provider.openai_completion(completion(tools=[WEATHER_TOOL]))
+        check_supported_fields(completion(tools=[WEATHER_TOOL]), supported_fields(provider, "openai_completion"))
     assert err.value.field == "tools"
     with pytest.raises(NotSupportedError):
         await provider.openai_embeddings(OpenAIEmbeddingsRequest(model=M, input="x"))
 
 
 def test_openai_params_are_the_honoured_fields(provider):
+    """What the router checks (stack.routing.routers.supported_fields) before a request reaches the provider."""
+    chat_fields = supported_fields(provider, "openai_chat_completion")
+    completion_fields = supported_fields(provider, "openai_completion")
     check_supported_fields(chat(tools=[WEATHER_TOOL], logprobs=True, top_logprobs=2, n=2, seed=1, stop=["x"],
-                                top_k=5, min_p=0.1, repetition_penalty=1.1, guided_grammar='root ::= "a"'),
-                           provider.openai_params)
-    check_supported_fields(completion(echo=True, logprobs=1, suffix="s"), provider.openai_params)
+                                top_k=5, min_p=0.1, repetition_penalty=1.1, guided_grammar='root ::= "a"'), chat_fields)
+    check_supported_fields(completion(echo=True, logprobs=1, suffix="s"), completion_fields)
     for field, value in [("logit_bias", {"1": 2.0}), ("use_beam_search", True), ("guided_regex", "a+"),
                          ("continue_final_message", True)]:
         with pytest.raises(BadRequestError) as err:
-            check_supported_fields(chat(**{field: value}), provider.openai_params)
+            check_supported_fields(chat(**{field: value}), chat_fields)
+        assert err.value.field == field
+    for field, value in [("echo", True), ("suffix", "x")]:  # completions fields sent to chat
+        with pytest.raises(BadRequestError) as err:
+            check_supported_fields(chat(**{field: value}), chat_fields)
         assert err.value.field == field
 
 

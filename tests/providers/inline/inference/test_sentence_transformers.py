@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from providers.inline.inference.sentence_transformers import SentenceTransformersConfig, create
 from providers.inline.inference.sentence_transformers.config import DEFAULT_MODEL_ID, DEFAULT_PACKAGE
 from stack.apis._content import TextContentItem
-from stack.apis.inference import UserMessage
 from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, NotSupportedError, StackError, status_code_for
 from stack.registry import ProviderContext
+from tests.support import routed_inference
 
 M = DEFAULT_MODEL_ID
 
@@ -235,15 +235,14 @@ async def test_dimensions_equal_to_the_models_is_accepted(provider):
 async def test_chat_and_completion_are_501_naming_the_embedding_model(provider):
     chat = OpenAIChatCompletionRequest.model_validate({"model": M, "messages": [{"role": "user", "content": "hi"}]})
     for call in (provider.openai_chat_completion(chat),
-                 provider.openai_completion(OpenAICompletionRequest(model=M, prompt="hi")),
-                 provider.chat_completion(M, [UserMessage(content="hi")]),
-                 provider.completion(M, "hi")):
+                 provider.openai_completion(OpenAICompletionRequest(model=M, prompt="hi"))):
         with pytest.raises(NotSupportedError, match=f"'{M}' is an embedding model"):
             await call
 
 
-async def test_llama_stack_embeddings_route_gives_the_same_vectors(provider):
-    response = await provider.embeddings(M, ["hello world", TextContentItem(text="a cat")])
+async def test_llama_stack_embeddings_route_gives_the_same_vectors(provider, tmp_path):
+    router = await routed_inference(provider, tmp_path / "registry.db", M, embedding_dimension=384)
+    response = await router.embeddings(model_id=M, contents=["hello world", TextContentItem(text="a cat")])
     expected = await embed(provider, ["hello world", "a cat"])
     assert np.array(response.embeddings) == pytest.approx(expected, abs=1e-6)
 

@@ -36,7 +36,7 @@ from stack.apis.models import Model, ModelType
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError, StackError, status_code_for
 from stack.apis.openai import check_supported_fields
-from tests.support import CHATML, build_tiny_llama
+from tests.support import CHATML, build_tiny_llama, routed_inference
 
 HELLO = [{"role": "user", "content": "the quick brown fox"}]
 
@@ -250,30 +250,35 @@ async def test_completion_logprobs_and_several_prompts(provider, tiny):
         assert lp.text_offset[0] == 0 and all(len(top) <= 2 for top in lp.top_logprobs)
 
 
-# -- the Llama Stack routes, through the base class -------------------------------------
+# -- the Llama Stack routes, converted to the OpenAI shape by the router ------------------
 
 
-async def test_llama_stack_chat_completion_via_the_openai_methods(provider):
+@pytest.fixture
+async def router(provider, tmp_path):
+    return await routed_inference(provider, tmp_path / "registry.db", "tiny")
+
+
+async def test_llama_stack_chat_completion_via_the_openai_methods(provider, router):
     openai = await provider.openai_chat_completion(chat(temperature=0, max_tokens=12))
     messages = [UserMessage(content=HELLO[0]["content"])]
     params = SamplingParams(strategy=GreedySamplingStrategy(), max_tokens=12)
-    response = await provider.chat_completion(model_id="tiny", messages=messages, sampling_params=params)
+    response = await router.chat_completion(model_id="tiny", messages=messages, sampling_params=params)
     assert isinstance(response, ChatCompletionResponse)
     assert response.completion_message.content == openai.choices[0].message.content
-    stream = await provider.chat_completion(model_id="tiny", messages=messages, sampling_params=params, stream=True)
+    stream = await router.chat_completion(model_id="tiny", messages=messages, sampling_params=params, stream=True)
     events = [chunk.event async for chunk in stream]
     assert events[0].event_type == ChatCompletionResponseEventType.start
     assert events[-1].event_type == ChatCompletionResponseEventType.complete
     assert "".join(e.delta.text for e in events if e.event_type == ChatCompletionResponseEventType.progress) \
         == openai.choices[0].message.content
-    completion = await provider.completion(model_id="tiny", content="The cat", sampling_params=params)
+    completion = await router.completion(model_id="tiny", content="The cat", sampling_params=params)
     assert isinstance(completion, CompletionResponse) and completion.content
 
 
 # -- what is not supported -----------------------------------------------------------------
 
 
-async def test_unsupported_fields_are_400s_naming_the_field(provider):
+async def test_unsupported_fields_are_400s_naming_the_field(provider, router):
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     for request, field in [
         (chat(tools=tools), "tools"),
@@ -289,7 +294,7 @@ async def test_unsupported_fields_are_400s_naming_the_field(provider):
         await provider.openai_chat_completion(chat(response_format={"type": "json_schema", "json_schema": {"schema": {}}}))
     assert fmt.value.field == "response_format"
     with pytest.raises(BadRequestError) as llama_tools:  # the Llama Stack route gets the same answer
-        await provider.chat_completion(model_id="tiny", messages=[UserMessage(content="hi")],
+        await router.chat_completion(model_id="tiny", messages=[UserMessage(content="hi")],
                                        tools=[ToolDefinition(tool_name="get_weather", description="w")])
     assert llama_tools.value.field in ("tools", "tool_choice")  # the converter sends both
     with pytest.raises(NotSupportedError):

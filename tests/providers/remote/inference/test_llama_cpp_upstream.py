@@ -14,7 +14,7 @@ from stack.apis.inference import SamplingParams, UserMessage
 from stack.apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest
 from stack.plugins import collect_providers, get_plugin_manager
 from stack.registry import ProviderContext
-from tests.support import ServerProcess
+from tests.support import ServerProcess, routed_inference
 
 HI = [{"role": "user", "content": "Say hello."}]
 YES_OR_NO = 'root ::= "yes" | "no"'  # llama.cpp's own extra: a GBNF grammar
@@ -70,12 +70,13 @@ async def test_forced_tool_call(adapter):
     assert call.function.name == "get_weather" and "city" in json.loads(call.function.arguments)
 
 
-async def test_llama_stack_chat_completion(adapter):
-    answer = await adapter.chat_completion(
+async def test_llama_stack_chat_completion(adapter, tmp_path):
+    router = await routed_inference(adapter, tmp_path / "registry.db", "smollm2")
+    answer = await router.chat_completion(
         model_id="smollm2", messages=[UserMessage(content="Say hello.")],
         sampling_params=SamplingParams(max_tokens=8), tool_prompt_format=None)
     assert answer.completion_message.content
-    events = [c.event async for c in await adapter.chat_completion(
+    events = [c.event async for c in await router.chat_completion(
         model_id="smollm2", messages=[UserMessage(content="Say hello.")],
         sampling_params=SamplingParams(max_tokens=8), stream=True)]
     assert events[0].event_type == "start" and events[-1].event_type == "complete"

@@ -1,8 +1,9 @@
-"""Llama Stack inference requests -> OpenAI-compatible request fields.
+"""Llama Stack inference requests -> the OpenAI-compatible request models.
 
-Providers that speak OpenAI natively (llama-cpp-python, vLLM, any OpenAI
-endpoint) serve the Llama Stack routes by converting here and back
-(``openai_to_llama``).
+The OpenAI request is the one internal shape of a generation request: the
+inference router converts a Llama Stack call here once, checks and forwards
+it like a request of the OpenAI-compatible routes, and converts the answer
+back (``openai_to_llama``). Providers see only the OpenAI shape.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stack.apis._content import BuiltinTool, ImageContentItem, InterleavedContent, TextContentItem, content_text, tool_name_text
-from stack.apis.inference import (
+from pydantic import BaseModel, ValidationError
+
+from ..apis._content import BuiltinTool, ImageContentItem, InterleavedContent, TextContentItem, content_text, tool_name_text
+from ..apis.inference import (
     CompletionMessage,
     GrammarResponseFormat,
     GreedySamplingStrategy,
@@ -28,7 +31,8 @@ from stack.apis.inference import (
     TopPSamplingStrategy,
     UserMessage,
 )
-from stack.errors import BadRequestError
+from ..apis.openai import OpenAIChatCompletionRequest, OpenAICompletionRequest, OpenAIEmbeddingsRequest
+from ..errors import BadRequestError, bad_request_from
 
 # what the built-in tools take, for models that only know function tools
 BUILTIN_TOOL_PARAMETERS = {
@@ -176,7 +180,7 @@ def chat_request(
     stream: bool | None = False,
     logprobs: LogProbConfig | None = None,
     tool_prompt_format: Any = None,  # unused: OpenAI-native engines describe tools to the model themselves
-) -> dict[str, Any]:
+) -> OpenAIChatCompletionRequest:
     """The OpenAI chat request for a Llama Stack chat_completion call."""
     request: dict[str, Any] = {
         "model": model_id,
@@ -191,7 +195,7 @@ def chat_request(
         request["tool_choice"] = (tool_choice or ToolChoice.auto).value
     if stream:
         request["stream_options"] = {"include_usage": True}
-    return request
+    return _validated(OpenAIChatCompletionRequest, request)
 
 
 def completion_request(
@@ -201,7 +205,8 @@ def completion_request(
     response_format: ResponseFormat | None = None,
     stream: bool | None = False,
     logprobs: LogProbConfig | None = None,
-) -> dict[str, Any]:
+) -> OpenAICompletionRequest:
+    """The OpenAI completion request for a Llama Stack completion call."""
     request: dict[str, Any] = {
         "model": model_id,
         "prompt": content_text(content),
@@ -211,4 +216,18 @@ def completion_request(
     }
     if logprobs is not None:
         request["logprobs"] = max(1, logprobs.top_k or 1)
-    return request
+    return _validated(OpenAICompletionRequest, request)
+
+
+def embeddings_request(model_id: str, contents: list[InterleavedContent]) -> OpenAIEmbeddingsRequest:
+    """The OpenAI embeddings request for a Llama Stack embeddings call (the text of each content)."""
+    return _validated(OpenAIEmbeddingsRequest, {"model": model_id, "input": [content_text(c) for c in contents]})
+
+
+def _validated(cls: type[BaseModel], body: dict[str, Any]) -> Any:
+    """``body`` as ``cls``; what the Llama Stack request allows and ``cls`` does not
+    (``messages: []``) is a 400 naming the field."""
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise bad_request_from(exc) from None

@@ -6,8 +6,8 @@ import json
 import uuid
 from typing import Any, AsyncIterator
 
-from stack.apis._content import TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
-from stack.apis.inference import (
+from ..apis._content import TextDelta, ToolCall, ToolCallDelta, ToolCallParseStatus
+from ..apis.inference import (
     ChatCompletionResponse,
     ChatCompletionResponseEvent,
     ChatCompletionResponseEventType,
@@ -18,7 +18,7 @@ from stack.apis.inference import (
     StopReason,
     TokenLogProbs,
 )
-from stack.apis.openai import (
+from ..apis.openai import (
     OpenAIChatCompletion,
     OpenAIChatCompletionChunk,
     OpenAIChoiceLogprobs,

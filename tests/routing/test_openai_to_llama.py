@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stack.apis.openai import OpenAIChatCompletionChunk
 
-from providers.utils.inference.openai_to_llama import chat_stream
+from stack.routing.openai_to_llama import chat_stream
 
 
 def _chunks(pieces: list[dict], finish: str = "tool_calls"):
