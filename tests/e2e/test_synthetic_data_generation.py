@@ -4,6 +4,8 @@ llama-stack-client 0.1.0. Asserts mechanics, not the tiny model's wisdom."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 import yaml
@@ -64,6 +66,21 @@ def test_top_k_keeps_at_most_the_best_rated_candidate_of_each_dialog(client):
     # top_k ranks rated candidates only: the best one when SmolLM2 rated any (it often answers no number)
     assert len(rows) == min(1, stats["scored"])
     assert all(isinstance(r["score"], float) for r in rows)
+
+
+def test_a_request_of_more_than_max_sync_candidates_is_a_job_with_the_data_as_its_result(client):
+    dialogs = [{"role": "user", "content": f"Say the number {i}."} for i in range(5)]  # 10 candidates > 8
+    response = client.synthetic_data_generation.generate(dialogs=dialogs, filtering_function="random")
+    assert response.synthetic_data == [] and response.statistics["status"] == "scheduled"
+    path = f"/v1/jobs/{response.statistics['job_id']}"
+    deadline = time.monotonic() + 240
+    while (job := client.get(path, cast_to=object))["status"] in ("scheduled", "in_progress"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.25)
+    assert job["status"] == "completed" and job["progress"] == 1.0
+    rows = job["result"]["synthetic_data"]
+    assert [r["dialog_index"] for r in rows] == [0, 1, 2, 3, 4]  # random keeps one candidate a dialog
+    assert [r["prompt"] for r in rows] == [d["content"] for d in dialogs]
 
 
 def test_bad_requests_are_4xx_naming_the_field(client):

@@ -19,7 +19,8 @@ Response:
 
 Reply with the rating only, as "Rating: N"."""
 
-RATING_REGEXES = [r"Rating:\s*(\d+(?:\.\d+)?)", r"\b(10|\d)\b"]
+#: "Rating: 7", else "7/10" or "7 out of 10", else a reply that is only a number (not any digit: "No.1" is no rating)
+RATING_REGEXES = [r"Rating:\s*(\d+(?:\.\d+)?)", r"\b(\d+(?:\.\d+)?)\s*(?:/|out of)\s*10\b", r"^\s*(\d+(?:\.\d+)?)\s*\.?\s*$"]
 
 
 class JudgeConfig(BaseModel):
@@ -69,6 +70,6 @@ class SampleAndFilterConfig(BaseModel):
     max_concurrency: int = Field(4, ge=1, le=256, description="Candidates generated at once")
     max_dialogs: int = Field(1000, ge=1, description="Most dialogs in one request")
     max_sync_candidates: int = Field(
-        16, ge=0, description="A request of more candidates (dialogs x num_candidates) answers at once with a "
+        8, ge=0, description="A request of more candidates (dialogs x num_candidates) answers at once with a "
                               "job id in statistics; smaller ones answer with the data",
     )

@@ -200,6 +200,10 @@ class SampleAndFilter:
         }
         if errors:
             statistics["first_error"] = errors[0].message
+        why_unscored = next((c.details.get("error") for group in groups for c in group
+                             if c.score is None and c.details and c.details.get("error")), None)
+        if why_unscored:  # a judge that gives no numbers is the usual reason a filter kept nothing
+            statistics["first_scoring_error"] = why_unscored
         return SyntheticDataGenerationResponse(synthetic_data=rows, statistics=statistics)
 
     async def _dialog(self, request: _Request, dialog: Dialog, progress: _Progress,

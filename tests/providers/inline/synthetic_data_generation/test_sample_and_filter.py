@@ -67,6 +67,8 @@ class LengthScoring:
             self.params.append(params)
             if fn == "length":
                 rows = [{"score": float(len(r["generated_answer"]))} for r in input_rows]
+            elif fn == "mute":
+                rows = [{"score": None, "error": "no judge_score_regexes matched the judgement"} for r in input_rows]
             else:
                 rows = [{"score": "7", "judge_feedback": f"Rating: 7 for {r['input_query']}"} for r in input_rows]
             results[fn] = ScoringResult(score_rows=rows, aggregated_results={})
@@ -106,6 +108,7 @@ def run_config(**sdg) -> str:
     - {{model_id: embedder, provider_id: scripted, model_type: embedding, metadata: {{embedding_dimension: 4}}}}
     scoring_fns:
     - {{scoring_fn_id: length, provider_id: lengths, description: answer length, return_type: {{type: number}}}}
+    - {{scoring_fn_id: mute, provider_id: lengths, description: a judge that never rates, return_type: {{type: number}}}}
     - scoring_fn_id: judge
       provider_id: lengths
       description: an LLM judge without a prompt
@@ -180,6 +183,16 @@ async def test_an_llm_judge_without_a_prompt_gets_the_configured_judge_and_its_r
     assert params.judge_score_regexes[0] == r"Rating:\s*(\d+(?:\.\d+)?)"
     assert {r["score"] for r in body["synthetic_data"]} == {7.0}
     assert body["synthetic_data"][0]["score_details"] == {"judge_feedback": "Rating: 7 for capital of France?"}
+
+
+async def test_unrated_candidates_are_kept_only_by_none_and_random_and_statistics_say_why(app):
+    async with serve_app(app(scoring_fn_id="mute")) as client:
+        top_k = (await generate(client, filtering_function="top_k")).json()
+        random_ = (await generate(client, filtering_function="random")).json()
+    assert top_k["synthetic_data"] == []
+    assert (top_k["statistics"]["scored"], top_k["statistics"]["first_scoring_error"]) == (
+        0, "no judge_score_regexes matched the judgement")
+    assert [(r["dialog_index"], r["score"]) for r in random_["synthetic_data"]] == [(0, None), (1, None)]
 
 
 async def test_a_large_request_answers_with_a_job_whose_result_is_the_data(app):
