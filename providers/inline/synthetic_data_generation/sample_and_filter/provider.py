@@ -19,7 +19,7 @@ from stack.apis._content import content_text
 from stack.apis.models import ModelType
 from stack.apis.scoring_functions import LLMAsJudgeScoringFnParams
 from stack.apis.synthetic_data_generation import FilteringFunction, SyntheticDataGenerationResponse
-from stack.errors import (BadRequestError, ConflictError, NotFoundError, ServiceUnavailableError, StackError,
+from stack.errors import (BadRequestError, ClientError, ConflictError, NotFoundError, ServiceUnavailableError, StackError,
                           UnprocessableError)
 from stack.jobs import JobCancelled, JobContext, JobStatus
 from stack.registry import ProviderContext
@@ -212,7 +212,12 @@ class SampleAndFilter:
                                        return_exceptions=True)
         candidates = []
         for i, answer in enumerate(answers):
-            if isinstance(answer, StackError):  # one failed call does not lose the others
+            if isinstance(answer, BadRequestError):  # the request's dialog, not the model, is at fault
+                raise BadRequestError(f"the model refused the dialog ending at dialogs[{dialog.last}]: "
+                                      f"{answer.message}", field="dialogs") from None
+            if isinstance(answer, ClientError):
+                raise answer
+            if isinstance(answer, StackError):  # one failed call (an upstream's) does not lose the others
                 errors.append(answer)
             elif isinstance(answer, BaseException):
                 raise answer
