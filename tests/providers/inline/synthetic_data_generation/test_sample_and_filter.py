@@ -5,6 +5,7 @@ record the judge params they were sent."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import defaultdict
 
@@ -273,3 +274,31 @@ async def test_the_default_model_serves_a_request_that_names_none(app):
                                      json={"dialogs": [USER("2+2?")], "filtering_function": "top_k"})
     assert response.status_code == 200, response.text
     assert response.json()["statistics"]["model"] == "scripted-1"
+
+
+async def test_a_client_that_goes_away_cancels_the_job_it_waited_for(app):
+    Doubles.inference.delay = 30.0
+    body = json.dumps({"dialogs": TWO, "filtering_function": "top_k", "model": "scripted-1"}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/synthetic-data-generation/generate", "raw_path": b"/v1/synthetic-data-generation/generate",
+             "query_string": b"", "root_path": "", "headers": [(b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 1), "server": ("polystack", 80)}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.3)  # the job has started by then; then the client hangs up
+        return {"type": "http.disconnect"}
+
+    async def send(_message):
+        pass
+
+    async with serve_app(app(scoring_fn_id="length")) as client:
+        await asyncio.wait_for(client.app(scope, receive, send), timeout=10)
+        deadline = time.monotonic() + 10
+        while (jobs := (await client.get("/v1/jobs", params={"kind": "synthetic_data_generation"})).json()["data"]) \
+                and jobs[0]["status"] in ("scheduled", "in_progress"):
+            assert time.monotonic() < deadline, jobs
+            await asyncio.sleep(0.05)
+    assert [j["status"] for j in jobs] == ["cancelled"]
