@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import NotFoundError
+from .errors import NotFoundError, StackError
 from .storage import ColumnType, SqlStore
 
 log = logging.getLogger(__name__)
@@ -396,6 +396,9 @@ class JobRunner:
                 result = await asyncio.get_running_loop().run_in_executor(self._threads, fn, ctx)
         except JobCancelled:
             return "cancelled", None
+        except StackError as exc:  # raised on purpose (a bad input, a failing upstream): its message says it all
+            log.warning("job %s (%s) failed: %s: %s", ctx.job_id, ctx.kind, type(exc).__name__, exc.message)
+            return "error", f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             log.exception("job %s (%s) failed", ctx.job_id, ctx.kind)
             return "error", f"{type(exc).__name__}: {exc}"

@@ -19,8 +19,15 @@ LIMITS = {"max_tokens": 8, "max_n": 2, "max_top_logprobs": 2}
 
 def fuzz_server(home: Path) -> ServerProcess:
     """The starter with tight generation limits and no fetches beyond loopback-refusing defaults."""
+    import yaml
+
     home.mkdir(parents=True, exist_ok=True)
     config = starter_with_server(home / "run.yaml", limits=LIMITS, fetch={"public_hosts": False})
+    loaded = yaml.safe_load(config.read_text())
+    # a synthetic data request is many generations: one short candidate each keeps a case short
+    for entry in loaded["providers"]["synthetic_data_generation"]:
+        entry["config"].update(num_candidates=1, sampling_params={"max_tokens": 8})
+    config.write_text(yaml.safe_dump(loaded, sort_keys=False))
     return ServerProcess(str(config), home=home)
 
 

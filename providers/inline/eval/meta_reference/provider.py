@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -26,8 +26,10 @@ from stack.apis.eval_tasks import EvalTask
 from stack.apis.inference import Message, UserMessage
 from stack.apis.models import ModelType
 from stack.errors import BadRequestError, ConflictError, NotFoundError
-from stack.jobs import JobCancelled, JobContext, JobStatus
+from stack.jobs import JobContext, JobStatus
 from stack.registry import ProviderContext
+
+from providers.utils.jobs import until_cancelled
 
 from .config import MetaReferenceEvalConfig
 
@@ -104,7 +106,7 @@ class MetaReferenceEval:
             done += 1
             ctx.report(_GENERATION_SHARE * done / total, f"{done} of {len(rows)} rows generated")
 
-        generations = await _until_cancelled(
+        generations = await until_cancelled(
             ctx, self._generate(rows, task_config.eval_candidate, field=f"dataset {task.dataset_id!r} rows", on_row=row_done))
         ctx.report(_GENERATION_SHARE, f"scoring {len(rows)} rows")
         response = await self._score(rows, generations, task.scoring_functions, task_config)
@@ -247,15 +249,3 @@ def _decoded(text: str) -> Any:
     except ValueError:
         return text
     return value if isinstance(value, (str, list, dict)) else text
-
-
-async def _until_cancelled(ctx: JobContext, work: Awaitable[Any], poll: float = 0.2) -> Any:
-    """``work``, cancelled within ``poll`` seconds of the job's cancel (rows in flight included)."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        await asyncio.wait({task}, timeout=poll)
-        if ctx.cancelled and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise JobCancelled(ctx.job_id)
-    return task.result()
