@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.support import app_from_yaml, build_tiny_llama, serve_app
+from tests.support import app_from_yaml, serve_app
 
 ANSWER = "blue river"
 SFT_ROWS = [{"input_query": "the quick brown fox", "expected_answer": ANSWER}]
@@ -32,11 +32,6 @@ def training(dataset_id: str = "qa", *, steps: int = 12, lr: float = 0.02, fmt: 
 def sft(job_uuid: str, **fields) -> dict:
     return {"job_uuid": job_uuid, "model": "tiny", "training_config": training(), "algorithm_config": LORA,
             "hyperparam_search_config": {}, "logger_config": {}, **fields}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture

@@ -8,12 +8,7 @@ import json
 import pytest
 
 from tests.providers.inline.post_training.test_huggingface import job_result, training, wait
-from tests.support import app_from_yaml, build_tiny_llama, serve_app
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+from tests.support import app_from_yaml, serve_app
 
 
 @pytest.fixture
