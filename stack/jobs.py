@@ -169,7 +169,7 @@ class JobStore:
 
     async def log_lines(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[str]:
         """The job's log lines from the ``offset``-th (0-based), at most ``limit`` of them."""
-        end = None if limit is None else offset + limit
+        end = None if limit is None or offset + limit > 2**62 else offset + limit  # SQL's LIMIT is 64-bit
         rows = await self.sql.fetch_all(LOGS, {"job_id": job_id}, order_by=[("seq", "asc")], limit=end)
         return [row["line"] for row in rows[offset:]]
 

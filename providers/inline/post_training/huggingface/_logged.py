@@ -79,7 +79,7 @@ def _trajectory_groups(rows: list[dict[str, Any]], field: str) -> tuple[list[lis
         else:
             raise _no_column(row, "group_id", "group", field, i)
         members = groups.setdefault(json.dumps(key, default=str), {})
-        index = row.get("trajectory_index", len(members))
+        index = json.dumps(row.get("trajectory_index", len(members)), default=str)
         if index in members:  # the same trajectory exported twice
             duplicates += 1
             continue
@@ -135,11 +135,15 @@ def dpo_from_trajectories(rows: list[dict[str, Any]], field: str) -> list[dict[s
 # -- prompt logs -----------------------------------------------------------------------------------
 
 
+def _dicts(items: list[Any]) -> list[dict[str, Any]]:
+    return [item for item in items if isinstance(item, dict)]
+
+
 def is_positive(feedback: list[dict[str, Any]]) -> bool:
     """Whether a log's feedback (oldest first) marks its answer good: its latest ``rating`` is ``good`` or
     ``positive`` (any case) or ``true``. A feedback with ``unset: true`` withdraws that type's earlier ones."""
     rating = None
-    for fb in feedback:
+    for fb in _dicts(feedback):
         if fb.get("type") == "rating":
             rating = None if fb.get("unset") else fb.get("value")
     if isinstance(rating, str):
@@ -150,7 +154,7 @@ def is_positive(feedback: list[dict[str, Any]]) -> bool:
 def _correction(feedback: list[dict[str, Any]]) -> str | None:
     """The latest ``correction`` feedback's text: the answer the user says was right."""
     text = None
-    for fb in feedback:
+    for fb in _dicts(feedback):
         if fb.get("type") != "correction":
             continue
         if fb.get("unset"):

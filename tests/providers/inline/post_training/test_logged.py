@@ -104,3 +104,12 @@ def test_prompt_logs_without_positive_feedback_are_a_400():
     assert err.value.field == FIELD
     with pytest.raises(BadRequestError, match="row 0 has no column 'feedback'"):
         sft_from_prompt_logs([{"messages": "[]", "output": "x"}], FIELD)
+    with pytest.raises(BadRequestError, match="none of its 1 logs has positive feedback"):  # junk is no feedback
+        sft_from_prompt_logs([log("a", ["good", None, {"type": "rating", "value": ["good"]}])], FIELD)
+
+
+def test_rows_with_odd_values_are_read_not_crashed_on():
+    rows = [trajectory("a:0", 0, 1.0, "4"), {**trajectory("a:0", 1, 0.0, "5"), "trajectory_index": [1]},
+            {**trajectory({"odd": "id"}, 0, 0.5, "x"), "chat_completion_input": 7}]
+    assert sft_from_trajectories(rows, FIELD) == [
+        {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}]
