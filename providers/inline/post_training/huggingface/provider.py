@@ -83,16 +83,9 @@ class HuggingFacePostTraining:
             raise BadRequestError(f"{algorithm_config.type} is not supported by {PROVIDER_TYPE}: only LoRA",
                                   field="algorithm_config.type")
         _check_lora(algorithm_config, "algorithm_config")
-        fmt = training_config.data_config.data_format.value
-        if fmt == "trajectories":
-            rows = sft_from_trajectories
-        elif fmt == "prompt_logs":
-            rows = sft_from_prompt_logs
-        else:
-            def rows(raw, field):
-                return [sft_row(r, fmt, field, i) for i, r in enumerate(raw)]
         return await self._start(job_uuid, "sft", model, "model", training_config, hyperparam_search_config,
-                                 checkpoint_dir, lora=algorithm_config, rows=rows)
+                                 checkpoint_dir, lora=algorithm_config,
+                                 rows=_sft_rows(training_config.data_config.data_format.value))
 
     async def preference_optimize(self, job_uuid: str, finetuned_model: str, algorithm_config: DPOConfig,
                                   training_config: TrainingConfig, hyperparam_search_config: dict[str, Any],
@@ -306,6 +299,15 @@ def _check_lora(lora: LoraFinetuningConfig, field: str) -> None:
     if unknown or not lora.lora_attn_modules:
         raise BadRequestError(f"unknown modules {unknown}; known: {', '.join(ATTN_MODULES)}" if unknown
                               else "give at least one attention module", field=f"{field}.lora_attn_modules")
+
+
+def _sft_rows(fmt: str):
+    """How supervised-fine-tune reads its dataset: dialogs from logs, or rows in the spec's formats."""
+    if fmt == "trajectories":
+        return sft_from_trajectories
+    if fmt == "prompt_logs":
+        return sft_from_prompt_logs
+    return lambda rows, field: [sft_row(r, fmt, field, i) for i, r in enumerate(rows)]
 
 
 def _dpo_rows(fmt: str):
