@@ -13,7 +13,8 @@ older than ``stale_after``) is marked ``interrupted`` when a runner starts.
     await runner.cancel(job_id)        # from any replica: store.request_cancel
 
 ``run_eval(ctx)`` gets a ``JobContext``: ``ctx.params``, ``ctx.report(progress,
-message)`` (raises ``JobCancelled`` once a cancel was asked) and ``ctx.cancelled``.
+message)`` (raises ``JobCancelled`` once a cancel was asked), ``ctx.log(line)``
+(kept in ``job_logs``, read back with ``store.log_lines``) and ``ctx.cancelled``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from .storage import ColumnType, SqlStore
 
 log = logging.getLogger(__name__)
 
-JOBS, OWNERS = "jobs", "job_owners"
+JOBS, OWNERS, LOGS = "jobs", "job_owners", "job_logs"
 
 
 class JobStatus(str, Enum):
@@ -117,6 +118,10 @@ class JobStore:
             "owner_id": ColumnType.TEXT, "host": ColumnType.TEXT, "pid": ColumnType.INTEGER,
             "started_at": ColumnType.TIMESTAMP, "heartbeat_at": ColumnType.TIMESTAMP,
         }, "owner_id")
+        await self.sql.create_table(LOGS, {
+            "job_id": ColumnType.TEXT, "seq": ColumnType.INTEGER, "line": ColumnType.TEXT,
+            "created_at": ColumnType.TIMESTAMP,
+        }, ("job_id", "seq"))
 
     async def create(self, kind: str, params: dict[str, Any] | None = None, *, owner_id: str | None = None) -> Job:
         """A new job in status ``scheduled``."""
@@ -155,6 +160,18 @@ class JobStore:
         """Record progress of a running job; False when it is not running."""
         values = {"progress": _check_progress(progress), "message": message}
         return await self.sql.update(JOBS, values, {"job_id": job_id, "status": JobStatus.in_progress.value}) == 1
+
+    async def add_log_lines(self, job_id: str, first_seq: int, lines: list[str]) -> None:
+        """Append the work's log lines, numbered from ``first_seq`` (a retried write replaces, never doubles)."""
+        now = _now()
+        rows = [{"job_id": job_id, "seq": first_seq + i, "line": line, "created_at": now} for i, line in enumerate(lines)]
+        await self.sql.upsert_many(LOGS, rows, ("job_id", "seq"))
+
+    async def log_lines(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[str]:
+        """The job's log lines from the ``offset``-th (0-based), at most ``limit`` of them."""
+        end = None if limit is None or offset + limit > 2**62 else offset + limit  # SQL's LIMIT is 64-bit
+        rows = await self.sql.fetch_all(LOGS, {"job_id": job_id}, order_by=[("seq", "asc")], limit=end)
+        return [row["line"] for row in rows[offset:]]
 
     async def finish(self, job_id: str, result: Any = None) -> bool:
         """in_progress -> completed with ``result`` (JSON)."""
@@ -240,6 +257,8 @@ class JobContext:
         self.interrupted = False
         self._lock = threading.Lock()
         self._latest: tuple[float, str | None] | None = None
+        self._lines: list[str] = []
+        self._logged = 0  # lines already written to the store
 
     @property
     def cancelled(self) -> bool:
@@ -253,15 +272,30 @@ class JobContext:
         if self.cancelled:
             raise JobCancelled(self.job_id)
 
+    def log(self, line: str) -> None:
+        """Add a line to the job's log (e.g. a training step's loss); every replica can read it."""
+        self._append_line(str(line))
+
     def _publish(self, latest: tuple[float, str | None]) -> None:
         with self._lock:
             self._latest = latest
+
+    def _append_line(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
 
     def _take(self) -> tuple[float, str | None] | None:
         """The progress reported since the last take (written by the runner)."""
         with self._lock:
             latest, self._latest = self._latest, None
         return latest
+
+    def _take_lines(self) -> tuple[int, list[str]]:
+        """The log lines added since the last take and the number of the first."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+            first, self._logged = self._logged, self._logged + len(lines)
+        return first, lines
 
 
 class _ChildContext(JobContext):
@@ -273,6 +307,9 @@ class _ChildContext(JobContext):
 
     def _publish(self, latest: tuple[float, str | None]) -> None:
         self._conn.send(("progress", latest))
+
+    def _append_line(self, line: str) -> None:
+        self._conn.send(("log", line))
 
 
 def _child_main(fn, job_id, kind, params, cancel_event, conn) -> None:
@@ -427,6 +464,9 @@ class JobRunner:
                     if what == "progress":
                         JobContext._publish(ctx, value)
                         continue
+                    if what == "log":
+                        JobContext._append_line(ctx, value)
+                        continue
                     return what, value
                 if ctx.cancelled:
                     cancelled_at = cancelled_at or time.monotonic()
@@ -459,6 +499,9 @@ class JobRunner:
             await self.store.fail(ctx.job_id, value)
 
     async def _flush(self, ctx: JobContext) -> None:
+        first, lines = ctx._take_lines()
+        if lines:
+            await self.store.add_log_lines(ctx.job_id, first, lines)
         latest = ctx._take()
         if latest is not None:
             await self.store.update_progress(ctx.job_id, *latest)

@@ -66,6 +66,12 @@ def squares(ctx):
     return {"squares": [n * n for n in range(ctx.params["n"])]}
 
 
+def logs_lines(ctx):
+    for n in range(ctx.params["n"]):
+        ctx.log(f"line {n}")
+    return None
+
+
 async def test_progress_is_visible_while_running_then_result(open_runner):
     runner = await open_runner()
     release = threading.Event()
@@ -161,6 +167,16 @@ async def test_process_job_result(open_runner):
     runner = await open_runner()
     job = await runner.wait(await runner.submit("eval", squares, params={"n": 4}, mode="process"), timeout=30)
     assert (job.status, job.result, job.message) == (JobStatus.completed, {"squares": [0, 1, 4, 9]}, "half")
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+async def test_log_lines_are_kept_in_order_and_paged(open_runner, mode):
+    runner = await open_runner()
+    job = await runner.wait(await runner.submit("eval", logs_lines, params={"n": 5}, mode=mode), timeout=30)
+    assert job.status == JobStatus.completed
+    assert await runner.store.log_lines(job.job_id) == [f"line {n}" for n in range(5)]
+    assert await runner.store.log_lines(job.job_id, offset=3, limit=1) == ["line 3"]
+    assert await runner.store.log_lines(job.job_id, offset=5) == []
 
 
 KILLED_SERVER = """

@@ -23,11 +23,19 @@ class DatasetFormat(str, Enum):
     dialog = "dialog"
 
 
+class LoggedDataFormat(str, Enum):
+    """polystack's formats besides the spec's: rows of logs exported to a dataset, which the trainer
+    turns into examples (docs/apis/post-training.md)."""
+
+    trajectories = "trajectories"
+    prompt_logs = "prompt_logs"
+
+
 class DataConfig(BaseModel):
     dataset_id: str
     batch_size: int
     shuffle: bool
-    data_format: DatasetFormat
+    data_format: DatasetFormat | LoggedDataFormat
     validation_dataset_id: str | None = None
     packed: bool = False
     train_on_input: bool = False
@@ -157,7 +165,17 @@ class PostTrainingJobProgress(PostTrainingJobStatusResponse):
     """The spec's status with the job's progress, as polystack answers it."""
 
     progress: float | None = Field(None, description="From 0 to 1")
+    progress_percent: float | None = Field(None, description="The progress in percent (0 to 100, one decimal)")
     message: str | None = Field(None, description="The latest progress message, or why the job failed")
+
+
+class PostTrainingJobLogStream(BaseModel):
+    """A page of a job's training log (llama-stack 0.1.0's ``PostTrainingJobLogStream`` plus paging)."""
+
+    job_uuid: str
+    log_lines: list[str] = Field(description="One line a step: step, epoch, loss, learning rate, seconds")
+    next_offset: int = Field(description="The offset of the line after this page: pass it to read on")
+    has_more: bool = Field(description="Whether lines after this page exist now (a running job adds more)")
 
 
 class PostTrainingJobArtifactsResponse(BaseModel):
@@ -197,6 +215,11 @@ class PostTraining(Protocol):
 
     @webmethod(route="/v1/post-training/job/status", method="GET")
     async def get_training_job_status(self, job_uuid: str) -> PostTrainingJobProgress | None: ...
+
+    @webmethod(route="/v1/post-training/job/logs", method="GET")
+    async def get_training_job_logs(
+        self, job_uuid: str, offset: int = 0, limit: int = 100
+    ) -> PostTrainingJobLogStream: ...
 
     @webmethod(route="/v1/post-training/job/cancel", method="POST")
     async def cancel_training_job(self, job_uuid: str) -> None: ...

@@ -243,6 +243,13 @@ class HumanloopLogPage(BaseModel):
     total: int
 
 
+class HumanloopExportResponse(BaseModel):
+    """polystack's own: the rows a prompt's logs added to a dataset."""
+
+    dataset_id: str
+    rows: int
+
+
 @runtime_checkable
 class PromptLogs(Protocol):
     # -- v4 ------------------------------------------------------------------
@@ -285,6 +292,11 @@ class PromptLogs(Protocol):
 
     @webmethod(route="/v5/logs/{id}", method="GET")
     async def get_log(self, id: str) -> HumanloopPromptLog: ...
+
+    # -- polystack -----------------------------------------------------------
+    @webmethod(route="/v5/prompts/{id}/export", method="POST",
+               summary="Append a prompt's logs with their feedback to a dataset (for post-training)")
+    async def export_logs(self, id: str, dataset_id: str, provider_id: str | None = None) -> HumanloopExportResponse: ...
 
 
 PROTOCOL = PromptLogs

@@ -187,7 +187,7 @@ def test_openapi_documents_the_routes():
     expected = {("/v4/logs", "post"), ("/v4/logs", "patch"), ("/v4/logs/{id}", "patch"), ("/v4/sessions", "post"),
                 ("/v4/sessions", "get"), ("/v4/sessions/{id}", "get"), ("/v4/feedback", "post"),
                 ("/v5/prompts/log", "post"), ("/v5/prompts/{id}/log/{log_id}", "patch"), ("/v5/logs", "get"),
-                ("/v5/logs/{id}", "get")}
+                ("/v5/logs/{id}", "get"), ("/v5/prompts/{id}/export", "post")}
     assert {(p, m) for p, ops in paths.items() for m in ops if p.startswith(("/v4/", "/v5/"))} == expected
     params = [p["name"] for p in paths["/v5/prompts/log"]["post"]["parameters"]]
     assert params == ["version_id", "environment"]

@@ -111,6 +111,8 @@ class _Trainer:
         total = max(1, cfg["n_epochs"] * steps_per_epoch)
         step, losses, checkpoints, extra, step_seconds = 0, [], [], {}, []
         self.ctx.report(0.0, f"{kind}: {total} steps on {self.device}")
+        self.ctx.log(f"{kind}: {len(examples)} examples, {total} steps on {self.device} ({self.dtype}), "
+                     f"{self.trainable} trainable parameters")
         for epoch in range(cfg["n_epochs"]):
             batches = self.batches(examples, cfg["data_config"]["shuffle"])
             epoch_losses = []
@@ -122,6 +124,7 @@ class _Trainer:
                     (loss / len(group)).backward()
                     step_loss += loss.item() / len(group)
                     self.ctx.report(step / total, f"{kind}: step {step + 1} of {total}")
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -132,9 +135,11 @@ class _Trainer:
                 for name, value in stats.items():
                     extra.setdefault(name, []).append(value)
                 self.ctx.report(step / total, f"{kind}: step {step} of {total}, loss {step_loss:.4f}")
+                self.ctx.log(_log_line(step, total, epoch + 1, step_loss, lr, step_seconds[-1], stats))
             metrics = {"train_loss": sum(epoch_losses) / max(len(epoch_losses), 1)}
             if validation:
                 metrics["validation_loss"] = self.validate(validation, loss_fn)
+            self.ctx.log(f"epoch {epoch + 1}/{cfg['n_epochs']} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             path = Path(self.p["output_dir"]) / f"epoch-{epoch + 1}"
             self.model.save_pretrained(str(path))
             checkpoints.append({"epoch": epoch + 1, "iters": step, "path": str(path), "training_metrics": metrics})
@@ -149,6 +154,12 @@ class _Trainer:
         values = [loss_fn(batch)[0].item() for batch in batches]
         self.model.train()
         return sum(values) / max(len(values), 1)
+
+
+def _log_line(step: int, total: int, epoch: int, loss: float, lr: float, seconds: float, stats: dict[str, float]) -> str:
+    """One step of the job's log: ``key=value`` pairs, easy to read and to parse."""
+    extra = "".join(f" {name}={value:.4f}" for name, value in stats.items())
+    return f"step {step}/{total} epoch={epoch} loss={loss:.4f} lr={lr:.3g} seconds={seconds:.3f}{extra}"
 
 
 def _with_lora(model: Any, lora: dict[str, Any], seed: int) -> Any:

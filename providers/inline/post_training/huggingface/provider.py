@@ -26,6 +26,7 @@ from stack.apis.post_training import (
     LoraFinetuningConfig,
     PostTrainingJob,
     PostTrainingJobArtifactsResponse,
+    PostTrainingJobLogStream,
     PostTrainingJobProgress,
     PostTrainingJobStatus,
     TrainingConfig,
@@ -34,6 +35,8 @@ from stack.errors import BadRequestError, ConflictError, NotFoundError, StackErr
 from stack.jobs import FINAL, Job, JobContext, JobStatus
 from stack.registry import ProviderContext
 
+from ._logged import dpo_from_trajectories, sft_from_prompt_logs, sft_from_trajectories
+from ._rows import dpo_row, sft_row
 from .config import ATTN_MODULES, TRAINING_DTYPES, HuggingFacePostTrainingConfig
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ _STATUS = {
     JobStatus.cancelled: PostTrainingJobStatus.cancelled,
     JobStatus.interrupted: PostTrainingJobStatus.failed,
 }
-_ROLES = {"system", "user", "assistant"}
+MAX_LOG_PAGE = 1000
 
 
 class HuggingFacePostTraining:
@@ -80,10 +83,9 @@ class HuggingFacePostTraining:
             raise BadRequestError(f"{algorithm_config.type} is not supported by {PROVIDER_TYPE}: only LoRA",
                                   field="algorithm_config.type")
         _check_lora(algorithm_config, "algorithm_config")
-        fmt = training_config.data_config.data_format.value
         return await self._start(job_uuid, "sft", model, "model", training_config, hyperparam_search_config,
                                  checkpoint_dir, lora=algorithm_config,
-                                 rows=lambda rows, field: [_sft_row(r, fmt, field, i) for i, r in enumerate(rows)])
+                                 rows=_sft_rows(training_config.data_config.data_format.value))
 
     async def preference_optimize(self, job_uuid: str, finetuned_model: str, algorithm_config: DPOConfig,
                                   training_config: TrainingConfig, hyperparam_search_config: dict[str, Any],
@@ -91,7 +93,7 @@ class HuggingFacePostTraining:
         return await self._start(job_uuid, "dpo", finetuned_model, "finetuned_model", training_config,
                                  hyperparam_search_config, None, lora=self.config.dpo_lora,
                                  dpo={"beta": algorithm_config.beta, "loss_type": algorithm_config.loss_type.value},
-                                 rows=lambda rows, field: [_dpo_row(r, field, i) for i, r in enumerate(rows)])
+                                 rows=_dpo_rows(training_config.data_config.data_format.value))
 
     async def get_training_jobs(self) -> ListPostTrainingJobsResponse:
         return ListPostTrainingJobsResponse(data=[PostTrainingJob(job_uuid=j.params["job_uuid"]) for j in await self._jobs()])
@@ -102,6 +104,7 @@ class HuggingFacePostTraining:
         result = job.result or {}
         return PostTrainingJobProgress(
             job_uuid=job_uuid, status=_STATUS[job.status], progress=job.progress,
+            progress_percent=round(job.progress * 100, 1),
             message=job.error or job.message, scheduled_at=job.scheduled_at, started_at=job.started_at,
             completed_at=job.completed_at, checkpoints=checkpoints,
             resources_allocated=result.get("resources_allocated") or {"device": self.config.device},
@@ -110,6 +113,16 @@ class HuggingFacePostTraining:
     async def get_training_job_artifacts(self, job_uuid: str) -> PostTrainingJobArtifactsResponse:
         job = await self._job(job_uuid)
         return PostTrainingJobArtifactsResponse(job_uuid=job_uuid, checkpoints=await self._checkpoints(job))
+
+    async def get_training_job_logs(self, job_uuid: str, offset: int = 0, limit: int = 100) -> PostTrainingJobLogStream:
+        if offset < 0:
+            raise BadRequestError(f"must be 0 or more, got {offset}", field="offset")
+        if not 1 <= limit <= MAX_LOG_PAGE:
+            raise BadRequestError(f"must be from 1 to {MAX_LOG_PAGE}, got {limit}", field="limit")
+        job = await self._job(job_uuid)
+        lines = await self.jobs.store.log_lines(job.job_id, offset, limit + 1)  # one more says whether more exist
+        return PostTrainingJobLogStream(job_uuid=job_uuid, log_lines=lines[:limit], next_offset=offset + len(lines[:limit]),
+                                        has_more=len(lines) > limit)
 
     async def cancel_training_job(self, job_uuid: str) -> None:
         await self.jobs.cancel((await self._job(job_uuid)).job_id)
@@ -288,6 +301,26 @@ def _check_lora(lora: LoraFinetuningConfig, field: str) -> None:
                               else "give at least one attention module", field=f"{field}.lora_attn_modules")
 
 
+def _sft_rows(fmt: str):
+    """How supervised-fine-tune reads its dataset: dialogs from logs, or rows in the spec's formats."""
+    if fmt == "trajectories":
+        return sft_from_trajectories
+    if fmt == "prompt_logs":
+        return sft_from_prompt_logs
+    return lambda rows, field: [sft_row(r, fmt, field, i) for i, r in enumerate(rows)]
+
+
+def _dpo_rows(fmt: str):
+    """How preference-optimize reads its dataset: pairs from trajectories, or rows of prompt/chosen/rejected."""
+    if fmt == "trajectories":
+        return dpo_from_trajectories
+    if fmt == "prompt_logs":
+        raise BadRequestError("prompt logs give supervised examples only (the logs with positive feedback): use "
+                              "them with supervised-fine-tune, or give 'trajectories' or rows of prompt, chosen "
+                              "and rejected", field="training_config.data_config.data_format")
+    return lambda rows, field: [dpo_row(r, field, i) for i, r in enumerate(rows)]
+
+
 def _check_training(t: TrainingConfig) -> None:
     def at_least(value: int, minimum: int, field: str) -> None:
         if value < minimum:
@@ -314,50 +347,3 @@ def _check_training(t: TrainingConfig) -> None:
         if eff is not None and getattr(eff, name):
             raise BadRequestError(f"not supported by {PROVIDER_TYPE} (one device, no FSDP)",
                                   field=f"training_config.efficiency_config.{name}")
-
-
-def _messages(value: Any, field: str) -> list[dict[str, str]]:
-    if isinstance(value, str):  # JSONL and CSV datasets may hold the list as JSON text
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise BadRequestError("is not a JSON list of messages", field=field) from None
-    if not isinstance(value, list) or not value:
-        raise BadRequestError("must be a non-empty list of messages", field=field)
-    out = []
-    for i, m in enumerate(value):
-        if not isinstance(m, dict) or m.get("role") not in _ROLES or not isinstance(m.get("content"), str):
-            raise BadRequestError(f"message {i} needs a role ({', '.join(sorted(_ROLES))}) and text content",
-                                  field=field)
-        out.append({"role": m["role"], "content": m["content"]})
-    return out
-
-
-def _text(row: dict[str, Any], column: str, field: str, i: int) -> str:
-    value = row.get(column)
-    if not isinstance(value, str):
-        raise BadRequestError(f"row {i} has no text column {column!r} (columns: {', '.join(row) or 'none'})", field=field)
-    return value
-
-
-def _sft_row(row: dict[str, Any], fmt: str, field: str, i: int) -> dict[str, Any]:
-    if fmt == "instruct":
-        return {"messages": [{"role": "user", "content": _text(row, "input_query", field, i)},
-                             {"role": "assistant", "content": _text(row, "expected_answer", field, i)}]}
-    if "messages" not in row:
-        raise BadRequestError(f"row {i} has no column 'messages' (columns: {', '.join(row) or 'none'})", field=field)
-    messages = _messages(row["messages"], f"{field} row {i} messages")
-    if not any(m["role"] == "assistant" for m in messages):
-        raise BadRequestError(f"row {i} has no assistant message to learn", field=field)
-    return {"messages": messages}
-
-
-def _dpo_row(row: dict[str, Any], field: str, i: int) -> dict[str, Any]:
-    prompt = row.get("prompt")
-    if prompt is None:
-        raise BadRequestError(f"row {i} has no column 'prompt' (columns: {', '.join(row) or 'none'})", field=field)
-    if isinstance(prompt, str) and not prompt.lstrip().startswith("["):
-        messages = [{"role": "user", "content": prompt}]
-    else:
-        messages = _messages(prompt, f"{field} row {i} prompt")
-    return {"prompt": messages, "chosen": _text(row, "chosen", field, i), "rejected": _text(row, "rejected", field, i)}

@@ -27,7 +27,7 @@ def register_providers(register):
             provider_type="inline::sql",
             config=SqlPromptLogsConfig,
             factory=create,
-            optional_api_dependencies=("inference",),
+            optional_api_dependencies=("inference", "datasets", "datasetio"),
             description="Humanloop-compatible prompt logs (v4 logs, sessions, feedback; v5 prompts/log, logs) in the SQL store",
         )
     )

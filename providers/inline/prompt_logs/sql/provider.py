@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from providers.utils.datasetio.export import export_to_dataset
 from stack.apis.prompt_logs import (
     MAX_PAGE_SIZE,
     HumanloopCreateLogResponse,
@@ -20,6 +21,7 @@ from stack.apis.prompt_logs import (
     HumanloopCreateSessionRequest,
     HumanloopCreateSessionResponse,
     HumanloopDatapoint,
+    HumanloopExportResponse,
     HumanloopFeedback,
     HumanloopFeedbackResponse,
     HumanloopLogPage,
@@ -36,6 +38,7 @@ from stack.errors import BadRequestError, ConfigError, ConflictError, NotFoundEr
 from stack.registry import ProviderContext
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 
+from ._export import EXPORT_SCHEMA, export_rows
 from ._store import PromptLogStore, new_id, now
 from .config import SqlPromptLogsConfig
 
@@ -368,3 +371,15 @@ class SqlPromptLogs:
             **row["data"], **extra, "id": row["id"], "prompt": rendered, "created_at": row["created_at"],
             "trace_parent_id": row["parent_id"], "log_id": row["id"],
         })
+
+    # -- export ---------------------------------------------------------------
+
+    async def export_logs(self, id: str, dataset_id: str, provider_id: str | None = None) -> HumanloopExportResponse:
+        """Append the prompt's logs (one row each, with their feedback) to a dataset, registering it when new."""
+        prompt = await self.store.get("prompts", id)
+        if prompt is None:
+            raise _not_found("prompt", "id", id)
+        rows = await export_rows(self.store, prompt)
+        await export_to_dataset(self.context.deps, dataset_id, EXPORT_SCHEMA, rows,
+                                {"source": "prompt_logs", "prompt_id": prompt["id"]}, provider_id)
+        return HumanloopExportResponse(dataset_id=dataset_id, rows=len(rows))

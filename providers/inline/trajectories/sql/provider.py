@@ -12,7 +12,7 @@ import asyncio
 import json
 from typing import Any
 
-from stack.apis._content import URL
+from providers.utils.datasetio.export import export_to_dataset
 from stack.apis.models import Model, ModelType
 from stack.apis.trajectories import (
     CheckpointPage,
@@ -39,7 +39,7 @@ _THREAD_ABOVE = 256
 
 EXPORT_SCHEMA = {
     "model_id": {"type": "string"}, "split": {"type": "string"}, "step": {"type": "number"},
-    "group_index": {"type": "number"}, "trajectory_index": {"type": "number"}, "reward": {"type": "number"},
+    "group_index": {"type": "number"}, "group_id": {"type": "string"}, "trajectory_index": {"type": "number"}, "reward": {"type": "number"},
     "chat_completion_input": {"type": "chat_completion_input"}, "metrics": {"type": "json"},
     "metadata": {"type": "json"}, "trajectory": {"type": "json"},
 }
@@ -71,8 +71,6 @@ class SqlTrajectories:
         self.config = config
         self.context = context
         self.models = context.deps["models"]
-        self.datasets = context.deps.get("datasets") if "datasetio" in context.deps else None
-        self.datasetio = context.deps.get("datasetio")
         self.store: TrajectoryStore | None = None
 
     async def initialize(self) -> None:
@@ -199,27 +197,19 @@ class SqlTrajectories:
                                   provider_id: str | None = None) -> ExportTrajectoriesResponse:
         """Append the model's logged trajectories (one row each) to a dataset, registering it when new."""
         model = await self.get_model(model_id)
-        if self.datasetio is None:
-            raise BadRequestError("this stack serves no datasetio API to export to", field="dataset_id")
-        try:
-            await self.datasets.get_dataset(dataset_id)
-        except NotFoundError:
-            await self.datasets.register_dataset(
-                dataset_id=dataset_id, dataset_schema=EXPORT_SCHEMA, url=URL(uri=artifact_name(model)),
-                provider_id=provider_id, metadata={"source": "trajectories", "model_id": model.id},
-            )
         rows = []
         for record in await self.store.groups(model.id, split):
             for index, trajectory in enumerate(record["grp"].get("trajectories", [])):
                 rows.append({
                     "model_id": model.id, "split": record["split"], "step": record["step"],
-                    "group_index": record["idx"], "trajectory_index": index, "reward": trajectory["reward"],
+                    "group_index": record["idx"], "group_id": f"{record['log_id']}:{record['idx']}",
+                    "trajectory_index": index, "reward": trajectory["reward"],
                     "chat_completion_input": json.dumps(_plain_messages(trajectory["messages_and_choices"])),
                     "metrics": trajectory.get("metrics", {}), "metadata": trajectory.get("metadata", {}),
                     "trajectory": trajectory,
                 })
-        if rows:
-            await self.datasetio.append_rows(dataset_id=dataset_id, rows=rows)
+        await export_to_dataset(self.context.deps, dataset_id, EXPORT_SCHEMA, rows,
+                                {"source": "trajectories", "model_id": model.id}, provider_id)
         return ExportTrajectoriesResponse(dataset_id=dataset_id, rows=len(rows))
 
     # -- wandb-artifact:/// names in the models table ----------------------------------

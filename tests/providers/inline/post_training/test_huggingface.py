@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.support import app_from_yaml, build_tiny_llama, serve_app
+from tests.support import app_from_yaml, serve_app
 
 ANSWER = "blue river"
 SFT_ROWS = [{"input_query": "the quick brown fox", "expected_answer": ANSWER}]
@@ -32,11 +32,6 @@ def training(dataset_id: str = "qa", *, steps: int = 12, lr: float = 0.02, fmt: 
 def sft(job_uuid: str, **fields) -> dict:
     return {"job_uuid": job_uuid, "model": "tiny", "training_config": training(), "algorithm_config": LORA,
             "hyperparam_search_config": {}, "logger_config": {}, **fields}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture
@@ -121,12 +116,23 @@ async def test_sft_lowers_the_loss_and_the_checkpoint_answers_chat(app):
         assert status["status"] == "completed", status
         assert {"scheduled", "in_progress"} & seen and status["started_at"] and status["completed_at"]
         assert status["resources_allocated"]["device"] == "cpu" and status["progress"] == 1.0
+        assert status["progress_percent"] == 100.0
         [checkpoint] = status["checkpoints"]
         assert checkpoint["epoch"] == 1 and checkpoint["iters"] == 12 and checkpoint["path"]["uri"].startswith("file://")
         assert checkpoint["identifier"] == "sft-1-epoch-1" and checkpoint["post_training_job_id"] == "sft-1"
         losses = (await job_result(client))["losses"]
         assert len(losses) == 12 and losses[-1] < losses[0] / 2, losses
         assert checkpoint["training_metrics"]["train_loss"] == pytest.approx(sum(losses) / 12)
+        logs = (await client.get("/v1/post-training/job/logs", params={"job_uuid": "sft-1"})).json()
+        assert logs["job_uuid"] == "sft-1" and not logs["has_more"] and logs["next_offset"] == 14
+        assert logs["log_lines"][0].startswith("sft: 24 examples, 12 steps on cpu (float32)")
+        assert logs["log_lines"][1].startswith(f"step 1/12 epoch=1 loss={losses[0]:.4f} lr=0.02 ")
+        assert logs["log_lines"][-1] == f"epoch 1/1 train_loss={sum(losses) / 12:.4f}"
+        page = (await client.get("/v1/post-training/job/logs",
+                                 params={"job_uuid": "sft-1", "offset": 12, "limit": 1})).json()
+        assert page == {"job_uuid": "sft-1", "log_lines": [logs["log_lines"][12]], "next_offset": 13, "has_more": True}
+        bad_page = await client.get("/v1/post-training/job/logs", params={"job_uuid": "sft-1", "limit": 0})
+        assert bad_page.status_code == 400 and "limit" in bad_page.json()["detail"]
         artifacts = (await client.get("/v1/post-training/job/artifacts", params={"job_uuid": "sft-1"})).json()
         assert artifacts == {"job_uuid": "sft-1", "checkpoints": status["checkpoints"]}
         assert (await client.get("/v1/post-training/jobs")).json() == {"data": [{"job_uuid": "sft-1"}]}
@@ -246,6 +252,8 @@ async def test_without_transformers_the_checkpoint_is_listed_with_how_to_serve_i
     ({"training_config": training("no-such-dataset")}, "training_config.data_config.dataset_id"),
     ({"training_config": training("wrong")}, "training_config.data_config.dataset_id"),
     ({"training_config": training("qa", fmt="dialog")}, "training_config.data_config.dataset_id"),
+    ({"training_config": training("qa", fmt="trajectories")}, "training_config.data_config.dataset_id"),
+    ({"training_config": training("qa", fmt="prompt_logs")}, "training_config.data_config.dataset_id"),
     ({"training_config": training(lr=-1)}, "training_config.optimizer_config.lr"),
     ({"training_config": training(steps=0)}, "training_config.max_steps_per_epoch"),
     ({"training_config": training(dtype="int4")}, "training_config.dtype"),
@@ -269,6 +277,7 @@ async def test_bad_requests_are_400s_naming_the_field(app, change, field):
         assert (await client.get("/v1/post-training/jobs")).json() == {"data": []}
         missing = await client.get("/v1/post-training/job/status", params={"job_uuid": "nope"})
         assert missing.status_code == 404
+        assert (await client.get("/v1/post-training/job/logs", params={"job_uuid": "nope"})).status_code == 404
 
 
 def test_dpo_loss_matches_the_formula():
