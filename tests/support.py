@@ -122,6 +122,8 @@ def starter_with_mcp_config() -> dict:
     config = yaml.safe_load((REPO / "distributions/starter/run.yaml").read_text())
     config["providers"]["tool_runtime"].append(
         {"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "config": {}})
+    # the tests' MCP servers listen on loopback, which server.fetch refuses by default
+    config.setdefault("server", {}).setdefault("fetch", {})["allow_networks"] = ["127.0.0.1/32"]
     return config
 
 

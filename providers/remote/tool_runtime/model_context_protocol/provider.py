@@ -211,7 +211,12 @@ class MCPToolRuntime:
         return "sse" if urlsplit(uri).path.rstrip("/").endswith("/sse") else "streamable_http"
 
     async def _with_session(self, uri: str, op: Callable[[ClientSession], Awaitable[T]], doing: str) -> T:
-        """``op`` on a fresh, initialized session with the server at ``uri``; failures become stack errors."""
+        """``op`` on a fresh, initialized session with the server at ``uri``; failures become stack errors.
+
+        The endpoint is a URL a client names (tool group registration), so it
+        must pass the stack's fetch rules first (``server.fetch``: loopback and
+        private addresses only when allowed), checked again for every session."""
+        await self.context.fetcher.checked_addresses(uri, field="mcp_endpoint")
         transport = self._transport(uri)
         where = f"MCP server {uri} ({transport.replace('_', ' ')})"
         cfg = self.config

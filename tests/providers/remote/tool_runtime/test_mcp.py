@@ -10,19 +10,24 @@ from providers.remote.tool_runtime.model_context_protocol import MCPConfig, crea
 from stack.apis._content import URL
 from stack.apis.tool_groups import ToolGroup
 from stack.errors import BadRequestError, NotFoundError, UpstreamError
+from stack.fetcher import FetchConfig, URLFetcher
 from stack.registry import ProviderContext
 from tests.providers.remote.tool_runtime.mcp_server import MCPServerThread
 from tests.support import free_port
 
 
-def _context() -> ProviderContext:
+LOOPBACK_ALLOWED = FetchConfig(allow_networks=["127.0.0.1/32"])  # the test servers listen on loopback
+
+
+def _context(fetch: FetchConfig = LOOPBACK_ALLOWED) -> ProviderContext:
     specs = []
     register_providers(specs.append)
-    return ProviderContext(provider_id="mcp", spec=specs[0], image_name="test", data_dir=Path("."))
+    return ProviderContext(provider_id="mcp", spec=specs[0], image_name="test", data_dir=Path("."),
+                           fetcher=URLFetcher(fetch))
 
 
-async def make(**config):
-    return await create(MCPConfig(**config), _context())
+async def make(fetch: FetchConfig = LOOPBACK_ALLOWED, **config):
+    return await create(MCPConfig(**config), _context(fetch))
 
 
 @pytest.fixture(scope="module", params=["streamable_http", "sse"])
@@ -108,3 +113,14 @@ async def test_a_group_needs_an_http_endpoint():
     assert info.value.field == "mcp_endpoint"
     with pytest.raises(BadRequestError, match="http:// or https://"):
         await runtime.list_runtime_tools(tool_group_id="g", mcp_endpoint=URL(uri="file:///etc/passwd"))
+
+
+async def test_an_endpoint_the_fetch_rules_refuse_is_a_400(server):
+    """Tool groups name their MCP server in a request: loopback and private
+    addresses are reached only when server.fetch allows them (SSRF)."""
+    runtime = await make(FetchConfig())  # the defaults: public addresses only
+    for uri in (server.url, "http://10.0.0.7/mcp", "http://[::1]:8000/mcp"):
+        with pytest.raises(BadRequestError) as info:
+            await runtime.list_runtime_tools(tool_group_id="g", mcp_endpoint=URL(uri=uri))
+        assert info.value.field == "mcp_endpoint"
+        assert "server.fetch.allow_networks" in info.value.message
