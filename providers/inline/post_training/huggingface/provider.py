@@ -34,6 +34,7 @@ from stack.errors import BadRequestError, ConflictError, NotFoundError, StackErr
 from stack.jobs import FINAL, Job, JobContext, JobStatus
 from stack.registry import ProviderContext
 
+from ._trajectory_jobs import TrajectoryJobs
 from .config import ATTN_MODULES, TRAINING_DTYPES, HuggingFacePostTrainingConfig
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ _STATUS = {
 _ROLES = {"system", "user", "assistant"}
 
 
-class HuggingFacePostTraining:
+class HuggingFacePostTraining(TrajectoryJobs):
     def __init__(self, config: HuggingFacePostTrainingConfig, context: ProviderContext) -> None:
         self.config = config
         self.provider_id = context.provider_id
@@ -147,10 +148,13 @@ class HuggingFacePostTraining:
         }
         job_id = await self.jobs.submit(JOB_KIND, train, params=params, mode="process")
         if serve_with is not None:
-            task = asyncio.create_task(self._serve_when_done(job_id), name=f"serve-{job_uuid}")
-            self._watchers.add(task)
-            task.add_done_callback(self._watchers.discard)
+            self._serve_later(job_id, job_uuid)
         return PostTrainingJob(job_uuid=job_uuid)
+
+    def _serve_later(self, job_id: str, job_uuid: str) -> None:
+        task = asyncio.create_task(self._serve_when_done(job_id), name=f"serve-{job_uuid}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
 
     async def _serve_when_done(self, job_id: str) -> None:
         """Serve the checkpoint as soon as the job completes (status and artifacts requests would, too)."""
