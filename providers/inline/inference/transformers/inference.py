@@ -71,6 +71,8 @@ class TransformersInference(OpenAINativeInference):
         self.config = config
         self.context = context
         self.workers = {model_id: ModelWorker(model_id, entry, config) for model_id, entry in config.models.items()}
+        #: how many registered models a run-time worker serves: it is freed when the last goes
+        self._names: dict[str, int] = {}
         self._started = False
 
     def after_start(self) -> None:
@@ -116,6 +118,7 @@ class TransformersInference(OpenAINativeInference):
             worker = self.workers[model_id] = ModelWorker(model_id, entry, self.config)
             if self._started and self.config.load == "background":
                 worker.start_loading()
+        self._names[model_id] = self._names.get(model_id, 0) + 1
         return model
 
     def _outside_allowed_dirs(self, entry: TransformersModelConfig) -> str | None:
@@ -137,6 +140,10 @@ class TransformersInference(OpenAINativeInference):
     async def unregister_model(self, model: Model) -> None:
         """Free a model registered at run time (one of the config stays)."""
         model_id = model.provider_resource_id
+        self._names[model_id] = self._names.get(model_id, 1) - 1
+        if self._names[model_id] > 0:  # another name (a checkpoint's wandb-artifact:/// alias, say) still serves it
+            return
+        self._names.pop(model_id)
         if model_id not in self.config.models and (worker := self.workers.pop(model_id, None)) is not None:
             await worker.shutdown()
 
