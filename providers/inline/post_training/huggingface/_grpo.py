@@ -91,8 +91,9 @@ def policy_loss(new: torch.Tensor, old: torch.Tensor, advantages: torch.Tensor, 
     if settings.max_ratio is not None:
         ratio = ratio.clamp(max=settings.max_ratio)
     low, high = 1 - settings.epsilon, 1 + settings.epsilon_high
-    if settings.mask_prob_ratio:
-        ratio = torch.where((ratio > low) & (ratio < high), ratio, torch.zeros_like(ratio))
+    weight = mask
+    if settings.mask_prob_ratio:  # tokens whose ratio left the clip range contribute nothing
+        weight = mask * ((ratio > low) & (ratio < high)).to(mask.dtype).detach()
     if settings.kimi_k2_tau:
         advantages = advantages - settings.kimi_k2_tau * diff.detach()
     clipped = ratio.clamp(low, high)
@@ -101,7 +102,7 @@ def policy_loss(new: torch.Tensor, old: torch.Tensor, advantages: torch.Tensor, 
     else:
         per_token = -(clipped.detach() * advantages * new)
     tokens = mask.sum()
-    loss = (per_token * mask).sum() / tokens.clamp(min=1)
+    loss = (per_token * weight).sum() / tokens.clamp(min=1)
     with torch.no_grad():
         outside = ((ratio < low) | (ratio > high)).to(mask.dtype)
         stats = {"mean_ratio": float((ratio * mask).sum() / tokens.clamp(min=1)),
