@@ -108,6 +108,7 @@ async def test_art_serverless_backend_trains_the_served_model_to_earn_more_rewar
         assert steps == list(range(1, step + 1))  # one checkpoint a job
 
     trained_rate = await reward_rate(client, name)  # the bare name: the latest checkpoint
+    print(f"reward on held-out prompts: base {base_rate:.3f}, after two jobs {trained_rate:.3f}")
     one = HELD_OUT[:1]
     assert await reward_rate(client, f"{name}:step2", one) == await reward_rate(client, name, one)
     assert await reward_rate(client, f"{name}:step1", one) != await reward_rate(client, name, one)
