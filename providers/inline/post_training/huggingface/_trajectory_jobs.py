@@ -56,16 +56,19 @@ def check_algorithm(config: GRPOConfig | TrajectorySFTConfig, field: str) -> Non
             raise BadRequestError(f"must be 0 or more, got {value}", field=f"{field}.{name}")
 
 
-def check_groups(groups: list[TrajectoryGroup], field: str) -> None:
-    """Every trajectory needs something to learn; groups whose rewards are all equal are allowed
-    (they make no step: a job of only such groups leaves the adapter as it was, as a new checkpoint)."""
+def check_groups(groups: list[TrajectoryGroup], field: str, *, sampled_only: bool) -> None:
+    """Every trajectory needs something to learn: with ``sampled_only`` (GRPO) a choice the model
+    sampled, else an assistant message too. Groups whose rewards are all equal are allowed (they
+    make no step: a job of only such groups leaves the adapter as it was, as a new checkpoint)."""
     if not groups or not any(g.trajectories for g in groups):
         raise BadRequestError("give at least one group with a trajectory", field=field)
     for i, group in enumerate(groups):
         for j, trajectory in enumerate(group.trajectories):
             items = trajectory.messages_and_choices
-            if not any(getattr(m, "role", None) == "assistant" or hasattr(m, "finish_reason") for m in items):
-                raise BadRequestError("has no choice or assistant message to learn",
+            if not any(hasattr(m, "finish_reason") or (not sampled_only and getattr(m, "role", None) == "assistant")
+                       for m in items):
+                what = "a choice (a completion the model sampled)" if sampled_only else "an assistant message"
+                raise BadRequestError(f"has no {what} to learn",
                                       field=f"{field}[{i}].trajectories[{j}].messages_and_choices")
 
 
@@ -84,7 +87,7 @@ class TrajectoryJobs:
             raise BadRequestError("letters, digits, '.', '_' and '-' only (at most 128)", field="job_uuid")
         check_algorithm(algorithm_config, "algorithm_config")
         grpo = isinstance(algorithm_config, GRPOConfig)
-        check_groups(trajectory_groups, "trajectory_groups")
+        check_groups(trajectory_groups, "trajectory_groups", sampled_only=grpo)
         if lora_config is not None:
             _check_lora(lora_config, "lora_config")
         if any(j.params.get("job_uuid") == job_uuid for j in await self._jobs()):

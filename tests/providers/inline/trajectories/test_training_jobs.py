@@ -106,6 +106,10 @@ async def test_bad_requests_are_4xx_naming_the_field(app):
             ({"trajectory_groups": [{"trajectories": [{"messages_and_choices": [{"role": "user", "content": "x"}],
                                                         "reward": 1}]}]},
              "trajectory_groups[0].trajectories[0].messages_and_choices"),
+            # GRPO learns what the model sampled: a written assistant message is context, not a choice
+            ({"trajectory_groups": [{"trajectories": [{"messages_and_choices": [
+                {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "reward": 1}]}]},
+             "trajectory_groups[0].trajectories[0].messages_and_choices"),
         ]:
             response = await job(**body)
             assert response.status_code == 400, (body, response.text)
