@@ -24,6 +24,7 @@ from ._sequences import Sequence, Tokenizing, dialog_sequences, has_nan, traject
 from ._train import FALLBACK_TEMPLATE, _with_lora
 
 MAX_GRAD_NORM = 1.0
+FILL_BATCH = 8
 EVENTS_FILE = "events.jsonl"
 ADAPTER_DIR = "adapter"
 
@@ -90,9 +91,10 @@ class _Policy:
     def fill_old_logprobs(self, sequences: list[Sequence]) -> None:
         """Old log-probs the log lacked: the start policy's (it sampled them, or is closest to what did)."""
         self.model.eval()
-        for s in sequences:
-            if has_nan(s.old):
-                computed = self.logprobs(self.batch([s]))[0].tolist()
+        missing = [s for s in sequences if has_nan(s.old)]
+        for start in range(0, len(missing), FILL_BATCH):  # right padding leaves the real tokens' values as they are
+            chunk = missing[start:start + FILL_BATCH]
+            for s, computed in zip(chunk, self.logprobs(self.batch(chunk)).tolist()):
                 s.old = [c if o != o else o for o, c in zip(s.old, computed)]  # o != o: NaN
         self.model.train()
 

@@ -56,7 +56,7 @@ def app(tmp_path, tiny, monkeypatch):
 def group(*rewards: float, prompt: str = "the cat") -> dict:
     return {"trajectories": [{"messages_and_choices": [
         {"role": "user", "content": prompt},
-        {"finish_reason": "stop", "index": 0, "message": {"role": "assistant", "content": f"answer {i}"}}],
+        {"finish_reason": "stop", "index": 0, "message": {"role": "assistant", "content": "answer" + " more" * i}}],
         "reward": reward} for i, reward in enumerate(rewards)]}
 
 
@@ -152,6 +152,8 @@ async def test_jobs_page_their_events_and_become_the_next_checkpoint(app):
         events = await all_events(client, job_id)
         assert [e["type"] for e in events] == ["training_started", "gradient_step", "gradient_step", "training_ended"]
         assert events[0]["data"] == {"num_sequences": 2}
+        # no logprobs were logged: the old ones are the start model's, so the first step's ratio is 1
+        assert events[1]["data"]["mean_ratio"] == pytest.approx(1.0, abs=1e-4)
         for step in events[1:3]:
             assert {"loss", "grad_norm", "learning_rate", "num_trainable_tokens"} <= step["data"].keys()
             assert step["data"]["learning_rate"] == 0.01 and step["data"]["num_trainable_tokens"] > 0
