@@ -133,6 +133,13 @@ async def test_bad_requests_are_4xx_naming_the_field(app):
             assert response.status_code == 400, (url, response.text)
             field = "config.learning_rate" if config else "training_data_url"
             assert response.json()["detail"].startswith(f"{field}:") and why in response.json()["detail"], response.text
+        # the post-training operation underneath, called directly, names its own fields
+        direct = await client.post("/v1/post-training/optimize-trajectories", json={
+            "job_uuid": "", "model": "nope", "trajectory_groups": [group(1, 0)], "algorithm_config": {"type": "grpo"}})
+        assert direct.status_code == 400 and direct.json()["detail"].startswith("model:"), direct.text
+        no_type = await client.post("/v1/post-training/optimize-trajectories", json={
+            "job_uuid": "", "model": "tiny", "trajectory_groups": [group(1, 0)], "algorithm_config": {}})
+        assert no_type.status_code == 422 and "algorithm_config" in no_type.text
         # nothing was trained: no job, no checkpoint
         assert (await client.get("/v1/post-training/jobs")).json() == {"data": []}
         assert (await client.get(f"/v1/preview/models/{model_id}/checkpoints")).json()["data"] == []
@@ -195,3 +202,18 @@ async def test_jobs_page_their_events_and_become_the_next_checkpoint(app):
         step2 = models[f"{NAME}:step2"]
         assert len(step2["metadata"]["transformers"]["adapters"]) == 1
         assert step2["metadata"]["transformers"]["adapters"] != models[f"{NAME}:step1"]["metadata"]["transformers"]["adapters"]
+
+
+async def test_a_cancelled_job_ends_with_training_failed_and_no_checkpoint(app):
+    make_app, _data = app
+    async with serve_app(make_app) as client:
+        model_id = await create_model(client)
+        response = await client.post("/v1/preview/training-jobs", json={
+            "model_id": model_id, "trajectory_groups": [group(1, 0)] * 50})
+        job_id = response.json()["id"]
+        # the training job is a post-training job of the same id: its routes cancel it
+        cancel = await client.post("/v1/post-training/job/cancel", json={"job_uuid": job_id})
+        assert cancel.status_code == 200, cancel.text
+        events = await all_events(client, job_id)
+        assert events[-1]["type"] == "training_failed" and "cancelled" in events[-1]["data"]["error_message"]
+        assert (await client.get(f"/v1/preview/models/{model_id}/checkpoints")).json()["data"] == []
