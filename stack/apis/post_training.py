@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from ._content import URL
 from ._webmethod import webmethod
+from .trajectories import ExperimentalTrainingConfig, TrainingJobEventPage, TrajectoryGroup
 
 
 class OptimizerType(str, Enum):
@@ -116,6 +117,24 @@ class DPOConfig(BaseModel):
     loss_type: DPOLossType = DPOLossType.sigmoid
 
 
+class GRPOConfig(ExperimentalTrainingConfig):
+    """Group-relative policy optimization: one gradient step a trainable group (one whose
+    rewards differ), on the trajectories' assistant tokens, weighted by their advantage."""
+
+    type: Literal["grpo"] = "grpo"
+
+
+class TrajectorySFTConfig(BaseModel):
+    """Supervised fine-tuning on the trajectories' assistant messages (their rewards are ignored)."""
+
+    type: Literal["sft"] = "sft"
+    learning_rate: float | list[float] = Field(1e-4, description="One rate, or one a gradient step (the last repeats)")
+    batch_size: int = Field(2, ge=1, description="Trajectories a gradient step")
+
+
+TrajectoryAlgorithmConfig = Annotated[Union[GRPOConfig, TrajectorySFTConfig], Field(discriminator="type")]
+
+
 class Checkpoint(BaseModel):
     """Checkpoint created during training runs.
 
@@ -209,6 +228,21 @@ class PostTraining(Protocol):
         hyperparam_search_config: dict[str, Any],
         logger_config: dict[str, Any],
     ) -> PostTrainingJob: ...
+
+    @webmethod(route="/v1/post-training/optimize-trajectories", method="POST")
+    async def optimize_trajectories(
+        self,
+        job_uuid: str,
+        model: str,
+        trajectory_groups: list[TrajectoryGroup],
+        algorithm_config: TrajectoryAlgorithmConfig,
+        lora_config: LoraFinetuningConfig | None = None,
+    ) -> PostTrainingJob: ...
+
+    @webmethod(route="/v1/post-training/job/events", method="GET")
+    async def get_training_job_events(
+        self, job_uuid: str, after: str | None = None, limit: int = 100
+    ) -> TrainingJobEventPage: ...
 
     @webmethod(route="/v1/post-training/jobs", method="GET")
     async def get_training_jobs(self) -> ListPostTrainingJobsResponse: ...

@@ -141,14 +141,17 @@ class TrainingCheckpoint(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
-class CheckpointPage(BaseModel):
+class _CursorPage(BaseModel):
     """A cursor page (OpenAI style): pass ``last_id`` as ``after`` while ``has_more``."""
 
     object: Literal["list"] = "list"
-    data: list[TrainingCheckpoint]
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
+
+
+class CheckpointPage(_CursorPage):
+    data: list[TrainingCheckpoint]
 
 
 class DeleteCheckpointsResponse(BaseModel):
@@ -173,6 +176,61 @@ class MetricsHistory(BaseModel):
 class ExportTrajectoriesResponse(BaseModel):
     dataset_id: str
     rows: int
+
+
+class ExperimentalTrainingConfig(BaseModel):
+    """How a training job learns from its groups: art's ``ExperimentalTrainingConfig``.
+
+    Unset (null) fields take art's defaults. Advantages are each trajectory's reward minus
+    its group's mean (divided by the group's standard deviation with ``scale_rewards``).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    learning_rate: float | None = Field(None, description="Of the LoRA adapter's AdamW steps (default 5e-6)")
+    scale_rewards: bool | None = Field(None, description="Divide advantages by the group's reward std (default true)")
+    ppo: bool | None = Field(None, description="PPO's clipped objective; else the clipped-IS-weight REINFORCE one")
+    epsilon: float | None = Field(None, description="Lower clip of the importance ratio: 1 - epsilon "
+                                  "(default 0.2 with ppo, else 1.0)")
+    epsilon_high: float | None = Field(None, description="Upper clip: 1 + epsilon_high (default epsilon with ppo, else 4.0)")
+    importance_sampling_level: Literal["token", "sequence", "average", "geometric_average"] | None = Field(
+        None, description="Ratio per token, per sequence (mean log-ratio), or the arithmetic or geometric mean of both")
+    advantage_balance: float | None = Field(None, ge=-1, le=1, description="Above 0 scales negative advantages by "
+                                            "1 - balance; below 0 positive ones by 1 + balance (default 0)")
+    max_negative_advantage_importance_sampling_weight: float | None = Field(
+        None, gt=0, description="Upper bound of the importance ratio")
+    mask_prob_ratio: bool | None = Field(None, description="Zero the ratios outside the clip range (default false)")
+    kimi_k2_tau: float | None = Field(None, description="Subtract tau times the log-ratio from the advantages")
+    precalculate_logprobs: bool | None = Field(
+        None, description="Accepted; old log-probs missing from the logged choices are always computed before the "
+        "first step")
+
+
+class SFTTrainingConfig(BaseModel):
+    """art's ``SFTTrainingConfig``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    batch_size: int | None = Field(None, ge=1, description="Trajectories a gradient step (default 2)")
+    learning_rate: float | list[float] | None = Field(
+        None, description="One rate, or one a gradient step (the last repeats); default 1e-4")
+
+
+class TrainingJob(BaseModel):
+    id: str
+
+
+class TrainingJobEvent(BaseModel):
+    """What art's ServerlessBackend polls: ``training_started {num_sequences}``, one
+    ``gradient_step`` (its metrics) a step, then ``training_ended`` or ``training_failed {error_message}``."""
+
+    id: str
+    type: Literal["training_started", "gradient_step", "training_ended", "training_failed"]
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingJobEventPage(_CursorPage):
+    data: list[TrainingJobEvent]
 
 
 @runtime_checkable
@@ -211,6 +269,24 @@ class Trajectories(Protocol):
     @webmethod(route="/v1/preview/models/{model_id}/checkpoints", method="DELETE", delete_body=True,
                request_name="DeleteCheckpointsRequest")
     async def delete_checkpoints(self, model_id: str, steps: list[int]) -> DeleteCheckpointsResponse: ...
+
+    @webmethod(route="/v1/preview/training-jobs", method="POST")
+    async def create_training_job(
+        self,
+        model_id: str,
+        trajectory_groups: list[TrajectoryGroup],
+        experimental_config: ExperimentalTrainingConfig | None = None,
+    ) -> TrainingJob: ...
+
+    @webmethod(route="/v1/preview/sft-training-jobs", method="POST")
+    async def create_sft_training_job(
+        self, model_id: str, training_data_url: str, config: SFTTrainingConfig | None = None
+    ) -> TrainingJob: ...
+
+    @webmethod(route="/v1/preview/training-jobs/{training_job_id}/events", method="GET")
+    async def list_training_job_events(
+        self, training_job_id: str, after: str | None = None, limit: int = 100
+    ) -> TrainingJobEventPage: ...
 
     @webmethod(route="/v1/preview/models/{model_id}/export", method="POST")
     async def export_trajectories(

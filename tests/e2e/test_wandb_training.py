@@ -25,7 +25,7 @@ art = pytest.importorskip("art")
 _art_patches = pytest.importorskip("art.transformers.patches")
 _art_patches.masking_utils._preprocess_mask_arguments = _art_patches._preprocess_mask_arguments
 from art.trajectories import History
-from openai import AuthenticationError, ConflictError, NotFoundError
+from openai import AuthenticationError, BadRequestError, ConflictError, NotFoundError
 
 BASE = "Qwen/Qwen3-14B-Instruct"
 KEY = "wandb-test-key"
@@ -164,6 +164,8 @@ async def test_art_client_creates_logs_lists_and_deletes(server):
     assert chat.choices[0].message.content == "4" and UpstreamDouble.models == ["upstream-qwen"]
 
     assert [c async for c in client.models.checkpoints.list(model_id=model.id)] == []
+    with pytest.raises(BadRequestError, match="no post_training API"):  # this stack has no trainer
+        await client.training_jobs.create(model_id=model.id, trajectory_groups=groups())
     await record_checkpoints(server.store_config, server.tmp_home, model.id, [1, 2, 3])
     steps = [c.step async for c in client.models.checkpoints.list(model_id=model.id, limit=1)]  # one page per checkpoint
     assert steps == [3, 2, 1]

@@ -50,7 +50,7 @@ def run(loaded: LoadedModel, plan: GenerationPlan, cancel: threading.Event, emit
     limits = [_max_new_tokens(loaded, plan, len(ids)) for ids in prompts]
     bias = _logit_bias(loaded, plan)
     if emit is not None:  # every 400 is raised before this, so a stream never starts with one
-        emit(Prepared(prompt_tokens=prompt_tokens, prompt_texts=texts))
+        emit(Prepared(prompt_tokens=prompt_tokens, prompt_texts=texts, prompt_ids=prompts))
     generator = torch.Generator(device=loaded.model.device)
     if plan.sampling.seed is not None:
         generator.manual_seed(plan.sampling.seed)
@@ -60,11 +60,11 @@ def run(loaded: LoadedModel, plan: GenerationPlan, cancel: threading.Event, emit
     for p, ids in enumerate(prompts):
         for j in range(plan.n):
             if cancel.is_set():
-                return JobResult(prompt_tokens, texts, choices)
+                return JobResult(prompt_tokens, texts, choices, prompts)
             choices.append(
                 _generate(loaded, plan, ids, p * plan.n + j, limits[p], bias, generator, cancel, emit)
             )
-    return JobResult(prompt_tokens, texts, choices)
+    return JobResult(prompt_tokens, texts, choices, prompts)
 
 
 # -- prompts -------------------------------------------------------------------------
@@ -351,6 +351,9 @@ class _ChoiceSink(TextIteratorStreamer):
         self.eos_ids = set(eos_ids)
         self.recorder = recorder
         self.top = plan.logprobs or 0
+        self.tokens_as_ids, self.want_ids = plan.tokens_as_ids, plan.return_token_ids
+        self.token_ids: list[int] = []
+        self.unsent_ids: list[int] = []
         self.detok = _Detokenizer(loaded.tokenizer, prompt_ids, plan.skip_special_tokens)
         self.stops = _StopStrings(plan.stop, plan.include_stop_str_in_output)
         self.count = 0
@@ -371,6 +374,7 @@ class _ChoiceSink(TextIteratorStreamer):
         if self.finish_reason is not None:  # generate() may run one step past a stop string
             return
         self.count += 1
+        self.unsent_ids.append(token)
         row = self.recorder.take() if self.recorder is not None else None
         if token in self.eos_ids:
             self.finish_reason = "stop"
@@ -384,7 +388,7 @@ class _ChoiceSink(TextIteratorStreamer):
             self.on_finalized_text(text)
 
     def _entry(self, token: int, row: torch.Tensor) -> TokenLogprob:
-        decode = self.tokenizer.decode
+        decode = (lambda ids: f"token_id:{ids[0]}") if self.tokens_as_ids else self.tokenizer.decode
         top = []
         if self.top:
             values, ids = row.topk(min(self.top, row.shape[-1]))
@@ -398,7 +402,7 @@ class _ChoiceSink(TextIteratorStreamer):
                 text += self.stops.flush()
             if hit:
                 self.finish_reason = "stop"
-            if text or self.unsent:
+            if text or self.unsent or (self.want_ids and self.unsent_ids):
                 self.on_finalized_text(text)
         if self.finish_reason is None:
             self.finish_reason = "length" if self.count >= self.max_new else "stop"
@@ -408,10 +412,12 @@ class _ChoiceSink(TextIteratorStreamer):
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         entries, self.unsent = self.unsent, []
+        ids, self.unsent_ids = self.unsent_ids, []
         self.parts.append(text)
         self.logprobs += entries
+        self.token_ids += ids
         if self.emit is not None:
-            self.emit(Delta(self.index, text, entries, self.count))
+            self.emit(Delta(self.index, text, entries, self.count, ids))
 
     def result(self) -> ChoiceResult:
         return ChoiceResult(
@@ -420,4 +426,5 @@ class _ChoiceSink(TextIteratorStreamer):
             finish_reason=self.finish_reason or "stop",
             completion_tokens=self.count,
             logprobs=self.logprobs if self.recorder is not None else None,
+            token_ids=self.token_ids + self.unsent_ids,
         )

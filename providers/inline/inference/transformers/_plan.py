@@ -42,6 +42,8 @@ class GenerationPlan:
     stop_token_ids: list[int] = field(default_factory=list)
     include_stop_str_in_output: bool = False
     logprobs: int | None = None  # None: off; k: the chosen token plus the k most likely
+    tokens_as_ids: bool = False  # vLLM's return_tokens_as_token_ids: logprob tokens written 'token_id:N'
+    return_token_ids: bool = False  # vLLM's return_token_ids: the prompt's and each choice's token ids
     skip_special_tokens: bool = True
     echo: bool = False
     sampling: Sampling = field(default_factory=Sampling)
@@ -60,6 +62,7 @@ class Prepared:
 
     prompt_tokens: int
     prompt_texts: list[str]
+    prompt_ids: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Delta:
     text: str
     logprobs: list[TokenLogprob] = field(default_factory=list)
     completion_tokens: int = 0  # of this choice so far
+    token_ids: list[int] = field(default_factory=list)  # generated since the last delta
 
 
 @dataclass
@@ -84,6 +88,7 @@ class ChoiceResult:
     finish_reason: str
     completion_tokens: int
     logprobs: list[TokenLogprob] | None = None
+    token_ids: list[int] = field(default_factory=list)  # every generated token, the end-of-turn one too
 
 
 @dataclass
@@ -91,6 +96,7 @@ class JobResult:
     prompt_tokens: int
     prompt_texts: list[str]
     choices: list[ChoiceResult]
+    prompt_ids: list[list[int]] = field(default_factory=list)
 
     @property
     def completion_tokens(self) -> int:

@@ -57,7 +57,7 @@ class TransformersInference:
         "model", "stream", "stream_options", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p",
         "repetition_penalty", "frequency_penalty", "presence_penalty", "logit_bias", "seed", "stop", "user",
         "logprobs", "response_format", "min_tokens", "stop_token_ids", "include_stop_str_in_output",
-        "skip_special_tokens",
+        "skip_special_tokens", "return_token_ids", "return_tokens_as_token_ids",
         # chat (``echo`` in a chat request is refused by openai_chat_completion itself)
         "messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt", "continue_final_message",
         "chat_template", "chat_template_kwargs",
@@ -69,6 +69,8 @@ class TransformersInference:
         self.config = config
         self.context = context
         self.workers = {model_id: ModelWorker(model_id, entry, config) for model_id, entry in config.models.items()}
+        #: how many registered models a run-time worker serves: it is freed when the last goes
+        self._names: dict[str, int] = {}
         self._started = False
 
     def after_start(self) -> None:
@@ -114,6 +116,7 @@ class TransformersInference:
             worker = self.workers[model_id] = ModelWorker(model_id, entry, self.config)
             if self._started and self.config.load == "background":
                 worker.start_loading()
+        self._names[model_id] = self._names.get(model_id, 0) + 1
         return model
 
     def _outside_allowed_dirs(self, entry: TransformersModelConfig) -> str | None:
@@ -135,6 +138,10 @@ class TransformersInference:
     async def unregister_model(self, model: Model) -> None:
         """Free a model registered at run time (one of the config stays)."""
         model_id = model.provider_resource_id
+        self._names[model_id] = self._names.get(model_id, 1) - 1
+        if self._names[model_id] > 0:  # another name (a checkpoint's wandb-artifact:/// alias, say) still serves it
+            return
+        self._names.pop(model_id)
         if model_id not in self.config.models and (worker := self.workers.pop(model_id, None)) is not None:
             await worker.shutdown()
 
@@ -172,7 +179,7 @@ class TransformersInference:
             return _chat_response(request, plan, result)
         events = worker.stream(lambda cancel, emit: _run(loaded, plan, cancel, emit))
         prepared = await _prepared(events)  # tokenized (or a 400) before the response starts
-        return ChunkStream(_chat_chunks(request, plan, events, prepared.prompt_tokens), events.close)
+        return ChunkStream(_chat_chunks(request, plan, events, prepared), events.close)
 
     def _chat_plan(self, request: OpenAIChatCompletionRequest) -> GenerationPlan:
         if request.echo:
@@ -238,6 +245,8 @@ class TransformersInference:
             "min_tokens": _int_field(request, "min_tokens", 0, minimum=0),
             "include_stop_str_in_output": bool(getattr(request, "include_stop_str_in_output", False)),
             "skip_special_tokens": getattr(request, "skip_special_tokens", True) is not False,
+            "tokens_as_ids": getattr(request, "return_tokens_as_token_ids", None) is True,
+            "return_token_ids": getattr(request, "return_token_ids", None) is True,
             "sampling": _sampling(request),
             # the router's default (a model's metadata may set it) is cut to the room like the config's
             "default_max_tokens": request.max_tokens if request._max_tokens_is_default else self.config.max_new_tokens,
@@ -385,12 +394,14 @@ def _chat_response(request: OpenAIChatCompletionRequest, plan: GenerationPlan, r
             message=OpenAIChatMessage(content=c.text),
             finish_reason=c.finish_reason,
             logprobs=_chat_logprobs(c.logprobs) if plan.logprobs is not None else None,
+            **({"token_ids": c.token_ids} if plan.return_token_ids else {}),
         )
         for c in result.choices
     ]
     return OpenAIChatCompletion(
         id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model, choices=choices,
         usage=_usage(result.prompt_tokens, result.completion_tokens),
+        **({"prompt_token_ids": result.prompt_ids[0]} if plan.return_token_ids else {}),
     )
 
 
@@ -403,15 +414,21 @@ def _stream_usage(request: Any) -> tuple[bool, bool]:
 
 
 async def _chat_chunks(request: OpenAIChatCompletionRequest, plan: GenerationPlan, events: EventStream,
-                       prompt_tokens: int) -> AsyncIterator[OpenAIChatCompletionChunk]:
+                       prepared: Prepared) -> AsyncIterator[OpenAIChatCompletionChunk]:
     chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    prompt_tokens = prepared.prompt_tokens
+    # vLLM's return_token_ids: the prompt's ids on the first chunk, each delta's ids on its chunk
+    prompt_ids = {"prompt_token_ids": prepared.prompt_ids[0]} if plan.return_token_ids else {}
     final_usage, every_usage = _stream_usage(request)
     tokens: dict[int, int] = {}
     started: set[int] = set()
 
     def chunk(choice: OpenAIChatChunkChoice) -> OpenAIChatCompletionChunk:
+        nonlocal prompt_ids
         usage = _usage(prompt_tokens, sum(tokens.values())) if every_usage else None
-        return OpenAIChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[choice], usage=usage)
+        first, prompt_ids = prompt_ids, {}
+        return OpenAIChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[choice],
+                                         usage=usage, **first)
 
     while (event := await events.next()) is not None:
         role = None if event.index in started else "assistant"
@@ -419,8 +436,9 @@ async def _chat_chunks(request: OpenAIChatCompletionRequest, plan: GenerationPla
         if isinstance(event, Delta):
             tokens[event.index] = event.completion_tokens
             logprobs = _chat_logprobs(event.logprobs) if plan.logprobs is not None else None
+            ids = {"token_ids": event.token_ids} if plan.return_token_ids else {}
             yield chunk(OpenAIChatChunkChoice(index=event.index, delta=OpenAIChatDelta(role=role, content=event.text),
-                                              logprobs=logprobs))
+                                              logprobs=logprobs, **ids))
         elif isinstance(event, Finished):
             tokens[event.index] = event.completion_tokens
             yield chunk(OpenAIChatChunkChoice(index=event.index, delta=OpenAIChatDelta(role=role),
@@ -454,8 +472,10 @@ def _completion_response(request: OpenAICompletionRequest, plan: GenerationPlan,
     for c in result.choices:
         prefix = result.prompt_texts[c.index // plan.n] if plan.echo else ""
         logprobs = _CompletionLogprobs(len(prefix)).build(c.logprobs) if c.logprobs is not None else None
+        ids = ({"token_ids": c.token_ids, "prompt_token_ids": result.prompt_ids[c.index // plan.n]}
+               if plan.return_token_ids else {})
         choices.append(OpenAICompletionChoice(index=c.index, text=prefix + c.text, logprobs=logprobs,
-                                              finish_reason=c.finish_reason))
+                                              finish_reason=c.finish_reason, **ids))
     return OpenAICompletion(
         id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model, choices=choices,
         usage=_usage(result.prompt_tokens, result.completion_tokens),

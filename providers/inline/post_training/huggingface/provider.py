@@ -37,6 +37,7 @@ from stack.registry import ProviderContext
 
 from ._logged import dpo_from_trajectories, sft_from_prompt_logs, sft_from_trajectories
 from ._rows import dpo_row, sft_row
+from ._trajectory_jobs import TrajectoryJobs
 from .config import ATTN_MODULES, TRAINING_DTYPES, HuggingFacePostTrainingConfig
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ _STATUS = {
 MAX_LOG_PAGE = 1000
 
 
-class HuggingFacePostTraining:
+class HuggingFacePostTraining(TrajectoryJobs):
     def __init__(self, config: HuggingFacePostTrainingConfig, context: ProviderContext) -> None:
         self.config = config
         self.provider_id = context.provider_id
@@ -160,10 +161,13 @@ class HuggingFacePostTraining:
         }
         job_id = await self.jobs.submit(JOB_KIND, train, params=params, mode="process")
         if serve_with is not None:
-            task = asyncio.create_task(self._serve_when_done(job_id), name=f"serve-{job_uuid}")
-            self._watchers.add(task)
-            task.add_done_callback(self._watchers.discard)
+            self._serve_later(job_id, job_uuid)
         return PostTrainingJob(job_uuid=job_uuid)
+
+    def _serve_later(self, job_id: str, job_uuid: str) -> None:
+        task = asyncio.create_task(self._serve_when_done(job_id), name=f"serve-{job_uuid}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
 
     async def _serve_when_done(self, job_id: str) -> None:
         """Serve the checkpoint as soon as the job completes (status and artifacts requests would, too)."""

@@ -28,7 +28,7 @@ def register_providers(register):
             config=SqlTrajectoriesConfig,
             factory=create,
             api_dependencies=("models",),
-            optional_api_dependencies=("datasets", "datasetio"),
+            optional_api_dependencies=("datasets", "datasetio", "post_training"),
             description="W&B Training compatible trajectory logs, metrics and checkpoints in the SQL store",
         )
     )

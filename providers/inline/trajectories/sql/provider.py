@@ -31,6 +31,7 @@ from stack.storage import SqliteStoreConfig, sqlstore_from_config
 from .config import SqlTrajectoriesConfig
 from .metrics import compute_metrics
 from .store import TrajectoryStore
+from .training_jobs import TrainingJobs
 
 ARTIFACT_SCHEME = "wandb-artifact:///"
 MAX_CHECKPOINT_PAGE = 100
@@ -66,12 +67,15 @@ def _plain_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [item["message"] if "finish_reason" in item and "message" in item else item for item in items]
 
 
-class SqlTrajectories:
+class SqlTrajectories(TrainingJobs):
     def __init__(self, config: SqlTrajectoriesConfig, context: ProviderContext) -> None:
         self.config = config
         self.context = context
         self.models = context.deps["models"]
+        self.post_training = context.deps.get("post_training")  # trains the training jobs, when served
         self.store: TrajectoryStore | None = None
+        self._training_watchers: set[asyncio.Task] = set()
+        self._record_lock = asyncio.Lock()
 
     async def initialize(self) -> None:
         sql = await sqlstore_from_config(
@@ -81,6 +85,8 @@ class SqlTrajectories:
         await self.store.create_tables()
 
     async def shutdown(self) -> None:
+        for task in self._training_watchers:
+            task.cancel()
         if self.store is not None:
             await self.store.sql.close()
             self.store = None

@@ -26,6 +26,9 @@ _TABLES: dict[str, tuple[dict[str, ColumnType], tuple[str, ...]]] = {
                       "metrics": T.JSON, "created_at": T.TIMESTAMP}, ("model_id", "log_id")),
     "traj_checkpoints": ({"model_id": T.TEXT, "step": T.INTEGER, "id": T.TEXT, "metrics": T.JSON,
                           "served_model": T.TEXT, "created_at": T.TIMESTAMP}, ("model_id", "step")),
+    # a training job of a model: its post-training job has the same id; step is set once its checkpoint is recorded
+    "traj_training_jobs": ({"id": T.TEXT, "model_id": T.TEXT, "kind": T.TEXT, "step": T.INTEGER,
+                            "created_at": T.TIMESTAMP}, ("id",)),
 }
 
 
@@ -72,7 +75,7 @@ class TrajectoryStore:
         return _model(row) if row else None
 
     async def delete_model(self, model: TrainingModel) -> None:
-        for table in ("traj_groups", "traj_metrics", "traj_checkpoints"):
+        for table in ("traj_groups", "traj_metrics", "traj_checkpoints", "traj_training_jobs"):
             await self.sql.delete(table, {"model_id": model.id})
         await self.sql.delete("traj_models", {"id": model.id})
         await self.sql.delete("traj_model_keys", {"key": model_key(model.entity, model.project, model.name)})
@@ -118,6 +121,21 @@ class TrajectoryStore:
     async def latest_step(self, model_id: str) -> int:
         row = await self.sql.fetch_one("traj_checkpoints", {"model_id": model_id}, order_by=[("step", "desc")])
         return row["step"] if row else 0
+
+    # -- training jobs -----------------------------------------------------------------
+
+    async def add_training_job(self, job_id: str, model_id: str, kind: str) -> None:
+        await self.sql.insert("traj_training_jobs", {"id": job_id, "model_id": model_id, "kind": kind, "step": None,
+                                                     "created_at": _now()})
+
+    async def training_job(self, job_id: str) -> dict[str, Any] | None:
+        return await self.sql.fetch_one("traj_training_jobs", {"id": job_id})
+
+    async def set_training_job_step(self, job_id: str, step: int) -> None:
+        await self.sql.update("traj_training_jobs", {"step": step}, {"id": job_id})
+
+    async def delete_training_job(self, job_id: str) -> None:
+        await self.sql.delete("traj_training_jobs", {"id": job_id})
 
     async def delete_checkpoint(self, model_id: str, step: int) -> bool:
         return await self.sql.delete("traj_checkpoints", {"model_id": model_id, "step": step}) > 0

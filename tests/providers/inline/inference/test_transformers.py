@@ -190,6 +190,26 @@ async def test_logprobs_have_one_entry_per_token_with_the_top_alternatives(provi
     assert [e.token for e in streamed] == [e.token for e in entries]
 
 
+async def test_token_ids_as_vllm_returns_them_for_the_next_round_of_training(provider, tiny):
+    """vLLM's return_token_ids (prompt and choice ids, the end-of-turn token included) and
+    return_tokens_as_token_ids (logprob tokens as 'token_id:N'), streamed or not."""
+    request = {"temperature": 1.0, "seed": 3, "max_tokens": 8, "logprobs": True, "top_logprobs": 1,
+               "return_token_ids": True, "return_tokens_as_token_ids": True}
+    response = await provider.openai_chat_completion(chat(**request))
+    choice = response.choices[0]
+    ids, entries = choice.model_extra["token_ids"], choice.logprobs.content
+    assert len(ids) == response.usage.completion_tokens and len(response.model_extra["prompt_token_ids"]) == response.usage.prompt_tokens
+    assert [e.token for e in entries] == [f"token_id:{i}" for i in ids[: len(entries)]]
+    assert entries[0].top_logprobs[0].token.startswith("token_id:")
+    if choice.finish_reason == "stop":  # the turn end is a token the model chose: in the ids, without a logprob
+        assert ids[-1] in tiny.end_ids and len(entries) == len(ids) - 1
+    chunks = await collect(await provider.openai_chat_completion(chat(stream=True, **request)))
+    assert chunks[0].model_extra["prompt_token_ids"] == response.model_extra["prompt_token_ids"]
+    assert [i for c in chunks if c.choices for i in c.choices[0].model_extra.get("token_ids", [])] == ids
+    plain = await provider.openai_chat_completion(chat(temperature=1.0, seed=3, max_tokens=8))
+    assert "token_ids" not in plain.choices[0].model_extra and "prompt_token_ids" not in plain.model_extra
+
+
 async def test_a_tokenizer_without_chat_template_is_a_400_unless_the_request_brings_one(provider):
     with pytest.raises(BadRequestError, match="no chat template") as caught:
         await provider.openai_chat_completion(chat(model="untemplated"))
@@ -324,6 +344,9 @@ async def test_models_registered_with_their_weights_in_metadata(provider, tiny, 
     assert served.identifier == "tiny-again" and provider.model_entry("tiny-again").path == tiny.path
     response = await provider.openai_chat_completion(chat(model="tiny-again", max_tokens=2))
     assert response.choices[0].message.content
+    alias = await provider.register_model(model("tiny-again", path=tiny.path))  # a second name of the same model
+    await provider.unregister_model(alias)
+    assert provider.model_entry("tiny-again") is not None  # the first name still serves it
     await provider.unregister_model(served)
     assert provider.model_entry("tiny-again") is None
     with pytest.raises(BadRequestError, match="not a PEFT adapter directory") as no_adapter:
