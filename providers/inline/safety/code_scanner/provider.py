@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from stack.apis.inference import Message
@@ -12,6 +13,9 @@ from stack.errors import BadRequestError
 from providers.utils.messages import message_text
 from ._rules import RULES, Finding, scan
 from .config import CodeScannerConfig
+
+#: characters scanned on the event loop; more goes to a thread so other requests are not held up
+_INLINE_LIMIT = 32_768
 
 
 class CodeScannerSafety:
@@ -27,8 +31,15 @@ class CodeScannerSafety:
     async def run_shield(self, shield_id: str, messages: list[Message], params: dict[str, Any] | None = None
                          ) -> RunShieldResponse:
         _no_params(params, "params")
-        findings = [(i, f) for i, message in enumerate(messages) for f in scan(message_text(message), self.rules)]
+        texts = [message_text(message) for message in messages]
+        if sum(len(t) for t in texts) > _INLINE_LIMIT:
+            findings = await asyncio.to_thread(self._scan, texts)
+        else:
+            findings = self._scan(texts)
         return RunShieldResponse(violation=_violation(findings))
+
+    def _scan(self, texts: list[str]) -> list[tuple[int, Finding]]:
+        return [(i, f) for i, text in enumerate(texts) for f in scan(text, self.rules)]
 
 
 def _no_params(params: Any, field: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from providers.utils.http import UpstreamClient
 from providers.utils.inference.hosted import AliasedInference
 from stack.apis.openai import OpenAIEmbeddingsRequest, OpenAIEmbeddingsResponse
-from stack.errors import NotSupportedError, ServiceUnavailableError, UpstreamError
+from stack.errors import NotSupportedError, ServiceUnavailableError, StackError, UpstreamError
 
 #: Inference Endpoint states in which its URL answers (a scaled-to-zero one wakes up on a request)
 _SERVING = ("running", "scaledToZero")
@@ -52,7 +52,7 @@ class HFEndpointInference(TGIInference):
     async def health(self) -> dict[str, Any]:
         try:
             await self.resolve()
-        except Exception as exc:  # health never raises: it reports
+        except StackError as exc:  # health reports, it does not fail
             return {"status": "unreachable", "url": self.config.endpoints_api_url, "error": str(exc)}
         return await super().health()
 

@@ -135,3 +135,8 @@ async def test_params_are_refused_with_the_field_named():
     with pytest.raises(BadRequestError) as err:
         await scanner.run_shield("CodeScanner", [UserMessage(content="x")], {"languages": ["python"]})
     assert err.value.field == "params"
+
+
+async def test_a_long_conversation_is_scanned_whole():
+    filler = "\n".join(f"total += {i}" for i in range(20_000))  # past what is scanned on the event loop
+    assert await rules_hit(fenced("python", filler + "\nos.popen(cmd)")) == ["python-shell-injection"]
