@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .jobs import JobRunner
     from .routing import Routing
 
-PROVIDER_TYPE = re.compile(r"^(inline|remote)::[a-z0-9][a-z0-9_.\-]*$")
+PROVIDER_TYPE = re.compile(r"^(inline|remote)::[a-z0-9][a-z0-9_.\-]*(::[a-z0-9][a-z0-9_.\-]*)*$")  # hf::endpoint: llama-stack's nested names
 
 ProviderFactory = Callable[[Any, "ProviderContext"], Awaitable[Any]]
 

@@ -79,6 +79,7 @@ def test_register_rejects_what_is_not_a_spec(pm):
     [
         ({"provider_type": "acme"}, "must look like 'inline::name' or 'remote::name'"),
         ({"provider_type": "cloud::x"}, "must look like"),
+        ({"provider_type": "remote::hf::"}, "must look like"),
         ({"config": dict}, "config must be a pydantic model class"),
     ],
 )
@@ -86,6 +87,11 @@ def test_provider_spec_validates_itself(kwargs, error):
     base = dict(api="inference", provider_type="remote::x", config=EmptyConfig, factory=make)
     with pytest.raises((ValueError, TypeError), match=error):
         ProviderSpec(**{**base, **kwargs})
+
+
+def test_provider_types_may_nest_names_as_llama_stack_does():
+    spec = ProviderSpec(api="inference", provider_type="remote::hf::endpoint", config=EmptyConfig, factory=make)
+    assert spec.provider_type == "remote::hf::endpoint"
 
 
 def run_python(code, env_extra, pythonpath):

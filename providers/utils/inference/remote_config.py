@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
 
 class HTTPClientConfig(BaseModel):
@@ -66,6 +66,12 @@ def http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
     return value.rstrip("/")
+
+
+#: a key or token field: '' (an unset ${env.X:} reference) reads as no key
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(secret)]
+#: an http(s) URL, kept without its trailing slash
+HttpURL = Annotated[str, AfterValidator(http_url)]
 
 
 def env_key(name: str | None) -> str | None:

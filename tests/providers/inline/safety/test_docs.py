@@ -54,3 +54,13 @@ def test_the_safety_api_page_lists_both_providers():
         assert route in text
     for page in ("pattern-guard.md", "llama-guard.md"):
         assert f"(../providers/{page})" in text
+
+
+def test_the_code_scanner_page_documents_its_config_and_every_rule():
+    from providers.inline.safety.code_scanner import CodeScannerConfig
+    from providers.inline.safety.code_scanner._rules import RULES
+
+    text = (DOCS / "providers" / "code-scanner.md").read_text()
+    assert set(CodeScannerConfig.model_fields) - rows(section(text, "Config")) == set()
+    documented = re.findall(r"^\| `([a-z-]+)` \| (CWE-\d+) \|", section(text, "Rules"), re.MULTILINE)
+    assert documented == [(rule.id, rule.cwe) for rule in RULES]

@@ -222,3 +222,74 @@ class FakeOllama(_Server):
         if sent.get("stream", True):
             return await stream(ndjson(OLLAMA_CHAT_STREAM), content_type="application/x-ndjson")(request, sent)
         return await answer(200, OLLAMA_CHAT_TOOLS if sent.get("tools") else OLLAMA_CHAT)(request, sent)
+
+
+# Shapes recorded from the Hugging Face Inference Endpoints API (v2) and the Hub's whoami-v2.
+def hf_endpoint_description(name: str, state: str, url: str | None) -> dict:
+    return {
+        "name": name, "type": "protected", "accountId": None,
+        "provider": {"vendor": "aws", "region": "us-east-1"},
+        "compute": {"accelerator": "gpu", "instanceType": "nvidia-a10g", "instanceSize": "x1",
+                    "scaling": {"minReplica": 0, "maxReplica": 1}},
+        "model": {"repository": "meta-llama/Llama-3.2-3B-Instruct", "framework": "pytorch", "task": "text-generation",
+                  "image": {"tgi": {"url": "ghcr.io/huggingface/text-generation-inference:2.4.0"}}},
+        "status": {"createdAt": "2024-11-05T10:00:00.000Z", "updatedAt": "2024-11-05T10:05:00.000Z",
+                   "state": state, "message": f"Endpoint is {state}", "readyReplica": 1 if state == "running" else 0,
+                   "targetReplica": 1, "url": url},
+    }
+
+
+class FakeHFEndpoints(_Server):
+    """Test double of the Hugging Face Inference Endpoints API, the Hub's whoami and
+    the endpoint itself (TGI's Messages API), all on one port.
+
+    ``endpoints`` maps 'namespace/name' to the endpoint's state; the endpoint's
+    URL is this server, so chat requests land here too. Unknown endpoints are
+    the API's 404.
+    """
+
+    def __init__(self, user: str = "alice", endpoints: dict[str, str] | None = None) -> None:
+        super().__init__(default=self._by_path)
+        self.user = user
+        self.endpoints = endpoints if endpoints is not None else {"alice/llama-3b": "running"}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _by_path(self, request: web.Request, sent: dict) -> web.StreamResponse:
+        if request.path == "/api/whoami-v2":
+            if not request.headers.get("Authorization"):
+                return await answer(401, {"error": "Invalid credentials in Authorization header"})(request, sent)
+            return await answer(200, {"type": "user", "id": "5f0c", "name": self.user, "fullname": "Alice"})(request, sent)
+        if request.path.startswith("/v2/endpoint/"):
+            name = request.path[len("/v2/endpoint/"):]
+            if name not in self.endpoints:
+                return await answer(404, {"error": f"Endpoint {name} not found"})(request, sent)
+            state = self.endpoints[name]
+            url = self.url if state in ("running", "scaledToZero") else None
+            return await answer(200, hf_endpoint_description(name.split("/")[-1], state, url))(request, sent)
+        return await answer()(request, sent)
+
+
+# Error bodies as the services document them (used to check what a user sees).
+TGI_VALIDATION_ERROR = {"error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. "
+                        "Given: 4000 `inputs` tokens and 500 `max_new_tokens`", "error_type": "validation"}
+TGI_OVERLOADED = {"error": "Model is overloaded", "error_type": "overloaded"}
+HF_MODEL_LOADING = {"error": "Model meta-llama/Llama-3.2-3B-Instruct is currently loading", "estimated_time": 20.0}
+HF_RATE_LIMIT = {"error": "Rate limit reached. You reached free usage limit (reset hourly). "
+                 "Please subscribe to a plan at https://huggingface.co/pricing to use the API at this rate"}
+HF_BAD_TOKEN = {"error": "Invalid credentials in Authorization header"}
+SAMBANOVA_RATE_LIMIT = {"error": {"code": None, "message": "Rate limit exceeded", "param": None,
+                                  "type": "rate_limit_exceeded"}}
+SAMBANOVA_BAD_MODEL = {"error": {"code": "model_not_found", "message": "Model not found", "param": "model",
+                                 "type": "invalid_request_error"}}
+NVIDIA_NIM_ERROR = {"object": "error", "message": "This model's maximum context length is 8192 tokens.",
+                    "type": "BadRequestError", "param": None, "code": 400}
+NVIDIA_CATALOG_422 = {"type": "urn:inference-service:problem-details:unprocessable-entity", "title": "Unprocessable Entity",
+                      "status": 422, "detail": "body -> messages -> 0 -> content: field required"}
+NVIDIA_CATALOG_429 = {"status": 429, "title": "Too Many Requests"}
+CEREBRAS_RATE_LIMIT = {"message": "Requests per minute limit exceeded - too many requests sent.",
+                       "type": "too_many_requests_error", "param": "quota", "code": "request_quota_exceeded"}
+CEREBRAS_BAD_KEY = {"message": "Wrong API Key", "type": "invalid_request_error", "param": "api_key",
+                    "code": "wrong_api_key"}
