@@ -79,9 +79,6 @@ async def reward_rate(client, model_name: str, prompts: list[str] = HELD_OUT, n:
 
 async def test_art_serverless_backend_trains_the_served_model_to_earn_more_reward(server, monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)  # art would open a W&B run
-    # art 0.5.18 builds openai_client()'s timeout with httpx; the installed openai runs on httpx2,
-    # whose transport cannot read httpx's Timeout: hand art the module openai uses
-    monkeypatch.setattr(art.model, "httpx", pytest.importorskip("httpx2"))
     backend = ServerlessBackend(base_url=server.base_url + "/v1", api_key=KEY)
     model = art.TrainableModel(name="says-quick", project="rl", entity="acme", base_model="tiny",
                                base_path=str(tmp_path / "art"))  # art keeps its own history there
