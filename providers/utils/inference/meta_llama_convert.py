@@ -9,6 +9,7 @@ directory records what it was made from and is reused while that is unchanged.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import uuid
@@ -17,7 +18,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["LLAMA3_CHAT_TEMPLATE", "LLAMA3_SPECIAL_TOKENS", "convert_meta_checkpoint", "meta_to_hf_state_dict"]
+__all__ = ["LLAMA3_CHAT_TEMPLATE", "LLAMA3_SPECIAL_TOKENS", "convert_into_data_dir", "convert_meta_checkpoint",
+           "meta_to_hf_state_dict"]
 
 # Llama 3's pre-tokenizer split (the regex of Meta's tokenizer.py)
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
@@ -58,6 +60,16 @@ def _source_fingerprint(src: Path) -> dict[str, Any]:
     files = sorted([*src.glob("consolidated.*.pth"), src / "params.json", src / "tokenizer.model"])
     return {"source": str(src.resolve()),
             "files": {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()}}
+
+
+def convert_into_data_dir(src: Path, data_dir: Path, model: str) -> Path:
+    """The converted copy of ``model``'s Meta checkpoint ``src``: ``<data_dir>/meta-reference/<descriptor>``,
+    shared by every provider of the stack that serves the model."""
+    from .llama_checkpoints import descriptor_of
+
+    descriptor = descriptor_of(model)
+    target = data_dir / "meta-reference" / re.sub(r"[^A-Za-z0-9._-]", "_", descriptor)
+    return convert_meta_checkpoint(src, target, descriptor=descriptor)
 
 
 def convert_meta_checkpoint(src: Path, dst: Path, *, descriptor: str) -> Path:

@@ -5,7 +5,6 @@ provider's data directory. Nothing here imports torch: loading happens in the mo
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from stack.apis.models import Model, ModelType
 from stack.errors import BadRequestError, ConflictError
 from stack.registry import ProviderContext
 
-from providers.utils.inference.llama_checkpoints import descriptor_of, find_checkpoint, same_model
+from providers.utils.inference.llama_checkpoints import find_checkpoint, same_model
 from providers.utils.inference.transformers_models import TransformersModelConfig
 
 from ._worker import ModelLoadError, ModelUnavailableError, ModelWorker
@@ -45,12 +44,10 @@ class MetaModelWorker(ModelWorker):
         path = search.path
         if search.format == "meta":
             self.state = "converting"
-            descriptor = descriptor_of(self.model)
-            target = self.data_dir / "meta-reference" / re.sub(r"[^A-Za-z0-9._-]", "_", descriptor)
             try:
-                from providers.utils.inference.meta_llama_convert import convert_meta_checkpoint
+                from providers.utils.inference.meta_llama_convert import convert_into_data_dir
 
-                path = convert_meta_checkpoint(search.path, target, descriptor=descriptor)
+                path = convert_into_data_dir(search.path, self.data_dir, self.model)
             except Exception as exc:  # noqa: BLE001 - a bad checkpoint is reported in health, never fatal
                 self._fail(ModelLoadError, f"model {self.model_id!r}: Meta checkpoint {str(search.path)!r} could not "
                                            f"be converted: {type(exc).__name__}: {exc}")
@@ -116,14 +113,19 @@ class MetaReferenceInference(TransformersInference):
         return next((w for w in self.workers.values() if isinstance(w, MetaModelWorker)), None)
 
     async def unregister_model(self, model: Model) -> None:
+        """Forget a name of the served model; the config's ``model`` stays loaded, another one is freed
+        once no name is left for it. Fine-tuned checkpoints go as in inline::transformers."""
         model_id = model.provider_resource_id
         worker = self.workers.get(model_id)
-        if isinstance(worker, MetaModelWorker) and worker is not self.workers.get(self.meta.model or ""):
-            self.workers.pop(model_id)
-            if worker not in self.workers.values():
-                await worker.shutdown()
+        if not isinstance(worker, MetaModelWorker):
+            await super().unregister_model(model)
             return
-        await super().unregister_model(model)
+        if model_id == self.meta.model:
+            return
+        del self.workers[model_id]
+        if all(w is not worker for w in self.workers.values()):
+            self.config.models.pop(worker.model_id, None)
+            await worker.shutdown()
 
     async def shutdown(self) -> None:
         for worker in {id(w): w for w in self.workers.values()}.values():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -80,12 +79,10 @@ class VLLMEngine:
         if search.format == "huggingface":
             return search.path
         self.state = "converting"
-        descriptor = descriptor_of(self.config.model)
-        target = self.data_dir / "meta-reference" / re.sub(r"[^A-Za-z0-9._-]", "_", descriptor)
         try:
-            from providers.utils.inference.meta_llama_convert import convert_meta_checkpoint
+            from providers.utils.inference.meta_llama_convert import convert_into_data_dir
 
-            return await asyncio.to_thread(convert_meta_checkpoint, search.path, target, descriptor=descriptor)
+            return await asyncio.to_thread(convert_into_data_dir, search.path, self.data_dir, self.config.model)
         except Exception as exc:  # noqa: BLE001 - reported through health and requests
             self._fail(StackError, f"Meta checkpoint {str(search.path)!r} could not be converted: "
                                    f"{type(exc).__name__}: {exc}")

@@ -357,3 +357,20 @@ def test_the_meta_reference_gpu_reference_config_starts_and_chats(meta, tmp_path
         assert answer.completion_message.role == "assistant" and answer.completion_message.content
         health = httpx.get(server.base_url + "/v1/health").json()
         assert health["providers"]["meta-reference-inference"] == {"meta-llama/Llama-3.1-8B-Instruct": "ready"}
+
+
+async def test_unregistering_frees_a_model_only_when_no_name_is_left(meta, tmp_path):
+    impl = await _serve(MetaReferenceInferenceConfig(checkpoint_dir=meta.path), tmp_path)
+    try:
+        await impl.register_model(_llm("Llama3.1-8B-Instruct"))
+        await impl.register_model(_llm("meta-llama/Llama-3.1-8B-Instruct"))
+        worker = impl.workers["Llama3.1-8B-Instruct"]
+        await impl.unregister_model(_llm("Llama3.1-8B-Instruct"))
+        assert worker.state != "shut down"
+        assert (await impl.openai_chat_completion(_chat("meta-llama/Llama-3.1-8B-Instruct", max_tokens=2))).choices
+        await impl.unregister_model(_llm("meta-llama/Llama-3.1-8B-Instruct"))
+        assert worker.state == "shut down" and impl.workers == {}
+        await impl.register_model(_llm("another-llama"))  # the provider serves a new first model
+        assert list(impl.workers) == ["another-llama"]
+    finally:
+        await impl.shutdown()
