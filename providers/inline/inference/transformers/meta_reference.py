@@ -35,6 +35,8 @@ class MetaModelWorker(ModelWorker):
         search = find_checkpoint(model, meta.checkpoint_dir)
         first_guess = search.path or Path(search.tried[0])
         super().__init__(model_id, TransformersModelConfig(path=str(first_guess), dtype=self.dtype), config)
+        # listed now, replaced once found: the loop may be iterating config.models when the worker thread does that
+        config.models[model_id] = self.entry
 
     def _load(self) -> None:  # worker thread
         search = find_checkpoint(self.model, self.meta.checkpoint_dir)  # again: files may have appeared since

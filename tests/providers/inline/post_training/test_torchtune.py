@@ -46,6 +46,8 @@ async def test_the_experimental_post_training_template_fine_tunes(tmp_path, monk
     data.mkdir()
     (data / "qa.jsonl").write_text((json.dumps({"input_query": "the quick brown fox", "expected_answer": ANSWER})
                                     + "\n") * 24)
+    (data / "pairs.jsonl").write_text((json.dumps({"prompt": "the cat", "chosen": ANSWER, "rejected": "lazy dog"})
+                                       + "\n") * 4)
     # the template's inference and post_training entries as llama-stack 0.1.0 wrote them
     config = f"""\
         version: '2'
@@ -82,25 +84,16 @@ async def test_the_experimental_post_training_template_fine_tunes(tmp_path, monk
         while (await client.get("/v1/health")).json()["providers"]["meta-reference-inference"].get(MODEL) != "ready":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
-        assert (await client.post("/v1/datasets", json={
-            "dataset_id": "qa", "url": {"uri": f"file://{data}/qa.jsonl"}, "dataset_schema": {}})).status_code == 200
+        for name in ("qa", "pairs"):
+            assert (await client.post("/v1/datasets", json={
+                "dataset_id": name, "url": {"uri": f"file://{data}/{name}.jsonl"}, "dataset_schema": {}})).status_code == 200
         response = await client.post("/v1/post-training/supervised-fine-tune", json={
             "job_uuid": "tune-1", "model": MODEL, "hyperparam_search_config": {}, "logger_config": {},
             "algorithm_config": {"type": "LoRA", "lora_attn_modules": ["q_proj", "v_proj", "output_proj"],
                                  "apply_lora_to_mlp": True, "apply_lora_to_output": False, "rank": 8, "alpha": 16},
-            "training_config": {
-                "n_epochs": 1, "max_steps_per_epoch": 12, "gradient_accumulation_steps": 1, "max_validation_steps": 1,
-                "dtype": "fp32",
-                "data_config": {"dataset_id": "qa", "batch_size": 2, "shuffle": True, "data_format": "instruct"},
-                "optimizer_config": {"optimizer_type": "adamw", "lr": 0.02, "weight_decay": 0.0,
-                                     "num_warmup_steps": 0}}})
+            "training_config": training("qa", steps=12)})
         assert response.status_code == 200, response.text
-        deadline = time.monotonic() + 120
-        while (status := (await client.get("/v1/post-training/job/status",
-                                           params={"job_uuid": "tune-1"})).json())["status"] in ("scheduled",
-                                                                                                 "in_progress"):
-            assert time.monotonic() < deadline, status
-            await asyncio.sleep(0.2)
+        status = await finished(client, "tune-1")
         assert status["status"] == "completed", status
         assert [c["identifier"] for c in status["checkpoints"]] == ["tune-1-epoch-1"]
 
@@ -113,3 +106,28 @@ async def test_the_experimental_post_training_template_fine_tunes(tmp_path, monk
         assert tuned.status_code == 200, tuned.text
         assert tuned.json()["choices"][0]["message"]["content"].startswith(ANSWER)  # it learned the answer
         assert not (await chat(MODEL)).json()["choices"][0]["message"]["content"].startswith(ANSWER)
+
+        response = await client.post("/v1/post-training/preference-optimize", json={
+            "job_uuid": "dpo-1", "finetuned_model": "tune-1-epoch-1", "hyperparam_search_config": {},
+            "logger_config": {}, "algorithm_config": {"reward_scale": 1.0, "reward_clip": 5.0, "epsilon": 0.1,
+                                                      "gamma": 0.99},
+            "training_config": training("pairs", steps=2, data_format="dialog")})
+        assert response.status_code == 200, response.text
+        assert (await finished(client, "dpo-1"))["status"] == "completed"
+        assert (await chat("dpo-1-epoch-1")).status_code == 200
+
+
+def training(dataset_id: str, *, steps: int, data_format: str = "instruct") -> dict:
+    return {"n_epochs": 1, "max_steps_per_epoch": steps, "gradient_accumulation_steps": 1, "max_validation_steps": 1,
+            "dtype": "fp32",
+            "data_config": {"dataset_id": dataset_id, "batch_size": 2, "shuffle": True, "data_format": data_format},
+            "optimizer_config": {"optimizer_type": "adamw", "lr": 0.02, "weight_decay": 0.0, "num_warmup_steps": 0}}
+
+
+async def finished(client, job_uuid: str) -> dict:
+    deadline = time.monotonic() + 120
+    while (status := (await client.get("/v1/post-training/job/status",
+                                       params={"job_uuid": job_uuid})).json())["status"] in ("scheduled", "in_progress"):
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.2)
+    return status
