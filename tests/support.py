@@ -280,3 +280,72 @@ async def routed_inference(provider, db_path: Path, *model_ids: str, embedding_d
             await table.register_model(model_id, provider_id="provider", model_type=ModelType.embedding,
                                        metadata={"embedding_dimension": embedding_dimension})
     return InferenceRouter(table)
+
+
+def build_tiny_meta_llama(directory, *, use_scaled_rope: bool = True, shards: int = 1) -> SimpleNamespace:
+    """A 2-layer Llama (random weights) in Meta's own format, as ``llama model download`` writes it:
+    ``params.json``, ``consolidated.NN.pth`` (``shards`` model-parallel shards, split the way Meta splits
+    them) and a tiktoken ``tokenizer.model`` whose BPE ranks are learnt here from a few hundred sentences."""
+    import base64
+    import collections
+    import json
+    import random
+
+    import torch
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    text = " ".join(" ".join(rng.choice(WORDS) for _ in range(8)) for _ in range(200))
+    ranks = {bytes([i]): i for i in range(256)}
+    words = [[bytes([b]) for b in (" " + w).encode()] for w in text.split(" ")]
+    for _ in range(60):  # byte-pair merges, most frequent pair first: tiktoken's rank order
+        pairs = collections.Counter(p for w in words for p in zip(w, w[1:]))
+        if not pairs:
+            break
+        (a, b), _count = pairs.most_common(1)[0]
+        ranks[a + b] = len(ranks)
+        merged = []
+        for w in words:
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
+                    out.append(a + b)
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            merged.append(out)
+        words = merged
+    (directory / "tokenizer.model").write_text(
+        "".join(f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in ranks.items()))
+    vocab = len(ranks) + 256  # Llama 3's 256 special tokens follow the ranks
+    params = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": vocab, "multiple_of": 16,
+              "ffn_dim_multiplier": 1.0, "norm_eps": 1e-5, "rope_theta": 500000.0, "use_scaled_rope": use_scaled_rope}
+    (directory / "params.json").write_text(json.dumps(params))
+    gen = torch.Generator().manual_seed(0)
+
+    def w(*shape, scale=0.5):
+        return torch.randn(*shape, generator=gen) * scale
+
+    dim, kv_dim, ffn = 32, 16, 48
+    weights = {"tok_embeddings.weight": w(vocab, dim), "norm.weight": 1 + w(dim, scale=0.1),
+               "output.weight": w(vocab, dim)}
+    for i in range(2):
+        weights.update({
+            f"layers.{i}.attention.wq.weight": w(dim, dim), f"layers.{i}.attention.wk.weight": w(kv_dim, dim),
+            f"layers.{i}.attention.wv.weight": w(kv_dim, dim), f"layers.{i}.attention.wo.weight": w(dim, dim),
+            f"layers.{i}.feed_forward.w1.weight": w(ffn, dim), f"layers.{i}.feed_forward.w2.weight": w(dim, ffn),
+            f"layers.{i}.feed_forward.w3.weight": w(ffn, dim),
+            f"layers.{i}.attention_norm.weight": 1 + w(dim, scale=0.1),
+            f"layers.{i}.ffn_norm.weight": 1 + w(dim, scale=0.1),
+        })
+    split = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "wo": 1, "w2": 1, "tok_embeddings": 1}
+    for rank in range(shards):
+        shard = {}
+        for name, tensor in weights.items():
+            dim_ = split.get(name.split(".")[-2])
+            shard[name] = tensor if dim_ is None else tensor.chunk(shards, dim=dim_)[rank].clone()
+        torch.save({k: v.to(torch.bfloat16) for k, v in shard.items()}, directory / f"consolidated.{rank:02d}.pth")
+    return SimpleNamespace(path=str(directory), params=params, ranks=ranks,
+                           weights={k: v.to(torch.bfloat16).float() for k, v in weights.items()})

@@ -49,6 +49,15 @@ def test_config_check_on_llama_stack_configs_passes_or_lists_missing_provider_ty
         assert "available:" in result.stderr
 
 
+def test_config_check_passes_llama_stacks_meta_reference_gpu_config(tmp_path):
+    # inline::meta-reference (inference) is served: every provider type of this file exists
+    path = shared_path("reference", REFERENCE_DIR, "meta-reference-gpu-run.yaml")
+    result = polystack("config", "check", str(path),
+                       env={"INFERENCE_MODEL": "meta-llama/Llama-3.2-3B-Instruct", "POLYSTACK_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: ") and "image 'meta-reference-gpu'" in result.stdout
+
+
 def test_config_check_names_file_line_and_field(tmp_path):
     bad = tmp_path / "run.yaml"
     bad.write_text("version: '2'\nimage_name: t\nserver:\n  port: 0\n  colour: blue\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -66,23 +67,54 @@ class LoadedModel:
     pad_id: int
     vocab_size: int
     defaults: dict[str, float] = field(default_factory=dict)
+    #: draws the seeds of requests that send none (set when a provider seeds torch once, e.g. meta-reference)
+    rng: torch.Generator | None = None
 
     @property
     def dtype_name(self) -> str:
         return str(self.dtype).removeprefix("torch.")
 
 
-def load_model(entry: TransformersModelConfig, device_setting: str, dtype_setting: str) -> LoadedModel:
-    """Load ``entry`` from local files only (nothing is ever downloaded)."""
+#: weight quantization -> the package that does it (on CUDA only)
+QUANTIZERS = {"int4": "bitsandbytes", "int8": "bitsandbytes", "fp8": "torchao"}
+
+
+def load_model(entry: TransformersModelConfig, device_setting: str, dtype_setting: str,
+               quantization: str | None = None) -> LoadedModel:
+    """Load ``entry`` from local files only (nothing is ever downloaded), its weights quantized to
+    ``quantization`` (a key of QUANTIZERS) when given."""
     with _LOAD_LOCK:
-        return _load(entry, device_setting, dtype_setting)
+        return _load(entry, device_setting, dtype_setting, quantization)
 
 
-def _load(entry: TransformersModelConfig, device_setting: str, dtype_setting: str) -> LoadedModel:
+def quantization_config(quantization: str, device: str, dtype: torch.dtype) -> Any:
+    """transformers' quantization_config for ``quantization`` on ``device``; LoadError naming what is missing."""
+    package = QUANTIZERS[quantization]
+    if not device.startswith("cuda"):
+        raise LoadError(f"{quantization} quantization runs on a CUDA GPU only ({package}); this model's device is "
+                        f"{device!r}: use bf16 on this machine")
+    if importlib.util.find_spec(package) is None:
+        raise LoadError(f"{quantization} quantization needs the {package!r} package, which is not installed "
+                        f"(pip install {package})")
+    if quantization == "fp8":
+        from torchao.quantization import Float8WeightOnlyConfig
+        from transformers import TorchAoConfig
+
+        return TorchAoConfig(Float8WeightOnlyConfig())
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+
+
+def _load(entry: TransformersModelConfig, device_setting: str, dtype_setting: str,
+          quantization: str | None) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(entry.device or device_setting)
     dtype = resolve_dtype(entry.dtype or dtype_setting, device)
+    quantized = quantization_config(quantization, device, dtype) if quantization else None
     if entry.path is not None:
         source, weights_kwargs = str(Path(entry.path).expanduser()), {}
     else:
@@ -94,9 +126,12 @@ def _load(entry: TransformersModelConfig, device_setting: str, dtype_setting: st
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, **weights_kwargs)
     if device != "cpu" and _have_accelerate():  # straight onto the GPU, not through host memory
         weights_kwargs["device_map"] = device
+    if quantized is not None:  # quantized weights are placed by device_map and cannot be moved after
+        weights_kwargs.update(quantization_config=quantized, device_map=device)
     model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, dtype=dtype, **weights_kwargs)
     model = merge_adapters(model, entry.adapters)
-    model.to(device)
+    if quantized is None:
+        model.to(device)
     model.eval()
     eos_ids = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
@@ -127,8 +162,6 @@ def merge_adapters(model: Any, adapters: list[str]) -> Any:
 
 
 def _have_accelerate() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("accelerate") is not None
 
 

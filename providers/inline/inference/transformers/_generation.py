@@ -54,6 +54,8 @@ def run(loaded: LoadedModel, plan: GenerationPlan, cancel: threading.Event, emit
     generator = torch.Generator(device=loaded.model.device)
     if plan.sampling.seed is not None:
         generator.manual_seed(plan.sampling.seed)
+    elif loaded.rng is not None:  # the provider seeded torch once: unseeded requests still reproduce run after run
+        generator.manual_seed(int(torch.randint(0, 2**62, (1,), generator=loaded.rng)))
     else:
         generator.seed()
     choices: list[ChoiceResult] = []

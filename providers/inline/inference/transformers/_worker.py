@@ -95,9 +95,9 @@ class ModelWorker:
             self._fail(ModelUnavailableError, f"{missing} ({self.entry.describe()})")
             return
         try:
-            from providers.utils.inference.transformers_loading import LoadError, load_model
+            from providers.utils.inference.transformers_loading import LoadError
 
-            loaded = load_model(self.entry, self.config.device, self.config.dtype)
+            loaded = self._load_weights()
         except LoadError as exc:
             self._fail(ModelLoadError, f"model {self.model_id!r} cannot be loaded: {exc}")
             return
@@ -108,6 +108,11 @@ class ModelWorker:
             return
         self.loaded, self._error, self.state = loaded, None, "ready"
         log.info("model %r ready on %s (%s)", self.model_id, loaded.device, loaded.dtype_name)
+
+    def _load_weights(self) -> Any:  # worker thread
+        from providers.utils.inference.transformers_loading import load_model
+
+        return load_model(self.entry, self.config.device, self.config.dtype)
 
     def _fail(self, cls: type[StackError], message: str) -> None:
         self._error = (cls, message)
