@@ -8,6 +8,8 @@ traces, or a load balancer's health checks, would otherwise fill the span store.
 
 from __future__ import annotations
 
+import time
+
 from .. import tracing
 
 TRACEPARENT_HEADER = b"traceparent"
@@ -29,29 +31,35 @@ class TracingMiddleware:
                 parent = tracing.parse_traceparent(value)
                 break
         method, path = scope["method"], scope["path"]
-        record = tracing.start_span(f"{method} {path}", {"http.request.method": method, "url.path": path},
-                                    parent=parent)
-        record.root = True  # this server's first span of the trace, even under a caller's traceparent
-        trace_header = (TRACE_ID_HEADER, record.trace_id.encode())
+        if parent is None:
+            trace_id, parent_id = tracing.new_trace_id(), None
+        else:
+            trace_id, parent_id = parent
+        # this server's first span of the trace (root), even under a caller's traceparent
+        record = tracing.SpanRecord(trace_id, tracing.new_span_id(), parent_id, f"{method} {path}", time.time_ns(), None,
+                                    {"http.request.method": method, "url.path": path}, root=True)
+        trace_header = (TRACE_ID_HEADER, trace_id.encode())
 
         async def send_with_trace(message) -> None:
             if message["type"] == "http.response.start":
-                record.set("http.response.status_code", message["status"])
-                if message["status"] >= 500:
+                status = message["status"]
+                record.attributes["http.response.status_code"] = status
+                if status >= 500:
                     record.status = "error"
-                message["headers"] = [*message.get("headers", []), trace_header]
+                message["headers"] = [*message.get("headers", ()), trace_header]
             await send(message)
 
         error = None
+        token = tracing.activate_token(record)
         try:
-            with tracing.activate(record):
-                await self.app(scope, receive, send_with_trace)
+            await self.app(scope, receive, send_with_trace)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            tracing.reset_current(token)
             route = scope.get("route")
             if route is not None and getattr(route, "path", None):
-                record.set("http.route", route.path)
+                record.attributes["http.route"] = route.path
                 record.name = f"{method} {route.path}"
             tracing.finish_span(record, error)

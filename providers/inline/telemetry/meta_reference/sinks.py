@@ -24,7 +24,7 @@ CHUNK_COLUMNS = {
     "root_span_id": ColumnType.TEXT,
     "start_ns": ColumnType.INTEGER,  # epoch ns: the root span's start, else the earliest
     "end_ns": ColumnType.INTEGER,
-    "spans": ColumnType.JSON,  # [span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, events]
+    "spans": ColumnType.JSON,  # [[span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, metrics]]
 }
 EVENT_COLUMNS = {
     "event_id": ColumnType.TEXT,
@@ -39,19 +39,14 @@ EVENT_COLUMNS = {
     "unit": ColumnType.TEXT,
     "attributes": ColumnType.JSON,
 }
-_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes", "events")
+#: a span in a chunk's ``spans``: metrics are [metric, value, unit, epoch ns, attributes]
+_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes", "metrics")
 
 
 def event_fields(event: EventRecord) -> dict[str, Any]:
     fields = {"type": event.type, "timestamp": event.timestamp, "message": event.message, "severity": event.severity,
               "metric": event.metric, "value": event.value, "unit": event.unit, "attributes": event.attributes}
     return {k: v for k, v in fields.items() if v is not None}
-
-
-def _compact(span: SpanRecord) -> list[Any]:
-    events = [{**event_fields(e), "timestamp": e.timestamp.isoformat()} for e in span.events] if span.events else None
-    return [span.span_id, span.parent_span_id, span.name, span.start_ns, span.end_ns, span.status, span.root,
-            span.attributes, events]
 
 
 class SpanStoreSink:
@@ -69,14 +64,24 @@ class SpanStoreSink:
     async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
         by_trace: dict[str, list[SpanRecord]] = {}
         for span in spans:
-            by_trace.setdefault(span.trace_id, []).append(span)
+            group = by_trace.get(span.trace_id)
+            if group is None:
+                by_trace[span.trace_id] = [span]
+            else:
+                group.append(span)
         rows = []
         for trace_id, group in by_trace.items():
-            root = next((s for s in group if s.root), None)
+            root = None
+            compact = []
+            for s in group:  # tuples, encoded as JSON arrays with the rest of the row
+                if s.root and root is None:
+                    root = s
+                compact.append((s.span_id, s.parent_span_id, s.name, s.start_ns, s.end_ns, s.status, s.root,
+                                s.attributes, s.metrics))
             rows.append({"trace_id": trace_id, "chunk_id": group[0].span_id, "root": root is not None,
                          "root_span_id": root.span_id if root else None,
                          "start_ns": root.start_ns if root else min(s.start_ns for s in group),
-                         "end_ns": root.end_ns if root else None, "spans": [_compact(s) for s in group]})
+                         "end_ns": root.end_ns if root else None, "spans": compact})
         await self.store.upsert_many("span_chunks", rows, ("trace_id", "chunk_id"))
         await self.store.upsert_many("events", [
             {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id,
@@ -130,7 +135,7 @@ class ConsoleSink:
             f"{s.status} {json.dumps(s.attributes, default=str)}"
             for s in spans
         ]
-        own = [e for s in spans for e in s.events or ()]
+        own = [e for s in spans for e in s.metric_events()]
         lines += [
             f"[trace {e.trace_id} span {e.span_id}] {e.type} "
             + (f"{e.metric}={e.value} {e.unit}" if e.type == "metric" else f"{e.severity}: {e.message}")
@@ -185,9 +190,9 @@ class OtelSink:
             resource=self.resource,
             attributes={k: _otel_value(v) for k, v in span.attributes.items() if v is not None},
             status=Status(StatusCode.ERROR if span.status == "error" else StatusCode.OK),
-            events=[Event(e.metric, {"value": e.value, "unit": e.unit, **{k: _otel_value(v) for k, v in e.attributes.items()
-                                                                         if v is not None}},
-                          e.time_ns) for e in span.events or ()],
+            events=[Event(metric, {"value": value, "unit": unit, **{k: _otel_value(v) for k, v in tags.items()
+                                                                     if v is not None}}, at)
+                    for metric, value, unit, at, tags in span.metrics or ()],
             start_time=span.start_ns,
             end_time=span.end_ns,
         )
