@@ -81,6 +81,8 @@ class SpanRecord:
     root: bool = False
     #: metrics recorded on this span in-process; they travel with it to the sinks
     metrics: list[Metric] | None = None
+    #: epoch ns after which a store may delete it (posted spans' ttl_seconds); None: the store's default
+    expires_ns: int | None = None
 
     def set(self, key: str, value: Any) -> None:
         self.attributes[key] = value
@@ -131,6 +133,8 @@ class Sink(Protocol):
     async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None: ...
 
     async def close(self) -> None: ...
+
+    # optional: ``async def maintain(self) -> None``, awaited after each flush tick (pruning, say)
 
 
 class Collector:
@@ -185,6 +189,16 @@ class Collector:
                 pass
             self._wake.clear()
             await self.flush()
+            await self._maintain()
+
+    async def _maintain(self) -> None:
+        for sink in self.sinks:
+            maintain = getattr(sink, "maintain", None)
+            if maintain is not None:
+                try:
+                    await maintain()
+                except Exception:
+                    log.exception("telemetry sink %s failed its upkeep", type(sink).__name__)
 
     async def flush(self) -> None:
         """Hand everything buffered now to the sinks (a failing sink loses its batch, logged)."""

@@ -145,3 +145,18 @@ async def test_closing_a_traced_stream_closes_the_providers_stream(sink):
     assert closed == [True]
     await tracing.collector().flush()
     assert sink.spans[0].status == "error" and sink.spans[0].attributes["error.type"] == "GeneratorExit"
+
+
+async def test_sinks_with_upkeep_get_it_after_each_flush_tick(sink):
+    ticks = []
+
+    class Upkept(ListSink):
+        async def maintain(self):
+            ticks.append(True)
+
+    tracing.collector().sinks.append(Upkept())
+    for _ in range(200):
+        if ticks:
+            break
+        await asyncio.sleep(0.01)
+    assert ticks

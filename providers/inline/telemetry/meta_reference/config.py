@@ -40,7 +40,14 @@ class MetaReferenceTelemetryConfig(BaseModel):
         10_000, ge=1, description="Finished spans and events held for the sinks; when full the oldest are "
         "dropped (and counted in /v1/health) rather than slowing requests.",
     )
-    flush_interval: float = Field(0.5, gt=0, description="Seconds between flushes of the buffer to the sinks.")
+    flush_interval: float = Field(
+        1.0, gt=0, description="Seconds between flushes of the buffer to the sinks (sooner when 4096 spans wait).")
+    ttl_seconds: int | None = Field(
+        None, ge=1, description="How long the span store keeps request traces; unset: until deleted. Posted "
+        "events and spans are kept for their own ttl_seconds (0: like request traces).",
+    )
+    prune_interval: float = Field(
+        60.0, gt=0, description="Seconds between deletions of expired spans and events from the span store.")
 
     @field_validator("sinks", mode="before")
     @classmethod

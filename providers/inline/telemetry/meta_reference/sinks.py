@@ -7,10 +7,11 @@ import hashlib
 import json
 import logging
 import sys
+import time
 import uuid
 from typing import Any
 
-from stack.storage import ColumnType, SqlStore
+from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, SqlStore
 from stack.tracing import EventRecord, SpanRecord
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ CHUNK_COLUMNS = {
     "root_span_id": ColumnType.TEXT,
     "start_ns": ColumnType.INTEGER,  # epoch ns: the root span's start, else the earliest
     "end_ns": ColumnType.INTEGER,
+    "expires_ns": ColumnType.INTEGER,  # epoch ns after which the pruner deletes it; NULL: kept
     "spans": ColumnType.JSON,  # [[span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, metrics]]
 }
 EVENT_COLUMNS = {
@@ -38,7 +40,19 @@ EVENT_COLUMNS = {
     "value": ColumnType.REAL,
     "unit": ColumnType.TEXT,
     "attributes": ColumnType.JSON,
+    "expires_ns": ColumnType.INTEGER,
 }
+#: (table, name, columns): trace listings newest first, a root span's trace, expired rows
+INDEXES = [
+    ("span_chunks", "roots", ("root", "start_ns")),
+    ("span_chunks", "root_span", ("root_span_id",)),
+    ("span_chunks", "expiry", ("expires_ns",)),
+    ("events", "trace", ("trace_id",)),
+    ("events", "expiry", ("expires_ns",)),
+]
+#: where a span's fields sit in its chunk's JSON array (SQL filters address them so)
+NAME, STATUS, ATTRIBUTES = 2, 5, 7
+TRACE_COLUMNS = ("trace_id", "root_span_id", "start_ns", "end_ns")
 #: a span in a chunk's ``spans``: metrics are [metric, value, unit, epoch ns, attributes]
 _FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes", "metrics")
 
@@ -54,12 +68,17 @@ class SpanStoreSink:
     Reads give span dicts (``_FIELDS`` and ``trace_id``), a span logged twice (started, then
     ended) once: its latest state."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, *, ttl_seconds: int | None = None, prune_interval: float = 60.0) -> None:
         self.store = store
+        self.ttl_ns = None if ttl_seconds is None else ttl_seconds * 1_000_000_000
+        self.prune_interval = prune_interval
+        self._next_prune = 0.0
 
     async def initialize(self) -> None:
         await self.store.create_table("span_chunks", CHUNK_COLUMNS, primary_key=("trace_id", "chunk_id"))
         await self.store.create_table("events", EVENT_COLUMNS, primary_key="event_id")
+        for table, name, columns in INDEXES:
+            await self.store.create_index(table, name, columns)
 
     async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
         by_trace: dict[str, list[SpanRecord]] = {}
@@ -69,46 +88,69 @@ class SpanStoreSink:
                 by_trace[span.trace_id] = [span]
             else:
                 group.append(span)
+        default_expiry = None if self.ttl_ns is None else time.time_ns() + self.ttl_ns
         rows = []
         for trace_id, group in by_trace.items():
             root = None
             compact = []
+            expires: int | None = 0
             for s in group:  # tuples, encoded as JSON arrays with the rest of the row
                 if s.root and root is None:
                     root = s
                 compact.append((s.span_id, s.parent_span_id, s.name, s.start_ns, s.end_ns, s.status, s.root,
                                 s.attributes, s.metrics))
+                span_expiry = s.expires_ns or default_expiry  # the chunk goes with its last span
+                expires = None if expires is None or span_expiry is None else max(expires, span_expiry)
             rows.append({"trace_id": trace_id, "chunk_id": group[0].span_id, "root": root is not None,
                          "root_span_id": root.span_id if root else None,
                          "start_ns": root.start_ns if root else min(s.start_ns for s in group),
-                         "end_ns": root.end_ns if root else None, "spans": compact})
+                         "end_ns": root.end_ns if root else None, "expires_ns": expires, "spans": compact})
         await self.store.upsert_many("span_chunks", rows, ("trace_id", "chunk_id"))
         await self.store.upsert_many("events", [
-            {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id,
-             **dict.fromkeys(EVENT_COLUMNS.keys() - {"event_id", "trace_id", "span_id"}), **event_fields(e)}
+            {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id, "expires_ns": e.expires_ns,
+             **dict.fromkeys(EVENT_COLUMNS.keys() - {"event_id", "trace_id", "span_id", "expires_ns"}), **event_fields(e)}
             for e in events
         ], ("event_id",))
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def roots(self, order_by: list[tuple[str, str]], limit: int | None) -> list[dict[str, Any]]:
-        """The root spans of traces, in ``order_by`` (chunk columns), at most ``limit`` chunks read."""
-        chunks = await self.store.fetch_all("span_chunks", {"root": True}, order_by=order_by, limit=limit)
-        return [next(s for s in _spans([chunk]) if s["span_id"] == chunk["root_span_id"]) for chunk in chunks]
+    async def traces(self, predicate: JsonPredicate | None, order_by: list[tuple[str, str]], limit: int,
+                     offset: int) -> list[dict[str, Any]]:
+        """Traces (``TRACE_COLUMNS`` of their first root in ``order_by``) with a span passing ``predicate``."""
+        return await self.store.select(
+            "span_chunks", columns=TRACE_COLUMNS, where={"root": True},
+            match=None if predicate is None else JsonMatch("spans", predicate, share="trace_id"),
+            # a span stored started and again ended: the ended one
+            first_per="trace_id", order_by=[*order_by, ("end_ns", "asc", "last")], limit=limit, offset=offset)
 
     async def trace(self, trace_id: str) -> list[dict[str, Any]]:
         """Every span of ``trace_id``, by start time."""
         return _spans(await self.store.fetch_all("span_chunks", {"trace_id": trace_id}))
 
-    async def every_span(self) -> list[dict[str, Any]]:
-        return _spans(await self.store.fetch_all("span_chunks"))
+    async def matching_traces(self, predicate: JsonPredicate | None) -> list[dict[str, Any]]:
+        """Every span of the traces that have a span passing ``predicate`` (None: of every trace)."""
+        return _spans(await self.store.select(
+            "span_chunks", match=None if predicate is None else JsonMatch("spans", predicate, share="trace_id")))
 
     async def trace_of(self, span_id: str) -> str | None:
-        """The trace holding ``span_id``: a root span's is found by its column, another's by reading every span."""
+        """The trace holding ``span_id``: a root span's is found by its column, another's inside the chunks."""
         chunk = await self.store.fetch_one("span_chunks", {"root_span_id": span_id})
-        if chunk is not None:
-            return chunk["trace_id"]
-        return next((s["trace_id"] for s in await self.every_span() if s["span_id"] == span_id), None)
+        if chunk is None:
+            found = await self.store.select("span_chunks", columns=["trace_id"], limit=1,
+                                            match=JsonMatch("spans", JsonTest((0,), "eq", span_id)))
+            chunk = found[0] if found else None
+        return None if chunk is None else chunk["trace_id"]
+
+    async def maintain(self) -> None:
+        """Prune expired rows every ``prune_interval`` seconds (the store's own thread or connection does it)."""
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + self.prune_interval
+            await self.prune(time.time_ns())
+
+    async def prune(self, now_ns: int) -> int:
+        """Delete the chunks and events whose ``expires_ns`` passed; how many rows went."""
+        return (await self.store.delete_where("span_chunks", "expires_ns", below=now_ns)
+                + await self.store.delete_where("events", "expires_ns", below=now_ns))
 
     async def close(self) -> None:
         await self.store.close()

@@ -251,3 +251,41 @@ async def test_without_a_telemetry_provider_nothing_is_traced(tmp_path, upstream
         assert response.status_code == 200 and "x-trace-id" not in response.headers
         assert "traceparent" not in upstream.requests[-1].headers
         assert "telemetry" not in (await client.get("/v1/health")).json()
+
+
+def span_store():
+    [store] = [sink for sink in tracing.collector().sinks if hasattr(sink, "prune")]
+    return store
+
+
+async def test_expired_posted_spans_and_events_are_pruned_and_others_kept(client):
+    def event(span_id, ttl, **fields):
+        return {"event": {"trace_id": f"t-{span_id}", "span_id": span_id, "timestamp": "2025-01-20T10:00:00Z",
+                          **fields}, "ttl_seconds": ttl}
+
+    for span_id, ttl in (("short", 60), ("forever", 0)):
+        assert (await client.post("/v1/telemetry/events", json=event(
+            span_id, ttl, type="structured_log", payload={"type": "span_start", "name": "job"}))).status_code == 200
+        assert (await client.post("/v1/telemetry/events", json=event(
+            span_id, ttl, type="metric", metric="rows", value=1, unit="rows"))).status_code == 200
+    await tracing.collector().flush()
+    store = span_store()
+    an_hour_on = tracing.time.time_ns() + 3600 * 10**9
+    assert await store.prune(an_hour_on) == 2  # the short-lived span's chunk and its metric event
+    assert (await client.get("/v1/telemetry/traces/t-short")).status_code == 404
+    assert (await client.get("/v1/telemetry/traces/t-forever")).status_code == 200
+    events = await store.store.fetch_all("events")
+    assert [e["span_id"] for e in events] == ["forever"]
+
+
+async def test_request_traces_expire_after_the_configured_ttl(tmp_path, upstream, store_config, monkeypatch):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    store = json.dumps(store_config.model_dump(mode="json", exclude_none=True))
+    config = RUN_CONFIG.format(url=upstream.url, store=store).replace("flush_interval: 0.05", "ttl_seconds: 60")
+    async with serve_app(app_from_yaml(tmp_path, config)) as client:
+        trace_id = (await client.post("/v1/chat/completions", json=CHAT)).headers["x-trace-id"]
+        await tracing.collector().flush()
+        store = span_store()
+        assert await store.prune(tracing.time.time_ns()) == 0  # not yet
+        assert await store.prune(tracing.time.time_ns() + 61 * 10**9) == 1
+        assert (await client.get(f"/v1/telemetry/traces/{trace_id}")).status_code == 404
