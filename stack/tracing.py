@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import logging
 import os
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, Iterator, Protocol
+from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,18 @@ def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:
     if trace_id == "0" * 32 or span_id == "0" * 16:
         return None
     return trace_id, span_id
+
+
+def traceparent_sampled(value: str | bytes) -> bool:
+    """The sampled flag of a well-formed ``traceparent`` (its last field's lowest bit)."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return bool(int(value.strip()[-2:], 16) & 1)
+
+
+def sampled(rate: float) -> bool:
+    """Whether a new trace is recorded, at ``rate`` (0-1)."""
+    return rate >= 1 or _random.random() < rate
 
 
 def format_traceparent(trace_id: str, span_id: str) -> str:
@@ -95,10 +108,44 @@ class SpanRecord:
     def end_time(self) -> datetime | None:
         return None if self.end_ns is None else to_datetime(self.end_ns)
 
+    def finished(self) -> "FinishedSpan":
+        return _finished((self.trace_id, self.span_id, self.parent_span_id, self.name, self.start_ns, self.end_ns,
+                          self.attributes, self.status, self.root, tuple(self.metrics) if self.metrics else None,
+                          self.expires_ns))
+
+
+class FinishedSpan(NamedTuple):
+    """A span that ended: what the buffer holds and the sinks get. A tuple of plain values, so
+    the garbage collector stops tracking it (buffered spans outlive several collections, and
+    scanning them again each time cost more than the rest of tracing)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int | None
+    attributes: dict[str, Any]
+    status: str
+    root: bool
+    metrics: tuple[Metric, ...] | None
+    expires_ns: int | None
+
+    @property
+    def start_time(self) -> datetime:
+        return to_datetime(self.start_ns)
+
+    @property
+    def end_time(self) -> datetime | None:
+        return None if self.end_ns is None else to_datetime(self.end_ns)
+
     def metric_events(self) -> list["EventRecord"]:
         """The span's metrics as MetricEvents (for sinks that want event objects)."""
         return [EventRecord(self.trace_id, self.span_id, at, "metric", attributes, metric=metric, value=value,
                             unit=unit) for metric, value, unit, at, attributes in self.metrics or ()]
+
+
+_finished = functools.partial(tuple.__new__, FinishedSpan)  # no Python-level __new__: C speed
 
 
 @dataclass(slots=True)
@@ -130,7 +177,7 @@ def to_datetime(ns: int) -> datetime:
 class Sink(Protocol):
     """Where finished spans and events go; ``export`` is awaited by the collector's flush task."""
 
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None: ...
+    async def export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -143,26 +190,28 @@ class Collector:
     counts them) instead of slowing requests down."""
 
     def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 4096,
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, sample_rate: float = 1.0) -> None:
         self.sinks = sinks
+        #: the share of requests without a caller's traceparent that are recorded (head sampling)
+        self.sample_rate = sample_rate
         self.max_buffer = max_buffer
         self.batch_size = batch_size
         self.interval = interval
         self.dropped = 0
         self.exported = 0
         self.failed_batches = 0
-        self._spans: collections.deque[SpanRecord] = collections.deque()
+        self._spans: collections.deque[FinishedSpan] = collections.deque()
         self._events: collections.deque[EventRecord] = collections.deque()
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
 
     def add_span(self, record: SpanRecord) -> None:
-        # the request path: an append, and a length check (full: the oldest goes)
+        # the request path: a tuple appended, and a length check (full: the oldest goes)
         spans = self._spans
         if len(spans) + len(self._events) >= self.max_buffer:
             self._drop_oldest()
-        spans.append(record)
+        spans.append(record.finished())
         if len(spans) >= self.batch_size and self._wake is not None:
             self._wake.set()
 
@@ -212,7 +261,7 @@ class Collector:
                 for start in range(0, max(len(spans), len(events)), self.batch_size):
                     await self._export(spans[start:start + self.batch_size], events[start:start + self.batch_size])
 
-    async def _export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
+    async def _export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None:
         for sink in self.sinks:
             try:
                 await sink.export(spans, events)
@@ -243,6 +292,8 @@ class Collector:
 
 _collector: Collector | None = None
 _current: ContextVar[SpanRecord | None] = ContextVar("current_span", default=None)
+#: the current "span" of a request that sampling left out: nothing under it is recorded
+UNSAMPLED = SpanRecord("", "", None, "unsampled", 0)
 
 
 def install(collector: Collector | None) -> None:
@@ -255,12 +306,18 @@ def enabled() -> bool:
     return _collector is not None
 
 
+def recording() -> bool:
+    """Whether a span started now is kept: tracing is on and the request was sampled."""
+    return _collector is not None and _current.get() is not UNSAMPLED
+
+
 def collector() -> Collector | None:
     return _collector
 
 
 def current_span() -> SpanRecord | None:
-    return _current.get()
+    current = _current.get()
+    return None if current is UNSAMPLED else current
 
 
 def start_span(name: str, attributes: dict[str, Any] | None = None, *,
@@ -295,7 +352,7 @@ def reset_current(token: Any) -> None:
 @contextmanager
 def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
     """A child of the current span for the block; None (and nothing recorded) when tracing is off."""
-    if _collector is None:
+    if not recording():
         yield None
         return
     record = start_span(name, attributes)
@@ -348,6 +405,8 @@ def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],
         if _collector is None:
             return await method(*args, **kwargs)
         current = _current.get()  # start_span inlined: this runs twice per traced request
+        if current is UNSAMPLED:
+            return await method(*args, **kwargs)
         if current is None:
             trace_id, parent_id = new_trace_id(), None
         else:

@@ -160,3 +160,29 @@ async def test_sinks_with_upkeep_get_it_after_each_flush_tick(sink):
             break
         await asyncio.sleep(0.01)
     assert ticks
+
+
+@pytest.mark.parametrize("value, flag", [
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", True),
+    (b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", False),
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03", True),
+])
+def test_the_sampled_flag_of_a_traceparent(value, flag):
+    assert tracing.traceparent_sampled(value) is flag
+
+
+def test_sample_rates_at_the_ends_always_and_never_record():
+    assert all(tracing.sampled(1.0) for _ in range(100))
+    assert not any(tracing.sampled(0.0) for _ in range(100))
+
+
+async def test_nothing_is_recorded_under_an_unsampled_request(sink):
+    token = tracing.activate_token(tracing.UNSAMPLED)
+    try:
+        assert not tracing.recording() and tracing.current_span() is None
+        with tracing.span("inside") as span:
+            assert span is None
+    finally:
+        tracing.reset_current(token)
+    await tracing.collector().flush()
+    assert sink.spans == []

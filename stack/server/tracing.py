@@ -1,9 +1,11 @@
 """Each HTTP request is a trace: a root span, its id in the ``X-Trace-Id`` response header.
 
 A W3C ``traceparent`` request header puts the request's span into the caller's
-trace. With no telemetry provider configured the middleware passes requests
-straight through. The telemetry routes and /v1/health are not traced: reading
-traces, or a load balancer's health checks, would otherwise fill the span store.
+trace, when its sampled flag is set (unset: the request is not recorded). Requests
+without one are recorded at the telemetry provider's ``sample_rate``. With no
+telemetry provider configured the middleware passes requests straight through.
+The telemetry routes and /v1/health are not traced: reading traces, or a load
+balancer's health checks, would otherwise fill the span store.
 """
 
 from __future__ import annotations
@@ -22,14 +24,24 @@ class TracingMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not tracing.enabled() or scope["path"].startswith(UNTRACED_PREFIXES):
+        collector = tracing.collector()
+        if scope["type"] != "http" or collector is None or scope["path"].startswith(UNTRACED_PREFIXES):
             await self.app(scope, receive, send)
             return
         parent = None
         for name, value in scope["headers"]:
             if name == TRACEPARENT_HEADER:
                 parent = tracing.parse_traceparent(value)
+                if parent is not None and not tracing.traceparent_sampled(value):
+                    parent = False  # the caller does not record this trace: neither do we
                 break
+        if parent is False or (parent is None and not tracing.sampled(collector.sample_rate)):
+            token = tracing.activate_token(tracing.UNSAMPLED)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                tracing.reset_current(token)
+            return
         method, path = scope["method"], scope["path"]
         if parent is None:
             trace_id, parent_id = tracing.new_trace_id(), None

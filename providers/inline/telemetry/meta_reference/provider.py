@@ -32,7 +32,8 @@ from stack.storage import JsonAll, JsonAny, JsonPredicate, JsonTest, SqliteStore
 from providers.utils.datasetio.rows import empty_csv_url
 
 from .config import MetaReferenceTelemetryConfig, TelemetrySink
-from .sinks import ATTRIBUTES, NAME, STATUS, ConsoleSink, OtelSink, SpanStoreSink
+from .otel import OtelSink
+from .sinks import ATTRIBUTES, NAME, STATUS, ConsoleSink, SpanStoreSink
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,10 @@ class MetaReferenceTelemetry:
         if TelemetrySink.console in wanted:
             sinks.append(ConsoleSink())
         if TelemetrySink.otel in wanted:
-            sinks.append(OtelSink(self.config.otel_endpoint, self.config.service_name, self.config.otel_headers))
+            sinks.append(OtelSink(self.config.otel_endpoint, self.config.service_name, self.config.otel_headers,
+                                 self.config.otel_metrics_endpoint))
         self.collector = tracing.Collector(sinks, max_buffer=self.config.max_buffer,
-                                           interval=self.config.flush_interval)
+                                           interval=self.config.flush_interval, sample_rate=self.config.sample_rate)
         self.collector.start()
         tracing.install(self.collector)
 

@@ -1,9 +1,8 @@
-"""Where finished spans go: the span store (SQL), the console and OpenTelemetry (OTLP/HTTP)."""
+"""Where finished spans go: the span store (SQL) and the console (OpenTelemetry: ``otel.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import sys
@@ -12,7 +11,7 @@ import uuid
 from typing import Any
 
 from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, SqlStore
-from stack.tracing import EventRecord, SpanRecord
+from stack.tracing import EventRecord, FinishedSpan, SpanRecord
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +79,8 @@ class SpanStoreSink:
         for table, name, columns in INDEXES:
             await self.store.create_index(table, name, columns)
 
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
-        by_trace: dict[str, list[SpanRecord]] = {}
+    async def export(self, spans: list[FinishedSpan | SpanRecord], events: list[EventRecord]) -> None:
+        by_trace: dict[str, list[FinishedSpan | SpanRecord]] = {}
         for span in spans:
             group = by_trace.get(span.trace_id)
             if group is None:
@@ -171,7 +170,7 @@ def _spans(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class ConsoleSink:
     """One line per span and event on stderr, written by a worker thread."""
 
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
+    async def export(self, spans: list[FinishedSpan | SpanRecord], events: list[EventRecord]) -> None:
         lines = [
             f"[trace {s.trace_id} span {s.span_id}] {s.name} {(s.end_ns - s.start_ns) / 1e6:.2f} ms "
             f"{s.status} {json.dumps(s.attributes, default=str)}"
@@ -193,68 +192,3 @@ class ConsoleSink:
 def _write(text: str) -> None:
     sys.stderr.write(text)
     sys.stderr.flush()
-
-
-class OtelSink:
-    """Spans to an OpenTelemetry collector over OTLP/HTTP, batched and sent by the SDK's own thread."""
-
-    def __init__(self, endpoint: str, service_name: str, headers: dict[str, str]) -> None:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.resources import Resource
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        except ImportError as exc:
-            from stack.errors import ConfigError
-
-            raise ConfigError(
-                f"telemetry sink otel needs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http "
-                f"(pip install 'polystack[telemetry]'): {exc}"
-            ) from None
-        self.resource = Resource.create({"service.name": service_name})
-        self.processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, headers=headers or None))
-
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
-        for span in spans:
-            self.processor.on_end(self._readable(span))
-
-    def _readable(self, span: SpanRecord) -> Any:
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
-
-        def context(span_id: str) -> SpanContext:
-            return SpanContext(_otel_id(span.trace_id, 128), _otel_id(span_id, 64), is_remote=False,
-                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
-
-        return ReadableSpan(
-            name=span.name,
-            context=context(span.span_id),
-            parent=context(span.parent_span_id) if span.parent_span_id else None,
-            resource=self.resource,
-            attributes={k: _otel_value(v) for k, v in span.attributes.items() if v is not None},
-            status=Status(StatusCode.ERROR if span.status == "error" else StatusCode.OK),
-            events=[Event(metric, {"value": value, "unit": unit, **{k: _otel_value(v) for k, v in tags.items()
-                                                                     if v is not None}}, at)
-                    for metric, value, unit, at, tags in span.metrics or ()],
-            start_time=span.start_ns,
-            end_time=span.end_ns,
-        )
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.processor.shutdown)
-
-
-def _otel_id(value: str, bits: int) -> int:
-    """Our hex ids as they are; other ids (posted by clients) hashed to an id of ``bits`` bits."""
-    if len(value) == bits // 4:
-        try:
-            return int(value, 16)
-        except ValueError:
-            pass
-    return int.from_bytes(hashlib.sha256(value.encode()).digest()[: bits // 8], "big") or 1
-
-
-def _otel_value(value: Any) -> Any:
-    """OpenTelemetry attributes hold primitives (and lists of one primitive type); anything else as JSON."""
-    if isinstance(value, (str, bool, int, float)):
-        return value
-    return json.dumps(value, default=str)

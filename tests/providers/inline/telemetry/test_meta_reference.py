@@ -289,3 +289,21 @@ async def test_request_traces_expire_after_the_configured_ttl(tmp_path, upstream
         assert await store.prune(tracing.time.time_ns()) == 0  # not yet
         assert await store.prune(tracing.time.time_ns() + 61 * 10**9) == 1
         assert (await client.get(f"/v1/telemetry/traces/{trace_id}")).status_code == 404
+
+
+async def test_sampling_follows_the_callers_flag_and_the_sample_rate(tmp_path, upstream, monkeypatch):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    store = json.dumps({"type": "sqlite", "db_path": str(tmp_path / "spans.db")})
+    config = RUN_CONFIG.format(url=upstream.url, store=store).replace("flush_interval: 0.05", "sample_rate: 0")
+    async with serve_app(app_from_yaml(tmp_path, config)) as client:
+        unsampled = await client.post("/v1/chat/completions", json=CHAT)
+        assert unsampled.status_code == 200 and "x-trace-id" not in unsampled.headers
+        assert "traceparent" not in upstream.requests[-1].headers  # nothing under it is recorded either
+        declined = await client.post("/v1/chat/completions", json=CHAT, headers={"traceparent": TRACEPARENT[:-2] + "00"})
+        assert "x-trace-id" not in declined.headers
+        chosen = await client.post("/v1/chat/completions", json=CHAT, headers={"traceparent": TRACEPARENT})
+        assert chosen.headers["x-trace-id"] == TRACEPARENT.split("-")[1]
+        await tracing.collector().flush()
+        traces = (await client.get("/v1/telemetry/traces")).json()["data"]
+        assert [t["trace_id"] for t in traces] == [TRACEPARENT.split("-")[1]]
+        assert len(await spans_of(client, traces[0]["trace_id"])) == 4  # root, router, provider, upstream
