@@ -100,14 +100,6 @@ class SpanRecord:
     def set(self, key: str, value: Any) -> None:
         self.attributes[key] = value
 
-    @property
-    def start_time(self) -> datetime:
-        return to_datetime(self.start_ns)
-
-    @property
-    def end_time(self) -> datetime | None:
-        return None if self.end_ns is None else to_datetime(self.end_ns)
-
     def finished(self) -> "FinishedSpan":
         return _finished((self.trace_id, self.span_id, self.parent_span_id, self.name, self.start_ns, self.end_ns,
                           self.attributes, self.status, self.root, tuple(self.metrics) if self.metrics else None,
@@ -130,14 +122,6 @@ class FinishedSpan(NamedTuple):
     root: bool
     metrics: tuple[Metric, ...] | None
     expires_ns: int | None
-
-    @property
-    def start_time(self) -> datetime:
-        return to_datetime(self.start_ns)
-
-    @property
-    def end_time(self) -> datetime | None:
-        return None if self.end_ns is None else to_datetime(self.end_ns)
 
     def metric_events(self) -> list["EventRecord"]:
         """The span's metrics as MetricEvents (for sinks that want event objects)."""
