@@ -25,7 +25,7 @@ CHUNK_COLUMNS = {
     "start_ns": ColumnType.INTEGER,  # epoch ns: the root span's start, else the earliest
     "end_ns": ColumnType.INTEGER,
     "expires_ns": ColumnType.INTEGER,  # epoch ns after which the pruner deletes it; NULL: kept
-    "spans": ColumnType.JSON,  # [[span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, metrics]]
+    "spans": ColumnType.JSON,  # [[span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes]]
 }
 EVENT_COLUMNS = {
     "event_id": ColumnType.TEXT,
@@ -52,8 +52,8 @@ INDEXES = [
 #: where a span's fields sit in its chunk's JSON array (SQL filters address them so)
 NAME, STATUS, ATTRIBUTES = 2, 5, 7
 TRACE_COLUMNS = ("trace_id", "root_span_id", "start_ns", "end_ns")
-#: a span in a chunk's ``spans``: metrics are [metric, value, unit, epoch ns, attributes]
-_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes", "metrics")
+#: a span in a chunk's ``spans`` (rows written before 2026-12 carry a ninth item, its metrics)
+_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
 
 
 def event_fields(event: EventRecord) -> dict[str, Any]:
@@ -96,8 +96,10 @@ class SpanStoreSink:
             for s in group:  # tuples, encoded as JSON arrays with the rest of the row
                 if s.root and root is None:
                     root = s
+                # its metrics are left out: they repeat its attributes and times (the otel and console
+                # sinks send them), and encoding them was a fifth of the work
                 compact.append((s.span_id, s.parent_span_id, s.name, s.start_ns, s.end_ns, s.status, s.root,
-                                s.attributes, s.metrics))
+                                s.attributes))
                 span_expiry = s.expires_ns or default_expiry  # the chunk goes with its last span
                 expires = None if expires is None or span_expiry is None else max(expires, span_expiry)
             rows.append({"trace_id": trace_id, "chunk_id": group[0].span_id, "root": root is not None,
