@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import proxy  # noqa: E402  (bench/proxy.py: run configs, the upstream, ports)
+import proxy  # bench/proxy.py: run configs, the upstream, ports
 
 SCOPE = {
     "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",

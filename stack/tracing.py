@@ -100,7 +100,7 @@ class SpanRecord:
     def set(self, key: str, value: Any) -> None:
         self.attributes[key] = value
 
-    def finished(self) -> "FinishedSpan":
+    def finished(self) -> FinishedSpan:
         return _finished((self.trace_id, self.span_id, self.parent_span_id, self.name, self.start_ns, self.end_ns,
                           self.attributes, self.status, self.root, tuple(self.metrics) if self.metrics else None,
                           self.expires_ns))
@@ -123,7 +123,7 @@ class FinishedSpan(NamedTuple):
     metrics: tuple[Metric, ...] | None
     expires_ns: int | None
 
-    def metric_events(self) -> list["EventRecord"]:
+    def metric_events(self) -> list[EventRecord]:
         """The span's metrics as MetricEvents (for sinks that want event objects)."""
         return [EventRecord(self.trace_id, self.span_id, at, "metric", attributes, metric=metric, value=value,
                             unit=unit) for metric, value, unit, at, attributes in self.metrics or ()]
@@ -352,7 +352,7 @@ def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
         _current.reset(token)
 
 
-def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, *, at: int | None = None,
+def record_metric(record: SpanRecord, metric: str, value: float, unit: str, *, at: int | None = None,
                   **attributes: Any) -> None:
     """A MetricEvent on ``record``'s span (sent with the span when it finishes); ``at``: epoch ns, default now."""
     item = (metric, value, unit, at or time.time_ns(), attributes)

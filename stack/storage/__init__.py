@@ -19,7 +19,15 @@ from ._config import (
 from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._factory import kvstore_from_config, sqlstore_from_config
 from ._kv import KVStore
-from ._sql import ColumnType, JsonAll, JsonAny, JsonMatch, JsonPredicate, JsonTest, SqlStore
+from ._sql import (
+    ColumnType,
+    JsonAll,
+    JsonAny,
+    JsonMatch,
+    JsonPredicate,
+    JsonTest,
+    SqlStore,
+)
 
 __all__ = [
     "ColumnType",

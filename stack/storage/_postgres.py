@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -191,7 +191,8 @@ class PostgresKVStore(KVStore):
 
 class PostgresSqlStore(SqlStore):
     placeholder = "%s"
-    _json_types = {"null": "null", "string": "string", "number": ("number",), "boolean": ("boolean",)}
+    _json_types: ClassVar[dict[str, Any]] = {
+        "null": "null", "string": "string", "number": ("number",), "boolean": ("boolean",)}
     _text_order = ' COLLATE "C"'  # byte order, as SQLite compares
 
     def _json_elements(self, column: str) -> tuple[str, str]:

@@ -70,14 +70,14 @@ class JsonTest:
 class JsonAll:
     """Every test holds."""
 
-    tests: tuple["JsonPredicate", ...]
+    tests: tuple[JsonPredicate, ...]
 
 
 @dataclass(frozen=True)
 class JsonAny:
     """At least one test holds."""
 
-    tests: tuple["JsonPredicate", ...]
+    tests: tuple[JsonPredicate, ...]
 
 
 JsonPredicate = JsonTest | JsonAll | JsonAny
@@ -303,7 +303,7 @@ class SqlStore(ABC):
         await self._execute(f"CREATE INDEX IF NOT EXISTS {quote(index)} ON {quote(physical)} "
                             f"({', '.join(quote(c) for c in columns)})", [])
 
-    async def delete_where(self, table: str, column: str, *, below: int | float) -> int:
+    async def delete_where(self, table: str, column: str, *, below: float) -> int:
         """Delete the rows whose ``column`` is below ``below`` (NULLs stay); how many."""
         physical, schema = await self._schema(table)
         ctype = self._column(schema, column, table)
@@ -452,7 +452,7 @@ class SqlStore(ABC):
             elif isinstance(v, (bool, int, float)):
                 sql, params = self._json_numeric(kind, value, "=", v)
             else:
-                raise ValueError(f"JSON tests compare strings, numbers, booleans or None, not {type(v).__name__}")
+                raise TypeError(f"JSON tests compare strings, numbers, booleans or None, not {type(v).__name__}")
             sql = f"COALESCE({sql}, FALSE)"
             return (f"NOT {sql}" if test.op == "ne" else sql), params
         if test.op not in ("gt", "lt"):
@@ -464,17 +464,17 @@ class SqlStore(ABC):
         elif isinstance(v, (bool, int, float)):
             sql, params = self._json_numeric(kind, value, op, v)
         else:
-            raise ValueError(f"gt and lt compare strings or numbers, not {type(v).__name__}")
+            raise TypeError(f"gt and lt compare strings or numbers, not {type(v).__name__}")
         return f"COALESCE({sql}, FALSE)", params
 
-    def _json_numeric(self, kind: str, value: dict[str, str], op: str, v: bool | int | float) -> tuple[str, list[Any]]:
+    def _json_numeric(self, kind: str, value: dict[str, str], op: str, v: bool | float) -> tuple[str, list[Any]]:
         """A number or boolean ``v`` against a JSON number or boolean (booleans count as 0 and 1)."""
         number = float(v) if isinstance(v, float) else int(v)
         numbers = ", ".join(f"'{t}'" for t in self._json_types["number"])
         booleans = ", ".join(f"'{t}'" for t in self._json_types["boolean"])
-        return (f"CASE WHEN {kind} IN ({numbers}) THEN {value['number']} {op} {self.placeholder} "
-                f"WHEN {kind} IN ({booleans}) THEN {value['boolean']} {op} {self.placeholder} ELSE FALSE END",
-                [number, number])
+        sql = (f"CASE WHEN {kind} IN ({numbers}) THEN {value['number']} {op} {self.placeholder} "
+               f"WHEN {kind} IN ({booleans}) THEN {value['boolean']} {op} {self.placeholder} ELSE FALSE END")
+        return sql, [number, number]
 
     def _where(
         self, schema: Schema, where: Mapping[str, Any] | None, table: str

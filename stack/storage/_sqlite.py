@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
@@ -223,7 +223,8 @@ def _literal(text: str) -> str:
 
 class SqliteSqlStore(SqlStore):
     placeholder = "?"
-    _json_types = {"null": "null", "string": "text", "number": ("integer", "real"), "boolean": ("true", "false")}
+    _json_types: ClassVar[dict[str, Any]] = {
+        "null": "null", "string": "text", "number": ("integer", "real"), "boolean": ("true", "false")}
 
     def _json_elements(self, column: str) -> tuple[str, str]:
         return f"json_each({column}) AS e", "e.value"

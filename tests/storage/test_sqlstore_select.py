@@ -90,7 +90,7 @@ async def test_an_index_is_made_once_and_expired_rows_are_deleted(table):
 async def test_bad_arguments_are_value_errors(table):
     with pytest.raises(ValueError, match="no column"):
         await table.select("t", columns=["nope"])
-    with pytest.raises(ValueError, match="compare"):
+    with pytest.raises(TypeError, match="compare"):
         await ids(table, attr("list", "eq", [1, 2]))
     with pytest.raises(ValueError, match="numbers"):
         await table.delete_where("t", "id", below=1)
