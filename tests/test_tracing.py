@@ -186,3 +186,13 @@ async def test_nothing_is_recorded_under_an_unsampled_request(sink):
         tracing.reset_current(token)
     await tracing.collector().flush()
     assert sink.spans == []
+
+
+async def test_metrics_recorded_on_a_span_reach_the_sinks_with_it(sink):
+    with tracing.span("work") as span:
+        tracing.record_metric(span, "rows", 3, "rows", at=1_000, table="t")
+    await tracing.collector().flush()
+    [finished] = sink.spans
+    [event] = finished.metric_events()
+    assert (event.trace_id, event.span_id, event.type) == (span.trace_id, span.span_id, "metric")
+    assert (event.metric, event.value, event.unit, event.time_ns, event.attributes) == ("rows", 3, "rows", 1_000, {"table": "t"})
