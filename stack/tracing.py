@@ -102,14 +102,15 @@ class SpanRecord:
 
     def finished(self) -> FinishedSpan:
         return _finished((self.trace_id, self.span_id, self.parent_span_id, self.name, self.start_ns, self.end_ns,
-                          self.attributes, self.status, self.root, tuple(self.metrics) if self.metrics else None,
+                          self.status, self.root, self.attributes, tuple(self.metrics) if self.metrics else None,
                           self.expires_ns))
 
 
 class FinishedSpan(NamedTuple):
     """A span that ended: what the buffer holds and the sinks get. A tuple of plain values, so
     the garbage collector stops tracking it (buffered spans outlive several collections, and
-    scanning them again each time cost more than the rest of tracing)."""
+    scanning them again each time cost more than the rest of tracing). ``span[1:9]`` is what a
+    span store keeps of it."""
 
     trace_id: str
     span_id: str
@@ -117,9 +118,9 @@ class FinishedSpan(NamedTuple):
     name: str
     start_ns: int
     end_ns: int | None
-    attributes: dict[str, Any]
     status: str
     root: bool
+    attributes: dict[str, Any]
     metrics: tuple[Metric, ...] | None
     expires_ns: int | None
 

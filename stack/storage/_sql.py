@@ -195,11 +195,16 @@ class SqlStore(ABC):
             raise ValueError(f"upsert_many key columns {keys!r} must be columns of the rows")
         physical, schema = await self._schema(table)
         types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
+        # per column, the Python type every backend binds as it is: such values skip _encode_value
+        as_is = [next((k for k, v in _AS_IS.items() if v is t), None) for t in types]
+        plan = list(zip(columns, types, as_is))
         latest: dict[tuple, list[Any]] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
         for row in rows:
             if len(row) != len(columns) or any(c not in row for c in columns):
                 raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
-            latest[tuple(row[k] for k in keys)] = [self._encode_value(t, row[c], c) for c, t in zip(columns, types)]
+            latest[tuple(row[k] for k in keys)] = [
+                v if v is None or type(v) is fast else self._encode_value(t, v, c)
+                for c, t, fast in plan for v in (row[c],)]
         # multi-row statements: a driver call (and, for SQLite, a GIL hand-off) per statement, not per row
         per_statement = max(1, _MAX_PARAMS // len(columns))
         values = list(latest.values())

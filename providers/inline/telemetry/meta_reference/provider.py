@@ -111,7 +111,7 @@ class MetaReferenceTelemetry:
                                         event.payload.name, ns, attributes=dict(event.attributes or {}),
                                         root=event.payload.parent_span_id is None, expires_ns=expires)
             if self.store is not None:
-                await self.store.export([record], [])
+                await self.store.export([record.finished()], [])
             else:
                 self._open[key] = record
                 while len(self._open) > MAX_OPEN_SPANS:

@@ -52,7 +52,7 @@ INDEXES = [
 #: where a span's fields sit in its chunk's JSON array (SQL filters address them so)
 NAME, STATUS, ATTRIBUTES = 2, 5, 7
 TRACE_COLUMNS = ("trace_id", "root_span_id", "start_ns", "end_ns")
-#: a span in a chunk's ``spans`` (rows written before 2026-12 carry a ninth item, its metrics)
+#: a span in a chunk's ``spans``: FinishedSpan[1:9] (rows written before 2026-12 carry a ninth item)
 _FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
 
 
@@ -79,8 +79,8 @@ class SpanStoreSink:
         for table, name, columns in INDEXES:
             await self.store.create_index(table, name, columns)
 
-    async def export(self, spans: list[FinishedSpan | SpanRecord], events: list[EventRecord]) -> None:
-        by_trace: dict[str, list[FinishedSpan | SpanRecord]] = {}
+    async def export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None:
+        by_trace: dict[str, list[FinishedSpan]] = {}
         for span in spans:
             group = by_trace.get(span.trace_id)
             if group is None:
@@ -88,24 +88,21 @@ class SpanStoreSink:
             else:
                 group.append(span)
         default_expiry = None if self.ttl_ns is None else time.time_ns() + self.ttl_ns
+        timed = default_expiry is not None or any(s.expires_ns for s in spans)
         rows = []
         for trace_id, group in by_trace.items():
-            root = None
-            compact = []
-            expires: int | None = 0
-            for s in group:  # tuples, encoded as JSON arrays with the rest of the row
-                if s.root and root is None:
-                    root = s
-                # its metrics are left out: they repeat its attributes and times (the otel and console
-                # sinks send them), and encoding them was a fifth of the work
-                compact.append((s.span_id, s.parent_span_id, s.name, s.start_ns, s.end_ns, s.status, s.root,
-                                s.attributes))
-                span_expiry = s.expires_ns or default_expiry  # the chunk goes with its last span
-                expires = None if expires is None or span_expiry is None else max(expires, span_expiry)
+            root = next((s for s in group if s.root), None)
+            expires = None
+            if timed:  # the chunk goes with its last span; one kept for good keeps it
+                ends = [s.expires_ns or default_expiry for s in group]
+                expires = None if None in ends else max(ends)
             rows.append({"trace_id": trace_id, "chunk_id": group[0].span_id, "root": root is not None,
                          "root_span_id": root.span_id if root else None,
                          "start_ns": root.start_ns if root else min(s.start_ns for s in group),
-                         "end_ns": root.end_ns if root else None, "expires_ns": expires, "spans": compact})
+                         "end_ns": root.end_ns if root else None, "expires_ns": expires,
+                         # [span_id .. attributes] in one slice; its metrics are left out: they repeat
+                         # its attributes and times (the otel and console sinks send them)
+                         "spans": [s[1:9] for s in group]})
         await self.store.upsert_many("span_chunks", rows, ("trace_id", "chunk_id"))
         await self.store.upsert_many("events", [
             {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id, "expires_ns": e.expires_ns,
