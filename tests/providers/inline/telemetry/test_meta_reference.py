@@ -307,3 +307,24 @@ async def test_sampling_follows_the_callers_flag_and_the_sample_rate(tmp_path, u
         traces = (await client.get("/v1/telemetry/traces")).json()["data"]
         assert [t["trace_id"] for t in traces] == [TRACEPARENT.split("-")[1]]
         assert len(await spans_of(client, traces[0]["trace_id"])) == 4  # root, router, provider, upstream
+
+
+async def test_filters_on_name_and_status_read_a_same_named_attribute_first(client):
+    def start(trace_id, span_name, **attributes):
+        return {"event": {"trace_id": trace_id, "span_id": f"{trace_id}-s", "timestamp": "2025-01-20T10:00:00Z",
+                          "type": "structured_log", "payload": {"type": "span_start", "name": span_name},
+                          "attributes": attributes}, "ttl_seconds": 0}
+
+    for body in (start("t-plain", "job"), start("t-renamed", "job", name="other"), start("t-named", "task", name="job")):
+        assert (await client.post("/v1/telemetry/events", json=body)).status_code == 200
+
+    async def traces(*conditions):
+        response = await client.get("/v1/telemetry/traces", params={
+            "attribute_filters": json.dumps([{"key": k, "op": op, "value": v} for k, op, v in conditions])})
+        assert response.status_code == 200, response.text
+        return sorted(t["trace_id"] for t in response.json()["data"] if t["trace_id"].startswith("t-"))
+
+    assert await traces(("name", "eq", "job")) == ["t-named", "t-plain"]  # t-renamed's attribute says "other"
+    assert await traces(("name", "ne", "job")) == ["t-renamed"]
+    assert await traces(("status", "eq", "ok")) == ["t-named", "t-plain", "t-renamed"]  # running spans: "ok"
+    assert await traces(("name", "eq", "job"), ("status", "eq", "error")) == []
