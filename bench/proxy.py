@@ -2,14 +2,16 @@
 versus straight to the upstream.
 
 usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
-                             [--stream-requests 300] [--tracing]
+                             [--stream-requests 300] [--tracing [--sample-rate 1.0]] [--rounds 1]
 
 Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
 own process) and a `polystack run` whose remote::openai provider points at it,
 then loads each with a client load generator in a third process (`wrk` when
 installed, else an aiohttp-based one) at each concurrency: p50 / p99 latency,
 req/s and errors. With --tracing, a second `polystack run` that traces every request
-(inline::meta-reference telemetry, sqlite sink) is loaded beside it. Then streams: the time to the first SSE chunk, sequentially,
+(inline::meta-reference telemetry, sqlite sink) is loaded beside it. With --rounds N
+every target is loaded N times, interleaved (the order flips each round), and the
+table gives each one's median: other load on the machine then hits both alike. Then streams: the time to the first SSE chunk, sequentially,
 direct and proxied. Every process shares the same cores, so the generator and
 the upstream take CPU the proxy would otherwise have.
 """
@@ -61,7 +63,7 @@ TRACED_RUN_YAML = RUN_YAML.replace("apis: [inference]", "apis: [inference, telem
   telemetry:
   - provider_id: meta-reference
     provider_type: inline::meta-reference
-    config: {{sinks: [sqlite]}}
+    config: {{sinks: [sqlite], sample_rate: {sample_rate}}}
 models:""")
 
 
@@ -183,6 +185,8 @@ def main() -> None:
     parser.add_argument("--generator", choices=["wrk", "aiohttp"], default="wrk" if shutil.which("wrk") else "aiohttp")
     parser.add_argument("--stream-requests", type=int, default=300)
     parser.add_argument("--tracing", action="store_true", help="also load a proxy with tracing on (sqlite sink)")
+    parser.add_argument("--sample-rate", type=float, default=1.0, help="the traced proxy's sample_rate")
+    parser.add_argument("--rounds", type=int, default=1, help="load every target this many times, interleaved")
     parser.add_argument("--_load", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._load:
@@ -205,7 +209,7 @@ def main() -> None:
                 proxies["polystack, tracing on"] = (TRACED_RUN_YAML, free_port())
             for i, (name, (template, port)) in enumerate(proxies.items()):
                 run_yaml = Path(home) / f"run{i}.yaml"
-                run_yaml.write_text(template.format(url=up_url))
+                run_yaml.write_text(template.format(url=up_url, sample_rate=args.sample_rate))
                 proxy = subprocess.Popen(
                     [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1", "--port", str(port),
                      "--log-level", "warning"],
@@ -216,18 +220,31 @@ def main() -> None:
                 wait_until_up(px_url + "/v1/health", proxy)
                 targets[name] = px_url + "/v1/chat/completions"
             pids = dict(zip(proxies, [p.pid for p in procs[1:]]))
-            print(f"generator: {args.generator}; {args.duration:g} s per run; {os.cpu_count()} cores shared by all processes")
+            print(f"generator: {args.generator}; {args.duration:g} s per run, {args.rounds} round(s) (medians); "
+                  f"{os.cpu_count()} cores shared by all processes")
             print("| target | concurrency | req/s | p50 ms | p99 ms | errors | proxy CPU per request |")
             print("|---|---|---|---|---|---|---|")
+            runs: dict[tuple[str, int], list[dict]] = {}
+            for round_ in range(args.rounds):
+                for c in [int(x) for x in args.concurrency.split(",")]:
+                    names = list(targets) if round_ % 2 == 0 else list(reversed(targets))
+                    for name in names:
+                        url = targets[name]
+                        load(url, c, 1)  # warm-up: connections, caches
+                        cpu = cpu_seconds(pids[name]) if name in pids else None
+                        r = load(url, c, args.duration)
+                        # CPU per request hardly depends on what else runs on the machine, unlike req/s
+                        r["cpu"] = None if cpu is None else (cpu_seconds(pids[name]) - cpu) / (r["rps"] * args.duration)
+                        runs.setdefault((name, c), []).append(r)
             results = {}
             for c in [int(x) for x in args.concurrency.split(",")]:
-                for name, url in targets.items():
-                    load(url, c, 1)  # warm-up: connections, caches
-                    cpu = cpu_seconds(pids[name]) if name in pids else None
-                    r = results[name, c] = load(url, c, args.duration)
-                    # CPU per request hardly depends on what else runs on the machine, unlike req/s
-                    per = "—" if cpu is None else f"{(cpu_seconds(pids[name]) - cpu) / (r['rps'] * args.duration) * 1e6:,.0f} µs"
-                    print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {per} |", flush=True)
+                for name in targets:
+                    rs = runs[name, c]
+                    r = results[name, c] = {k: statistics.median(x[k] for x in rs) for k in ("rps", "p50", "p99")}
+                    r["errors"] = sum(x["errors"] for x in rs)
+                    per = "—" if rs[0]["cpu"] is None else f"{statistics.median(x['cpu'] for x in rs) * 1e6:,.0f} µs"
+                    print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {per} |",
+                          flush=True)
             for c in [int(x) for x in args.concurrency.split(",")]:
                 for name in proxies:
                     added = results[name, c]["p50"] - results["direct", c]["p50"]

@@ -36,42 +36,56 @@ def instrument_router(router: Any, api: str, companions: list[str]) -> None:
 def instrument_provider(impl: Any, api: str, companions: list[str], provider_id: str, provider_type: str) -> None:
     if api in UNTRACED:
         return
-    hook = None
-    if api == "inference":
-        def hook(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any) -> None:
-            record.set("polystack.provider_type", provider_type)
-            _inference_result(record, args, kwargs, result)
     tracing.instrument(impl, api, operations(api, companions), kind="provider", provider_id=provider_id,
-                       on_result=hook)
+                       attributes={"polystack.provider_type": provider_type} if api == "inference" else None,
+                       on_result=_inference_result if api == "inference" else None)
+
+
+def _operation(span_name: str) -> str | None:
+    """gen_ai.operation.name of a span ``<kind> inference.<method>`` (cached per name)."""
+    try:
+        return _OPERATION_OF_SPAN[span_name]
+    except KeyError:
+        operation = _OPERATION_OF_SPAN[span_name] = _OPERATIONS.get(span_name.rsplit(".", 1)[-1])
+        return operation
+
+
+_OPERATION_OF_SPAN: dict[str, str | None] = {}
 
 
 def _request_model(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], _result: Any) -> None:
-    request = kwargs.get("request", args[0] if args else None)  # the OpenAI-compatible calls take one request
-    model = kwargs.get("model_id") or getattr(request, "model", None)
+    attributes = record.attributes
+    model = kwargs.get("model_id")
+    if model is None:  # the OpenAI-compatible calls take one request
+        model = getattr(kwargs.get("request", args[0] if args else None), "model", None)
     if model is not None:
-        record.set("gen_ai.request.model", model)
-    operation = _OPERATIONS.get(record.name.rsplit(".", 1)[-1])
+        attributes["gen_ai.request.model"] = model
+    operation = _operation(record.name)
     if operation is not None:
-        record.set("gen_ai.operation.name", operation)
+        attributes["gen_ai.operation.name"] = operation
 
 
 def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any) -> None:
     """Model, token counts (when the provider reports usage) and latency; the last two as MetricEvents too."""
     _request_model(record, args, kwargs, result)
     now = time.time_ns()
-    model = record.attributes.get("gen_ai.request.model")
-    tracing.record_metric(record, "latency_ms", round((now - record.start_ns) / 1e6, 3), "ms", model_id=model, at=now)
+    attributes = record.attributes
+    tags = {"model_id": attributes.get("gen_ai.request.model")}  # one dict shared by the call's metrics
+    metrics = [("latency_ms", round((now - record.start_ns) / 1e6, 3), "ms", now, tags)]
     usage = getattr(result, "usage", None)
-    if usage is None:
-        return
-    if getattr(result, "model", None):
-        record.set("gen_ai.response.model", result.model)
-    prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
-    if prompt is not None:
-        record.set("gen_ai.usage.input_tokens", prompt)
-        tracing.record_metric(record, "prompt_tokens", prompt, "tokens", model_id=model, at=now)
-    if completion is not None:
-        record.set("gen_ai.usage.output_tokens", completion)
-        tracing.record_metric(record, "completion_tokens", completion, "tokens", model_id=model, at=now)
-    if prompt is not None and completion is not None:
-        tracing.record_metric(record, "total_tokens", prompt + completion, "tokens", model_id=model, at=now)
+    if usage is not None:
+        if getattr(result, "model", None):
+            attributes["gen_ai.response.model"] = result.model
+        prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+        if prompt is not None:
+            attributes["gen_ai.usage.input_tokens"] = prompt
+            metrics.append(("prompt_tokens", prompt, "tokens", now, tags))
+        if completion is not None:
+            attributes["gen_ai.usage.output_tokens"] = completion
+            metrics.append(("completion_tokens", completion, "tokens", now, tags))
+        if prompt is not None and completion is not None:
+            metrics.append(("total_tokens", prompt + completion, "tokens", now, tags))
+    if record.metrics is None:
+        record.metrics = metrics
+    else:
+        record.metrics += metrics

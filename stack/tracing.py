@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import logging
 import os
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, Iterator, Protocol
+from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,25 @@ def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:
     return trace_id, span_id
 
 
+def traceparent_sampled(value: str | bytes) -> bool:
+    """The sampled flag of a well-formed ``traceparent`` (its last field's lowest bit)."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return bool(int(value.strip()[-2:], 16) & 1)
+
+
+def sampled(rate: float) -> bool:
+    """Whether a new trace is recorded, at ``rate`` (0-1)."""
+    return rate >= 1 or _random.random() < rate
+
+
 def format_traceparent(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-01"
+
+
+#: a metric recorded on a span in-process: (metric, value, unit, epoch ns, attributes); a plain
+#: tuple because a request makes several and they wait in the buffer until the next flush
+Metric = tuple[str, "int | float", str, int, dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -75,18 +93,44 @@ class SpanRecord:
     #: the first span of its trace on this server (a request's span): what trace queries list
     root: bool = False
     #: metrics recorded on this span in-process; they travel with it to the sinks
-    events: list["EventRecord"] | None = None
+    metrics: list[Metric] | None = None
+    #: epoch ns after which a store may delete it (posted spans' ttl_seconds); None: the store's default
+    expires_ns: int | None = None
 
     def set(self, key: str, value: Any) -> None:
         self.attributes[key] = value
 
-    @property
-    def start_time(self) -> datetime:
-        return to_datetime(self.start_ns)
+    def finished(self) -> FinishedSpan:
+        return _finished((self.trace_id, self.span_id, self.parent_span_id, self.name, self.start_ns, self.end_ns,
+                          self.status, self.root, self.attributes, tuple(self.metrics) if self.metrics else None,
+                          self.expires_ns))
 
-    @property
-    def end_time(self) -> datetime | None:
-        return None if self.end_ns is None else to_datetime(self.end_ns)
+
+class FinishedSpan(NamedTuple):
+    """A span that ended: what the buffer holds and the sinks get. A tuple of plain values, so
+    the garbage collector stops tracking it (buffered spans outlive several collections, and
+    scanning them again each time cost more than the rest of tracing). ``span[1:9]`` is what a
+    span store keeps of it."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int | None
+    status: str
+    root: bool
+    attributes: dict[str, Any]
+    metrics: tuple[Metric, ...] | None
+    expires_ns: int | None
+
+    def metric_events(self) -> list[EventRecord]:
+        """The span's metrics as MetricEvents (for sinks that want event objects)."""
+        return [EventRecord(self.trace_id, self.span_id, at, "metric", attributes, metric=metric, value=value,
+                            unit=unit) for metric, value, unit, at, attributes in self.metrics or ()]
+
+
+_finished = functools.partial(tuple.__new__, FinishedSpan)  # no Python-level __new__: C speed
 
 
 @dataclass(slots=True)
@@ -103,6 +147,8 @@ class EventRecord:
     metric: str | None = None
     value: float | int | None = None
     unit: str | None = None
+    #: epoch ns after which a store may delete it (posted events' ttl_seconds); None: kept
+    expires_ns: int | None = None
 
     @property
     def timestamp(self) -> datetime:
@@ -116,9 +162,11 @@ def to_datetime(ns: int) -> datetime:
 class Sink(Protocol):
     """Where finished spans and events go; ``export`` is awaited by the collector's flush task."""
 
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None: ...
+    async def export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None: ...
 
     async def close(self) -> None: ...
+
+    # optional: ``async def maintain(self) -> None``, awaited after each flush tick (pruning, say)
 
 
 class Collector:
@@ -126,34 +174,42 @@ class Collector:
     sinks by a background task. When full it drops the oldest (``dropped``
     counts them) instead of slowing requests down."""
 
-    def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 2048,
-                 interval: float = 0.5) -> None:
+    def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 4096,
+                 interval: float = 1.0, sample_rate: float = 1.0) -> None:
         self.sinks = sinks
+        #: the share of requests without a caller's traceparent that are recorded (head sampling)
+        self.sample_rate = sample_rate
         self.max_buffer = max_buffer
         self.batch_size = batch_size
         self.interval = interval
         self.dropped = 0
         self.exported = 0
         self.failed_batches = 0
-        self._spans: collections.deque[SpanRecord] = collections.deque()
+        self._spans: collections.deque[FinishedSpan] = collections.deque()
         self._events: collections.deque[EventRecord] = collections.deque()
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
 
     def add_span(self, record: SpanRecord) -> None:
-        self._push(self._spans, record)
+        # the request path: a tuple appended, and a length check (full: the oldest goes)
+        spans = self._spans
+        if len(spans) + len(self._events) >= self.max_buffer:
+            self._drop_oldest()
+        spans.append(record.finished())
+        if len(spans) >= self.batch_size and self._wake is not None:
+            self._wake.set()
 
     def add_event(self, record: EventRecord) -> None:
-        self._push(self._events, record)
-
-    def _push(self, queue: collections.deque, item: Any) -> None:
         if len(self._spans) + len(self._events) >= self.max_buffer:
-            (self._spans if self._spans else self._events).popleft()
-            self.dropped += 1
-        queue.append(item)
-        if self._wake is not None and len(queue) >= self.batch_size:
+            self._drop_oldest()
+        self._events.append(record)
+        if len(self._events) >= self.batch_size and self._wake is not None:
             self._wake.set()
+
+    def _drop_oldest(self) -> None:
+        (self._spans if self._spans else self._events).popleft()
+        self.dropped += 1
 
     def start(self) -> None:
         self._wake, self._lock = asyncio.Event(), asyncio.Lock()
@@ -167,6 +223,16 @@ class Collector:
                 pass
             self._wake.clear()
             await self.flush()
+            await self._maintain()
+
+    async def _maintain(self) -> None:
+        for sink in self.sinks:
+            maintain = getattr(sink, "maintain", None)
+            if maintain is not None:
+                try:
+                    await maintain()
+                except Exception:
+                    log.exception("telemetry sink %s failed its upkeep", type(sink).__name__)
 
     async def flush(self) -> None:
         """Hand everything buffered now to the sinks (a failing sink loses its batch, logged)."""
@@ -174,15 +240,20 @@ class Collector:
             return
         async with self._lock:
             while self._spans or self._events:
-                spans = [self._spans.popleft() for _ in range(min(self.batch_size, len(self._spans)))]
-                events = [self._events.popleft() for _ in range(min(self.batch_size, len(self._events)))]
-                for sink in self.sinks:
-                    try:
-                        await sink.export(spans, events)
-                    except Exception:
-                        self.failed_batches += 1
-                        log.exception("telemetry sink %s failed; %d spans lost there", type(sink).__name__, len(spans))
-                self.exported += len(spans)
+                # take the whole buffer at once (O(1)); requests go on filling a fresh one
+                spans, self._spans = list(self._spans), collections.deque()
+                events, self._events = list(self._events), collections.deque()
+                for start in range(0, max(len(spans), len(events)), self.batch_size):
+                    await self._export(spans[start:start + self.batch_size], events[start:start + self.batch_size])
+
+    async def _export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None:
+        for sink in self.sinks:
+            try:
+                await sink.export(spans, events)
+            except Exception:
+                self.failed_batches += 1
+                log.exception("telemetry sink %s failed; %d spans lost there", type(sink).__name__, len(spans))
+        self.exported += len(spans)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -206,6 +277,8 @@ class Collector:
 
 _collector: Collector | None = None
 _current: ContextVar[SpanRecord | None] = ContextVar("current_span", default=None)
+#: the current "span" of a request that sampling left out: nothing under it is recorded
+UNSAMPLED = SpanRecord("", "", None, "unsampled", 0)
 
 
 def install(collector: Collector | None) -> None:
@@ -218,12 +291,18 @@ def enabled() -> bool:
     return _collector is not None
 
 
+def recording() -> bool:
+    """Whether a span started now is kept: tracing is on and the request was sampled."""
+    return _collector is not None and _current.get() is not UNSAMPLED
+
+
 def collector() -> Collector | None:
     return _collector
 
 
 def current_span() -> SpanRecord | None:
-    return _current.get()
+    current = _current.get()
+    return None if current is UNSAMPLED else current
 
 
 def start_span(name: str, attributes: dict[str, Any] | None = None, *,
@@ -246,20 +325,19 @@ def finish_span(record: SpanRecord, error: BaseException | None = None) -> None:
         collector.add_span(record)
 
 
-@contextmanager
-def activate(record: SpanRecord) -> Iterator[SpanRecord]:
-    """Make ``record`` the current span inside the block (it is not finished here)."""
-    token = _current.set(record)
-    try:
-        yield record
-    finally:
-        _current.reset(token)
+def activate_token(record: SpanRecord) -> Any:
+    """Make ``record`` the current span until ``reset_current(token)`` (``activate`` without a generator)."""
+    return _current.set(record)
+
+
+def reset_current(token: Any) -> None:
+    _current.reset(token)
 
 
 @contextmanager
 def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
     """A child of the current span for the block; None (and nothing recorded) when tracing is off."""
-    if _collector is None:
+    if not recording():
         yield None
         return
     record = start_span(name, attributes)
@@ -275,15 +353,14 @@ def span(name: str, **attributes: Any) -> Iterator[SpanRecord | None]:
         _current.reset(token)
 
 
-def record_metric(record: SpanRecord, metric: str, value: int | float, unit: str, *, at: int | None = None,
+def record_metric(record: SpanRecord, metric: str, value: float, unit: str, *, at: int | None = None,
                   **attributes: Any) -> None:
     """A MetricEvent on ``record``'s span (sent with the span when it finishes); ``at``: epoch ns, default now."""
-    event = EventRecord(record.trace_id, record.span_id, at or time.time_ns(), "metric",
-                        attributes, metric=metric, value=value, unit=unit)
-    if record.events is None:
-        record.events = [event]
+    item = (metric, value, unit, at or time.time_ns(), attributes)
+    if record.metrics is None:
+        record.metrics = [item]
     else:
-        record.events.append(event)
+        record.metrics.append(item)
 
 
 # -- instrumenting the objects that serve an API --------------------------------------------
@@ -293,26 +370,33 @@ AttributeHook = Callable[[SpanRecord, tuple, dict[str, Any], Any], None]
 
 
 def instrument(obj: Any, api: str, names: list[str], *, kind: str, provider_id: str | None = None,
-               on_result: AttributeHook | None = None) -> None:
+               on_result: AttributeHook | None = None, attributes: dict[str, Any] | None = None) -> None:
     """Wrap ``obj``'s methods ``names`` (in place, on the instance) so each call is a span
-    ``<kind> <api>.<name>``; a call that returns an async iterator ends its span when the stream ends."""
+    ``<kind> <api>.<name>`` starting with ``attributes``; a call that returns an async iterator
+    ends its span when the stream ends."""
+    base = {"polystack.api": api, **(attributes or {})}
+    if provider_id is not None:
+        base["polystack.provider_id"] = provider_id
     for name in names:
         method = getattr(obj, name, None)
         if method is None or getattr(method, "__traced__", False) or not inspect.iscoroutinefunction(method):
             continue
-        setattr(obj, name, _traced(method, f"{kind} {api}.{name}", api, provider_id, on_result))
+        setattr(obj, name, _traced(method, f"{kind} {api}.{name}", base, on_result))
 
 
-def _traced(method: Callable[..., Any], span_name: str, api: str, provider_id: str | None,
+def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],
             on_result: AttributeHook | None) -> Callable[..., Any]:
-    base = {"polystack.api": api}
-    if provider_id is not None:
-        base["polystack.provider_id"] = provider_id
-
     async def traced(*args: Any, **kwargs: Any) -> Any:
         if _collector is None:
             return await method(*args, **kwargs)
-        record = start_span(span_name, dict(base))
+        current = _current.get()  # start_span inlined: this runs twice per traced request
+        if current is UNSAMPLED:
+            return await method(*args, **kwargs)
+        if current is None:
+            trace_id, parent_id = new_trace_id(), None
+        else:
+            trace_id, parent_id = current.trace_id, current.span_id
+        record = SpanRecord(trace_id, new_span_id(), parent_id, span_name, time.time_ns(), None, base.copy())
         token = _current.set(record)
         try:
             result = await method(*args, **kwargs)

@@ -145,3 +145,54 @@ async def test_closing_a_traced_stream_closes_the_providers_stream(sink):
     assert closed == [True]
     await tracing.collector().flush()
     assert sink.spans[0].status == "error" and sink.spans[0].attributes["error.type"] == "GeneratorExit"
+
+
+async def test_sinks_with_upkeep_get_it_after_each_flush_tick(sink):
+    ticks = []
+
+    class Upkept(ListSink):
+        async def maintain(self):
+            ticks.append(True)
+
+    tracing.collector().sinks.append(Upkept())
+    for _ in range(200):
+        if ticks:
+            break
+        await asyncio.sleep(0.01)
+    assert ticks
+
+
+@pytest.mark.parametrize("value, flag", [
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", True),
+    (b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", False),
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03", True),
+])
+def test_the_sampled_flag_of_a_traceparent(value, flag):
+    assert tracing.traceparent_sampled(value) is flag
+
+
+def test_sample_rates_at_the_ends_always_and_never_record():
+    assert all(tracing.sampled(1.0) for _ in range(100))
+    assert not any(tracing.sampled(0.0) for _ in range(100))
+
+
+async def test_nothing_is_recorded_under_an_unsampled_request(sink):
+    token = tracing.activate_token(tracing.UNSAMPLED)
+    try:
+        assert not tracing.recording() and tracing.current_span() is None
+        with tracing.span("inside") as span:
+            assert span is None
+    finally:
+        tracing.reset_current(token)
+    await tracing.collector().flush()
+    assert sink.spans == []
+
+
+async def test_metrics_recorded_on_a_span_reach_the_sinks_with_it(sink):
+    with tracing.span("work") as span:
+        tracing.record_metric(span, "rows", 3, "rows", at=1_000, table="t")
+    await tracing.collector().flush()
+    [finished] = sink.spans
+    [event] = finished.metric_events()
+    assert (event.trace_id, event.span_id, event.type) == (span.trace_id, span.span_id, "metric")
+    assert (event.metric, event.value, event.unit, event.time_ns, event.attributes) == ("rows", 3, "rows", 1_000, {"table": "t"})

@@ -218,7 +218,7 @@ class UpstreamClient:
         ``what`` (e.g. "model 'x'") is added to error messages. When tracing is on
         this is an ``upstream`` span, and the upstream gets its ``traceparent``.
         """
-        if not tracing.enabled():
+        if not tracing.recording():
             return await self._send(method, path, body, headers, what)
         span = tracing.start_span(f"upstream {method}", {
             "http.request.method": method, "url.full": self.base_url + path, "polystack.upstream": self.name})

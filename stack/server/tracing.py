@@ -1,12 +1,16 @@
 """Each HTTP request is a trace: a root span, its id in the ``X-Trace-Id`` response header.
 
 A W3C ``traceparent`` request header puts the request's span into the caller's
-trace. With no telemetry provider configured the middleware passes requests
-straight through. The telemetry routes and /v1/health are not traced: reading
-traces, or a load balancer's health checks, would otherwise fill the span store.
+trace, when its sampled flag is set (unset: the request is not recorded). Requests
+without one are recorded at the telemetry provider's ``sample_rate``. With no
+telemetry provider configured the middleware passes requests straight through.
+The telemetry routes and /v1/health are not traced: reading traces, or a load
+balancer's health checks, would otherwise fill the span store.
 """
 
 from __future__ import annotations
+
+import time
 
 from .. import tracing
 
@@ -20,38 +24,54 @@ class TracingMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not tracing.enabled() or scope["path"].startswith(UNTRACED_PREFIXES):
+        collector = tracing.collector()
+        if scope["type"] != "http" or collector is None or scope["path"].startswith(UNTRACED_PREFIXES):
             await self.app(scope, receive, send)
             return
         parent = None
         for name, value in scope["headers"]:
             if name == TRACEPARENT_HEADER:
                 parent = tracing.parse_traceparent(value)
+                if parent is not None and not tracing.traceparent_sampled(value):
+                    parent = False  # the caller does not record this trace: neither do we
                 break
+        if parent is False or (parent is None and not tracing.sampled(collector.sample_rate)):
+            token = tracing.activate_token(tracing.UNSAMPLED)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                tracing.reset_current(token)
+            return
         method, path = scope["method"], scope["path"]
-        record = tracing.start_span(f"{method} {path}", {"http.request.method": method, "url.path": path},
-                                    parent=parent)
-        record.root = True  # this server's first span of the trace, even under a caller's traceparent
-        trace_header = (TRACE_ID_HEADER, record.trace_id.encode())
+        if parent is None:
+            trace_id, parent_id = tracing.new_trace_id(), None
+        else:
+            trace_id, parent_id = parent
+        # this server's first span of the trace (root), even under a caller's traceparent
+        record = tracing.SpanRecord(trace_id, tracing.new_span_id(), parent_id, f"{method} {path}", time.time_ns(), None,
+                                    {"http.request.method": method, "url.path": path}, root=True)
+        trace_header = (TRACE_ID_HEADER, trace_id.encode())
 
         async def send_with_trace(message) -> None:
             if message["type"] == "http.response.start":
-                record.set("http.response.status_code", message["status"])
-                if message["status"] >= 500:
+                status = message["status"]
+                record.attributes["http.response.status_code"] = status
+                if status >= 500:
                     record.status = "error"
-                message["headers"] = [*message.get("headers", []), trace_header]
+                message["headers"] = [*message.get("headers", ()), trace_header]
             await send(message)
 
         error = None
+        token = tracing.activate_token(record)
         try:
-            with tracing.activate(record):
-                await self.app(scope, receive, send_with_trace)
+            await self.app(scope, receive, send_with_trace)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            tracing.reset_current(token)
             route = scope.get("route")
             if route is not None and getattr(route, "path", None):
-                record.set("http.route", route.path)
+                record.attributes["http.route"] = route.path
                 record.name = f"{method} {route.path}"
             tracing.finish_span(record, error)

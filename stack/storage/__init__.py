@@ -19,11 +19,24 @@ from ._config import (
 from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._factory import kvstore_from_config, sqlstore_from_config
 from ._kv import KVStore
-from ._sql import ColumnType, SqlStore
+from ._sql import (
+    ColumnType,
+    JsonAll,
+    JsonAny,
+    JsonMatch,
+    JsonPredicate,
+    JsonTest,
+    SqlStore,
+)
 
 __all__ = [
     "ColumnType",
     "DuplicateKeyError",
+    "JsonAll",
+    "JsonAny",
+    "JsonMatch",
+    "JsonPredicate",
+    "JsonTest",
     "KVStore",
     "Password",
     "PostgresStoreConfig",

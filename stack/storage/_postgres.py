@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -191,6 +191,20 @@ class PostgresKVStore(KVStore):
 
 class PostgresSqlStore(SqlStore):
     placeholder = "%s"
+    _json_types: ClassVar[dict[str, Any]] = {
+        "null": "null", "string": "string", "number": ("number",), "boolean": ("boolean",)}
+    _text_order = ' COLLATE "C"'  # byte order, as SQLite compares
+
+    def _json_elements(self, column: str) -> tuple[str, str]:
+        return f"jsonb_array_elements({column}) AS e(value)", "e.value"
+
+    def _json_at(self, element: str, path: tuple[int | str, ...]) -> tuple[str, dict[str, str]]:
+        # keys as literals ('' escaped; %% since psycopg reads % as a placeholder)
+        at = element + "".join(
+            f" -> {int(k)}" if isinstance(k, int) else " -> '" + k.replace("'", "''").replace("%", "%%") + "'"
+            for k in path)
+        return f"jsonb_typeof({at})", {"string": f"({at} #>> '{{}}')", "number": f"({at})::numeric",
+                                       "boolean": f"(({at})::boolean)::int"}
 
     def __init__(self, db: PostgresDatabase, namespace: str | None) -> None:
         super().__init__(namespace)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, ClassVar, Literal
@@ -48,6 +49,48 @@ _PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
 _MAX_PARAMS = 30_000  # bound parameters per statement: SQLite allows 32,766, PostgreSQL 65,535
 # values every backend binds unchanged in a column of that type
 _AS_IS: dict[type, ColumnType] = {str: ColumnType.TEXT, int: ColumnType.INTEGER}
+
+
+@dataclass(frozen=True)
+class JsonTest:
+    """A test on the value at ``path`` (array indexes and object keys) inside a JSON value.
+
+    ``present`` / ``absent``: the path exists (a JSON null exists) or not. ``eq`` / ``ne``
+    compare a string, number, boolean or None as Python does (``True == 1``; ``ne`` holds
+    when the path is absent). ``gt`` / ``lt``: a string against strings (by code point), a
+    number or boolean against numbers and booleans; other pairs do not match.
+    """
+
+    path: tuple[int | str, ...]
+    op: Literal["present", "absent", "eq", "ne", "gt", "lt"]
+    value: str | int | float | bool | None = None
+
+
+@dataclass(frozen=True)
+class JsonAll:
+    """Every test holds."""
+
+    tests: tuple[JsonPredicate, ...]
+
+
+@dataclass(frozen=True)
+class JsonAny:
+    """At least one test holds."""
+
+    tests: tuple[JsonPredicate, ...]
+
+
+JsonPredicate = JsonTest | JsonAll | JsonAny
+
+
+@dataclass(frozen=True)
+class JsonMatch:
+    """Rows with an element of the JSON array column ``column`` that passes ``predicate``; with
+    ``share``, rows whose ``share`` column equals that of any such row (a whole trace, say)."""
+
+    column: str
+    predicate: JsonPredicate
+    share: str | None = None
 
 
 def check_identifier(name: object, what: str = "identifier") -> str:
@@ -152,11 +195,16 @@ class SqlStore(ABC):
             raise ValueError(f"upsert_many key columns {keys!r} must be columns of the rows")
         physical, schema = await self._schema(table)
         types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
+        # per column, the Python type every backend binds as it is: such values skip _encode_value
+        as_is = [next((k for k, v in _AS_IS.items() if v is t), None) for t in types]
+        plan = list(zip(columns, types, as_is))
         latest: dict[tuple, list[Any]] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
         for row in rows:
             if len(row) != len(columns) or any(c not in row for c in columns):
                 raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
-            latest[tuple(row[k] for k in keys)] = [self._encode_value(t, row[c], c) for c, t in zip(columns, types)]
+            latest[tuple(row[k] for k in keys)] = [
+                v if v is None or type(v) is fast else self._encode_value(t, v, c)
+                for c, t, fast in plan for v in (row[c],)]
         # multi-row statements: a driver call (and, for SQLite, a GIL hand-off) per statement, not per row
         per_statement = max(1, _MAX_PARAMS // len(columns))
         values = list(latest.values())
@@ -181,14 +229,9 @@ class SqlStore(ABC):
         cols = ", ".join(quote(c) for c in schema)
         cond, params = self._where(schema, where, table)
         sql = f"SELECT {cols} FROM {quote(physical)}{cond}"
-        if order_by:
-            terms = []
-            for col, direction in order_by:
-                self._column(schema, col, table)
-                if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
-                    raise ValueError(f"order direction must be 'asc' or 'desc', got {direction!r}")
-                terms.append(f"{quote(col)} {direction.upper()}")
-            sql += " ORDER BY " + ", ".join(terms)
+        order = self._order_sql(schema, order_by or (), table)
+        if order:
+            sql += " ORDER BY " + order
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
                 raise ValueError(f"limit must be a non-negative int, got {limit!r}")
@@ -199,6 +242,80 @@ class SqlStore(ABC):
             {col: self._decode(t, v) for col, t, v in zip(schema, types, values)}
             for values in rows
         ]
+
+    async def select(
+        self,
+        table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        match: JsonMatch | None = None,
+        first_per: str | None = None,
+        order_by: Sequence[tuple[str, str] | tuple[str, str, str]] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """``columns`` of the rows matching ``where`` and ``match``; with ``first_per``, only the
+        first row (in ``order_by``) of each value of that column. ``order_by`` items are
+        (column, "asc" | "desc") or (column, direction, "first" | "last") placing NULLs."""
+        physical, schema = await self._schema(table)
+        names = list(columns or schema)
+        for col in names:
+            self._column(schema, col, table)
+        cond, params = self._where(schema, where, table)
+        terms = [cond[len(" WHERE "):]] if cond else []
+        if match is not None:
+            self._column(schema, match.column, table)
+            if match.share is None:  # the row's own array
+                elements, element = self._json_elements(quote(match.column))
+                predicate, more = self._json_predicate(element, match.predicate)
+                terms.append(f"EXISTS (SELECT 1 FROM {elements} WHERE {predicate})")
+            else:  # any row sharing its ``share`` value
+                self._column(schema, match.share, table)
+                elements, element = self._json_elements(f"m.{quote(match.column)}")
+                predicate, more = self._json_predicate(element, match.predicate)
+                terms.append(f"{quote(match.share)} IN (SELECT m.{quote(match.share)} FROM {quote(physical)} m, "
+                             f"{elements} WHERE {predicate})")
+            params += more
+        order = self._order_sql(schema, order_by or (), table)
+        cols = ", ".join(quote(c) for c in names)
+        sql = f"SELECT {cols} FROM {quote(physical)}" + (" WHERE " + " AND ".join(terms) if terms else "")
+        if first_per is not None:
+            self._column(schema, first_per, table)
+            window = f"ROW_NUMBER() OVER (PARTITION BY {quote(first_per)}{' ORDER BY ' + order if order else ''})"
+            # every column inside: the outer ORDER BY may name ones not selected
+            sql = sql.replace(f"SELECT {cols} FROM", f"SELECT *, {window} AS first__ FROM", 1)
+            sql = f"SELECT {cols} FROM ({sql}) ranked WHERE first__ = 1"
+        if order:
+            sql += " ORDER BY " + order
+        for name, value in (("limit", limit), ("offset", offset)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if limit is not None:
+            sql += f" LIMIT {limit}"
+        if offset:
+            sql += f" OFFSET {offset}" if limit is not None else f" {self._offset_only(offset)}"
+        types = [schema[c] for c in names]
+        return [{col: self._decode(t, v) for col, t, v in zip(names, types, values)}
+                for values in await self._query(sql, params)]
+
+    async def create_index(self, table: str, name: str, columns: Sequence[str]) -> None:
+        """An index on ``columns`` of ``table`` (made once; kept when it exists)."""
+        physical, schema = await self._schema(table)
+        for col in columns:
+            self._column(schema, col, table)
+        index = check_identifier(f"{physical}_{check_identifier(name, 'index name')}", "index name")
+        await self._execute(f"CREATE INDEX IF NOT EXISTS {quote(index)} ON {quote(physical)} "
+                            f"({', '.join(quote(c) for c in columns)})", [])
+
+    async def delete_where(self, table: str, column: str, *, below: float) -> int:
+        """Delete the rows whose ``column`` is below ``below`` (NULLs stay); how many."""
+        physical, schema = await self._schema(table)
+        ctype = self._column(schema, column, table)
+        if ctype not in (ColumnType.INTEGER, ColumnType.REAL):
+            raise ValueError(f"delete_where compares numbers; {column!r} is {ctype}")
+        return await self._execute(f"DELETE FROM {quote(physical)} WHERE {quote(column)} < {self.placeholder}",
+                                   [below])
 
     async def fetch_one(
         self,
@@ -297,6 +414,73 @@ class SqlStore(ABC):
         marks = ", ".join([self.placeholder] * len(row))
         return f"INSERT INTO {quote(physical)} ({cols}) VALUES ({marks})", params
 
+    def _order_sql(self, schema: Schema, order_by: Sequence[tuple[str, ...]], table: str) -> str:
+        terms = []
+        for item in order_by:
+            col, direction, *nulls = item
+            self._column(schema, col, table)
+            if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
+                raise ValueError(f"order direction must be 'asc' or 'desc', got {direction!r}")
+            term = f"{quote(col)} {direction.upper()}"
+            if nulls:
+                if nulls[0] not in ("first", "last"):
+                    raise ValueError(f"NULLs go 'first' or 'last', got {nulls[0]!r}")
+                term += f" NULLS {nulls[0].upper()}"
+            terms.append(term)
+        return ", ".join(terms)
+
+    def _json_predicate(self, element: str, predicate: JsonPredicate) -> tuple[str, list[Any]]:
+        if isinstance(predicate, JsonTest):
+            return self._json_test(element, predicate)
+        parts, params = [], []
+        for test in predicate.tests:
+            sql, more = self._json_predicate(element, test)
+            parts.append(f"({sql})")
+            params += more
+        if not parts:
+            return ("1 = 1" if isinstance(predicate, JsonAll) else "1 = 0"), []
+        return (" AND " if isinstance(predicate, JsonAll) else " OR ").join(parts), params
+
+    def _json_test(self, element: str, test: JsonTest) -> tuple[str, list[Any]]:
+        """SQL for one test, from the backend's type and value expressions of the path."""
+        kind, value = self._json_at(element, test.path)
+        types = self._json_types
+        if test.op in ("present", "absent"):
+            return f"{kind} IS {'NOT ' if test.op == 'present' else ''}NULL", []
+        v = test.value
+        if test.op in ("eq", "ne"):
+            if v is None:
+                sql, params = f"{kind} = '{types['null']}'", []
+            elif isinstance(v, str):
+                sql, params = (f"CASE WHEN {kind} = '{types['string']}' THEN {value['string']} = {self.placeholder} "
+                               "ELSE FALSE END"), [v]
+            elif isinstance(v, (bool, int, float)):
+                sql, params = self._json_numeric(kind, value, "=", v)
+            else:
+                raise TypeError(f"JSON tests compare strings, numbers, booleans or None, not {type(v).__name__}")
+            sql = f"COALESCE({sql}, FALSE)"
+            return (f"NOT {sql}" if test.op == "ne" else sql), params
+        if test.op not in ("gt", "lt"):
+            raise ValueError(f"unknown JSON test {test.op!r}")
+        op = ">" if test.op == "gt" else "<"
+        if isinstance(v, str):
+            sql, params = (f"CASE WHEN {kind} = '{types['string']}' THEN {value['string']}{self._text_order} {op} "
+                           f"{self.placeholder} ELSE FALSE END"), [v]
+        elif isinstance(v, (bool, int, float)):
+            sql, params = self._json_numeric(kind, value, op, v)
+        else:
+            raise TypeError(f"gt and lt compare strings or numbers, not {type(v).__name__}")
+        return f"COALESCE({sql}, FALSE)", params
+
+    def _json_numeric(self, kind: str, value: dict[str, str], op: str, v: bool | float) -> tuple[str, list[Any]]:
+        """A number or boolean ``v`` against a JSON number or boolean (booleans count as 0 and 1)."""
+        number = float(v) if isinstance(v, float) else int(v)
+        numbers = ", ".join(f"'{t}'" for t in self._json_types["number"])
+        booleans = ", ".join(f"'{t}'" for t in self._json_types["boolean"])
+        sql = (f"CASE WHEN {kind} IN ({numbers}) THEN {value['number']} {op} {self.placeholder} "
+               f"WHEN {kind} IN ({booleans}) THEN {value['boolean']} {op} {self.placeholder} ELSE FALSE END")
+        return sql, [number, number]
+
     def _where(
         self, schema: Schema, where: Mapping[str, Any] | None, table: str
     ) -> tuple[str, list[Any]]:
@@ -313,6 +497,22 @@ class SqlStore(ABC):
         return " WHERE " + " AND ".join(terms), params
 
     # -- backend hooks -----------------------------------------------------
+
+    #: what the backend's JSON type function answers: "null", "string", and lists for "number", "boolean"
+    _json_types: ClassVar[dict[str, Any]]
+    #: appended to a text expression compared with gt / lt: byte (code point) order
+    _text_order: ClassVar[str] = ""
+
+    @abstractmethod
+    def _json_elements(self, column: str) -> tuple[str, str]:
+        """A FROM item giving one row per element of the JSON array ``column``, and the element's expression."""
+
+    @abstractmethod
+    def _json_at(self, element: str, path: tuple[int | str, ...]) -> tuple[str, dict[str, str]]:
+        """The JSON type at ``path`` (NULL where absent) and its value as SQL "string", "number", "boolean"."""
+
+    def _offset_only(self, offset: int) -> str:
+        return f"OFFSET {offset}"
 
     @abstractmethod
     def _column_sql(self, ctype: ColumnType) -> str:

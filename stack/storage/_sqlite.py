@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
@@ -210,8 +210,38 @@ def _execute_batch(conn: sqlite3.Connection, statements: Sequence[tuple[str, Seq
         raise
 
 
+def _json_path(path: Sequence[int | str]) -> str:
+    for key in path:
+        if isinstance(key, str) and ('"' in key or "\\" in key):
+            raise ValueError(f"a JSON path here cannot hold the key {key!r}")
+    return "$" + "".join(f"[{int(k)}]" if isinstance(k, int) else f'."{k}"' for k in path)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class SqliteSqlStore(SqlStore):
     placeholder = "?"
+    _json_types: ClassVar[dict[str, Any]] = {
+        "null": "null", "string": "text", "number": ("integer", "real"), "boolean": ("true", "false")}
+
+    def _json_elements(self, column: str) -> tuple[str, str]:
+        return f"json_each({column}) AS e", "e.value"
+
+    def _json_at(self, element: str, path: tuple[int | str, ...]) -> tuple[str, dict[str, str]]:
+        *parent, last = path
+        if isinstance(last, str) and ('"' in last or "\\" in last):
+            # a JSON path cannot quote such a key: look it up among its object's members
+            member = f"FROM json_each({element}, {_literal(_json_path(parent))}) AS a WHERE a.key = {_literal(last)}"
+            kind, value = f"(SELECT a.type {member})", f"(SELECT a.atom {member})"
+        else:
+            where = _literal(_json_path(path))
+            kind, value = f"json_type({element}, {where})", f"json_extract({element}, {where})"
+        return kind, {"string": value, "number": value, "boolean": value}
+
+    def _offset_only(self, offset: int) -> str:
+        return f"LIMIT -1 OFFSET {offset}"
 
     def __init__(self, db: SqliteDatabase, namespace: str | None) -> None:
         super().__init__(namespace)

@@ -35,12 +35,27 @@ class MetaReferenceTelemetryConfig(BaseModel):
     otel_endpoint: str = Field(
         "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint of the collector (sink otel)."
     )
-    otel_headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent to otel_endpoint.")
+    otel_metrics_endpoint: str | None = Field(
+        None, description="OTLP/HTTP metrics endpoint (sink otel: MetricEvents as histograms). Unset: "
+        "otel_endpoint with /v1/traces replaced by /v1/metrics.",
+    )
+    otel_headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent to the collector.")
     max_buffer: int = Field(
         10_000, ge=1, description="Finished spans and events held for the sinks; when full the oldest are "
         "dropped (and counted in /v1/health) rather than slowing requests.",
     )
-    flush_interval: float = Field(0.5, gt=0, description="Seconds between flushes of the buffer to the sinks.")
+    flush_interval: float = Field(
+        1.0, gt=0, description="Seconds between flushes of the buffer to the sinks (sooner when 4096 spans wait).")
+    sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of requests recorded (head sampling) when the caller sends no "
+        "traceparent; one with a traceparent is recorded when its sampled flag is set.",
+    )
+    ttl_seconds: int | None = Field(
+        None, ge=1, description="How long the span store keeps request traces; unset: until deleted. Posted "
+        "events and spans are kept for their own ttl_seconds (0: like request traces).",
+    )
+    prune_interval: float = Field(
+        60.0, gt=0, description="Seconds between deletions of expired spans and events from the span store.")
 
     @field_validator("sinks", mode="before")
     @classmethod

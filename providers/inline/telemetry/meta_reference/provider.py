@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,12 +27,13 @@ from stack.apis.telemetry import (
 )
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError
 from stack.registry import ProviderContext
-from stack.storage import SqliteStoreConfig, sqlstore_from_config
+from stack.storage import JsonAll, JsonAny, JsonPredicate, JsonTest, SqliteStoreConfig, sqlstore_from_config
 
 from providers.utils.datasetio.rows import empty_csv_url
 
 from .config import MetaReferenceTelemetryConfig, TelemetrySink
-from .sinks import ConsoleSink, OtelSink, SpanStoreSink
+from .otel import OtelSink
+from .sinks import ATTRIBUTES, NAME, STATUS, ConsoleSink, SpanStoreSink
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +60,17 @@ class MetaReferenceTelemetry:
         if TelemetrySink.sqlite in wanted:
             store_config = self.config.store or SqliteStoreConfig(db_path=self.config.sqlite_db_path)
             self.store = SpanStoreSink(await sqlstore_from_config(
-                store_config, default_path=self.context.data_dir / "trace_store.db"))
+                store_config, default_path=self.context.data_dir / "trace_store.db"),
+                ttl_seconds=self.config.ttl_seconds, prune_interval=self.config.prune_interval)
             await self.store.initialize()
             sinks.append(self.store)
         if TelemetrySink.console in wanted:
             sinks.append(ConsoleSink())
         if TelemetrySink.otel in wanted:
-            sinks.append(OtelSink(self.config.otel_endpoint, self.config.service_name, self.config.otel_headers))
+            sinks.append(OtelSink(self.config.otel_endpoint, self.config.service_name, self.config.otel_headers,
+                                 self.config.otel_metrics_endpoint))
         self.collector = tracing.Collector(sinks, max_buffer=self.config.max_buffer,
-                                           interval=self.config.flush_interval)
+                                           interval=self.config.flush_interval, sample_rate=self.config.sample_rate)
         self.collector.start()
         tracing.install(self.collector)
 
@@ -85,27 +89,29 @@ class MetaReferenceTelemetry:
             value = getattr(event, name)
             if not value or len(value) > 128:
                 raise BadRequestError("must be 1 to 128 characters", field=f"event.{name}")
+        # ttl_seconds counts from now (when the store got it); 0: kept like the request traces
+        expires = time.time_ns() + ttl_seconds * 1_000_000_000 if ttl_seconds else None
         if isinstance(event, StructuredLogEvent):
-            await self._span_event(event)
+            await self._span_event(event, expires)
             return
         record = tracing.EventRecord(event.trace_id, event.span_id, _ns(event.timestamp), event.type,
-                                     event.attributes or {})
+                                     event.attributes or {}, expires_ns=expires)
         if isinstance(event, MetricEvent):
             record.metric, record.value, record.unit = event.metric, event.value, event.unit
         else:
             record.message, record.severity = event.message, event.severity.value
         self.collector.add_event(record)
 
-    async def _span_event(self, event: StructuredLogEvent) -> None:
+    async def _span_event(self, event: StructuredLogEvent, expires: int | None) -> None:
         """span_start opens a span (kept in the store, so queries see it running); span_end finishes it."""
         key = (event.trace_id, event.span_id)
         ns = _ns(event.timestamp)
         if isinstance(event.payload, SpanStartPayload):
             record = tracing.SpanRecord(event.trace_id, event.span_id, event.payload.parent_span_id,
                                         event.payload.name, ns, attributes=dict(event.attributes or {}),
-                                        root=event.payload.parent_span_id is None)
+                                        root=event.payload.parent_span_id is None, expires_ns=expires)
             if self.store is not None:
-                await self.store.export([record], [])
+                await self.store.export([record.finished()], [])
             else:
                 self._open[key] = record
                 while len(self._open) > MAX_OPEN_SPANS:
@@ -116,6 +122,7 @@ class MetaReferenceTelemetry:
             raise BadRequestError(f"span {event.span_id!r} of trace {event.trace_id!r} was never started "
                                   "(log its span_start first)", field="event.span_id")
         record.end_ns = max(ns, record.start_ns)
+        record.expires_ns = expires
         record.status = event.payload.status.value
         record.attributes.update(event.attributes or {})
         self.collector.add_span(record)
@@ -156,19 +163,11 @@ class MetaReferenceTelemetry:
         if offset < 0:
             raise BadRequestError("must be 0 or more", field="offset")
         order = _trace_order(order_by)
-        conditions = _conditions(attribute_filters, "attribute_filters")
-        roots = await self._read("roots", order, None if conditions else offset + limit)
-        if conditions:
-            matching = {row["trace_id"] for row in await self._read("every_span") if _matches(row, conditions)}
-            roots = [row for row in roots if row["trace_id"] in matching]
-        # a trace is listed once (several requests may join one traceparent; a posted root span is
-        # stored when it starts and again when it ends): its first root in order, ended if it did
-        listed: dict[str, dict[str, Any]] = {}
-        for row in roots:
-            seen = listed.get(row["trace_id"])
-            if seen is None or (seen["end_ns"] is None and row["end_ns"] is not None and seen["span_id"] == row["span_id"]):
-                listed[row["trace_id"]] = row
-        return QueryTracesResponse(data=[_trace(row) for row in list(listed.values())[offset:offset + limit]])
+        predicate = _predicate(_conditions(attribute_filters, "attribute_filters"))
+        rows = await (await self._flushed_store()).traces(predicate, order, limit, offset)
+        return QueryTracesResponse(data=[Trace(
+            trace_id=row["trace_id"], root_span_id=row["root_span_id"], start_time=tracing.to_datetime(row["start_ns"]),
+            end_time=None if row["end_ns"] is None else tracing.to_datetime(row["end_ns"])) for row in rows])
 
     async def get_trace(self, trace_id: str) -> Trace:
         roots = [row for row in await self._read("trace", trace_id) if row["root"]]
@@ -200,15 +199,13 @@ class MetaReferenceTelemetry:
         """The spans of every trace that has a span matching all ``attribute_filters``, from each trace's
         root down to ``max_depth``; with ``attributes_to_return``, those that carry one of them, with only those."""
         _check_depth(max_depth)
-        conditions = _conditions(attribute_filters, "attribute_filters")
-        rows = await self._read("every_span")
+        predicate = _predicate(_conditions(attribute_filters, "attribute_filters"))
+        rows = await self._read("matching_traces", predicate)  # the store filters: only those traces come back
         by_trace: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         for row in rows:
             by_trace[row["trace_id"]].append(row)
         spans = []
         for trace_spans in by_trace.values():
-            if not any(_matches(row, conditions) for row in trace_spans):
-                continue
             for root in [row for row in trace_spans if row["root"]][:1]:
                 for row in _subtree(trace_spans, root["span_id"], max_depth):
                     if attributes_to_return and not any(k in (row["attributes"] or {}) for k in attributes_to_return):
@@ -275,26 +272,29 @@ def _conditions(conditions: list[QueryCondition] | None, field: str) -> list[Que
             raise BadRequestError("name the attribute to filter on", field=f"{field}[{i}].key")
         if condition.op in (QueryConditionOp.gt, QueryConditionOp.lt) and not isinstance(condition.value, (int, float, str)):
             raise BadRequestError("gt and lt compare numbers or strings", field=f"{field}[{i}].value")
+        if not isinstance(condition.value, (str, int, float, bool, type(None))):
+            raise BadRequestError("eq and ne compare a string, number, boolean or null",
+                                  field=f"{field}[{i}].value")
     return list(conditions or [])
 
 
-def _matches(row: dict[str, Any], conditions: list[QueryCondition]) -> bool:
-    """Whether a span's attributes meet every condition (``name`` and ``status`` are filterable too)."""
-    attributes = {"name": row["name"], "status": row["status"], **(row["attributes"] or {})}
+def _predicate(conditions: list[QueryCondition]) -> JsonPredicate | None:
+    """The conditions as a test on one span of a chunk (evaluated by the store's SQL): all hold on its
+    attributes; ``name`` and ``status`` are the span's own unless an attribute has that name."""
+    if not conditions:
+        return None
+    tests = []
     for c in conditions:
-        if c.key not in attributes:
-            if c.op is QueryConditionOp.ne:
-                continue
-            return False
-        value = attributes[c.key]
-        try:
-            ok = {QueryConditionOp.eq: lambda: value == c.value, QueryConditionOp.ne: lambda: value != c.value,
-                  QueryConditionOp.gt: lambda: value > c.value, QueryConditionOp.lt: lambda: value < c.value}[c.op]()
-        except TypeError:  # a number compared with a string: not a match
-            ok = False
-        if not ok:
-            return False
-    return True
+        on_attribute = JsonTest((ATTRIBUTES, c.key), c.op.value, c.value)
+        field = {"name": NAME, "status": STATUS}.get(c.key)
+        if field is None:
+            tests.append(on_attribute)
+        else:
+            tests.append(JsonAny((
+                JsonAll((JsonTest((ATTRIBUTES, c.key), "present"), on_attribute)),
+                JsonAll((JsonTest((ATTRIBUTES, c.key), "absent"), JsonTest((field,), c.op.value, c.value))),
+            )))
+    return JsonAll(tuple(tests))
 
 
 def _subtree(spans: list[dict[str, Any]], span_id: str, max_depth: int | None) -> list[dict[str, Any]]:

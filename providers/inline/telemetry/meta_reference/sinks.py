@@ -1,17 +1,17 @@
-"""Where finished spans go: the span store (SQL), the console and OpenTelemetry (OTLP/HTTP)."""
+"""Where finished spans go: the span store (SQL) and the console (OpenTelemetry: ``otel.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import sys
+import time
 import uuid
 from typing import Any
 
-from stack.storage import ColumnType, SqlStore
-from stack.tracing import EventRecord, SpanRecord
+from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, SqlStore
+from stack.tracing import EventRecord, FinishedSpan, SpanRecord
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ CHUNK_COLUMNS = {
     "root_span_id": ColumnType.TEXT,
     "start_ns": ColumnType.INTEGER,  # epoch ns: the root span's start, else the earliest
     "end_ns": ColumnType.INTEGER,
-    "spans": ColumnType.JSON,  # [span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, events]
+    "expires_ns": ColumnType.INTEGER,  # epoch ns after which the pruner deletes it; NULL: kept
+    "spans": ColumnType.JSON,  # [[span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes]]
 }
 EVENT_COLUMNS = {
     "event_id": ColumnType.TEXT,
@@ -38,8 +39,21 @@ EVENT_COLUMNS = {
     "value": ColumnType.REAL,
     "unit": ColumnType.TEXT,
     "attributes": ColumnType.JSON,
+    "expires_ns": ColumnType.INTEGER,
 }
-_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes", "events")
+#: (table, name, columns): trace listings newest first, a root span's trace, expired rows
+INDEXES = [
+    ("span_chunks", "roots", ("root", "start_ns")),
+    ("span_chunks", "root_span", ("root_span_id",)),
+    ("span_chunks", "expiry", ("expires_ns",)),
+    ("events", "trace", ("trace_id",)),
+    ("events", "expiry", ("expires_ns",)),
+]
+#: where a span's fields sit in its chunk's JSON array (SQL filters address them so)
+NAME, STATUS, ATTRIBUTES = 2, 5, 7
+TRACE_COLUMNS = ("trace_id", "root_span_id", "start_ns", "end_ns")
+#: a span in a chunk's ``spans``: FinishedSpan[1:9] (rows written before 2026-12 carry a ninth item)
+_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
 
 
 def event_fields(event: EventRecord) -> dict[str, Any]:
@@ -48,62 +62,93 @@ def event_fields(event: EventRecord) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _compact(span: SpanRecord) -> list[Any]:
-    events = [{**event_fields(e), "timestamp": e.timestamp.isoformat()} for e in span.events] if span.events else None
-    return [span.span_id, span.parent_span_id, span.name, span.start_ns, span.end_ns, span.status, span.root,
-            span.attributes, events]
-
-
 class SpanStoreSink:
     """Spans in a SQL store, a row per trace and batch; posted events in a table of their own.
     Reads give span dicts (``_FIELDS`` and ``trace_id``), a span logged twice (started, then
     ended) once: its latest state."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, *, ttl_seconds: int | None = None, prune_interval: float = 60.0) -> None:
         self.store = store
+        self.ttl_ns = None if ttl_seconds is None else ttl_seconds * 1_000_000_000
+        self.prune_interval = prune_interval
+        self._next_prune = 0.0
 
     async def initialize(self) -> None:
         await self.store.create_table("span_chunks", CHUNK_COLUMNS, primary_key=("trace_id", "chunk_id"))
         await self.store.create_table("events", EVENT_COLUMNS, primary_key="event_id")
+        for table, name, columns in INDEXES:
+            await self.store.create_index(table, name, columns)
 
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
-        by_trace: dict[str, list[SpanRecord]] = {}
+    async def export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None:
+        by_trace: dict[str, list[FinishedSpan]] = {}
         for span in spans:
-            by_trace.setdefault(span.trace_id, []).append(span)
+            group = by_trace.get(span.trace_id)
+            if group is None:
+                by_trace[span.trace_id] = [span]
+            else:
+                group.append(span)
+        default_expiry = None if self.ttl_ns is None else time.time_ns() + self.ttl_ns
+        timed = default_expiry is not None or any(s.expires_ns for s in spans)
         rows = []
         for trace_id, group in by_trace.items():
             root = next((s for s in group if s.root), None)
+            expires = None
+            if timed:  # the chunk goes with its last span; one kept for good keeps it
+                ends = [s.expires_ns or default_expiry for s in group]
+                expires = None if None in ends else max(ends)
             rows.append({"trace_id": trace_id, "chunk_id": group[0].span_id, "root": root is not None,
                          "root_span_id": root.span_id if root else None,
                          "start_ns": root.start_ns if root else min(s.start_ns for s in group),
-                         "end_ns": root.end_ns if root else None, "spans": [_compact(s) for s in group]})
+                         "end_ns": root.end_ns if root else None, "expires_ns": expires,
+                         # [span_id .. attributes] in one slice; its metrics are left out: they repeat
+                         # its attributes and times (the otel and console sinks send them)
+                         "spans": [s[1:9] for s in group]})
         await self.store.upsert_many("span_chunks", rows, ("trace_id", "chunk_id"))
         await self.store.upsert_many("events", [
-            {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id,
-             **dict.fromkeys(EVENT_COLUMNS.keys() - {"event_id", "trace_id", "span_id"}), **event_fields(e)}
+            {"event_id": uuid.uuid4().hex, "trace_id": e.trace_id, "span_id": e.span_id, "expires_ns": e.expires_ns,
+             **dict.fromkeys(EVENT_COLUMNS.keys() - {"event_id", "trace_id", "span_id", "expires_ns"}), **event_fields(e)}
             for e in events
         ], ("event_id",))
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def roots(self, order_by: list[tuple[str, str]], limit: int | None) -> list[dict[str, Any]]:
-        """The root spans of traces, in ``order_by`` (chunk columns), at most ``limit`` chunks read."""
-        chunks = await self.store.fetch_all("span_chunks", {"root": True}, order_by=order_by, limit=limit)
-        return [next(s for s in _spans([chunk]) if s["span_id"] == chunk["root_span_id"]) for chunk in chunks]
+    async def traces(self, predicate: JsonPredicate | None, order_by: list[tuple[str, str]], limit: int,
+                     offset: int) -> list[dict[str, Any]]:
+        """Traces (``TRACE_COLUMNS`` of their first root in ``order_by``) with a span passing ``predicate``."""
+        return await self.store.select(
+            "span_chunks", columns=TRACE_COLUMNS, where={"root": True},
+            match=None if predicate is None else JsonMatch("spans", predicate, share="trace_id"),
+            # a span stored started and again ended: the ended one
+            first_per="trace_id", order_by=[*order_by, ("end_ns", "asc", "last")], limit=limit, offset=offset)
 
     async def trace(self, trace_id: str) -> list[dict[str, Any]]:
         """Every span of ``trace_id``, by start time."""
         return _spans(await self.store.fetch_all("span_chunks", {"trace_id": trace_id}))
 
-    async def every_span(self) -> list[dict[str, Any]]:
-        return _spans(await self.store.fetch_all("span_chunks"))
+    async def matching_traces(self, predicate: JsonPredicate | None) -> list[dict[str, Any]]:
+        """Every span of the traces that have a span passing ``predicate`` (None: of every trace)."""
+        return _spans(await self.store.select(
+            "span_chunks", match=None if predicate is None else JsonMatch("spans", predicate, share="trace_id")))
 
     async def trace_of(self, span_id: str) -> str | None:
-        """The trace holding ``span_id``: a root span's is found by its column, another's by reading every span."""
+        """The trace holding ``span_id``: a root span's is found by its column, another's inside the chunks."""
         chunk = await self.store.fetch_one("span_chunks", {"root_span_id": span_id})
-        if chunk is not None:
-            return chunk["trace_id"]
-        return next((s["trace_id"] for s in await self.every_span() if s["span_id"] == span_id), None)
+        if chunk is None:
+            found = await self.store.select("span_chunks", columns=["trace_id"], limit=1,
+                                            match=JsonMatch("spans", JsonTest((0,), "eq", span_id)))
+            chunk = found[0] if found else None
+        return None if chunk is None else chunk["trace_id"]
+
+    async def maintain(self) -> None:
+        """Prune expired rows every ``prune_interval`` seconds (the store's own thread or connection does it)."""
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + self.prune_interval
+            await self.prune(time.time_ns())
+
+    async def prune(self, now_ns: int) -> int:
+        """Delete the chunks and events whose ``expires_ns`` passed; how many rows went."""
+        return (await self.store.delete_where("span_chunks", "expires_ns", below=now_ns)
+                + await self.store.delete_where("events", "expires_ns", below=now_ns))
 
     async def close(self) -> None:
         await self.store.close()
@@ -124,13 +169,13 @@ def _spans(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class ConsoleSink:
     """One line per span and event on stderr, written by a worker thread."""
 
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
+    async def export(self, spans: list[FinishedSpan | SpanRecord], events: list[EventRecord]) -> None:
         lines = [
             f"[trace {s.trace_id} span {s.span_id}] {s.name} {(s.end_ns - s.start_ns) / 1e6:.2f} ms "
             f"{s.status} {json.dumps(s.attributes, default=str)}"
             for s in spans
         ]
-        own = [e for s in spans for e in s.events or ()]
+        own = [e for s in spans for e in s.metric_events()]
         lines += [
             f"[trace {e.trace_id} span {e.span_id}] {e.type} "
             + (f"{e.metric}={e.value} {e.unit}" if e.type == "metric" else f"{e.severity}: {e.message}")
@@ -146,68 +191,3 @@ class ConsoleSink:
 def _write(text: str) -> None:
     sys.stderr.write(text)
     sys.stderr.flush()
-
-
-class OtelSink:
-    """Spans to an OpenTelemetry collector over OTLP/HTTP, batched and sent by the SDK's own thread."""
-
-    def __init__(self, endpoint: str, service_name: str, headers: dict[str, str]) -> None:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.resources import Resource
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        except ImportError as exc:
-            from stack.errors import ConfigError
-
-            raise ConfigError(
-                f"telemetry sink otel needs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http "
-                f"(pip install 'polystack[telemetry]'): {exc}"
-            ) from None
-        self.resource = Resource.create({"service.name": service_name})
-        self.processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, headers=headers or None))
-
-    async def export(self, spans: list[SpanRecord], events: list[EventRecord]) -> None:
-        for span in spans:
-            self.processor.on_end(self._readable(span))
-
-    def _readable(self, span: SpanRecord) -> Any:
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
-
-        def context(span_id: str) -> SpanContext:
-            return SpanContext(_otel_id(span.trace_id, 128), _otel_id(span_id, 64), is_remote=False,
-                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
-
-        return ReadableSpan(
-            name=span.name,
-            context=context(span.span_id),
-            parent=context(span.parent_span_id) if span.parent_span_id else None,
-            resource=self.resource,
-            attributes={k: _otel_value(v) for k, v in span.attributes.items() if v is not None},
-            status=Status(StatusCode.ERROR if span.status == "error" else StatusCode.OK),
-            events=[Event(e.metric, {"value": e.value, "unit": e.unit, **{k: _otel_value(v) for k, v in e.attributes.items()
-                                                                         if v is not None}},
-                          e.time_ns) for e in span.events or ()],
-            start_time=span.start_ns,
-            end_time=span.end_ns,
-        )
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.processor.shutdown)
-
-
-def _otel_id(value: str, bits: int) -> int:
-    """Our hex ids as they are; other ids (posted by clients) hashed to an id of ``bits`` bits."""
-    if len(value) == bits // 4:
-        try:
-            return int(value, 16)
-        except ValueError:
-            pass
-    return int.from_bytes(hashlib.sha256(value.encode()).digest()[: bits // 8], "big") or 1
-
-
-def _otel_value(value: Any) -> Any:
-    """OpenTelemetry attributes hold primitives (and lists of one primitive type); anything else as JSON."""
-    if isinstance(value, (str, bool, int, float)):
-        return value
-    return json.dumps(value, default=str)

@@ -251,3 +251,80 @@ async def test_without_a_telemetry_provider_nothing_is_traced(tmp_path, upstream
         assert response.status_code == 200 and "x-trace-id" not in response.headers
         assert "traceparent" not in upstream.requests[-1].headers
         assert "telemetry" not in (await client.get("/v1/health")).json()
+
+
+def span_store():
+    [store] = [sink for sink in tracing.collector().sinks if hasattr(sink, "prune")]
+    return store
+
+
+async def test_expired_posted_spans_and_events_are_pruned_and_others_kept(client):
+    def event(span_id, ttl, **fields):
+        return {"event": {"trace_id": f"t-{span_id}", "span_id": span_id, "timestamp": "2025-01-20T10:00:00Z",
+                          **fields}, "ttl_seconds": ttl}
+
+    for span_id, ttl in (("short", 60), ("forever", 0)):
+        assert (await client.post("/v1/telemetry/events", json=event(
+            span_id, ttl, type="structured_log", payload={"type": "span_start", "name": "job"}))).status_code == 200
+        assert (await client.post("/v1/telemetry/events", json=event(
+            span_id, ttl, type="metric", metric="rows", value=1, unit="rows"))).status_code == 200
+    await tracing.collector().flush()
+    store = span_store()
+    an_hour_on = tracing.time.time_ns() + 3600 * 10**9
+    assert await store.prune(an_hour_on) == 2  # the short-lived span's chunk and its metric event
+    assert (await client.get("/v1/telemetry/traces/t-short")).status_code == 404
+    assert (await client.get("/v1/telemetry/traces/t-forever")).status_code == 200
+    events = await store.store.fetch_all("events")
+    assert [e["span_id"] for e in events] == ["forever"]
+
+
+async def test_request_traces_expire_after_the_configured_ttl(tmp_path, upstream, store_config, monkeypatch):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    store = json.dumps(store_config.model_dump(mode="json", exclude_none=True))
+    config = RUN_CONFIG.format(url=upstream.url, store=store).replace("flush_interval: 0.05", "ttl_seconds: 60")
+    async with serve_app(app_from_yaml(tmp_path, config)) as client:
+        trace_id = (await client.post("/v1/chat/completions", json=CHAT)).headers["x-trace-id"]
+        await tracing.collector().flush()
+        store = span_store()
+        assert await store.prune(tracing.time.time_ns()) == 0  # not yet
+        assert await store.prune(tracing.time.time_ns() + 61 * 10**9) == 1
+        assert (await client.get(f"/v1/telemetry/traces/{trace_id}")).status_code == 404
+
+
+async def test_sampling_follows_the_callers_flag_and_the_sample_rate(tmp_path, upstream, monkeypatch):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    store = json.dumps({"type": "sqlite", "db_path": str(tmp_path / "spans.db")})
+    config = RUN_CONFIG.format(url=upstream.url, store=store).replace("flush_interval: 0.05", "sample_rate: 0")
+    async with serve_app(app_from_yaml(tmp_path, config)) as client:
+        unsampled = await client.post("/v1/chat/completions", json=CHAT)
+        assert unsampled.status_code == 200 and "x-trace-id" not in unsampled.headers
+        assert "traceparent" not in upstream.requests[-1].headers  # nothing under it is recorded either
+        declined = await client.post("/v1/chat/completions", json=CHAT, headers={"traceparent": TRACEPARENT[:-2] + "00"})
+        assert "x-trace-id" not in declined.headers
+        chosen = await client.post("/v1/chat/completions", json=CHAT, headers={"traceparent": TRACEPARENT})
+        assert chosen.headers["x-trace-id"] == TRACEPARENT.split("-")[1]
+        await tracing.collector().flush()
+        traces = (await client.get("/v1/telemetry/traces")).json()["data"]
+        assert [t["trace_id"] for t in traces] == [TRACEPARENT.split("-")[1]]
+        assert len(await spans_of(client, traces[0]["trace_id"])) == 4  # root, router, provider, upstream
+
+
+async def test_filters_on_name_and_status_read_a_same_named_attribute_first(client):
+    def start(trace_id, span_name, **attributes):
+        return {"event": {"trace_id": trace_id, "span_id": f"{trace_id}-s", "timestamp": "2025-01-20T10:00:00Z",
+                          "type": "structured_log", "payload": {"type": "span_start", "name": span_name},
+                          "attributes": attributes}, "ttl_seconds": 0}
+
+    for body in (start("t-plain", "job"), start("t-renamed", "job", name="other"), start("t-named", "task", name="job")):
+        assert (await client.post("/v1/telemetry/events", json=body)).status_code == 200
+
+    async def traces(*conditions):
+        response = await client.get("/v1/telemetry/traces", params={
+            "attribute_filters": json.dumps([{"key": k, "op": op, "value": v} for k, op, v in conditions])})
+        assert response.status_code == 200, response.text
+        return sorted(t["trace_id"] for t in response.json()["data"] if t["trace_id"].startswith("t-"))
+
+    assert await traces(("name", "eq", "job")) == ["t-named", "t-plain"]  # t-renamed's attribute says "other"
+    assert await traces(("name", "ne", "job")) == ["t-renamed"]
+    assert await traces(("status", "eq", "ok")) == ["t-named", "t-plain", "t-renamed"]  # running spans: "ok"
+    assert await traces(("name", "eq", "job"), ("status", "eq", "error")) == []

@@ -1,10 +1,14 @@
-"""The otel sink: the OpenTelemetry SDK's OTLP/HTTP exporter sends a request's spans to a
-test receiver on loopback (a tiny aiohttp server decoding them with opentelemetry-proto)."""
+"""The otel sink: the OpenTelemetry SDK's OTLP/HTTP exporters send a request's spans and its
+metrics to a test receiver on loopback (a tiny aiohttp server decoding them with opentelemetry-proto)."""
 
 from __future__ import annotations
 
 import pytest
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from tests.support import app_from_yaml, serve_app
@@ -13,11 +17,19 @@ from .test_meta_reference import CHAT, RUN_CONFIG, TRACEPARENT
 
 
 class OtlpReceiver:
-    """Test double of an OpenTelemetry collector's OTLP/HTTP traces endpoint."""
+    """Test double of an OpenTelemetry collector's OTLP/HTTP traces and metrics endpoints."""
 
     def __init__(self) -> None:
         self.requests: list[ExportTraceServiceRequest] = []
+        self.metric_requests: list[ExportMetricsServiceRequest] = []
         self.content_types: list[str] = []
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        message = ExportMetricsServiceRequest()
+        message.ParseFromString(await request.read())
+        self.metric_requests.append(message)
+        return web.Response(body=ExportMetricsServiceResponse().SerializeToString(),
+                            content_type="application/x-protobuf")
 
     async def handle(self, request: web.Request) -> web.Response:
         message = ExportTraceServiceRequest()
@@ -29,6 +41,7 @@ class OtlpReceiver:
     async def __aenter__(self) -> "OtlpReceiver":
         app = web.Application()
         app.router.add_post("/v1/traces", self.handle)
+        app.router.add_post("/v1/metrics", self.handle_metrics)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -38,6 +51,16 @@ class OtlpReceiver:
 
     async def __aexit__(self, *exc) -> None:
         await self.runner.cleanup()
+
+    def histograms(self) -> dict[str, list[object]]:
+        """Data points of every histogram received, by metric name."""
+        out: dict[str, list[object]] = {}
+        for message in self.metric_requests:
+            for resource_metrics in message.resource_metrics:
+                for scope in resource_metrics.scope_metrics:
+                    for metric in scope.metrics:
+                        out.setdefault(metric.name, []).extend(metric.histogram.data_points)
+        return out
 
     def spans(self) -> list[tuple[str, object]]:
         """(service.name, span) of every span received."""
@@ -57,8 +80,9 @@ async def test_a_traced_request_reaches_an_otlp_collector(tmp_path, upstream, mo
         async with serve_app(app_from_yaml(tmp_path, config)) as client:
             response = await client.post("/v1/chat/completions", json=CHAT, headers={"traceparent": TRACEPARENT})
             assert response.status_code == 200
-        # shutdown flushed the SDK's batch processor
+        # shutdown flushed the SDK's batch processor and its metric reader
         spans = receiver.spans()
+        histograms = receiver.histograms()
     assert receiver.content_types and set(receiver.content_types) == {"application/x-protobuf"}
     assert {service for service, _ in spans} == {"polystack-test"}
     by_name = {span.name: span for _, span in spans}
@@ -76,6 +100,11 @@ async def test_a_traced_request_reaches_an_otlp_collector(tmp_path, upstream, mo
     metrics = {e.name: {a.key: a.value for a in e.attributes} for e in provider.events}
     assert metrics.keys() == {"latency_ms", "prompt_tokens", "completion_tokens", "total_tokens"}
     assert metrics["total_tokens"]["value"].int_value == 9 and metrics["latency_ms"]["unit"].string_value == "ms"
+    # and as OTLP metrics: a histogram per metric, tagged with the model
+    assert {"latency_ms", "prompt_tokens", "completion_tokens", "total_tokens"} <= histograms.keys()
+    [total] = histograms["total_tokens"]
+    assert total.count == 1 and total.sum == 9
+    assert {a.key: a.value.string_value for a in total.attributes} == {"model_id": "upstream-model"}
 
 
 def test_an_unknown_sink_is_refused_naming_it(tmp_path):
