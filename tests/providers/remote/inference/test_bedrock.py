@@ -317,3 +317,43 @@ async def test_a_missing_region_fails_start_up_naming_region_name(tmp_path, monk
     with pytest.raises(Exception, match="region_name"):
         async with serve_stack(tmp_path, providers(), MODELS):
             pass
+
+
+async def test_a_client_that_leaves_mid_stream_closes_the_upstream_connection(bedrock):
+    from aiohttp import web
+
+    from providers.utils.bedrock.client import BedrockClients
+    from providers.utils.bedrock.config import BedrockConfig
+
+    closed = asyncio.Event()
+
+    async def endless(request, recorded):
+        response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream"})
+        await response.prepare(request)
+        await response.write(b"".join(converse_events("one")[:2]))
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.02)  # generating, until the reader hangs up
+        closed.set()
+        return response
+
+    bedrock.then(endless)
+    clients = BedrockClients(BedrockConfig(endpoint_url=bedrock.url))
+    await clients.initialize()
+    events = await clients.stream("converse_stream", "test", modelId="m", messages=[{"role": "user", "content": [{"text": "x"}]}])
+    assert "messageStart" in await anext(events)
+    await events.aclose()
+    await asyncio.wait_for(closed.wait(), 30)
+
+
+def test_the_page_documents_every_config_key_and_alias():
+    import re
+
+    from providers.remote.inference.bedrock import ALIASES
+    from providers.utils.bedrock.config import BedrockConfig
+    from tests.support import REPO
+
+    page = (REPO / "docs" / "providers" / "remote-bedrock.md").read_text()
+    rows = set(re.findall(r"^\|\s*`([^`]+)`\s*\|", page, re.MULTILINE))
+    assert set(BedrockConfig.model_fields) - rows == set()
+    documented = dict(re.findall(r"^\| `(meta-llama/[^`]+)` \| `([^`]+)` \|$", page, re.MULTILINE))
+    assert documented == {a.llama_model: a.preferred for a in ALIASES}
