@@ -1,10 +1,12 @@
 """boto3 clients for Bedrock, called off the event loop.
 
-boto3 is synchronous: each call runs in a worker thread, and a streamed
-answer (ConverseStream, InvokeModelWithResponseStream) is read by a thread
-that hands each event to the event loop through a small queue, so the first
-tokens reach the client while the rest are still being generated and a slow
-reader holds the upstream back instead of piling the stream up in memory.
+boto3 is synchronous: each call runs in a thread of a pool of Bedrock's own
+(a generation can take a minute; it must not hold the loop's default
+executor, which other providers share), and a streamed answer (ConverseStream,
+InvokeModelWithResponseStream) is read by a thread of its own that hands each
+event to the event loop through a small queue, so the first tokens reach the
+client while the rest are still being generated and a slow reader holds the
+upstream back instead of piling the stream up in memory.
 
 Clients are built from the config the way llama-stack 0.1.0 did (keys,
 profile, region, retries, timeouts); a request that carries AWS keys in
@@ -32,7 +34,17 @@ from .errors import stack_error
 _MAX_CLIENTS = 8
 #: events a stream reader may be ahead of the client
 _STREAM_QUEUE = 32
+#: Bedrock calls in flight at once per process (and boto3's connection pool per client)
+_CONCURRENCY = 64
 _END = object()
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(_CONCURRENCY, thread_name_prefix="bedrock")
+    return _pool
 
 
 def _secret(value: Any) -> str | None:
@@ -52,7 +64,7 @@ class BedrockClients:
 
     async def initialize(self) -> None:
         """Build the configured client now (in a thread): a missing profile or region fails start-up."""
-        await asyncio.to_thread(self._client, self._config_keys())
+        await asyncio.get_running_loop().run_in_executor(_executor(), self._client, self._config_keys())
 
     @property
     def region(self) -> str | None:
@@ -104,8 +116,8 @@ class BedrockClients:
             retries["total_max_attempts"] = c.total_max_attempts
         if c.retry_mode is not None:
             retries["mode"] = c.retry_mode
-        settings = Config(connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
-                          retries=retries or None, user_agent_extra="polystack")
+        settings = Config(connect_timeout=c.connect_timeout, read_timeout=c.read_timeout, retries=retries or None,
+                          max_pool_connections=_CONCURRENCY, user_agent_extra="polystack")
         try:
             # a profile only when no keys are given: keys win, as in boto3's own chain
             session = boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token,
@@ -121,8 +133,9 @@ class BedrockClients:
 
     async def call(self, operation: str, what: str, **kwargs: Any) -> dict[str, Any]:
         """``client.<operation>(**kwargs)`` in a thread; Bedrock's errors as the stack's."""
-        keys = self._request_keys()
-        return await asyncio.to_thread(self._call, keys, operation, what, kwargs)
+        keys = self._request_keys()  # read on the loop: the provider data lives in the request's context
+        return await asyncio.get_running_loop().run_in_executor(
+            _executor(), self._call, keys, operation, what, kwargs)
 
     def _call(self, keys: tuple, operation: str, what: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         from botocore.response import StreamingBody
@@ -153,7 +166,7 @@ async def _events(stream: Any, where: str) -> AsyncIterator[dict[str, Any]]:
     """A botocore EventStream read by a thread, handed over one event at a time."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue(_STREAM_QUEUE)
-    stopped = threading.Event()
+    stopped, finished = threading.Event(), threading.Event()
 
     def hand_over(item: Any) -> None:
         if stopped.is_set():
@@ -180,8 +193,9 @@ async def _events(stream: Any, where: str) -> AsyncIterator[dict[str, Any]]:
                 hand_over(exc if isinstance(exc, StackError) else stack_error(exc, where))
         finally:
             stream.close()
+            finished.set()
 
-    reader = loop.run_in_executor(None, read)
+    threading.Thread(target=read, name="bedrock-stream", daemon=True).start()
     try:
         while True:
             item = await queue.get()
@@ -191,7 +205,7 @@ async def _events(stream: Any, where: str) -> AsyncIterator[dict[str, Any]]:
                 raise item
             yield item
     finally:
-        if not reader.done():  # an abandoned stream: let the reader go, emptying the queue it may wait on
+        if not finished.is_set():  # an abandoned stream: let the reader go, emptying the queue it may wait on
             stopped.set()
             while not queue.empty():
                 queue.get_nowait()

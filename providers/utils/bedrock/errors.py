@@ -42,11 +42,13 @@ _PATH = re.compile(r"at '([A-Za-z0-9_.\[\]]+)'")
 
 
 def validation_field(message: str) -> str | None:
-    """Our request field for the path a ValidationException names ("... at 'inferenceConfig.topP' ...")."""
+    """Our request field for the path a ValidationException names ("... at 'inferenceConfig.topP' ..."),
+    or None when it names none (Bedrock's free-text messages are not guessed at)."""
     found = _PATH.search(message)
-    path = found.group(1) if found else message
+    if found is None:
+        return None
     for theirs, ours in _FIELDS:
-        if path.startswith(theirs) or (not found and theirs in message):
+        if found.group(1).startswith(theirs):
             return ours
     return None
 

@@ -357,3 +357,21 @@ def test_the_page_documents_every_config_key_and_alias():
     assert set(BedrockConfig.model_fields) - rows == set()
     documented = dict(re.findall(r"^\| `(meta-llama/[^`]+)` \| `([^`]+)` \|$", page, re.MULTILINE))
     assert documented == {a.llama_model: a.preferred for a in ALIASES}
+
+
+def test_a_validation_message_names_our_field_only_when_bedrock_names_its_own():
+    from providers.utils.bedrock.errors import validation_field
+
+    assert validation_field("Value '2.5' at 'inferenceConfig.topP' failed to satisfy constraint") == "top_p"
+    assert validation_field("Value null at 'messages.1.member.content' failed to satisfy constraint") == "messages"
+    assert validation_field("A conversation must alternate between user and assistant roles.") is None
+
+
+async def test_concurrent_streams_each_get_their_whole_answer(serve, bedrock):
+    body = {"model": LLAMA, "stream": True, "messages": [{"role": "user", "content": "Say hello"}]}
+    async with serve() as client:
+        answers = await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(12)))
+    texts = {"".join(c["choices"][0]["delta"].get("content") or "" for c in sse_events(a.text) if c["choices"])
+             for a in answers}
+    assert texts == {"Hello from the test double"}
+    assert len(bedrock.of("ConverseStream")) == 12
