@@ -63,7 +63,12 @@ class BedrockClients:
         self._lock = threading.Lock()
 
     async def initialize(self) -> None:
-        """Build the configured client now (in a thread): a missing profile or region fails start-up."""
+        """Build the configured client now (in a thread): a missing boto3, profile or region fails start-up."""
+        try:
+            import boto3  # noqa: F401
+        except ImportError:
+            raise ConfigError("remote::bedrock needs the boto3 package, which is not installed: "
+                              "pip install 'polystack[bedrock]'") from None
         await asyncio.get_running_loop().run_in_executor(_executor(), self._client, self._config_keys())
 
     @property

@@ -375,3 +375,13 @@ async def test_concurrent_streams_each_get_their_whole_answer(serve, bedrock):
              for a in answers}
     assert texts == {"Hello from the test double"}
     assert len(bedrock.of("ConverseStream")) == 12
+
+
+async def test_without_boto3_start_up_fails_naming_the_package(tmp_path, monkeypatch, bedrock):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # what an environment without it imports
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path))
+    with pytest.raises(Exception, match=r"needs the boto3 package.*polystack\[bedrock\]"):
+        async with serve_stack(tmp_path, providers(), MODELS):
+            pass
