@@ -9,16 +9,15 @@ share one code path.
 
 from __future__ import annotations
 
-import base64
 import json
-import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers.utils.inference.openai_compat import drain
 from providers.utils.http import HTTPSettings, UpstreamClient, upstream_message
+from providers.utils.inference.embedding_encoding import float32_base64
+from providers.utils.inference.openai_compat import drain
 from stack.apis.models import Model
 from stack.apis.openai import (
     OpenAIChatChoice,
@@ -207,7 +206,7 @@ class OllamaInference:
         tokens = int(data.get("prompt_eval_count") or 0)
         return OpenAIEmbeddingsResponse(
             model=request.model,
-            data=[OpenAIEmbedding(index=i, embedding=_base64(v) if as_base64 else v) for i, v in enumerate(vectors)],
+            data=[OpenAIEmbedding(index=i, embedding=float32_base64(v) if as_base64 else v) for i, v in enumerate(vectors)],
             usage=OpenAIUsage(prompt_tokens=tokens, completion_tokens=None, total_tokens=tokens),
         )
 
@@ -363,9 +362,6 @@ def _usage(data: dict[str, Any]) -> OpenAIUsage:
     prompt, completion = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
     return OpenAIUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
-
-def _base64(vector: list[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def chat_response(data: dict[str, Any], model: str) -> OpenAIChatCompletion:
