@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from stack.errors import NotFoundError
-from stack.jobs import JobCancelled, JobRunner, JobStatus, JobStore
+from stack.jobs import FINAL, JobCancelled, JobRunner, JobStatus, JobStore
 from stack.storage import sqlstore_from_config
 
 FAST = dict(poll_interval=0.05, heartbeat_interval=0.2, cancel_grace=0.5)
@@ -212,11 +212,51 @@ async def test_a_killed_process_leaves_its_job_interrupted(open_runner, store_co
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert (await observer.store.get(job_id)).status is JobStatus.in_progress  # nobody has looked yet
-    restarted = await open_runner()  # the next start marks it
-    job = await restarted.store.get(job_id)
+    # the replica still running notices (no restart needed): its monitor looks for orphans
+    job = await until(lambda: _final(observer.store, job_id), timeout=10)
     assert job.status is JobStatus.interrupted
     assert f"pid {proc.pid}" in job.error and job.completed_at is not None
+
+
+async def _final(store, job_id):
+    job = await store.get(job_id)
+    return job if job.status in FINAL else None
+
+
+def adds(ctx):
+    return ctx.params["a"] + ctx.params["b"]
+
+
+async def test_an_interrupted_job_is_restarted_with_its_params(open_runner):
+    runner = await open_runner()
+    old = await runner.store.create("sum", {"a": 2, "b": 3}, owner_id="gone-host:1:x")  # a dead replica's job
+    await runner.store.start(old.job_id)
+    await runner.store.mark_interrupted(old.job_id, "interrupted: its process died")
+
+    async def rerun(job):
+        return await runner.submit("sum", adds, params=job.params)
+
+    runner.on_restart("sum", rerun)
+    new = await runner.restart(old.job_id)
+    assert new.job_id != old.job_id and new.params == {"a": 2, "b": 3, "restart_of": old.job_id}
+    assert (await runner.wait(new.job_id, timeout=10)).result == 5
+    assert (await runner.store.get(old.job_id)).status is JobStatus.interrupted  # history stays
+
+
+async def test_restart_refuses_a_running_or_completed_job_and_an_unknown_kind(open_runner):
+    from stack.errors import BadRequestError, ConflictError
+
+    runner = await open_runner()
+    runner.on_restart("sum", lambda job: runner.submit("sum", adds, params=job.params))
+    done = await runner.wait(await runner.submit("sum", adds, params={"a": 1, "b": 1}), timeout=10)
+    with pytest.raises(ConflictError, match="is completed; only an interrupted, failed or cancelled job"):
+        await runner.restart(done.job_id)
+    other = await runner.store.create("export")
+    await runner.store.request_cancel(other.job_id)
+    with pytest.raises(BadRequestError, match="job_id: jobs of kind 'export' cannot be restarted.*kinds: sum"):
+        await runner.restart(other.job_id)
+    with pytest.raises(NotFoundError):
+        await runner.restart("job-nope")
 
 
 async def test_stale_heartbeat_on_another_host_is_interrupted(store_config):
