@@ -32,6 +32,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -327,7 +328,27 @@ class _ChildContext(JobContext):
         self._conn.send(("log", line))
 
 
-def _child_main(fn, job_id, kind, params, cancel_event, conn) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker outlives a server killed with SIGKILL, training on and writing
+    files for a job that is by then marked interrupted: on Linux, ask the
+    kernel to kill it when the thread that started it (in the server) dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl: the broken pipe ends it at its next report
+        return
+    if os.getppid() != parent_pid:  # the server died before the request took effect
+        os._exit(1)
+
+
+def _child_main(fn, job_id, kind, params, cancel_event, conn, parent_pid=None) -> None:
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     ctx = _ChildContext(job_id, kind, params, cancel_event, conn)
     try:
         conn.send(("result", fn(ctx)))
@@ -482,7 +503,7 @@ class JobRunner:
         it ignores a cancel for ``cancel_grace`` seconds. Runs on a thread."""
         mp = multiprocessing.get_context("spawn")
         parent, child = mp.Pipe(duplex=False)
-        proc = mp.Process(target=_child_main, args=(fn, ctx.job_id, ctx.kind, ctx.params, ctx._cancel, child),
+        proc = mp.Process(target=_child_main, args=(fn, ctx.job_id, ctx.kind, ctx.params, ctx._cancel, child, os.getpid()),
                           name=f"polystack-job-{ctx.job_id}", daemon=True)
         proc.start()
         child.close()

@@ -193,7 +193,12 @@ async def main():
     config = TypeAdapter(StoreConfig).validate_python(json.loads(sys.argv[1]))
     runner = JobRunner(JobStore(await sqlstore_from_config(config)), poll_interval=0.05)
     await runner.start()
-    print(await runner.submit("post_training", forever), flush=True)
+    if len(sys.argv) > 2:  # a worker process, which writes its pid to the file named
+        from tests.test_jobs import sleeps_in_a_worker
+        job_id = await runner.submit("post_training", sleeps_in_a_worker, params={"pid_file": sys.argv[2]}, mode="process")
+    else:
+        job_id = await runner.submit("post_training", forever)
+    print(job_id, flush=True)
     await asyncio.sleep(600)
 
 asyncio.run(main())
@@ -216,6 +221,42 @@ async def test_a_killed_process_leaves_its_job_interrupted(open_runner, store_co
     job = await until(lambda: _final(observer.store, job_id), timeout=10)
     assert job.status is JobStatus.interrupted
     assert f"pid {proc.pid}" in job.error and job.completed_at is not None
+
+
+def sleeps_in_a_worker(ctx):
+    with open(ctx.params["pid_file"], "w") as out:
+        out.write(str(os.getpid()))
+    ctx.report(0.25, "started")
+    time.sleep(600)
+
+
+async def test_a_killed_servers_worker_process_dies_with_it(open_runner, store_config, tmp_path):
+    config = json.dumps(store_config.model_dump(mode="json"))
+    pid_file = tmp_path / "worker.pid"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SERVER, config, str(pid_file)], stdout=subprocess.PIPE,
+                            text=True, cwd=os.getcwd())
+    try:
+        job_id = (await asyncio.to_thread(proc.stdout.readline)).strip()
+        observer = await open_runner()
+        await until(lambda: _progress_is(observer.store, job_id, 0.25), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    worker = int(pid_file.read_text())
+    # the worker would otherwise train on for a job its server no longer records
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, f"worker {worker} outlived its killed server"
+        await asyncio.sleep(0.05)
+    assert (await until(lambda: _final(observer.store, job_id), timeout=10)).status is JobStatus.interrupted
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
 
 
 async def _final(store, job_id):

@@ -80,6 +80,9 @@ def _vector_dumper(oid: int) -> type[Dumper]:
     return VectorDumper
 
 
+MAX_EF_SEARCH = 1000  # pgvector's upper bound of hnsw.ef_search
+
+
 class PGVectorVectorIO(VectorIOProvider):
     provider_type = "remote::pgvector"
 
@@ -217,7 +220,8 @@ class PGVectorVectorIO(VectorIOProvider):
     async def _search(self, db: VectorDB, vector: np.ndarray, params: QueryParams) -> list[tuple[Chunk, float]]:
         table = self.tables[db.provider_resource_id]
         op = "<=>" if self.config.metric == "cosine" else "<->"
-        ef = max(self.config.hnsw_ef_search, params.max_chunks)
+        # pgvector refuses an ef_search over 1000: a larger max_chunks gets what a 1000-wide index scan finds
+        ef = min(max(self.config.hnsw_ef_search, params.max_chunks), MAX_EF_SEARCH)
         async with self._connection() as conn, conn.transaction():
             await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
             cur = await conn.execute(
