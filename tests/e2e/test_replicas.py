@@ -11,12 +11,9 @@ is marked interrupted by the survivor, which can run it again.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from itertools import count
 
 import httpx
 import psycopg
@@ -24,26 +21,18 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.e2e.acknowledged import (
+    TASK_CONFIG,
+    AcknowledgedWrites,
+    AGENT,
+    eval_task,
+    ok,
+    register_dataset,
+    trajectory,
+    wait_job,
+)
 from tests.e2e.upstream_double import CHAT_MODEL, DIMENSION, EMBEDDING_MODEL, on_double, upstream_double
 from tests.support import ServerProcess
-
-SCHEMA = {"question": {"type": "string"}, "answer": {"type": "string"}}
-TASK_CONFIG = {"type": "benchmark", "eval_candidate": {
-    "type": "model", "model": CHAT_MODEL, "sampling_params": {"strategy": {"type": "greedy"}, "max_tokens": 8}}}
-AGENT = {"model": CHAT_MODEL, "instructions": "Be brief.", "enable_session_persistence": True,
-         "sampling_params": {"strategy": {"type": "greedy"}, "max_tokens": 16}}
-_names = count()
-
-
-def data_url(rows: list[dict]) -> str:
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    return "data:application/jsonl;base64," + base64.b64encode(text.encode()).decode()
-
-
-def trajectory(reward: float) -> dict:
-    return {"messages_and_choices": [
-        {"role": "user", "content": "2+2?"},
-        {"finish_reason": "stop", "index": 0, "message": {"role": "assistant", "content": "4"}}], "reward": reward}
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +63,6 @@ def clients(replicas) -> list[httpx.AsyncClient]:
     return [httpx.AsyncClient(base_url=s.base_url, timeout=60) for s in replicas]
 
 
-def ok(response: httpx.Response) -> dict:
-    assert response.status_code == 200, f"{response.request.method} {response.request.url}: {response.text}"
-    return response.json() if response.content else {}
-
-
 async def test_what_one_replica_creates_the_other_serves(replicas):
     a, b = clients(replicas)
     async with a, b:
@@ -98,8 +82,7 @@ async def test_what_one_replica_creates_the_other_serves(replicas):
         assert hits["chunks"][0]["metadata"]["document_id"] == "bread"
 
         # a dataset registered on b, appended to on a, read on b
-        ok(await b.post("/v1/datasets", json={"dataset_id": "qa", "dataset_schema": SCHEMA, "metadata": {"format": "jsonl"},
-                                              "url": {"uri": data_url([{"question": "2+2?", "answer": "4"}])}}))
+        await register_dataset(b, "qa", [{"question": "2+2?", "answer": "4"}])
         ok(await a.post("/v1/datasetio/rows", json={"dataset_id": "qa", "rows": [{"question": "3+3?", "answer": "6"}]}))
         rows = ok(await b.get("/v1/datasetio/rows", params={"dataset_id": "qa", "rows_in_page": 10}))
         assert [r["answer"] for r in rows["rows"]] == ["4", "6"]
@@ -142,8 +125,7 @@ async def test_concurrent_writes_split_across_replicas_lose_nothing(replicas):
         both = [a, b]
         ok(await a.post("/v1/vector-dbs", json={"vector_db_id": "many", "embedding_model": EMBEDDING_MODEL,
                                                 "embedding_dimension": DIMENSION}))
-        ok(await a.post("/v1/datasets", json={"dataset_id": "appended", "dataset_schema": SCHEMA, "metadata": {"format": "jsonl"},
-                                              "url": {"uri": data_url([{"question": "seed", "answer": "0"}])}}))
+        await register_dataset(a, "appended", [{"question": "seed", "answer": "0"}])
         model = ok(await b.post("/v1/preview/models", json={"project": "p", "name": "many", "base_model": CHAT_MODEL}))
         agent_id = ok(await b.post("/v1/agents", json={"agent_config": AGENT}))["agent_id"]
         sessions = [ok(await both[i % 2].post(f"/v1/agents/{agent_id}/session", json={"session_name": f"s{i}"}))["session_id"]
@@ -182,32 +164,15 @@ async def test_concurrent_writes_split_across_replicas_lose_nothing(replicas):
             ok(await both[(i + 1) % 2].get(f"/v1/agents/{agent_id}/session/{sessions[i]}/turn/{turn_id}"))
 
 
-async def _eval_task(client: httpx.AsyncClient, name: str, rows: int) -> None:
-    ok(await client.post("/v1/datasets", json={
-        "dataset_id": name, "metadata": {"format": "jsonl"},
-        "dataset_schema": {"input_query": {"type": "string"}, "expected_answer": {"type": "string"}},
-        "url": {"uri": data_url([{"input_query": f"[slow] question {i}", "expected_answer": "Hello"} for i in range(rows)])}}))
-    ok(await client.post("/v1/eval-tasks", json={"eval_task_id": name, "dataset_id": name,
-                                                 "scoring_functions": ["basic::subset_of"]}))
-
-
-async def _job(client: httpx.AsyncClient, job_id: str, until: set[str], timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while (job := ok(await client.get(f"/v1/jobs/{job_id}")))["status"] not in until:
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-        await asyncio.sleep(0.1)
-    return job
-
-
 async def test_a_job_started_on_one_replica_is_seen_and_cancelled_on_the_other(replicas):
     a, b = clients(replicas)
     async with a, b:
-        await _eval_task(a, "slow-task", rows=40)  # 40 rows of 1.5 s, 8 at a time: about 8 s
+        await eval_task(a, "slow-task")
         job_id = ok(await a.post("/v1/eval/tasks/slow-task/jobs", json={"task_config": TASK_CONFIG}))["job_id"]
-        seen = await _job(b, job_id, {"in_progress"})
+        seen = await wait_job(b, job_id, {"in_progress"})
         assert seen["kind"] == "eval" and seen["owner_id"].split(":")[1] == str(replicas[0].proc.pid)
         assert ok(await b.delete(f"/v1/jobs/{job_id}"))["status"] in ("in_progress", "cancelled")
-        cancelled = await _job(a, job_id, {"cancelled", "completed", "failed"}, timeout=10)
+        cancelled = await wait_job(a, job_id, {"cancelled", "completed", "failed"}, timeout=10)
         assert cancelled["status"] == "cancelled"
         assert ok(await b.get(f"/v1/eval/tasks/slow-task/jobs/{job_id}")) == "failed"  # the spec's word for it
 
@@ -215,50 +180,11 @@ async def test_a_job_started_on_one_replica_is_seen_and_cancelled_on_the_other(r
 async def test_a_killed_replica_loses_no_acknowledged_write(replicas):
     victim, survivor = replicas
     a, b = clients(replicas)
-    acknowledged: dict[str, list] = {"rows": [], "logs": [], "docs": [], "metrics": [], "turns": []}
+    writes = AcknowledgedWrites("killed")
     async with a, b:
-        ok(await b.post("/v1/vector-dbs", json={"vector_db_id": "killed", "embedding_model": EMBEDDING_MODEL,
-                                                "embedding_dimension": DIMENSION}))
-        ok(await b.post("/v1/datasets", json={"dataset_id": "killed", "dataset_schema": SCHEMA, "metadata": {"format": "jsonl"},
-                                              "url": {"uri": data_url([{"question": "seed", "answer": "seed"}])}}))
-        model = ok(await b.post("/v1/preview/models", json={"project": "p", "name": "killed", "base_model": CHAT_MODEL}))
-        agent_id = ok(await b.post("/v1/agents", json={"agent_config": AGENT}))["agent_id"]
-        session_id = ok(await a.post(f"/v1/agents/{agent_id}/session", json={"session_name": "k"}))["session_id"]
-        await _eval_task(b, "killed-task", rows=40)
-        job_id = ok(await a.post("/v1/eval/tasks/killed-task/jobs", json={"task_config": TASK_CONFIG}))["job_id"]
-        await _job(b, job_id, {"in_progress"})
-
-        async def writer(client: httpx.AsyncClient, i: int) -> None:
-            """One write of each family; what got a 2xx is recorded as acknowledged."""
-            async def attempt(kind, value, method, url, body):
-                try:
-                    response = await client.request(method, url, json=body)
-                except httpx.HTTPError:
-                    return  # the connection died with the replica: not acknowledged
-                if response.status_code == 200:
-                    acknowledged[kind].append(value(response))
-            tag = f"{client.base_url.port}-{i}"
-            await asyncio.gather(
-                attempt("rows", lambda r: tag, "POST", "/v1/datasetio/rows",
-                        {"dataset_id": "killed", "rows": [{"question": "q", "answer": tag}]}),
-                attempt("logs", lambda r: r.json()["id"], "POST", "/v5/prompts/log",
-                        {"path": "replicas/killed", "prompt": {"model": CHAT_MODEL}, "output": tag}),
-                attempt("docs", lambda r: tag, "POST", "/v1/vector-io/insert",
-                        {"vector_db_id": "killed", "chunks": [{"content": f"kill test {tag}", "metadata": {"document_id": tag}}]}),
-                attempt("metrics", lambda r: tag, "POST", f"/v1/preview/models/{model['id']}/log",
-                        {"split": tag, "trajectory_groups": [{"trajectories": [trajectory(1.0)]}]}),
-                attempt("turns", lambda r: r.json()["turn_id"], "POST", f"/v1/agents/{agent_id}/session/{session_id}/turn",
-                        {"messages": [{"role": "user", "content": tag}], "stream": False}),
-            )
-
-        async def keep_writing(client: httpx.AsyncClient, stop: asyncio.Event) -> None:
-            i = 0
-            while not stop.is_set():
-                await asyncio.gather(*(writer(client, i + k) for k in range(4)))
-                i += 4
-
+        await writes.prepare(b, other=a)  # the session and the running eval job on the victim
         stop = asyncio.Event()
-        writers = [asyncio.create_task(keep_writing(c, stop)) for c in (a, b)]
+        writers = [asyncio.create_task(writes.keep_writing(c, stop)) for c in (a, b)]
         await asyncio.sleep(2.0)
         victim.proc.send_signal(signal.SIGKILL)  # mid-write: requests to it are in flight
         victim.proc.wait()
@@ -266,28 +192,8 @@ async def test_a_killed_replica_loses_no_acknowledged_write(replicas):
         stop.set()
         await asyncio.gather(*writers)
 
-        # every acknowledged write, read back from the survivor
-        assert all(acknowledged.values()), {k: len(v) for k, v in acknowledged.items()}
-        rows = ok(await b.get("/v1/datasetio/rows", params={"dataset_id": "killed", "rows_in_page": 1000}))["rows"]
-        assert set(acknowledged["rows"]) <= {r["answer"] for r in rows}
-        for log_id in acknowledged["logs"]:
-            ok(await b.get(f"/v5/logs/{log_id}"))
-        hits = ok(await b.post("/v1/vector-io/query", json={"vector_db_id": "killed", "query": "kill test",
-                                                            "params": {"max_chunks": 10000}}))
-        assert set(acknowledged["docs"]) <= {c["metadata"]["document_id"] for c in hits["chunks"]}
-        splits = {h["split"] for h in ok(await b.get(f"/v1/preview/models/{model['id']}/metrics"))["data"]}
-        assert set(acknowledged["metrics"]) <= splits
-        session = ok(await b.get(f"/v1/agents/{agent_id}/session/{session_id}"))
-        assert set(acknowledged["turns"]) <= {t["turn_id"] for t in session["turns"]}
-
+        counts = await writes.check(b)
         # the dead replica's eval job: the survivor marks it interrupted, then runs it again
-        interrupted = await _job(b, job_id, {"interrupted", "completed", "failed", "cancelled"}, timeout=30)
-        assert interrupted["status"] == "interrupted" and f"pid {victim.proc.pid}" in interrupted["error"]
-        again = ok(await b.post(f"/v1/jobs/{job_id}/restart"))
-        assert again["params"]["restart_of"] == job_id and again["params"]["task_id"] == "killed-task"
-        done = await _job(b, again["job_id"], {"completed", "failed", "cancelled", "interrupted"}, timeout=60)
-        assert done["status"] == "completed" and done["owner_id"].split(":")[1] == str(survivor.proc.pid)
-        result = ok(await b.get(f"/v1/eval/tasks/killed-task/jobs/{again['job_id']}/result"))
-        assert len(result["generations"]) == 40
-        assert (await b.post(f"/v1/jobs/{again['job_id']}/restart")).status_code == 409  # completed: nothing to redo
-    print(f"\nacknowledged before/around the kill: { {k: len(v) for k, v in acknowledged.items()} }")
+        done = await writes.restart_interrupted_job(b, victim.proc.pid)
+        assert done["owner_id"].split(":")[1] == str(survivor.proc.pid)
+    print(f"\nacknowledged, then read back from the survivor: {counts}")
