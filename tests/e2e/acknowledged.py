@@ -73,9 +73,9 @@ class AcknowledgedWrites:
         self.name = name
         self.acknowledged: dict[str, list[str]] = {"rows": [], "logs": [], "docs": [], "metrics": [], "turns": []}
 
-    async def prepare(self, client: httpx.AsyncClient, other: httpx.AsyncClient | None = None) -> str:
-        """Create what the writes go to (the session on ``other`` when given) and start the
-        eval job on ``other`` or ``client``; returns its id once it runs."""
+    async def prepare(self, client: httpx.AsyncClient, other: httpx.AsyncClient | None = None, *, job: bool = True) -> None:
+        """Create what the writes go to (the session on ``other`` when given) and, with ``job``,
+        start the eval job on ``other`` or ``client`` and wait until it runs."""
         other = other or client
         name = self.name
         ok(await client.post("/v1/vector-dbs", json={"vector_db_id": name, "embedding_model": EMBEDDING_MODEL,
@@ -85,35 +85,38 @@ class AcknowledgedWrites:
             "project": "p", "name": name, "base_model": CHAT_MODEL}))["id"]
         self.agent_id = ok(await client.post("/v1/agents", json={"agent_config": AGENT}))["agent_id"]
         self.session_id = ok(await other.post(f"/v1/agents/{self.agent_id}/session", json={"session_name": name}))["session_id"]
-        await eval_task(client, f"{name}-task")
-        self.job_id = ok(await other.post(f"/v1/eval/tasks/{name}-task/jobs", json={"task_config": TASK_CONFIG}))["job_id"]
-        await wait_job(client, self.job_id, {"in_progress"})
-        return self.job_id
+        if job:
+            await eval_task(client, f"{name}-task")
+            self.job_id = ok(await other.post(f"/v1/eval/tasks/{name}-task/jobs", json={"task_config": TASK_CONFIG}))["job_id"]
+            await wait_job(client, self.job_id, {"in_progress"})
 
-    async def _attempt(self, client: httpx.AsyncClient, kind: str, value, url: str, body: dict) -> None:
+    async def _attempt(self, client: httpx.AsyncClient, kind: str, value, url: str, body: dict) -> httpx.Response | None:
         try:
             response = await client.post(url, json=body)
         except httpx.HTTPError:
-            return  # the connection died with the server: not acknowledged
+            return None  # the connection died with the server: not acknowledged
         if response.status_code == 200:
             self.acknowledged[kind].append(value(response))
+        return response
+
+    def requests(self, tag: str) -> list[tuple]:
+        """One write of each family marked ``tag``: (family, its id in the answer, route, body)."""
+        return [
+            ("rows", lambda r: tag, "/v1/datasetio/rows", {"dataset_id": self.name, "rows": [{"question": "q", "answer": tag}]}),
+            ("logs", lambda r: r.json()["id"], "/v5/prompts/log",
+             {"path": f"kill/{self.name}", "prompt": {"model": CHAT_MODEL}, "output": tag}),
+            ("docs", lambda r: tag, "/v1/vector-io/insert", {"vector_db_id": self.name, "chunks": [
+                {"content": f"kill test {tag}", "metadata": {"document_id": tag}}]}),
+            ("metrics", lambda r: tag, f"/v1/preview/models/{self.model_id}/log",
+             {"split": tag, "trajectory_groups": [{"trajectories": [trajectory(1.0)]}]}),
+            ("turns", lambda r: r.json()["turn_id"], f"/v1/agents/{self.agent_id}/session/{self.session_id}/turn",
+             {"messages": [{"role": "user", "content": tag}], "stream": False}),
+        ]
 
     async def write(self, client: httpx.AsyncClient, i: int) -> None:
         """One write of each family, at once."""
-        tag = f"{client.base_url.port}-{i}"
-        await asyncio.gather(
-            self._attempt(client, "rows", lambda r: tag, "/v1/datasetio/rows",
-                          {"dataset_id": self.name, "rows": [{"question": "q", "answer": tag}]}),
-            self._attempt(client, "logs", lambda r: r.json()["id"], "/v5/prompts/log",
-                          {"path": f"kill/{self.name}", "prompt": {"model": CHAT_MODEL}, "output": tag}),
-            self._attempt(client, "docs", lambda r: tag, "/v1/vector-io/insert", {"vector_db_id": self.name, "chunks": [
-                {"content": f"kill test {tag}", "metadata": {"document_id": tag}}]}),
-            self._attempt(client, "metrics", lambda r: tag, f"/v1/preview/models/{self.model_id}/log",
-                          {"split": tag, "trajectory_groups": [{"trajectories": [trajectory(1.0)]}]}),
-            self._attempt(client, "turns", lambda r: r.json()["turn_id"],
-                          f"/v1/agents/{self.agent_id}/session/{self.session_id}/turn",
-                          {"messages": [{"role": "user", "content": tag}], "stream": False}),
-        )
+        tag = f"{client.base_url.host}-{client.base_url.port}-{i}"
+        await asyncio.gather(*(self._attempt(client, *request) for request in self.requests(tag)))
 
     async def keep_writing(self, client: httpx.AsyncClient, stop: asyncio.Event, parallel: int = 4) -> None:
         i = 0
@@ -150,3 +153,18 @@ class AcknowledgedWrites:
         assert len(result["generations"]) == EVAL_ROWS
         assert (await client.post(f"/v1/jobs/{again['job_id']}/restart")).status_code == 409  # completed: nothing to redo
         return done
+
+    async def assert_absent(self, client: httpx.AsyncClient, tag: str) -> None:
+        """None of the writes marked ``tag`` (refused ones) left anything behind."""
+        rows = ok(await client.get("/v1/datasetio/rows", params={"dataset_id": self.name, "rows_in_page": 1000}))["rows"]
+        assert tag not in {r["answer"] for r in rows}
+        prompt_id = ok(await client.get(f"/v5/logs/{self.acknowledged['logs'][0]}"))["prompt"]["id"]
+        logs = ok(await client.get("/v5/logs", params={"file_id": prompt_id, "size": 100}))["records"]
+        assert tag not in {log["output"] for log in logs}
+        hits = ok(await client.post("/v1/vector-io/query", json={"vector_db_id": self.name, "query": "kill test",
+                                                                 "params": {"max_chunks": 1000}}))
+        assert tag not in {c["metadata"]["document_id"] for c in hits["chunks"]}
+        splits = {h["split"] for h in ok(await client.get(f"/v1/preview/models/{self.model_id}/metrics"))["data"]}
+        assert tag not in splits
+        session = ok(await client.get(f"/v1/agents/{self.agent_id}/session/{self.session_id}"))
+        assert tag not in {m["content"] for t in session["turns"] for m in t["input_messages"]}
