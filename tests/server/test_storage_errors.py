@@ -130,3 +130,46 @@ def _connect_within_a_second(config) -> None:
     elif isinstance(config, list):
         for value in config:
             _connect_within_a_second(value)
+
+
+async def test_every_family_of_the_starter_answers_503_while_its_sqlite_files_are_locked(tmp_path, monkeypatch):
+    """Another process holds the write lock of every SQLite file past the busy timeout:
+    each family's write is a 503 + Retry-After and leaves nothing; once free, all work."""
+    import sqlite3
+
+    import yaml
+
+    from stack.storage import _sqlite
+    from tests.e2e.acknowledged import AcknowledgedWrites
+    from tests.e2e.upstream_double import on_double, upstream_double
+    from tests.support import app_from_yaml, serve_app
+
+    monkeypatch.setattr(_sqlite, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("POLYSTACK_PORT", "8321")  # braintrust's judge endpoint, as polystack run sets it; unused here
+    with upstream_double() as url:
+        async with serve_app(app_from_yaml(tmp_path, yaml.safe_dump(on_double("starter", url)))) as client:
+            writes = AcknowledgedWrites("locked")
+            await writes.prepare(client, job=False)
+            await writes.write(client, 0)
+            assert all(writes.acknowledged.values()), writes.acknowledged
+
+            files = sorted((tmp_path / "home" / "starter").glob("*.db"))
+            assert len(files) >= 6, files  # registry, agents, faiss, datasets, prompt logs, trajectories, ...
+            holders = [sqlite3.connect(path, isolation_level=None) for path in files]
+            try:
+                for holder in holders:
+                    holder.execute("BEGIN EXCLUSIVE")
+                for kind, _value, route, body in writes.requests("while-locked"):
+                    response = await client.post(route, json=body)
+                    assert response.status_code == 503, f"{kind}: {response.status_code} {response.text}"
+                    assert response.headers["Retry-After"] == "5" and "busy" in response.json()["detail"]
+            finally:
+                for holder in holders:
+                    holder.execute("ROLLBACK")
+                    holder.close()
+            for kind, _value, route, body in writes.requests("after"):
+                response = await client.post(route, json=body)
+                assert response.status_code == 200, f"{kind}: {response.text}"
+            await writes.assert_absent(client, "while-locked")
+            await writes.check(client)
