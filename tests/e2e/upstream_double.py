@@ -104,3 +104,10 @@ def on_double(distribution: str, url: str) -> dict:
     for provider in config["providers"].get("synthetic_data_generation", []):
         provider["config"]["default_model"] = CHAT_MODEL
     return config
+
+
+if __name__ == "__main__":  # python -m tests.e2e.upstream_double PORT: for bench/replicas.py
+    import http.server
+    import sys
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), UpstreamDouble).serve_forever()
