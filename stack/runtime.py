@@ -226,6 +226,9 @@ class StackJobs:
     async def cancel_job(self, job_id: str) -> Job:
         return await self.stack.jobs.cancel(job_id)
 
+    async def restart_job(self, job_id: str) -> Job:
+        return await self.stack.jobs.restart(job_id)
+
 
 class StackInspector:
     """The Inspect API of a running stack."""

@@ -38,5 +38,9 @@ class Jobs(Protocol):
     @webmethod(route="/v1/jobs/{job_id}", method="DELETE", summary="Cancel a job (any replica's)")
     async def cancel_job(self, job_id: str) -> Job: ...
 
+    @webmethod(route="/v1/jobs/{job_id}/restart", method="POST",
+               summary="Run an interrupted, failed or cancelled job again, as a new job")
+    async def restart_job(self, job_id: str) -> Job: ...
+
 
 PROTOCOL = Jobs

@@ -51,6 +51,11 @@ class ResourceTable(Generic[R]):
         self.routed_api = routed_api
         self._cache: dict[str, _Entry[R]] = {}
         self._lock = asyncio.Lock()
+        #: what this process's providers were told of, by identifier: another replica may
+        #: register a resource after this one started, and its provider must hear of it
+        #: (open the table, load the index) before it serves the resource here
+        self._announced: dict[str, R] = {}
+        self._announcing = asyncio.Lock()
 
     # -- persistence ---------------------------------------------------------
 
@@ -101,6 +106,8 @@ class ResourceTable(Generic[R]):
             except StackError as exc:
                 log.error("provider %r no longer accepts %s %r: %s", entry.resource.provider_id, self.kind,
                           entry.resource.identifier, exc)
+            else:
+                self._announced[entry.resource.identifier] = entry.requested
 
     def _served(self, entry: _Entry[R] | None) -> bool:
         return entry is not None and entry.resource.provider_id in self.providers
@@ -122,7 +129,19 @@ class ResourceTable(Generic[R]):
             entry = await self._read(identifier)
         if not self._served(entry):
             raise NotFoundError(self.kind.replace("_", " ").capitalize(), identifier, await self._known())
+        told = self._announced.get(identifier)
+        if told is not entry.requested and told != entry.requested:
+            await self._announce(entry)
         return entry.resource
+
+    async def _announce(self, entry: _Entry[R]) -> None:
+        """Tell the provider of a resource registered (or changed) by another
+        replica, as a restart would; its refusal is the caller's error."""
+        async with self._announcing:
+            if self._announced.get(entry.resource.identifier) == entry.requested:
+                return  # a concurrent request announced it meanwhile
+            await self._provider_accepts(entry.requested)
+            self._announced[entry.resource.identifier] = entry.requested
 
     async def lookup(self, identifier: str) -> tuple[R, Any]:
         """The resource and the provider instance that serves it."""
@@ -167,6 +186,7 @@ class ResourceTable(Generic[R]):
             accepted = await self._provider_accepts(resource)
             created = existing.created if existing else int(time.time())
             await self._save(_Entry(accepted, source, resource, created))
+            self._announced[resource.identifier] = resource
             return accepted
 
     async def _check_before_save(self, resource: R) -> None:
@@ -204,6 +224,7 @@ class ResourceTable(Generic[R]):
         """Forget ``identifier`` (store and cache) without asking its provider."""
         await self.store.delete(self._key(identifier))
         self._cache.pop(identifier, None)
+        self._announced.pop(identifier, None)
 
     async def reconcile(self, wanted: list[R]) -> None:
         """Make the run-config resources match ``wanted``: register new or changed

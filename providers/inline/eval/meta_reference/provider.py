@@ -26,6 +26,7 @@ from stack.apis.eval_tasks import EvalTask
 from stack.apis.inference import Message, UserMessage
 from stack.apis.models import ModelType
 from stack.errors import BadRequestError, ConflictError, NotFoundError
+from stack.jobs import Job as StackJob
 from stack.jobs import JobContext, JobStatus
 from stack.registry import ProviderContext
 
@@ -59,6 +60,8 @@ class MetaReferenceEval:
         self.models = context.deps["models"]
         self.agents = context.deps.get("agents")
         self.jobs = context.jobs
+        if self.jobs is not None:  # POST /v1/jobs/{id}/restart evaluates an interrupted job's task again
+            self.jobs.on_restart(JOB_KIND, self._restart)
 
     # -- routes ----------------------------------------------------------------------------------
 
@@ -77,6 +80,11 @@ class MetaReferenceEval:
         params = {"task_id": task.identifier, "task_config": task_config.model_dump(mode="json")}
         job_id = await self.jobs.submit(JOB_KIND, partial(self._run, task, task_config), params=params)
         return Job(job_id=job_id)
+
+    async def _restart(self, job: StackJob) -> str:
+        """The same task and config as a new job (generation starts over)."""
+        config = TypeAdapter(EvalTaskConfig).validate_python(job.params["task_config"])
+        return (await self.run_eval(job.params["task_id"], config)).job_id
 
     async def job_status(self, task_id: str, job_id: str) -> SpecJobStatus | None:
         job = await self._job(task_id, job_id)
