@@ -137,7 +137,7 @@ class OllamaInference:
                             for i, c in enumerate(message["tool_calls"])
                         ]
                         tool_calls += len(message["tool_calls"])
-                    done = data["done"] if "done" in data else False
+                    done = data.get("done", False)
                     finish = ("tool_calls" if tool_calls else _FINISH.get(data.get("done_reason"), "stop")) if done else None
                     chunks = [OpenAIChatCompletionChunk(id=cid, created=created, model=model, choices=[
                         OpenAIChatChunkChoice(index=0, delta=OpenAIChatDelta(**delta), finish_reason=finish)

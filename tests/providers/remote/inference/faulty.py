@@ -67,7 +67,7 @@ class FaultyUpstream:
 
     # -- life cycle ------------------------------------------------------------------
 
-    async def start(self) -> "FaultyUpstream":
+    async def start(self) -> FaultyUpstream:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
