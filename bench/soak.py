@@ -1,6 +1,6 @@
 """Soak: a mixed workload against one `polystack run` for a bounded time.
 
-usage: python bench/soak.py [--duration 60] [--concurrency 16] [--seed 0]
+usage: python bench/soak.py [--duration 60] [--concurrency 16] [--seed 0] [--outage SECONDS]
 
 Starts bench/_instant_upstream.py (an OpenAI-compatible upstream that answers
 chat and embeddings at once) and a `polystack run` with inference
@@ -23,7 +23,11 @@ at random from these kinds:
 
 Prints per kind: count, p50 / p99 latency and errors (a non-2xx answer, an
 error event in a stream, or an exception), and the server's RSS before and
-after. The upstream does no work, so latencies are the stack's own cost plus
+after. With --outage, the upstream is killed (SIGKILL) a third of the way in and
+started again on the same port SECONDS later: errors are then counted apart
+for requests that began before, during and after the outage, with their
+status codes (those that overlap it should be 502s and 504s, or error events ending the
+streams it cut; none after it). The upstream does no work, so latencies are the stack's own cost plus
 the shared machine's load.
 """
 
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import subprocess
@@ -47,9 +50,9 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from proxy import free_port, wait_until_up  # noqa: E402
+from proxy import free_port, wait_until_up
 
-from tests.support import ServerProcess  # noqa: E402
+from tests.support import ServerProcess
 
 RUN_YAML = """\
 version: '2'
@@ -110,6 +113,9 @@ class Soak:
         self.first_error: dict[str, str] = {}
         self.agent_id = ""
         self.model_id = ""
+        self.outage: tuple[float, float] | None = None  # (down, up) perf_counter times, once over
+        self.down_since: float | None = None
+        self.phase_errors: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     async def setup(self) -> None:
         c = self.client
@@ -148,8 +154,16 @@ class Soak:
                 turns += 1
             if problem:
                 self._error(kind, problem)
+                self.phase_errors[self._phase(started, time.perf_counter())][problem[:3]] += 1
             else:
                 self.latency[kind].append((time.perf_counter() - started) * 1000)
+
+    def _phase(self, started: float, ended: float) -> str:
+        """When a request ran: before the outage, overlapping it (in flight at the kill included), after it."""
+        down = self.outage[0] if self.outage is not None else self.down_since
+        if down is None or ended < down:
+            return "before"
+        return "after" if self.outage is not None and started >= self.outage[1] else "during"
 
     def _error(self, kind: str, problem: str) -> None:
         self.errors[kind] += 1
@@ -206,7 +220,34 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))]
 
 
-async def soak(base_url: str, process: psutil.Process, args: argparse.Namespace) -> int:
+async def outage(run: Soak, upstream: Upstream, at: float, seconds: float) -> None:
+    """Kill the upstream at ``at`` (perf_counter time) and start it again ``seconds`` later."""
+    await asyncio.sleep(max(0.0, at - time.perf_counter()))
+    run.down_since = time.perf_counter()
+    upstream.kill()
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(upstream.start)
+    run.outage = (run.down_since, time.perf_counter())
+
+
+class Upstream:
+    """bench/_instant_upstream.py in its own process, on one port for its whole life."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(self.port)])
+        wait_until_up(f"http://127.0.0.1:{self.port}/", self.proc)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def soak(base_url: str, process: psutil.Process, args: argparse.Namespace, upstream: Upstream) -> int:
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
         run = Soak(client, random.Random(args.seed))
@@ -214,7 +255,8 @@ async def soak(base_url: str, process: psutil.Process, args: argparse.Namespace)
         rss_before = process.memory_info().rss
         began = time.perf_counter()
         deadline = began + args.duration
-        await asyncio.gather(*(run.worker(deadline) for _ in range(args.concurrency)))
+        faults = [outage(run, upstream, began + args.duration / 3, args.outage)] if args.outage else []
+        await asyncio.gather(*(run.worker(deadline) for _ in range(args.concurrency)), *faults)
         elapsed = time.perf_counter() - began
         rss_after = process.memory_info().rss
     total = sum(len(v) for v in run.latency.values()) + sum(run.errors.values())
@@ -229,6 +271,12 @@ async def soak(base_url: str, process: psutil.Process, args: argparse.Namespace)
         print(f"| {kind} | {len(values) + run.errors.get(kind, 0)} | {p50} | {p99} | {run.errors.get(kind, 0)} |")
     for kind, problem in run.first_error.items():
         print(f"first {kind} error: {problem}")
+    if args.outage:
+        down, up = run.outage
+        print(f"\nupstream killed at {down - began:.1f} s, up again at {up - began:.1f} s; errors by when the "
+              f"request began (status: count): " + "; ".join(
+                  f"{phase}: {dict(run.phase_errors.get(phase, {}))}" for phase in ("before", "during", "after")))
+        return 1 if run.phase_errors.get("before") or run.phase_errors.get("after") else 0
     return 1 if run.errors else 0
 
 
@@ -237,24 +285,24 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--outage", type=float, default=0.0, help="seconds the upstream is down mid-run")
     args = parser.parse_args()
-    up_port = free_port()
-    upstream = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(up_port)])
+    upstream = Upstream()
     try:
-        wait_until_up(f"http://127.0.0.1:{up_port}/", upstream)
+        upstream.start()
         with tempfile.TemporaryDirectory() as scratch:
             home = Path(scratch)
-            (home / "run.yaml").write_text(RUN_YAML.format(url=f"http://127.0.0.1:{up_port}/v1"))
+            (home / "run.yaml").write_text(RUN_YAML.format(url=f"http://127.0.0.1:{upstream.port}/v1"))
             server = ServerProcess(str(home / "run.yaml"), home=home, pythonpath=[HERE.parent]).start(timeout=120)
             try:
-                return asyncio.run(soak(server.base_url, psutil.Process(server.proc.pid), args))
+                failed = asyncio.run(soak(server.base_url, psutil.Process(server.proc.pid), args, upstream))
             finally:
                 server.stop()
-                if server.proc.returncode not in (0, None):
-                    print(server.output()[-3000:], file=sys.stderr)
+            if failed:
+                print(f"\nthe server's log ends:\n{server.output()[-3000:]}", file=sys.stderr)
+            return failed
     finally:
-        upstream.terminate()
-        upstream.wait()
+        upstream.kill()
 
 
 if __name__ == "__main__":
