@@ -274,7 +274,7 @@ async def soak(base_url: str, process: psutil.Process, args: argparse.Namespace,
     if args.outage:
         down, up = run.outage
         print(f"\nupstream killed at {down - began:.1f} s, up again at {up - began:.1f} s; errors by when the "
-              f"request began (status: count): " + "; ".join(
+              f"request ran (status: count): " + "; ".join(
                   f"{phase}: {dict(run.phase_errors.get(phase, {}))}" for phase in ("before", "during", "after")))
         return 1 if run.phase_errors.get("before") or run.phase_errors.get("after") else 0
     return 1 if run.errors else 0
