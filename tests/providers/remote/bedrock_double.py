@@ -208,7 +208,7 @@ class FakeBedrock:
             app.router.add_post(path, self._handler(operation))
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)  # a restart keeps the port
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         return self

@@ -186,6 +186,31 @@ async def test_an_error_inside_the_stream_ends_it_with_an_error_event(serve, bed
     assert "rate-limiting" in response.text and "Too many tokens" in response.text
 
 
+async def test_a_stream_cut_by_bedrock_ends_with_an_error_event_and_the_next_one_works(serve, bedrock):
+    bedrock.then(stream(converse_events("Hel", "lo"), cut=True))
+    body = {"model": LLAMA, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    async with serve(total_max_attempts=1) as client:
+        cut = await client.post("/v1/chat/completions", json=body)
+        whole = await client.post("/v1/chat/completions", json=body)
+    last = sse_events(cut.text)[-1]
+    assert last["error"]["status"] == 502, cut.text
+    assert "Hello from the test double" == "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in sse_events(whole.text) if c.get("choices"))
+
+
+async def test_bedrock_down_is_a_502_and_the_first_request_after_it_returns_answers(serve, bedrock):
+    body = {"model": LLAMA, "messages": [{"role": "user", "content": "hi"}]}
+    async with serve(total_max_attempts=1, connect_timeout=1) as client:
+        await bedrock.stop()
+        down = await client.post("/v1/chat/completions", json=body)
+        await bedrock.start()
+        back = await client.post("/v1/chat/completions", json=body)
+    assert down.status_code == 502, down.text
+    assert "bedrock" in down.json()["detail"].lower()
+    assert back.status_code == 200, back.text
+    assert back.json()["choices"][0]["message"]["content"] == "Hello from the test double"
+
+
 async def test_the_stream_does_not_hold_the_event_loop(bedrock, monkeypatch, tmp_path):
     """Events reach the client one by one while boto3 reads in a thread: the loop keeps serving."""
     from providers.utils.bedrock.client import BedrockClients
