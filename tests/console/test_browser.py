@@ -43,6 +43,40 @@ def test_playground_streams_an_answer_with_token_counts(page, screenshots):
     expect(page.locator(".msg.user")).to_have_text(re.compile("one sentence about the sea"))
     screenshots(page, "playground")
 
+    # the request's trace: its spans as a waterfall, the model call's attributes
+    page.get_by_test_id("trace-link").click()
+    spans = page.get_by_test_id("waterfall").get_by_test_id("span")
+    expect(spans.first).to_contain_text("POST /v1/chat/completions")
+    model_span = spans.filter(has_text="chat")
+    expect(model_span.first).to_be_visible()
+    assert spans.count() >= 2
+    spans.last.click()
+    expect(page.get_by_test_id("attributes")).to_contain_text("gen_ai.request.model")
+    expect(page.get_by_test_id("attributes")).to_contain_text(MODEL)
+    screenshots(page, "trace")
+
+
+def test_traces_list_filters_and_pages(page, console_server, screenshots):
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    for _ in range(22):  # requests that answer 404: traced, with their status code
+        httpx.get(console_server.base_url + "/v1/models/no-such-model", headers=key)
+    page.goto("/#/traces")
+    rows = page.get_by_test_id("traces").locator("tbody tr")
+    expect(rows.first).to_be_visible()
+    page.get_by_label("Attribute").fill("http.response.status_code")
+    page.get_by_label("Value").fill("404")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(20)  # a page
+    for i in range(20):
+        expect(rows.nth(i)).to_contain_text("GET /v1/models/")
+        expect(rows.nth(i)).to_contain_text("404")
+    screenshots(page, "traces")
+    page.get_by_role("button", name="Next").click()
+    expect(rows).to_have_count(2)
+    expect(page.get_by_role("button", name="Next")).to_be_disabled()
+    rows.first.click()
+    expect(page.get_by_test_id("attributes")).to_contain_text("/v1/models/no-such-model")
+
 
 def test_a_bad_request_shows_the_servers_error(page):
     page.goto("/#/playground")
