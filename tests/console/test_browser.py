@@ -90,3 +90,41 @@ def test_a_bad_request_shows_the_servers_error(page):
 def test_without_the_key_the_api_answers_401(console_server):
     assert httpx.get(console_server.base_url + "/v1/models").status_code == 401
     assert httpx.get(console_server.base_url + "/").status_code == 200
+
+
+def _trajectory(reward: float, answer: str) -> dict:
+    return {"messages_and_choices": [
+        {"role": "user", "content": "What is 2+2?"},
+        {"finish_reason": "stop", "index": 0, "message": {"role": "assistant", "content": answer}},
+    ], "reward": reward, "metrics": {"correct": reward > 0.5}}
+
+
+def test_logged_trajectories_show_as_reward_charts_and_messages(page, console_server, screenshots):
+    api = httpx.Client(base_url=console_server.base_url, headers={"Authorization": f"Bearer {API_KEY}"})
+    model = api.post("/v1/preview/models", json={"project": "console", "name": "math-run", "base_model": MODEL}).json()
+    for i in range(5):  # five train log calls, two val ones: the rewards climb
+        groups = [{"trajectories": [_trajectory(i / 5, "4"), _trajectory(i / 10, f"{i}")]} for _ in range(2)]
+        assert api.post(f"/v1/preview/models/{model['id']}/log",
+                        json={"split": "train", "trajectory_groups": groups}).status_code == 200
+    for i in range(2):
+        api.post(f"/v1/preview/models/{model['id']}/log",
+                 json={"split": "val", "trajectory_groups": [{"trajectories": [_trajectory(0.5 + i / 4, "4")]}]})
+
+    page.goto("/#/training")
+    page.get_by_test_id("runs").get_by_role("row").filter(has_text="math-run").click()
+    reward = page.locator("[data-testid=chart][data-metric=reward]")
+    expect(reward).to_have_attribute("data-points", "train=5,val=2")
+    expect(reward.locator("canvas")).to_be_visible()
+    expect(page.locator("[data-testid=chart][data-metric=correct]")).to_be_visible()
+    screenshots(page, "training")
+
+    # the trajectories of the step (every log lands on step 0 until a checkpoint exists): 12 groups, paged by 10
+    groups = page.get_by_test_id("groups").locator(".panel")
+    expect(groups).to_have_count(10)
+    page.get_by_role("button", name="Next").last.click()
+    expect(groups).to_have_count(2)
+    expect(groups.first).to_contain_text("val")
+    groups.first.get_by_role("row").nth(1).click()
+    trajectory = page.get_by_test_id("trajectory")
+    expect(trajectory).to_contain_text("What is 2+2?")
+    expect(trajectory.locator(".msg.assistant")).to_contain_text("4")
