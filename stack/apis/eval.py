@@ -84,7 +84,14 @@ class Eval(Protocol):
     async def job_cancel(self, task_id: str, job_id: str) -> None: ...
 
     @webmethod(route="/v1/eval/tasks/{task_id}/jobs/{job_id}/result", method="GET")
-    async def job_result(self, job_id: str, task_id: str) -> EvaluateResponse: ...
+    async def job_result(
+        self,
+        job_id: str,
+        task_id: str,
+        limit: Annotated[int | None, Field(ge=1, description="polystack: at most this many rows of "
+                                           "generations and score_rows (aggregated_results stay whole)")] = None,
+        offset: Annotated[int, Field(ge=0, description="polystack: rows skipped first")] = 0,
+    ) -> EvaluateResponse: ...
 
 
 PROTOCOL = Eval

@@ -24,6 +24,7 @@ from pydantic import (
     Tag,
 )
 
+from ._paging import OffsetPage
 from ._webmethod import webmethod
 from .openai import OpenAIChatTool, OpenAIChoiceLogprobs, OpenAIMessage, OpenAIToolCall
 
@@ -178,12 +179,10 @@ class ExportTrajectoriesResponse(BaseModel):
     rows: int
 
 
-class TrainingModelPage(BaseModel):
+class TrainingModelPage(OffsetPage):
     """Models newest first, ``limit`` from ``offset``; ``has_more`` when more follow."""
 
-    object: Literal["list"] = "list"
     data: list[TrainingModel]
-    has_more: bool = False
 
 
 class LoggedGroup(BaseModel):
@@ -197,12 +196,10 @@ class LoggedGroup(BaseModel):
     group: dict[str, Any] = Field(description="The TrajectoryGroup as sent (trajectories with their messages)")
 
 
-class LoggedGroupPage(BaseModel):
+class LoggedGroupPage(OffsetPage):
     """Logged groups in log order, ``limit`` from ``offset``; ``has_more`` when more follow."""
 
-    object: Literal["list"] = "list"
     data: list[LoggedGroup]
-    has_more: bool = False
 
 
 class ExperimentalTrainingConfig(BaseModel):

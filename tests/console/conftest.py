@@ -5,7 +5,6 @@ folder (printed at the end); with POLYSTACK_CONSOLE_DOCS=1 they also replace doc
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,18 @@ def screenshots(tmp_path_factory):
     def shoot(page, name: str) -> Path:
         path = folder / f"{name}.png"
         page.screenshot(path=path)
-        if docs is not None:
+        if docs is not None:  # the docs' copy in 64 colours: a UI reads the same and weighs a third
+            from PIL import Image
+
             docs.mkdir(exist_ok=True)
-            shutil.copyfile(path, docs / path.name)
+            Image.open(path).convert("RGB").quantize(64).save(docs / path.name, optimize=True)
         return path
 
     yield shoot
     print(f"\nconsole screenshots: {folder}")
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def console_server(tmp_path_factory):
     """The starter distribution behind an API key, its models loaded."""
     home = tmp_path_factory.mktemp("console-home")
@@ -45,7 +46,9 @@ def console_server(tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="package")
+# module scope: sync Playwright runs an event loop in this thread while it is open, which
+# pytest-asyncio's tests (of this package and the next) cannot run beside
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (CI's .ci/run does)")

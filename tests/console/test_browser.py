@@ -128,3 +128,85 @@ def test_logged_trajectories_show_as_reward_charts_and_messages(page, console_se
     trajectory = page.get_by_test_id("trajectory")
     expect(trajectory).to_contain_text("What is 2+2?")
     expect(trajectory.locator(".msg.assistant")).to_contain_text("4")
+
+
+def _api(server) -> httpx.Client:
+    return httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120)
+
+
+def test_an_eval_jobs_progress_scores_and_results(page, console_server, screenshots):
+    import base64
+    import json
+    import time
+
+    api = _api(console_server)
+    rows = [{"input_query": "What is 2 + 2? Answer with a number.", "expected_answer": "4"},
+            {"input_query": "Say the word yes.", "expected_answer": "yes"},
+            {"input_query": "Name a colour.", "expected_answer": "blue"}]
+    jsonl = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    assert api.post("/v1/datasets", json={
+        "dataset_id": "console-qa", "url": {"uri": "data:application/jsonl;base64," + base64.b64encode(jsonl).decode()},
+        "dataset_schema": {"input_query": {"type": "string"}, "expected_answer": {"type": "string"}}}).status_code == 200
+    assert api.post("/v1/eval-tasks", json={"eval_task_id": "console-qa", "dataset_id": "console-qa",
+                                            "scoring_functions": ["basic::subset_of"]}).status_code == 200
+    job = api.post("/v1/eval/tasks/console-qa/jobs", json={"task_config": {"type": "benchmark", "eval_candidate": {
+        "type": "model", "model": MODEL, "sampling_params": {"strategy": {"type": "greedy"}, "max_tokens": 8}}}}).json()
+    deadline = time.monotonic() + 120
+    while api.get(f"/v1/jobs/{job['job_id']}").json()["status"] in ("scheduled", "in_progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    page.goto("/#/evals")
+    row = page.get_by_test_id("eval-jobs").get_by_role("row").filter(has_text="console-qa")
+    expect(row).to_contain_text("completed")
+    expect(row).to_contain_text("100%")
+    row.click()
+    expect(page.get_by_test_id("aggregated")).to_contain_text("basic::subset_of")
+    expect(page.get_by_test_id("aggregated")).to_contain_text("accuracy")
+    expect(page.get_by_test_id("results").locator("tbody tr")).to_have_count(3)
+    expect(page.get_by_test_id("results")).to_contain_text("score")
+    screenshots(page, "evals")
+
+
+def test_prompt_logs_by_project_and_session_and_one_log_with_feedback(page, console_server, screenshots):
+    api = _api(console_server)
+    made = []
+    for n in range(3):
+        made.append(api.post("/v4/logs", json={
+            "project": "support/answer", "config": {"model": MODEL}, "session_reference_id": f"conv-{n % 2}",
+            "messages": [{"role": "user", "content": f"Where is my order {n}?"}], "output": f"It ships tomorrow ({n})."}).json())
+    api.post("/v4/logs", json={"project": "other", "config": {"model": MODEL}, "output": "unrelated"})
+    api.post("/v4/feedback", json={"type": "rating", "value": "good", "data_id": made[2]["id"]})
+
+    page.goto("/#/logs")
+    logs = page.get_by_test_id("logs").locator("tbody tr")
+    expect(logs.first).to_contain_text("unrelated")  # newest first
+    page.get_by_label("Project").select_option(label="support/answer")
+    expect(logs).to_have_count(3)
+    logs.filter(has_text="(2)").get_by_role("link").click()  # its session: conv-0 holds logs 0 and 2
+    expect(logs).to_have_count(2)
+    screenshots(page, "logs")
+    logs.filter(has_text="(2)").get_by_role("cell").last.click()
+    expect(page.get_by_test_id("log-messages")).to_contain_text("Where is my order 2?")
+    expect(page.get_by_test_id("log-messages").locator(".msg.assistant")).to_contain_text("It ships tomorrow (2).")
+    expect(page.get_by_test_id("feedback")).to_contain_text("good")
+
+
+def test_a_vector_db_query_shows_the_top_chunks_with_scores(page, console_server, screenshots):
+    api = _api(console_server)
+    assert api.post("/v1/vector-dbs", json={"vector_db_id": "console-docs", "embedding_model": "all-MiniLM-L6-v2",
+                                            "embedding_dimension": 384}).status_code == 200
+    chunks = ["The cat sleeps on the warm windowsill.", "Interest rates rose by a quarter point.",
+              "Kittens love to chase string."]
+    assert api.post("/v1/vector-io/insert", json={"vector_db_id": "console-docs", "chunks": [
+        {"content": c, "metadata": {"document_id": f"doc-{i}"}} for i, c in enumerate(chunks)]}).status_code == 200
+
+    page.goto("/#/vectors/console-docs")
+    page.get_by_label("Query").fill("feline naps")
+    page.get_by_label("Chunks").fill("2")
+    page.get_by_role("button", name="Search").click()
+    found = page.get_by_test_id("chunk-table").locator("tbody tr")
+    expect(found).to_have_count(2)
+    expect(found.first).to_contain_text("windowsill")
+    expect(found.first).to_contain_text(re.compile(r"0\.\d{4}"))
+    screenshots(page, "vectors")
