@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from ._agents_types import AgentConfig
 from ._jobs import Job, JobStatus
+from ._paging import MAX_OFFSET
 from ._webmethod import webmethod
 from .inference import SamplingParams, SystemMessage
 from .scoring import ScoringResult
@@ -90,7 +91,7 @@ class Eval(Protocol):
         task_id: str,
         limit: Annotated[int | None, Field(ge=1, description="polystack: at most this many rows of "
                                            "generations and score_rows (aggregated_results stay whole)")] = None,
-        offset: Annotated[int, Field(ge=0, description="polystack: rows skipped first")] = 0,
+        offset: Annotated[int, Field(ge=0, le=MAX_OFFSET, description="polystack: rows skipped first")] = 0,
     ) -> EvaluateResponse: ...
 
 

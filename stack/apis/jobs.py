@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from ..jobs import Job, JobStatus
+from ._paging import Offset
 from ._webmethod import webmethod
 
 
@@ -32,7 +33,7 @@ class Jobs(Protocol):
         kind: str | None = None,
         status: JobStatus | None = None,
         limit: int = 100,
-        offset: int = 0,
+        offset: Offset = 0,
     ) -> ListJobsResponse: ...
 
     @webmethod(route="/v1/jobs/{job_id}", method="GET", summary="A job: status, progress, timings, result")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._paging import OffsetPage
+from ._paging import Offset, OffsetPage
 from ._webmethod import webmethod
 
 #: most items on one page of a list, as Humanloop allows
@@ -284,7 +284,6 @@ class PromptLogSummaryPage(OffsetPage):
 
 
 Limit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Items a page, 1 to {MAX_PAGE_SIZE}")]
-Offset = Annotated[int, Field(ge=0, description="Items to skip")]
 
 
 @runtime_checkable

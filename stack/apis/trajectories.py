@@ -24,7 +24,7 @@ from pydantic import (
     Tag,
 )
 
-from ._paging import OffsetPage
+from ._paging import Offset, OffsetPage
 from ._webmethod import webmethod
 from .openai import OpenAIChatTool, OpenAIChoiceLogprobs, OpenAIMessage, OpenAIToolCall
 
@@ -273,7 +273,7 @@ class Trajectories(Protocol):
     async def list_training_models(
         self,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
-        offset: Annotated[int, Field(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> TrainingModelPage: ...
 
     @webmethod(route="/v1/preview/models/{model_id}", method="GET")
@@ -293,10 +293,10 @@ class Trajectories(Protocol):
     async def list_trajectory_groups(
         self,
         model_id: str,
-        step: int | None = None,
+        step: Annotated[int | None, Field(ge=0, le=2**63 - 1)] = None,
         split: str | None = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
-        offset: Annotated[int, Field(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> LoggedGroupPage: ...
 
     @webmethod(route="/v1/preview/models/{model_id}/checkpoints", method="GET")

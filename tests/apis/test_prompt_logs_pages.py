@@ -32,8 +32,9 @@ async def test_one_log_with_its_messages_and_feedback(client):
     got = (await client.get(f"/v1/prompt-logs/{log['id']}")).json()
     missing = await client.get("/v1/prompt-logs/data_nope")
     too_big = await client.get("/v1/prompt-logs", params={"limit": 101})
+    far = await client.get("/v1/prompt-logs", params={"offset": 2**70})
     assert [(m["role"], m["content"]) for m in got["messages"]] == [("user", "2+2?")] and got["output"] == "4"
     assert [(f["type"], f["value"]) for f in got["feedback"]] == [("rating", "good")]
     assert got["project"] == "qa" and got["config"]["model"] == "gpt-4o"
     assert missing.status_code == 404 and "data_nope" in missing.json()["detail"]
-    assert too_big.status_code == 422
+    assert too_big.status_code == 422 and far.status_code == 422

@@ -78,6 +78,21 @@ def test_traces_list_filters_and_pages(page, console_server, screenshots):
     expect(page.get_by_test_id("attributes")).to_contain_text("/v1/models/no-such-model")
 
 
+def test_json_output_answers_json(page):
+    import json
+
+    page.goto("/#/playground")
+    page.get_by_label("JSON output").check()
+    page.get_by_label("Max tokens").fill("48")
+    page.get_by_label("Message").fill("Give a JSON object with a field name set to Ada.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_test_id("stats")).to_contain_text("completion tokens")
+    text = page.get_by_test_id("answer").text_content()
+    if page.get_by_test_id("stats").text_content().count("48 completion tokens") == 0:  # not cut off by max_tokens
+        assert isinstance(json.loads(text), dict)
+    assert text.lstrip().startswith("{")
+
+
 def test_a_bad_request_shows_the_servers_error(page):
     page.goto("/#/playground")
     page.get_by_label("Tools").check()

@@ -237,12 +237,13 @@ async def test_a_result_page_and_the_job_list_page(app):
         page = (await client.get(url, params={"limit": 2, "offset": 1})).json()
         whole = (await client.get(url)).json()
         bad = await client.get(url, params={"limit": 0})
+        far = await client.get("/v1/jobs", params={"offset": 2**70})
         first = (await client.get("/v1/jobs", params={"kind": "eval", "limit": 2})).json()
         rest = (await client.get("/v1/jobs", params={"kind": "eval", "limit": 2, "offset": 2})).json()
     assert [g["generated_answer"] for g in page["generations"]] == ["Rome", "Barcelona"]
     assert page["scores"]["exact"]["score_rows"] == whole["scores"]["exact"]["score_rows"][1:3]
     assert page["scores"]["exact"]["aggregated_results"] == whole["scores"]["exact"]["aggregated_results"]
-    assert bad.status_code == 422
+    assert bad.status_code == 422 and far.status_code == 422
     # newest first, two a page
     assert [j["job_id"] for j in first["data"]] == ids[:0:-1] and first["has_more"] is True
     assert [j["job_id"] for j in rest["data"]] == ids[:1] and rest["has_more"] is False

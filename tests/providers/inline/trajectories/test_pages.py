@@ -46,6 +46,8 @@ async def test_bad_pages_and_unknown_models_are_client_errors(app_for):
         too_many = await client.get(url, params={"limit": 101})
         negative = await client.get("/v1/preview/models", params={"offset": -1})
         unknown = await client.get("/v1/preview/models/model-nope/trajectories")
+        huge = [await client.get(url, params={"step": 2**70}), await client.get("/v1/preview/models", params={"offset": 2**70})]
     assert too_many.status_code == 422 and "limit" in str(too_many.json()["detail"])
     assert negative.status_code == 422 and "offset" in str(negative.json()["detail"])
     assert unknown.status_code == 404
+    assert [r.status_code for r in huge] == [422, 422]  # past what the store holds: refused, not a 500

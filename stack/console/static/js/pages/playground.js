@@ -14,6 +14,13 @@ const SAMPLE_TOOLS = [{
 // the conversation outlives a visit to another page (this tab only)
 const state = { messages: [], model: "" };
 
+// the model's tool call that has no result yet: the next thing typed answers it
+function pendingToolCall() {
+  const answered = new Set(state.messages.filter((m) => m.role === "tool").map((m) => m.tool_call_id));
+  const last = [...state.messages].reverse().find((m) => m.role === "assistant");
+  return (last?.tool_calls || []).find((c) => !answered.has(c.id));
+}
+
 export async function render(view) {
   const models = (await api("/v1/models")).data.filter((m) => m.model_type === "llm");
   if (!state.model || !models.some((m) => m.identifier === state.model)) state.model = models[0]?.identifier ?? "";
@@ -35,7 +42,11 @@ export async function render(view) {
   const send = h("button", { class: "primary", type: "submit" }, "Send");
   const reset = h("button", { type: "button", onclick: () => { state.messages = []; drawChat(); stats.replaceChildren(); } }, "New chat");
 
-  function drawChat() { clear(chat, state.messages.map(messageView)); }
+  function drawChat() {
+    clear(chat, state.messages.map(messageView));
+    const pending = pendingToolCall();
+    input.placeholder = pending ? `Result of ${pending.function.name}(${pending.function.arguments})` : "Message";
+  }
 
   async function submit(event) {
     event.preventDefault();
@@ -45,7 +56,8 @@ export async function render(view) {
     if (toolsOn.checked) {
       try { tools = JSON.parse(toolsText.value); } catch (err) { stats.replaceChildren(errorBox(new Error(`tools: ${err.message}`))); return; }
     }
-    state.messages.push({ role: "user", content: text });
+    const pending = pendingToolCall();
+    state.messages.push(pending ? { role: "tool", tool_call_id: pending.id, content: text } : { role: "user", content: text });
     input.value = "";
     drawChat();
     const answer = { role: "assistant", content: "" };
@@ -80,7 +92,8 @@ export async function render(view) {
           answerText.dataset.chunks = ++chunks;  // how many pieces it arrived in (streaming shows)
         }
         for (const call of delta.tool_calls || []) {
-          const slot = calls[call.index ?? calls.length] ??= { id: call.id, type: "function", function: { name: "", arguments: "" } };
+          const slot = calls[call.index ?? calls.length] ??= {
+            id: call.id || `call_${calls.length}`, type: "function", function: { name: "", arguments: "" } };
           if (call.function?.name) slot.function.name += call.function.name;
           if (call.function?.arguments) slot.function.arguments += call.function.arguments;
           answerText.textContent = answer.content + calls.map((c) => `\n→ ${c.function.name}(${c.function.arguments})`).join("");
