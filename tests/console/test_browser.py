@@ -30,11 +30,20 @@ def test_the_page_asks_for_the_key_then_shows_models_and_providers(browser, cons
         context.close()
 
 
-def test_playground_streams_an_answer_with_token_counts(page, screenshots):
+def send(page, message: str, *, check: tuple[str, ...] = (), fill: dict[str, str] | None = None) -> None:
+    """Type ``message`` in the playground with the ``check`` boxes ticked and ``fill`` fields set; send it."""
     page.goto("/#/playground")
-    expect(page.get_by_label("Model")).to_have_value(MODEL)
-    page.get_by_label("Message").fill("Write one sentence about the sea.")
+    for label in check:
+        page.get_by_label(label).check()
+    for selector, value in (fill or {}).items():
+        page.locator(selector).fill(value)
+    page.get_by_label("Message").fill(message)
     page.get_by_role("button", name="Send").click()
+
+
+def test_playground_streams_an_answer_with_token_counts(page, screenshots):
+    send(page, "Write one sentence about the sea.")
+    expect(page.get_by_label("Model")).to_have_value(MODEL)
     stats = page.get_by_test_id("stats")
     expect(stats).to_contain_text(re.compile(r"\d+ prompt \+ \d+ completion tokens"))
     answer = page.get_by_test_id("answer")
@@ -81,11 +90,8 @@ def test_traces_list_filters_and_pages(page, console_server, screenshots):
 def test_json_output_answers_json(page):
     import json
 
-    page.goto("/#/playground")
-    page.get_by_label("JSON output").check()
-    page.get_by_label("Max tokens").fill("48")
-    page.get_by_label("Message").fill("Give a JSON object with a field name set to Ada.")
-    page.get_by_role("button", name="Send").click()
+    send(page, "Give a JSON object with a field name set to Ada.", check=("JSON output",),
+         fill={"input[name=max_tokens]": "48"})
     expect(page.get_by_test_id("stats")).to_contain_text("completion tokens")
     text = page.get_by_test_id("answer").text_content()
     if page.get_by_test_id("stats").text_content().count("48 completion tokens") == 0:  # not cut off by max_tokens
@@ -94,11 +100,7 @@ def test_json_output_answers_json(page):
 
 
 def test_a_bad_request_shows_the_servers_error(page):
-    page.goto("/#/playground")
-    page.get_by_label("Tools").check()
-    page.locator("textarea[name=tools_json]").fill("[not json")
-    page.get_by_label("Message").fill("hi")
-    page.get_by_role("button", name="Send").click()
+    send(page, "hi", check=("Tools",), fill={"textarea[name=tools_json]": "[not json"})
     expect(page.get_by_test_id("stats")).to_contain_text("tools:")
 
 
