@@ -151,8 +151,8 @@ class JobStore:
             where["status"] = JobStatus(status).value
         # a list showing progress leaves the results in the table: one can be megabytes
         columns = [name for name in Job.model_fields if with_results or name != "result"]
-        rows = await self.sql.select(JOBS, columns=columns, where=where, order_by=[("scheduled_at", "desc"), ("job_id", "asc")],
-                                     limit=limit, offset=offset)
+        rows = await self.sql.select(JOBS, columns=columns, where=where, limit=limit, offset=offset,
+                                     order_by=[("scheduled_at", "desc"), ("job_id", "asc")])
         return [Job.model_validate(row) for row in rows]
 
     async def start(self, job_id: str) -> bool:

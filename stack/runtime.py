@@ -220,7 +220,8 @@ class StackJobs:
             raise BadRequestError(f"must be from 1 to {self.MAX_LIMIT}, got {limit}", field="limit")
         if offset < 0:
             raise BadRequestError(f"must be 0 or more, got {offset}", field="offset")
-        jobs = await self.stack.jobs.store.list(kind, status, limit + 1, offset, with_results=False)  # one more: is there a next page
+        # one more than asked: whether there is a next page
+        jobs = await self.stack.jobs.store.list(kind, status, limit + 1, offset, with_results=False)
         return ListJobsResponse(data=jobs[:limit], has_more=len(jobs) > limit)
 
     async def get_job(self, job_id: str, include_result: bool = True) -> Job:
