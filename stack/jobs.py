@@ -151,14 +151,17 @@ class JobStore:
         return Job.model_validate(row)
 
     async def list(self, kind: str | None = None, status: JobStatus | None = None,
-                   limit: int | None = None) -> list[Job]:
-        """Jobs, newest first, of one kind and status when given."""
+                   limit: int | None = None, offset: int = 0, *, with_results: bool = True) -> list[Job]:
+        """Jobs, newest first, of one kind and status when given (``with_results=False``: results left out)."""
         where: dict[str, Any] = {}
         if kind is not None:
             where["kind"] = kind
         if status is not None:
             where["status"] = JobStatus(status).value
-        rows = await self.sql.fetch_all(JOBS, where, order_by=[("scheduled_at", "desc")], limit=limit)
+        # a list showing progress leaves the results in the table: one can be megabytes
+        columns = [name for name in Job.model_fields if with_results or name != "result"]
+        rows = await self.sql.select(JOBS, columns=columns, where=where, limit=limit, offset=offset,
+                                     order_by=[("scheduled_at", "desc"), ("job_id", "asc")])
         return [Job.model_validate(row) for row in rows]
 
     async def start(self, job_id: str) -> bool:

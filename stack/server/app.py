@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..apis import api_names
+from ..console import install_console
 from ..errors import NotSupportedError
 from ..resolver import Plan
 from ..runtime import Stack, served_apis
@@ -59,6 +60,7 @@ def create_app(plan: Plan) -> FastAPI:
     app = _new_app(lifespan=lifespan)
     app.state.stack = stack
     add_api_routes(app, served_apis(plan), stack.impls.__getitem__)
+    install_console(app)
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(RequestContextMiddleware, api_keys=api_keys_for(plan),

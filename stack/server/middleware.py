@@ -10,6 +10,7 @@ from typing import Iterable
 
 from starlette.exceptions import HTTPException
 
+from ..console import is_console_path
 from ..request_context import reset_request, set_request
 from ._json import dumps
 from .errors import error_body, http_error_type, internal_error_body
@@ -19,6 +20,12 @@ log = logging.getLogger(__name__)
 PROVIDER_DATA_HEADER = b"x-llamastack-provider-data"
 REQUEST_ID_HEADER = b"x-request-id"
 OPEN_PATHS = frozenset({"/v1/health"})
+
+
+def _open(path: str) -> bool:
+    """Paths answered without an API key: health, and the console's page and static files
+    (they hold no data; every call the console makes for data carries the key)."""
+    return path in OPEN_PATHS or is_console_path(path)
 
 
 class RequestContextMiddleware:
@@ -48,7 +55,7 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
-        if self.api_keys and scope["path"] not in OPEN_PATHS and not self._authorized(headers):
+        if self.api_keys and not _open(scope["path"]) and not self._authorized(headers):
             await _reply(send_with_id, 401, "missing or invalid API key", "AuthenticationError",
                          extra=[(b"www-authenticate", b"Bearer")])
             return

@@ -4,8 +4,9 @@ A W3C ``traceparent`` request header puts the request's span into the caller's
 trace, when its sampled flag is set (unset: the request is not recorded). Requests
 without one are recorded at the telemetry provider's ``sample_rate``. With no
 telemetry provider configured the middleware passes requests straight through.
-The telemetry routes and /v1/health are not traced: reading traces, or a load
-balancer's health checks, would otherwise fill the span store.
+The telemetry routes, /v1/health and the console's static files are not traced:
+reading traces, a load balancer's health checks or loading the console's page
+would otherwise fill the span store.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from __future__ import annotations
 import time
 
 from .. import tracing
+from ..console import is_console_path
 
 TRACEPARENT_HEADER = b"traceparent"
 TRACE_ID_HEADER = b"x-trace-id"
 UNTRACED_PREFIXES = ("/v1/telemetry/", "/v1/health")
+
+
+def untraced(path: str) -> bool:
+    return path.startswith(UNTRACED_PREFIXES) or is_console_path(path)
 
 
 class TracingMiddleware:
@@ -25,7 +31,7 @@ class TracingMiddleware:
 
     async def __call__(self, scope, receive, send) -> None:
         collector = tracing.collector()
-        if scope["type"] != "http" or collector is None or scope["path"].startswith(UNTRACED_PREFIXES):
+        if scope["type"] != "http" or collector is None or untraced(scope["path"]):
             await self.app(scope, receive, send)
             return
         parent = None

@@ -94,12 +94,21 @@ class MetaReferenceEval:
         await self._job(task_id, job_id)
         await self.jobs.cancel(job_id)
 
-    async def job_result(self, job_id: str, task_id: str) -> EvaluateResponse:
+    async def job_result(self, job_id: str, task_id: str, limit: int | None = None, offset: int = 0) -> EvaluateResponse:
         job = await self._job(task_id, job_id)
         if job.status != JobStatus.completed:
             why = f": {job.error}" if job.error else ""
             raise ConflictError(f"eval job {job_id!r} is {job.status.value}{why}; results exist once it has completed")
-        return EvaluateResponse.model_validate(job.result)
+        if limit is not None and limit < 1:
+            raise BadRequestError(f"must be 1 or more, got {limit}", field="limit")
+        if offset < 0:
+            raise BadRequestError(f"must be 0 or more, got {offset}", field="offset")
+        result = job.result
+        if limit is not None or offset:  # a page of rows; what was aggregated stays whole
+            rows = slice(offset, None if limit is None else offset + limit)
+            result = {"generations": result["generations"][rows], "scores": {
+                fn: {**score, "score_rows": score["score_rows"][rows]} for fn, score in result["scores"].items()}}
+        return EvaluateResponse.model_validate(result)
 
     # -- the job ---------------------------------------------------------------------------------
 
