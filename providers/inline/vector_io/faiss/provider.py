@@ -25,17 +25,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
-
 from stack.apis.vector_dbs import VectorDB
 from stack.apis.vector_io import Chunk
 from stack.registry import ProviderContext
 from stack.storage import KVStore, SqliteStoreConfig, kvstore_from_config
 
+from providers.utils.lazy_module import LazyModule
 from providers.utils.vector_io.base import QueryParams, VectorIOProvider, l2_score
 from .config import FaissConfig
 
 log = logging.getLogger(__name__)
+# imported with the first index made or loaded: a server with no vector DB yet
+# (a fresh starter) pays neither their import time nor their memory
+faiss = LazyModule("faiss")
+np = LazyModule("numpy")
 
 #: rows per ``chunks:`` key; a row id is ``seq * BATCH_ROWS + i``
 BATCH_ROWS = 1024
@@ -43,14 +46,6 @@ BATCH_ROWS = 1024
 MIN_DEAD_FOR_REBUILD = 1024
 #: an exact (flat) search over more vectors than this runs in a thread
 FLAT_INLINE_LIMIT = 20_000
-
-
-def _faiss() -> Any:
-    """The faiss module, imported when the first index is made or loaded: a server
-    with no vector DB yet (a fresh starter) never pays its import time and memory."""
-    import faiss
-
-    return faiss
 
 
 def _b64(array: np.ndarray) -> str:
@@ -127,7 +122,7 @@ class FaissVectorIO(VectorIOProvider):
         return f"{shape}/{c.metric}/{dimension}"
 
     def _new_index(self, dimension: int) -> Any:
-        c, faiss = self.config, _faiss()
+        c = self.config
         metric = faiss.METRIC_INNER_PRODUCT if c.metric == "cosine" else faiss.METRIC_L2
         if c.index_type == "flat":
             return faiss.IndexFlatIP(dimension) if c.metric == "cosine" else faiss.IndexFlatL2(dimension)
@@ -140,7 +135,7 @@ class FaissVectorIO(VectorIOProvider):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.config.metric == "cosine":
             vectors = vectors.copy()
-            _faiss().normalize_L2(vectors)
+            faiss.normalize_L2(vectors)
         return vectors
 
     @staticmethod
@@ -179,7 +174,7 @@ class FaissVectorIO(VectorIOProvider):
             record = json.loads(snapshot)
             if record.get("kind") == self._kind(dim):
                 entry.index = await asyncio.to_thread(
-                    _faiss().deserialize_index, _unb64(record["index"], np.uint8).copy()
+                    faiss.deserialize_index, _unb64(record["index"], np.uint8).copy()
                 )
                 entry.rowids = _unb64(record["rowids"], np.int64).tolist()
                 entry.snapshot_size = len(entry.rowids)
@@ -294,7 +289,7 @@ class FaissVectorIO(VectorIOProvider):
 
     async def _snapshot(self, entry: _Index) -> None:
         async with entry.faiss_lock:
-            data = await asyncio.to_thread(_faiss().serialize_index, entry.index)
+            data = await asyncio.to_thread(faiss.serialize_index, entry.index)
         record = {
             "kind": self._kind(entry.db.embedding_dimension),
             "rowids": _b64(np.asarray(entry.rowids, dtype=np.int64)),
