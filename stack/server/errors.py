@@ -71,9 +71,15 @@ def http_error_type(status: int) -> str:
     return http.HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "") + "Error"
 
 
-async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     name = http_error_type(exc.status_code)
-    return JSONResponse(error_body(exc.status_code, str(exc.detail), name), status_code=exc.status_code,
+    message = str(exc.detail)
+    if exc.status_code in (404, 405) and message == http.HTTPStatus(exc.status_code).phrase:
+        # the router's bare "Not Found" / "Method Not Allowed": say which request had no route
+        # (the scope's path: Request.url drops tabs and newlines, as urllib does)
+        path = request.scope.get("path", "")
+        message = f"{message}: no route serves {request.method} {path!r}; GET /v1/inspect/routes lists them"
+    return JSONResponse(error_body(exc.status_code, message, name), status_code=exc.status_code,
                         headers=exc.headers)
 
 

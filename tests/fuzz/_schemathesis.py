@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,10 @@ from pathlib import Path
 from tests.support import ServerProcess, starter_with_server
 
 SEED = 20261204
-CHECKS = "not_a_server_error,response_schema_conformance"
+CHECKS = "not_a_server_error,response_schema_conformance,client_error_names_the_field"
+#: the module that registers client_error_names_the_field (tests/fuzz/_checks.py)
+HOOKS = "tests.fuzz._checks"
+ROOT = Path(__file__).resolve().parents[2]
 PHASES = "examples,coverage,fuzzing,stateful"
 # generation bounds for the fuzz server: every inference request stays short
 LIMITS = {"max_tokens": 8, "max_n": 2, "max_top_logprobs": 2}
@@ -45,7 +49,9 @@ def run_schemathesis(base_url: str, report: Path, *, max_examples: int | None, s
     if max_time is not None:
         cmd += ["--max-time", str(max_time)]
     # cwd: schemathesis keeps its own state in .schemathesis/ there
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=report.parent)
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=report.parent, env=env, check=False)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -285,6 +285,7 @@ async def test_without_transformers_the_checkpoint_is_listed_with_how_to_serve_i
     ({"hyperparam_search_config": {"lr": [1e-3, 1e-4]}}, "hyperparam_search_config"),
     ({"job_uuid": "../escape"}, "job_uuid"),
     ({"checkpoint_dir": "/etc"}, "checkpoint_dir"),
+    ({"checkpoint_dir": "../../outside"}, "checkpoint_dir"),
 ])
 async def test_bad_requests_are_400s_naming_the_field(app, change, field):
     make_app, data = app
