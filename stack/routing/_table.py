@@ -50,6 +50,7 @@ class ResourceTable(Generic[R]):
         self.providers = providers
         self.routed_api = routed_api
         self._cache: dict[str, _Entry[R]] = {}
+        self._reads: dict[str, asyncio.Future] = {}  # re-reads in flight, one per identifier
         self._lock = asyncio.Lock()
 
     # -- persistence ---------------------------------------------------------
@@ -119,10 +120,26 @@ class ResourceTable(Generic[R]):
     async def get(self, identifier: str) -> R:
         entry = self._cache.get(identifier)
         if entry is None or time.monotonic() - entry.loaded_at > CACHE_TTL_SECONDS:
-            entry = await self._read(identifier)
+            entry = await self._shared_read(identifier)
         if not self._served(entry):
             raise NotFoundError(self.kind.replace("_", " ").capitalize(), identifier, await self._known())
         return entry.resource
+
+    async def _shared_read(self, identifier: str) -> _Entry[R] | None:
+        """``_read``, once for all the requests that find the entry stale at the same time
+        (under load, every request in flight would otherwise queue a read of its own)."""
+        pending = self._reads.get(identifier)
+        if pending is None:
+            pending = self._reads[identifier] = asyncio.ensure_future(self._read(identifier))
+
+            def forget(done: asyncio.Future) -> None:
+                if self._reads.get(identifier) is done:
+                    del self._reads[identifier]
+                if not done.cancelled():
+                    done.exception()  # retrieved: each waiter gets it raised
+            pending.add_done_callback(forget)
+        # shielded: a waiter that is cancelled (its client left) leaves the read to the others
+        return await asyncio.shield(pending)
 
     async def lookup(self, identifier: str) -> tuple[R, Any]:
         """The resource and the provider instance that serves it."""
