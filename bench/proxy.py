@@ -46,6 +46,9 @@ BODY = json.dumps({
                  {"role": "user", "content": "Say something about foxes."}],
     "max_tokens": 32, "temperature": 0.7,
 })
+# every target gets it: the LiteLLM proxy refuses to start without a master key; the others ignore it
+LITELLM_KEY = "sk-bench-litellm"
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {LITELLM_KEY}"}
 RUN_YAML = """\
 version: '2'
 image_name: bench-proxy
@@ -105,7 +108,8 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None
 
 def run_wrk(url: str, concurrency: int, duration: float) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-        lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n')
+        lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n'
+                  f'wrk.headers["Authorization"] = "Bearer {LITELLM_KEY}"\n')
     try:
         out = subprocess.run(
             ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s", "-s", lua.name, url],
@@ -136,7 +140,7 @@ async def _aiohttp_load(url: str, concurrency: int, duration: float) -> dict:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
-                    async with session.post(url, data=BODY, headers={"Content-Type": "application/json"}) as r:
+                    async with session.post(url, data=BODY, headers=HEADERS) as r:
                         await r.read()
                         if r.status != 200:
                             errors += 1
@@ -170,7 +174,7 @@ async def _first_chunk_times(url: str, n: int) -> dict:
     async with aiohttp.ClientSession() as session:
         for i in range(n + 20):  # the first 20 warm up
             started = time.perf_counter()
-            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+            async with session.post(url, data=body, headers=HEADERS) as r:
                 got_first = None
                 async for line in r.content:
                     if got_first is None and line.startswith(b"data: {"):
@@ -202,7 +206,7 @@ def start_litellm(venv: Path, upstream_url: str, home: Path) -> tuple[subprocess
     proc = subprocess.Popen(
         [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
          "--num_workers", "1"],
-        env={**os.environ, "LITELLM_LOG": "ERROR", "PYTHONPATH": ""},
+        env={**os.environ, "LITELLM_LOG": "ERROR", "PYTHONPATH": "", "LITELLM_MASTER_KEY": LITELLM_KEY},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home,
     )
     url = f"http://127.0.0.1:{port}"

@@ -24,6 +24,7 @@ import hmac
 import inspect
 import json
 import logging
+import os
 import random
 from typing import Any, Iterable
 
@@ -47,6 +48,7 @@ OPEN_PATHS = frozenset({"/v1/health"})
 _BODILESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _UNWATCHED = frozenset({"GET", "HEAD", "OPTIONS"})
 _random = random.Random()  # request ids need to be unique, not secret: no syscall per id
+os.register_at_fork(after_in_child=_random.seed)  # forked workers must not repeat the parent's ids
 
 
 class ServerMiddleware:
@@ -81,7 +83,7 @@ class ServerMiddleware:
         if self.api_keys and path not in OPEN_PATHS and not self._authorized(headers):
             await _reply(state.send, 401, "missing or invalid API key", "AuthenticationError",
                          extra=[(b"www-authenticate", b"Bearer")])
-            state.done()
+            state.done(None, scope)
             return
         raw = headers.get(PROVIDER_DATA_HEADER)
         provider_data = None
@@ -92,7 +94,7 @@ class ServerMiddleware:
                 provider_data = None
             if not isinstance(provider_data, dict):
                 await _reply(state.send, 400, "X-LlamaStack-Provider-Data: must be a JSON object", "BadRequestError")
-                state.done()
+                state.done(None, scope)
                 return
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
@@ -100,7 +102,7 @@ class ServerMiddleware:
             # so the unread body is not taken for the next request
             await _reply(state.send, 413, _too_large(self.max_body), http_error_type(413),
                          extra=[(b"connection", b"close")])
-            state.done()
+            state.done(None, scope)
             return
         limit = self.max_body if declared is None and method not in _BODILESS else None  # chunked: count it
         if watch or limit is not None:
@@ -197,7 +199,7 @@ class _Exchange:
                     self.task.cancel()
                 return
 
-    def done(self, error: BaseException | None = None, scope=None) -> None:
+    def done(self, error: BaseException | None, scope) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
         if self.root is not None:

@@ -29,3 +29,33 @@ async def test_a_wrong_method_on_a_lean_path_is_405(client):
     response = await client.get("/v1/telemetry/spans/export")
     assert response.status_code == 405
     assert response.json()["error"]["status"] == 405
+
+
+async def test_a_refused_request_is_traced_with_its_status():
+    from stack import tracing
+    from stack.server.middleware import ServerMiddleware
+
+    async def never_called(scope, receive, send):
+        raise AssertionError("a request without a key must not reach the app")
+
+    collector = tracing.Collector([])
+    tracing.install(collector)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    try:
+        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+        await ServerMiddleware(never_called, api_keys=["k"])(scope, receive, send)
+    finally:
+        tracing.install(None)
+    headers = dict(sent[0]["headers"])
+    assert sent[0]["status"] == 401
+    [span] = collector._spans
+    assert headers[b"x-trace-id"].decode() == span.trace_id
+    assert span.root and span.attributes["http.response.status_code"] == 401
+    assert span.name == "POST /v1/chat/completions"
