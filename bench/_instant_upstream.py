@@ -4,11 +4,13 @@ usage: python bench/_instant_upstream.py PORT
 
 A bare ASGI app on uvicorn (uvloop + httptools): POST .../chat/completions
 answers a fixed chat completion, or a fixed 6-chunk SSE stream when the body
-says "stream": true. It does no work, so a benchmark measures the proxy.
+says "stream": true; POST .../embeddings answers one 16-float vector per input,
+derived from the text (so equal texts embed alike). It does no work, so a benchmark measures the proxy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -35,6 +37,19 @@ JSON_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
+EMBEDDING_DIMENSION = 16
+
+
+def _embeddings(body: bytes) -> bytes:
+    texts = json.loads(body)["input"]
+    texts = [texts] if isinstance(texts, str) else texts
+    data = [{"object": "embedding", "index": i,
+             "embedding": [b / 255 - 0.5 for b in hashlib.sha256(str(t).encode()).digest()[:EMBEDDING_DIMENSION]]}
+            for i, t in enumerate(texts)]
+    return json.dumps({"object": "list", "model": "bench-embedder", "data": data,
+                       "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}}).encode()
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -50,6 +65,12 @@ async def app(scope, receive, send):
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
+    if scope["path"].endswith("/embeddings"):
+        answer = _embeddings(body)
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+        return
     if b'"stream":true' in body.replace(b" ", b""):
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         for event in STREAM:

@@ -92,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=args.graceful_timeout,
+        ws="none",  # no WebSocket routes: skip importing a WebSocket library at start-up
     )
     server = uvicorn.Server(config)
 

@@ -12,6 +12,12 @@ older than ``stale_after``) is marked ``interrupted`` when a runner starts.
     job = await store.get(job_id)      # status, progress, timings, result
     await runner.cancel(job_id)        # from any replica: store.request_cancel
 
+A job that did not complete (interrupted by a crash or a shutdown, failed,
+cancelled) can be run again from its parameters when its family said how:
+``runner.on_restart("eval", rerun)``, then ``await runner.restart(job_id)``
+(``POST /v1/jobs/{job_id}/restart``) submits a new job whose params name the
+old one in ``restart_of``. The work starts over; nothing is resumed midway.
+
 ``run_eval(ctx)`` gets a ``JobContext``: ``ctx.params``, ``ctx.report(progress,
 message)`` (raises ``JobCancelled`` once a cancel was asked), ``ctx.log(line)``
 (kept in ``job_logs``, read back with ``store.log_lines``) and ``ctx.cancelled``.
@@ -26,6 +32,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -37,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import NotFoundError, StackError
+from .errors import BadRequestError, ConflictError, NotFoundError, StackError
 from .storage import ColumnType, SqlStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,8 @@ class JobStatus(str, Enum):
 
 #: statuses a job never leaves
 FINAL = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled, JobStatus.interrupted})
+#: final statuses whose work can be submitted again
+RESTARTABLE = frozenset({JobStatus.failed, JobStatus.cancelled, JobStatus.interrupted})
 
 
 class Job(BaseModel):
@@ -142,14 +151,17 @@ class JobStore:
         return Job.model_validate(row)
 
     async def list(self, kind: str | None = None, status: JobStatus | None = None,
-                   limit: int | None = None) -> list[Job]:
-        """Jobs, newest first, of one kind and status when given."""
+                   limit: int | None = None, offset: int = 0, *, with_results: bool = True) -> list[Job]:
+        """Jobs, newest first, of one kind and status when given (``with_results=False``: results left out)."""
         where: dict[str, Any] = {}
         if kind is not None:
             where["kind"] = kind
         if status is not None:
             where["status"] = JobStatus(status).value
-        rows = await self.sql.fetch_all(JOBS, where, order_by=[("scheduled_at", "desc")], limit=limit)
+        # a list showing progress leaves the results in the table: one can be megabytes
+        columns = [name for name in Job.model_fields if with_results or name != "result"]
+        rows = await self.sql.select(JOBS, columns=columns, where=where, limit=limit, offset=offset,
+                                     order_by=[("scheduled_at", "desc"), ("job_id", "asc")])
         return [Job.model_validate(row) for row in rows]
 
     async def start(self, job_id: str) -> bool:
@@ -214,25 +226,32 @@ class JobStore:
     async def interrupt_orphans(self, *, host: str, alive_owner: str, stale_after: float) -> list[str]:
         """Mark interrupted every unfinished job whose owner is gone: a dead pid
         on ``host``, no owner row, or a heartbeat older than ``stale_after`` s."""
+        # jobs before owners: a replica that starts in between registered itself before its first job
+        unfinished = [(status, row) for status in (JobStatus.scheduled, JobStatus.in_progress)
+                      for row in await self.sql.fetch_all(JOBS, {"status": status.value})]
         owners = {row["owner_id"]: row for row in await self.sql.fetch_all(OWNERS)}
         cutoff = _now() - timedelta(seconds=stale_after)
         interrupted = []
-        for status in (JobStatus.scheduled, JobStatus.in_progress):
-            for row in await self.sql.fetch_all(JOBS, {"status": status.value}):
-                owner = owners.get(row["owner_id"])
-                if row["owner_id"] == alive_owner:
-                    continue
-                if owner is None:
-                    why = "its process is unknown"
-                elif owner["host"] == host and not _pid_alive(owner["pid"]):
-                    why = f"its process (pid {owner['pid']} on {host}) died"
-                elif owner["heartbeat_at"] < cutoff:
-                    why = f"its process (pid {owner['pid']} on {owner['host']}) stopped heartbeating"
-                else:
-                    continue
-                if await self._end(row["job_id"], JobStatus.interrupted, source=status, error=f"interrupted: {why}"):
-                    interrupted.append(row["job_id"])
+        for status, row in unfinished:
+            owner = owners.get(row["owner_id"])
+            if row["owner_id"] == alive_owner:
+                continue
+            if owner is None:
+                why = "its process is unknown"
+            elif owner["host"] == host and not _pid_alive(owner["pid"]):
+                why = f"its process (pid {owner['pid']} on {host}) died"
+            elif owner["heartbeat_at"] < cutoff:
+                why = f"its process (pid {owner['pid']} on {owner['host']}) stopped heartbeating"
+            else:
+                continue
+            if await self._end(row["job_id"], JobStatus.interrupted, source=status, error=f"interrupted: {why}"):
+                interrupted.append(row["job_id"])
         return interrupted
+
+    async def note_restart(self, job_id: str, restart_of: str) -> None:
+        """Record in a new job's params which job it runs again."""
+        job = await self.get(job_id)
+        await self.sql.update(JOBS, {"params": {**job.params, "restart_of": restart_of}}, {"job_id": job_id})
 
     async def running_owned_by(self, owner_id: str) -> list[Job]:
         rows = await self.sql.fetch_all(JOBS, {"owner_id": owner_id, "status": JobStatus.in_progress.value})
@@ -312,7 +331,27 @@ class _ChildContext(JobContext):
         self._conn.send(("log", line))
 
 
-def _child_main(fn, job_id, kind, params, cancel_event, conn) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker outlives a server killed with SIGKILL, training on and writing
+    files for a job that is by then marked interrupted: on Linux, ask the
+    kernel to kill it when the thread that started it (in the server) dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl: the broken pipe ends it at its next report
+        return
+    if os.getppid() != parent_pid:  # the server died before the request took effect
+        os._exit(1)
+
+
+def _child_main(fn, job_id, kind, params, cancel_event, conn, parent_pid=None) -> None:
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     ctx = _ChildContext(job_id, kind, params, cancel_event, conn)
     try:
         conn.send(("result", fn(ctx)))
@@ -350,6 +389,7 @@ class JobRunner:
         self._running: dict[str, JobContext] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._monitor: asyncio.Task | None = None
+        self._restarters: dict[str, Callable[[Job], Any]] = {}
 
     async def start(self) -> list[str]:
         """Register this process, mark orphaned jobs interrupted (their ids are
@@ -376,6 +416,26 @@ class JobRunner:
         self._running[job.job_id] = ctx
         self._tasks[job.job_id] = asyncio.create_task(self._run(ctx, fn, mode), name=f"job-{job.job_id}")
         return job.job_id
+
+    def on_restart(self, kind: str, restarter: Callable[[Job], Any]) -> None:
+        """``await restarter(job)`` submits the work of a finished, not completed
+        ``job`` of ``kind`` again (from ``job.params``) and returns the new job id."""
+        self._restarters[kind] = restarter
+
+    async def restart(self, job_id: str) -> Job:
+        """Run an interrupted, failed or cancelled job again, as a new job, on this replica."""
+        job = await self.store.get(job_id)
+        if job.status not in RESTARTABLE:
+            raise ConflictError(f"job {job_id!r} is {job.status.value}; only an interrupted, failed or "
+                                "cancelled job can be restarted")
+        restarter = self._restarters.get(job.kind)
+        if restarter is None:
+            known = ", ".join(sorted(self._restarters)) or "none"
+            raise BadRequestError(f"jobs of kind {job.kind!r} cannot be restarted on this server "
+                                  f"(restartable kinds: {known}); submit it again", field="job_id")
+        new_id = await restarter(job)
+        await self.store.note_restart(new_id, job_id)
+        return await self.store.get(new_id)
 
     async def cancel(self, job_id: str) -> Job:
         """Request the cancel (visible to every replica) and tell local work now."""
@@ -446,7 +506,7 @@ class JobRunner:
         it ignores a cancel for ``cancel_grace`` seconds. Runs on a thread."""
         mp = multiprocessing.get_context("spawn")
         parent, child = mp.Pipe(duplex=False)
-        proc = mp.Process(target=_child_main, args=(fn, ctx.job_id, ctx.kind, ctx.params, ctx._cancel, child),
+        proc = mp.Process(target=_child_main, args=(fn, ctx.job_id, ctx.kind, ctx.params, ctx._cancel, child, os.getpid()),
                           name=f"polystack-job-{ctx.job_id}", daemon=True)
         proc.start()
         child.close()
@@ -507,7 +567,7 @@ class JobRunner:
             await self.store.update_progress(ctx.job_id, *latest)
 
     async def _watch(self) -> None:
-        last_beat = time.monotonic()
+        last_beat = last_orphan_check = time.monotonic()
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
@@ -520,5 +580,12 @@ class JobRunner:
                 if time.monotonic() - last_beat >= self.heartbeat_interval:
                     await self.store.heartbeat(self.owner_id)
                     last_beat = time.monotonic()
+                # a replica that died (kill -9, a lost machine) leaves its jobs running on paper:
+                # the survivors mark them interrupted, not only a runner that starts
+                if time.monotonic() - last_orphan_check >= self.heartbeat_interval:
+                    last_orphan_check = time.monotonic()
+                    for job_id in await self.store.interrupt_orphans(
+                            host=self.host, alive_owner=self.owner_id, stale_after=self.stale_after):
+                        log.warning("job %s was interrupted: its process is gone", job_id)
             except Exception:  # the database may be away for a while; keep watching
                 log.exception("job monitor: could not update the job store")

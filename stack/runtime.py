@@ -214,17 +214,25 @@ class StackJobs:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
 
-    async def list_jobs(self, kind: str | None = None, status: JobStatus | None = None, limit: int = 100) -> ListJobsResponse:
+    async def list_jobs(self, kind: str | None = None, status: JobStatus | None = None, limit: int = 100,
+                        offset: int = 0) -> ListJobsResponse:
         if not 1 <= limit <= self.MAX_LIMIT:
             raise BadRequestError(f"must be from 1 to {self.MAX_LIMIT}, got {limit}", field="limit")
-        jobs = await self.stack.jobs.store.list(kind, status, limit)
-        return ListJobsResponse(data=[job.model_copy(update={"result": None}) for job in jobs])
+        if offset < 0:
+            raise BadRequestError(f"must be 0 or more, got {offset}", field="offset")
+        # one more than asked: whether there is a next page
+        jobs = await self.stack.jobs.store.list(kind, status, limit + 1, offset, with_results=False)
+        return ListJobsResponse(data=jobs[:limit], has_more=len(jobs) > limit)
 
-    async def get_job(self, job_id: str) -> Job:
-        return await self.stack.jobs.store.get(job_id)
+    async def get_job(self, job_id: str, include_result: bool = True) -> Job:
+        job = await self.stack.jobs.store.get(job_id)
+        return job if include_result else job.model_copy(update={"result": None})
 
     async def cancel_job(self, job_id: str) -> Job:
         return await self.stack.jobs.cancel(job_id)
+
+    async def restart_job(self, job_id: str) -> Job:
+        return await self.stack.jobs.restart(job_id)
 
 
 class StackInspector:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple, Protocol
 
+from .errors import ServiceUnavailableError
+
 log = logging.getLogger(__name__)
 
 _random = random.Random()  # ids need to be unique, not secret: no syscall per id
@@ -250,6 +252,9 @@ class Collector:
         for sink in self.sinks:
             try:
                 await sink.export(spans, events)
+            except ServiceUnavailableError as exc:  # the database is away for a while: one line, no traceback
+                self.failed_batches += 1
+                log.warning("telemetry sink %s: %s; %d spans lost there", type(sink).__name__, exc, len(spans))
             except Exception:
                 self.failed_batches += 1
                 log.exception("telemetry sink %s failed; %d spans lost there", type(sink).__name__, len(spans))

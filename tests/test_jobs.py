@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from stack.errors import NotFoundError
-from stack.jobs import JobCancelled, JobRunner, JobStatus, JobStore
+from stack.jobs import FINAL, JobCancelled, JobRunner, JobStatus, JobStore
 from stack.storage import sqlstore_from_config
 
 FAST = dict(poll_interval=0.05, heartbeat_interval=0.2, cancel_grace=0.5)
@@ -193,7 +193,12 @@ async def main():
     config = TypeAdapter(StoreConfig).validate_python(json.loads(sys.argv[1]))
     runner = JobRunner(JobStore(await sqlstore_from_config(config)), poll_interval=0.05)
     await runner.start()
-    print(await runner.submit("post_training", forever), flush=True)
+    if len(sys.argv) > 2:  # a worker process, which writes its pid to the file named
+        from tests.test_jobs import sleeps_in_a_worker
+        job_id = await runner.submit("post_training", sleeps_in_a_worker, params={"pid_file": sys.argv[2]}, mode="process")
+    else:
+        job_id = await runner.submit("post_training", forever)
+    print(job_id, flush=True)
     await asyncio.sleep(600)
 
 asyncio.run(main())
@@ -212,11 +217,87 @@ async def test_a_killed_process_leaves_its_job_interrupted(open_runner, store_co
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert (await observer.store.get(job_id)).status is JobStatus.in_progress  # nobody has looked yet
-    restarted = await open_runner()  # the next start marks it
-    job = await restarted.store.get(job_id)
+    # the replica still running notices (no restart needed): its monitor looks for orphans
+    job = await until(lambda: _final(observer.store, job_id), timeout=10)
     assert job.status is JobStatus.interrupted
     assert f"pid {proc.pid}" in job.error and job.completed_at is not None
+
+
+def sleeps_in_a_worker(ctx):
+    with open(ctx.params["pid_file"], "w") as out:
+        out.write(str(os.getpid()))
+    ctx.report(0.25, "started")
+    time.sleep(600)
+
+
+async def test_a_killed_servers_worker_process_dies_with_it(open_runner, store_config, tmp_path):
+    config = json.dumps(store_config.model_dump(mode="json"))
+    pid_file = tmp_path / "worker.pid"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SERVER, config, str(pid_file)], stdout=subprocess.PIPE,
+                            text=True, cwd=os.getcwd())
+    try:
+        job_id = (await asyncio.to_thread(proc.stdout.readline)).strip()
+        observer = await open_runner()
+        await until(lambda: _progress_is(observer.store, job_id, 0.25), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    worker = int(pid_file.read_text())
+    # the worker would otherwise train on for a job its server no longer records
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, f"worker {worker} outlived its killed server"
+        await asyncio.sleep(0.05)
+    assert (await until(lambda: _final(observer.store, job_id), timeout=10)).status is JobStatus.interrupted
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+async def _final(store, job_id):
+    job = await store.get(job_id)
+    return job if job.status in FINAL else None
+
+
+def adds(ctx):
+    return ctx.params["a"] + ctx.params["b"]
+
+
+async def test_an_interrupted_job_is_restarted_with_its_params(open_runner):
+    runner = await open_runner()
+    old = await runner.store.create("sum", {"a": 2, "b": 3}, owner_id="gone-host:1:x")  # a dead replica's job
+    await runner.store.start(old.job_id)
+    await runner.store.mark_interrupted(old.job_id, "interrupted: its process died")
+
+    async def rerun(job):
+        return await runner.submit("sum", adds, params=job.params)
+
+    runner.on_restart("sum", rerun)
+    new = await runner.restart(old.job_id)
+    assert new.job_id != old.job_id and new.params == {"a": 2, "b": 3, "restart_of": old.job_id}
+    assert (await runner.wait(new.job_id, timeout=10)).result == 5
+    assert (await runner.store.get(old.job_id)).status is JobStatus.interrupted  # history stays
+
+
+async def test_restart_refuses_a_running_or_completed_job_and_an_unknown_kind(open_runner):
+    from stack.errors import BadRequestError, ConflictError
+
+    runner = await open_runner()
+    runner.on_restart("sum", lambda job: runner.submit("sum", adds, params=job.params))
+    done = await runner.wait(await runner.submit("sum", adds, params={"a": 1, "b": 1}), timeout=10)
+    with pytest.raises(ConflictError, match="is completed; only an interrupted, failed or cancelled job"):
+        await runner.restart(done.job_id)
+    other = await runner.store.create("export")
+    await runner.store.request_cancel(other.job_id)
+    with pytest.raises(BadRequestError, match="job_id: jobs of kind 'export' cannot be restarted.*kinds: sum"):
+        await runner.restart(other.job_id)
+    with pytest.raises(NotFoundError):
+        await runner.restart("job-nope")
 
 
 async def test_stale_heartbeat_on_another_host_is_interrupted(store_config):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from ._agents_types import AgentConfig
 from ._jobs import Job, JobStatus
+from ._paging import MAX_OFFSET
 from ._webmethod import webmethod
 from .inference import SamplingParams, SystemMessage
 from .scoring import ScoringResult
@@ -84,7 +85,14 @@ class Eval(Protocol):
     async def job_cancel(self, task_id: str, job_id: str) -> None: ...
 
     @webmethod(route="/v1/eval/tasks/{task_id}/jobs/{job_id}/result", method="GET")
-    async def job_result(self, job_id: str, task_id: str) -> EvaluateResponse: ...
+    async def job_result(
+        self,
+        job_id: str,
+        task_id: str,
+        limit: Annotated[int | None, Field(ge=1, description="polystack: at most this many rows of "
+                                           "generations and score_rows (aggregated_results stay whole)")] = None,
+        offset: Annotated[int, Field(ge=0, le=MAX_OFFSET, description="polystack: rows skipped first")] = 0,
+    ) -> EvaluateResponse: ...
 
 
 PROTOCOL = Eval

@@ -13,13 +13,16 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from ..jobs import Job, JobStatus
+from ._paging import Offset
 from ._webmethod import webmethod
 
 
 class ListJobsResponse(BaseModel):
-    """Jobs newest first, without their results (``GET /v1/jobs/{job_id}`` has them)."""
+    """Jobs newest first, without their results (``GET /v1/jobs/{job_id}`` has them);
+    ``has_more`` when more follow this page."""
 
     data: list[Job]
+    has_more: bool = False
 
 
 @runtime_checkable
@@ -30,13 +33,18 @@ class Jobs(Protocol):
         kind: str | None = None,
         status: JobStatus | None = None,
         limit: int = 100,
+        offset: Offset = 0,
     ) -> ListJobsResponse: ...
 
     @webmethod(route="/v1/jobs/{job_id}", method="GET", summary="A job: status, progress, timings, result")
-    async def get_job(self, job_id: str) -> Job: ...
+    async def get_job(self, job_id: str, include_result: bool = True) -> Job: ...
 
     @webmethod(route="/v1/jobs/{job_id}", method="DELETE", summary="Cancel a job (any replica's)")
     async def cancel_job(self, job_id: str) -> Job: ...
+
+    @webmethod(route="/v1/jobs/{job_id}/restart", method="POST",
+               summary="Run an interrupted, failed or cancelled job again, as a new job")
+    async def restart_job(self, job_id: str) -> Job: ...
 
 
 PROTOCOL = Jobs

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._paging import Offset, OffsetPage
 from ._webmethod import webmethod
 
 #: most items on one page of a list, as Humanloop allows
@@ -250,6 +251,41 @@ class HumanloopExportResponse(BaseModel):
     rows: int
 
 
+class PromptLogProject(BaseModel):
+    """A project (v4) or prompt (v5): the file logs are filed under."""
+
+    id: str
+    path: str
+    created_at: datetime
+
+
+class PromptLogProjectPage(OffsetPage):
+    data: list[PromptLogProject]
+
+
+class PromptLogSummary(BaseModel):
+    """A log as a list shows it; ``GET /v1/prompt-logs/{id}`` has the whole of it."""
+
+    id: str
+    project_id: str
+    project: str
+    session_id: str | None = None
+    reference_id: str | None = None
+    created_at: datetime
+    source: str | None = None
+    messages_count: int = Field(0, description="Messages of the prompt it logged")
+    output: str | None = Field(None, description="Its output, cut at 300 characters")
+
+
+class PromptLogSummaryPage(OffsetPage):
+    """Logs newest first, ``limit`` from ``offset``; ``has_more`` when more follow."""
+
+    data: list[PromptLogSummary]
+
+
+Limit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Items a page, 1 to {MAX_PAGE_SIZE}")]
+
+
 @runtime_checkable
 class PromptLogs(Protocol):
     # -- v4 ------------------------------------------------------------------
@@ -294,6 +330,18 @@ class PromptLogs(Protocol):
     async def get_log(self, id: str) -> HumanloopPromptLog: ...
 
     # -- polystack -----------------------------------------------------------
+    @webmethod(route="/v1/prompt-log-projects", method="GET", summary="Projects (prompts), newest first")
+    async def list_prompt_log_projects(self, limit: Limit = 20, offset: Offset = 0) -> PromptLogProjectPage: ...
+
+    @webmethod(route="/v1/prompt-logs", method="GET",
+               summary="Logs of every project newest first, filtered by project and session, a page at a time")
+    async def list_prompt_logs(
+        self, project_id: str | None = None, session_id: str | None = None, limit: Limit = 20, offset: Offset = 0
+    ) -> PromptLogSummaryPage: ...
+
+    @webmethod(route="/v1/prompt-logs/{id}", method="GET", summary="A log (v4 or v5) with its messages and feedback")
+    async def get_prompt_log(self, id: str) -> HumanloopDatapoint: ...
+
     @webmethod(route="/v5/prompts/{id}/export", method="POST",
                summary="Append a prompt's logs with their feedback to a dataset (for post-training)")
     async def export_logs(self, id: str, dataset_id: str, provider_id: str | None = None) -> HumanloopExportResponse: ...

@@ -24,6 +24,7 @@ from pydantic import (
     Tag,
 )
 
+from ._paging import Offset, OffsetPage
 from ._webmethod import webmethod
 from .openai import OpenAIChatTool, OpenAIChoiceLogprobs, OpenAIMessage, OpenAIToolCall
 
@@ -178,6 +179,29 @@ class ExportTrajectoriesResponse(BaseModel):
     rows: int
 
 
+class TrainingModelPage(OffsetPage):
+    """Models newest first, ``limit`` from ``offset``; ``has_more`` when more follow."""
+
+    data: list[TrainingModel]
+
+
+class LoggedGroup(BaseModel):
+    """A trajectory group as it was logged: where (split, step, which log call) and the group."""
+
+    split: str
+    step: int
+    log_id: str
+    group_index: int = Field(description="Its place in its log call's trajectory_groups")
+    created_at: datetime
+    group: dict[str, Any] = Field(description="The TrajectoryGroup as sent (trajectories with their messages)")
+
+
+class LoggedGroupPage(OffsetPage):
+    """Logged groups in log order, ``limit`` from ``offset``; ``has_more`` when more follow."""
+
+    data: list[LoggedGroup]
+
+
 class ExperimentalTrainingConfig(BaseModel):
     """How a training job learns from its groups: art's ``ExperimentalTrainingConfig``.
 
@@ -245,6 +269,13 @@ class Trajectories(Protocol):
         return_existing: bool = False,
     ) -> TrainingModel: ...
 
+    @webmethod(route="/v1/preview/models", method="GET", summary="List models, newest first")
+    async def list_training_models(
+        self,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        offset: Offset = 0,
+    ) -> TrainingModelPage: ...
+
     @webmethod(route="/v1/preview/models/{model_id}", method="GET")
     async def get_model(self, model_id: str) -> TrainingModel: ...
 
@@ -256,6 +287,17 @@ class Trajectories(Protocol):
 
     @webmethod(route="/v1/preview/models/{model_id}/metrics", method="GET")
     async def get_metrics(self, model_id: str, split: str | None = None) -> MetricsHistory: ...
+
+    @webmethod(route="/v1/preview/models/{model_id}/trajectories", method="GET",
+               summary="The trajectory groups logged at a step, a page at a time")
+    async def list_trajectory_groups(
+        self,
+        model_id: str,
+        step: Annotated[int | None, Field(ge=0, le=2**63 - 1)] = None,
+        split: str | None = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        offset: Offset = 0,
+    ) -> LoggedGroupPage: ...
 
     @webmethod(route="/v1/preview/models/{model_id}/checkpoints", method="GET")
     async def list_checkpoints(

@@ -52,6 +52,11 @@ class ResourceTable(Generic[R]):
         self._cache: dict[str, _Entry[R]] = {}
         self._reads: dict[str, asyncio.Future] = {}  # re-reads in flight, one per identifier
         self._lock = asyncio.Lock()
+        #: what this process's providers were told of, by identifier: another replica may
+        #: register a resource after this one started, and its provider must hear of it
+        #: (open the table, load the index) before it serves the resource here
+        self._announced: dict[str, R] = {}
+        self._announcing = asyncio.Lock()
 
     # -- persistence ---------------------------------------------------------
 
@@ -102,6 +107,8 @@ class ResourceTable(Generic[R]):
             except StackError as exc:
                 log.error("provider %r no longer accepts %s %r: %s", entry.resource.provider_id, self.kind,
                           entry.resource.identifier, exc)
+            else:
+                self._announced[entry.resource.identifier] = entry.requested
 
     def _served(self, entry: _Entry[R] | None) -> bool:
         return entry is not None and entry.resource.provider_id in self.providers
@@ -123,6 +130,12 @@ class ResourceTable(Generic[R]):
             entry = await self._shared_read(identifier)
         if not self._served(entry):
             raise NotFoundError(self.kind.replace("_", " ").capitalize(), identifier, await self._known())
+        told = self._announced.get(identifier)
+        if told is not entry.requested:
+            if told != entry.requested:
+                await self._announce(entry)
+            else:  # the same, re-read: remembered as this object, so the next request skips the comparison
+                self._announced[identifier] = entry.requested
         return entry.resource
 
     async def _shared_read(self, identifier: str) -> _Entry[R] | None:
@@ -140,6 +153,15 @@ class ResourceTable(Generic[R]):
             pending.add_done_callback(forget)
         # shielded: a waiter that is cancelled (its client left) leaves the read to the others
         return await asyncio.shield(pending)
+
+    async def _announce(self, entry: _Entry[R]) -> None:
+        """Tell the provider of a resource registered (or changed) by another
+        replica, as a restart would; its refusal is the caller's error."""
+        async with self._announcing:
+            if self._announced.get(entry.resource.identifier) == entry.requested:
+                return  # a concurrent request announced it meanwhile
+            await self._provider_accepts(entry.requested)
+            self._announced[entry.resource.identifier] = entry.requested
 
     async def lookup(self, identifier: str) -> tuple[R, Any]:
         """The resource and the provider instance that serves it."""
@@ -184,6 +206,7 @@ class ResourceTable(Generic[R]):
             accepted = await self._provider_accepts(resource)
             created = existing.created if existing else int(time.time())
             await self._save(_Entry(accepted, source, resource, created))
+            self._announced[resource.identifier] = resource
             return accepted
 
     async def _check_before_save(self, resource: R) -> None:
@@ -221,6 +244,7 @@ class ResourceTable(Generic[R]):
         """Forget ``identifier`` (store and cache) without asking its provider."""
         await self.store.delete(self._key(identifier))
         self._cache.pop(identifier, None)
+        self._announced.pop(identifier, None)
 
     async def reconcile(self, wanted: list[R]) -> None:
         """Make the run-config resources match ``wanted``: register new or changed

@@ -163,7 +163,9 @@ class InferenceRouter(Router):
             context = context_length(model, provider)
             check_openai(request, context, self.limits)
             request = default_openai(request, fitted_default(default_max_tokens(model, provider), context, self.limits))
-        return await self._forward(provider, method, request.model_copy(update={"model": model.provider_resource_id}))
+        if request.model != model.provider_resource_id:  # the provider's own name for the model
+            request = request.model_copy(update={"model": model.provider_resource_id})
+        return await self._forward(provider, method, request)
 
     async def openai_chat_completion(self, request: Any) -> Any:
         return await self._openai(request, ModelType.llm, "openai_chat_completion")

@@ -12,6 +12,7 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 
 from .. import __version__
 from ..apis import api_names
+from ..console import install_console
 from ..errors import NotSupportedError
 from ..resolver import Plan
 from ..runtime import Stack, served_apis
@@ -43,6 +44,9 @@ class _App(FastAPI):
     def build_middleware_stack(self):
         exception_handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}
         app = ExceptionMiddleware(AsyncExitStackMiddleware(self.router), handlers=exception_handlers, debug=self.debug)
+        # added with add_middleware: kept, inside ours (the lean routes, served by ours, skip them)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
         return ServerMiddleware(app, lean=LeanRoutes(self), **self.server_options)
 
 
@@ -74,6 +78,7 @@ def create_app(plan: Plan) -> FastAPI:
     app = _new_app(lifespan=lifespan)
     app.state.stack = stack
     add_api_routes(app, served_apis(plan), stack.impls.__getitem__)
+    install_console(app)
     install_error_handlers(app)
     app.server_options = {"api_keys": api_keys_for(plan), "max_body": plan.loaded.config.server.max_request_bytes}
     return app

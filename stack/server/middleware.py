@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Match
 
+from ..console import is_console_path
 from ..request_context import reset_request, set_request
 from ._json import dumps
 from .client_compat import PREFIX as TELEMETRY_PREFIX
@@ -47,6 +48,14 @@ OPEN_PATHS = frozenset({"/v1/health"})
 #: methods whose requests carry no body: nothing to count, no disconnect to watch for
 _BODILESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _UNWATCHED = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _open(path: str) -> bool:
+    """Paths answered without an API key: health, and the console's page and static files
+    (they hold no data; every call the console makes for data carries the key)."""
+    return path in OPEN_PATHS or is_console_path(path)
+
+
 _random = random.Random()  # request ids need to be unique, not secret: no syscall per id
 os.register_at_fork(after_in_child=_random.seed)  # forked workers must not repeat the parent's ids
 
@@ -80,7 +89,7 @@ class ServerMiddleware:
         watch = method not in _UNWATCHED
         state = _Exchange(send, added, root)
 
-        if self.api_keys and path not in OPEN_PATHS and not self._authorized(headers):
+        if self.api_keys and not _open(path) and not self._authorized(headers):
             await _reply(state.send, 401, "missing or invalid API key", "AuthenticationError",
                          extra=[(b"www-authenticate", b"Bearer")])
             state.done(None, scope)

@@ -4,8 +4,9 @@ A W3C ``traceparent`` request header puts the request's span into the caller's
 trace, when its sampled flag is set (unset: the request is not recorded). Requests
 without one are recorded at the telemetry provider's ``sample_rate``. With no
 telemetry provider configured nothing is done (one global lookup).
-The telemetry routes and /v1/health are not traced: reading traces, or a load
-balancer's health checks, would otherwise fill the span store.
+The telemetry routes, /v1/health and the console's static files are not traced:
+reading traces, a load balancer's health checks or loading the console's page
+would otherwise fill the span store.
 
 ``ServerMiddleware`` (middleware.py) calls ``start_root`` as a request comes in and
 ``RootSpan.finish`` when it is over, which adds the status and the route.
@@ -16,10 +17,15 @@ from __future__ import annotations
 import time
 
 from .. import tracing
+from ..console import is_console_path
 
 TRACEPARENT_HEADER = b"traceparent"
 TRACE_ID_HEADER = b"x-trace-id"
 UNTRACED_PREFIXES = ("/v1/telemetry/", "/v1/health")
+
+
+def untraced(path: str) -> bool:
+    return path.startswith(UNTRACED_PREFIXES) or is_console_path(path)
 
 
 class RootSpan:
@@ -52,7 +58,7 @@ class RootSpan:
 def start_root(scope) -> RootSpan | None:
     """The request's root span, made current; None when tracing is off or the path is not traced."""
     collector = tracing.collector()
-    if collector is None or scope["path"].startswith(UNTRACED_PREFIXES):
+    if collector is None or untraced(scope["path"]):
         return None
     parent = None
     for name, value in scope["headers"]:

@@ -16,7 +16,7 @@ from ._config import (
     default_db_path,
     polystack_home,
 )
-from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
+from ._errors import RETRY_AFTER, DuplicateKeyError, StorageError, StorageUnavailableError
 from ._factory import kvstore_from_config, sqlstore_from_config
 from ._kv import KVStore
 from ._sql import (
@@ -40,6 +40,7 @@ __all__ = [
     "KVStore",
     "Password",
     "PostgresStoreConfig",
+    "RETRY_AFTER",
     "SqlStore",
     "SqliteStoreConfig",
     "StorageError",

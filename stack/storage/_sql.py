@@ -284,8 +284,11 @@ class SqlStore(ABC):
         if first_per is not None:
             self._column(schema, first_per, table)
             window = f"ROW_NUMBER() OVER (PARTITION BY {quote(first_per)}{' ORDER BY ' + order if order else ''})"
-            # every column inside: the outer ORDER BY may name ones not selected
-            sql = sql.replace(f"SELECT {cols} FROM", f"SELECT *, {window} AS first__ FROM", 1)
+            # inside: the selected columns and those the outer ORDER BY names, no more (the
+            # window sorts every matching row: a wide column carried along costs most of it)
+            inner = list(dict.fromkeys([*names, *(item[0] for item in order_by or ())]))
+            inner_cols = ", ".join(quote(c) for c in inner)
+            sql = sql.replace(f"SELECT {cols} FROM", f"SELECT {inner_cols}, {window} AS first__ FROM", 1)
             sql = f"SELECT {cols} FROM ({sql}) ranked WHERE first__ = 1"
         if order:
             sql += " ORDER BY " + order

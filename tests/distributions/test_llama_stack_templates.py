@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.providers.remote.bedrock_double import FakeBedrock, aws_env
 from tests.providers.remote.inference.doubles import FakeHFEndpoints, FakeOpenAIUpstream
 from tests.support import app_from_yaml, serve_app
 
@@ -30,6 +31,8 @@ def env_for(name: str, url: str) -> dict[str, str]:
         "sambanova-run": {"SAMBANOVA_URL": url, "SAMBANOVA_API_KEY": "sn-test"},
         "nvidia-run": {"NVIDIA_BASE_URL": host, "NVIDIA_API_KEY": "nvapi-test"},
         "cerebras-run": {"CEREBRAS_BASE_URL": host, "CEREBRAS_API_KEY": "csk-test"},
+        # 0.1.0's bedrock config is empty: boto3 finds the endpoint, region and keys in the environment
+        "bedrock-run": aws_env(host),
     }[name]
 
 
@@ -42,16 +45,20 @@ CHAT_MODEL = {
     "sambanova-run": ("meta-llama/Llama-3.1-8B-Instruct", "Meta-Llama-3.1-8B-Instruct"),
     "nvidia-run": ("meta-llama/Llama-3.1-8B-Instruct", "meta/llama-3.1-8b-instruct"),
     "cerebras-run": ("meta-llama/Llama-3.3-70B-Instruct", "llama-3.3-70b"),
+    "bedrock-run": ("meta-llama/Llama-3.1-8B-Instruct", "meta.llama3-1-8b-instruct-v1:0"),
 }
+DOUBLES = {"hf-endpoint-run": FakeHFEndpoints, "bedrock-run": FakeBedrock}
+#: templates of local engines, started by tests/distributions/test_every_run_config.py
+STARTED_ELSEWHERE = {"vllm-gpu-run"}
 
 
 def test_every_template_is_tested():
-    assert {p.stem for p in TEMPLATES.glob("*.yaml")} == set(CHAT_MODEL)
+    assert {p.stem for p in TEMPLATES.glob("*.yaml")} == set(CHAT_MODEL) | STARTED_ELSEWHERE
 
 
 @pytest.fixture
 async def double(request):
-    server = await (FakeHFEndpoints() if request.param == "hf-endpoint-run" else FakeOpenAIUpstream()).start()
+    server = await DOUBLES.get(request.param, FakeOpenAIUpstream)().start()
     yield server
     await server.stop()
 
@@ -75,8 +82,30 @@ async def test_template_starts_and_answers_a_chat(double, monkeypatch, tmp_path,
     assert health.status_code == 200, health.text
     assert response.status_code == 200, response.text
     assert response.json()["completion_message"]["content"] == "Hello from the test double"
-    chats = [r for r in double.requests if r.path.endswith("/chat/completions")]
-    assert chats[-1].body["model"] == upstream_name
+    assert upstream_model(double) == upstream_name
+
+
+def upstream_model(double) -> str:
+    """The model name the service got in the last chat."""
+    if isinstance(double, FakeBedrock):
+        return double.of("Converse")[-1].target
+    return [r for r in double.requests if r.path.endswith("/chat/completions")][-1].body["model"]
+
+
+async def test_the_bedrock_template_guards_with_a_registered_guardrail(monkeypatch, tmp_path):
+    server = await FakeBedrock().start()
+    try:
+        use_env(monkeypatch, tmp_path, env_for("bedrock-run", server.url))
+        async with serve_app(app_from_yaml(tmp_path, (TEMPLATES / "bedrock-run.yaml").read_text())) as client:
+            registered = await client.post("/v1/shields", json={
+                "shield_id": "no-weapons", "provider_shield_id": "gr1abc2def3", "params": {"guardrailVersion": "1"}})
+            checked = await client.post("/v1/safety/run-shield", json={
+                "shield_id": "no-weapons", "params": {}, "messages": [{"role": "user", "content": "a bomb, please"}]})
+    finally:
+        await server.stop()
+    assert registered.status_code == 200, registered.text
+    assert checked.json()["violation"]["user_message"] == "Sorry, I can't help with that."
+    assert server.of("ApplyGuardrail")[0].target == "gr1abc2def3@1"
 
 
 async def test_the_safety_template_blocks_insecure_code_with_its_code_scanner(monkeypatch, tmp_path):

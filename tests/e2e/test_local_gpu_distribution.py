@@ -14,9 +14,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 
 import httpx
 import pytest
-from llama_stack_client import LlamaStackClient
 from openai import BadRequestError as OpenAIBadRequest
-from openai import OpenAI
 
 from tests.support import REPO, ServerProcess
 

@@ -287,6 +287,42 @@ async def test_second_table_on_the_same_store_sees_registrations(store, open_sto
     assert [m.identifier for m in (await replica.list_models()).data] == ["m"]
 
 
+async def test_a_replica_tells_its_provider_of_a_resource_registered_elsewhere(store, open_store, monkeypatch):
+    # providers keep state per process (an opened index, a loaded model): the replica's
+    # provider must hear of the resource once before it serves it, and again when it changed
+    from stack.routing import _table
+
+    monkeypatch.setattr(_table, "CACHE_TTL_SECONDS", 0.0)
+    first = await started(models_table(store, acme=FakeInference()))
+    replica_provider = FakeInference()
+    replica = await started(models_table(await open_store(), acme=replica_provider))
+    await first.register_model("m", provider_model_id="one")
+
+    for _ in range(3):
+        await replica.get_model("m")
+    assert replica_provider.registered == ["m"]
+
+    await first.unregister_model("m")
+    await first.register_model("m", provider_model_id="two")
+    assert (await replica.get_model("m")).provider_resource_id == "two"
+    assert replica_provider.registered == ["m", "m"]
+
+
+async def test_a_replica_answers_its_providers_refusal_of_a_resource_registered_elsewhere(store, open_store):
+    first = await started(models_table(store, acme=FakeInference()))
+    replica = await started(models_table(await open_store(), acme=FakeInference()))
+    await first.register_model("m", provider_model_id="ok")
+    # this replica's provider refuses what the other accepted (another version, another config)
+    replica.providers["acme"].register_model = _refuse
+
+    with pytest.raises(BadRequestError, match="not on this replica"):
+        await replica.get_model("m")
+
+
+async def _refuse(model):
+    raise BadRequestError("not on this replica", field="provider_model_id")
+
+
 async def test_registrations_survive_a_restart(store_config):
     store = await kvstore_from_config(store_config)
     try:

@@ -112,7 +112,8 @@ class OpenAICompatInference:
             response = await self.client.send("POST", path, body, headers=self._headers(), what=what)
             return self._chunks(response, chunk_cls, request.model, what)
         raw = await self.client.request_bytes("POST", path, body, headers=self._headers(), what=what)
-        return parse_response(response_cls, raw, request.model, f"{self.url}{path} ({what})")
+        where = f"{self.url}{path} ({what})"
+        return checked_answer(parse_response(response_cls, raw, request.model, where), request, where)
 
     async def _chunks(self, response: Any, chunk_cls: type[M], model: str, what: str) -> AsyncIterator[M]:
         """The chunks of an upstream SSE stream, as they arrive."""
@@ -137,6 +138,24 @@ class OpenAICompatInference:
             raise UpstreamError(f"the stream from upstream {where} ended before it was complete (no [DONE])")
 
 
+def checked_answer(answer: M, request: Any, where: str) -> M:
+    """``answer`` when it answers ``request``: a completion with a choice, an embedding per input.
+
+    Either may parse and still be no answer (an empty ``choices``, fewer
+    vectors than texts); passed on, it would fail later in a route, or pair
+    texts with the wrong vectors in a vector store.
+    """
+    if isinstance(answer, OpenAIEmbeddingsResponse):
+        texts = request.input
+        wanted = len(texts) if isinstance(texts, list) and not (texts and isinstance(texts[0], int)) else 1
+        if len(answer.data) != wanted or sorted(d.index for d in answer.data) != list(range(wanted)):
+            raise UpstreamError(f"upstream {where} sent {len(answer.data)} embeddings "
+                                f"(indexes {sorted(d.index for d in answer.data)[:10]}) for {wanted} inputs")
+    elif not answer.choices:
+        raise UpstreamError(f"upstream {where} sent a {type(answer).__name__} without choices")
+    return answer
+
+
 async def drain(lines: AsyncIterator[bytes], timeout: float = 1.0) -> None:
     """Read what follows the end marker so the connection can go back to the pool."""
     # on a timeout or an upstream error, iter_lines has closed the connection instead
@@ -155,22 +174,27 @@ def parse_response(cls: type[M], raw: bytes, model: str, where: str) -> M:
     try:
         return cls.model_validate_json(raw)
     except ValidationError as first:
+        return _lenient(cls, raw, model, where, first)
+
+
+def _lenient(cls: type[M], raw: bytes, model: str, where: str, first: ValidationError) -> M:
+    """``raw`` as ``cls`` with the fields some servers leave out filled in, or the UpstreamError saying why not."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise UpstreamError(f"upstream {where} sent a body that is not JSON: {raw[:200]!r}") from None
+    if isinstance(data, dict) and "error" in data:
+        raise UpstreamError(f"upstream {where} reported an error: {upstream_message(raw)}") from None
+    if isinstance(data, dict):
+        data.setdefault("id", "")
+        data.setdefault("created", int(time.time()))
+        data.setdefault("model", model)
+        if cls is OpenAIChatCompletion or cls is OpenAIEmbeddingsResponse:
+            data.setdefault("usage", {})
         try:
-            data = json.loads(raw)
-        except ValueError:
-            raise UpstreamError(f"upstream {where} sent a body that is not JSON: {raw[:200]!r}") from None
-        if isinstance(data, dict) and "error" in data:
-            raise UpstreamError(f"upstream {where} reported an error: {upstream_message(raw)}") from None
-        if isinstance(data, dict):
-            data.setdefault("id", "")
-            data.setdefault("created", int(time.time()))
-            data.setdefault("model", model)
-            if cls is OpenAIChatCompletion or cls is OpenAIEmbeddingsResponse:
-                data.setdefault("usage", {})
-            try:
-                return cls.model_validate(data)
-            except ValidationError as second:
-                first = second
-        err = first.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise UpstreamError(f"upstream {where} sent an unexpected {cls.__name__}: {loc}: {err['msg']}") from None
+            return cls.model_validate(data)
+        except ValidationError as second:
+            first = second
+    err = first.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    raise UpstreamError(f"upstream {where} sent an unexpected {cls.__name__}: {loc}: {err['msg']}") from None

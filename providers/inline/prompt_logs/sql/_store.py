@@ -27,6 +27,13 @@ TABLES: dict[str, tuple[dict[str, ColumnType], str]] = {
     "feedback": ({"id": T, "log_id": T, "created_at": TS, "data": J}, "id"),
 }
 
+INDEXES = [
+    ("logs", "newest", ("created_at", "id")),
+    ("logs", "of_prompt", ("prompt_id", "created_at")),
+    ("logs", "of_session", ("session_id", "created_at")),
+    ("prompts", "newest", ("created_at",)),
+]
+
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
@@ -48,6 +55,9 @@ class PromptLogStore:
     async def create_tables(self) -> None:
         for name, (columns, key) in TABLES.items():
             await self.sql.create_table(name, columns, key)
+        # list pages (newest first, of a project or session) read an index in order, never sort every log
+        for table, index, columns in INDEXES:
+            await self.sql.create_index(table, index, columns)
 
     async def close(self) -> None:
         await self.sql.close()
@@ -117,6 +127,14 @@ class PromptLogStore:
 
     async def logs_where(self, **where: Any) -> list[dict[str, Any]]:
         return await self.sql.fetch_all("logs", where, order_by=[("created_at", "desc"), ("id", "asc")])
+
+    async def logs_page(self, where: dict[str, Any], limit: int, offset: int) -> list[dict[str, Any]]:
+        return await self.sql.select("logs", where=where, order_by=[("created_at", "desc"), ("id", "asc")],
+                                     limit=limit, offset=offset)
+
+    async def prompts_page(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        return await self.sql.select("prompts", order_by=[("created_at", "desc"), ("id", "asc")],
+                                     limit=limit, offset=offset)
 
     # -- feedback -------------------------------------------------------------
 

@@ -33,6 +33,10 @@ from stack.apis.prompt_logs import (
     HumanloopPromptLogUpdate,
     HumanloopSession,
     HumanloopSessionPage,
+    PromptLogProject,
+    PromptLogProjectPage,
+    PromptLogSummary,
+    PromptLogSummaryPage,
 )
 from stack.errors import BadRequestError, ConfigError, ConflictError, NotFoundError
 from stack.registry import ProviderContext
@@ -57,6 +61,15 @@ def _page_bounds(page: int, size: int) -> tuple[int, int]:
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise BadRequestError(f"must be between 1 and {MAX_PAGE_SIZE}, got {size}", field="size")
     return (page - 1) * size, page * size
+
+
+def _summary(row: dict[str, Any], path: str) -> PromptLogSummary:
+    data = row["data"]
+    output = data.get("output")
+    return PromptLogSummary(
+        id=row["id"], project_id=row["prompt_id"], project=path, session_id=row["session_id"],
+        reference_id=row["reference_id"], created_at=row["created_at"], source=data.get("source"),
+        messages_count=len(data.get("messages") or []), output=output[:300] if isinstance(output, str) else None)
 
 
 def _not_found(kind: str, field: str, value: str) -> NotFoundError:
@@ -371,6 +384,28 @@ class SqlPromptLogs:
             **row["data"], **extra, "id": row["id"], "prompt": rendered, "created_at": row["created_at"],
             "trace_parent_id": row["parent_id"], "log_id": row["id"],
         })
+
+    # -- the console's lists ---------------------------------------------------
+
+    async def list_prompt_log_projects(self, limit: int = 20, offset: int = 0) -> PromptLogProjectPage:
+        _page_bounds(1, limit)
+        rows = await self.store.prompts_page(limit + 1, offset)  # one more: is there a next page
+        return PromptLogProjectPage(data=[PromptLogProject(**r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def list_prompt_logs(self, project_id: str | None = None, session_id: str | None = None, limit: int = 20,
+                               offset: int = 0) -> PromptLogSummaryPage:
+        _page_bounds(1, limit)
+        where = {k: v for k, v in (("prompt_id", project_id), ("session_id", session_id)) if v}
+        rows = await self.store.logs_page(where, limit + 1, offset)
+        paths = {}
+        for row in rows[:limit]:
+            if row["prompt_id"] not in paths:
+                paths[row["prompt_id"]] = (await self.store.get("prompts", row["prompt_id"]))["path"]
+        return PromptLogSummaryPage(data=[_summary(row, paths[row["prompt_id"]]) for row in rows[:limit]],
+                                    has_more=len(rows) > limit)
+
+    async def get_prompt_log(self, id: str) -> HumanloopDatapoint:
+        return await self._datapoint(await self._log(id))
 
     # -- export ---------------------------------------------------------------
 

@@ -18,10 +18,13 @@ from stack.apis.trajectories import (
     CheckpointPage,
     DeleteCheckpointsResponse,
     ExportTrajectoriesResponse,
+    LoggedGroup,
+    LoggedGroupPage,
     LogResponse,
     MetricsHistory,
     TrainingCheckpoint,
     TrainingModel,
+    TrainingModelPage,
     TrajectoryGroup,
 )
 from stack.errors import BadRequestError, ConflictError, NotFoundError
@@ -35,6 +38,7 @@ from .training_jobs import TrainingJobs
 
 ARTIFACT_SCHEME = "wandb-artifact:///"
 MAX_CHECKPOINT_PAGE = 100
+MAX_PAGE = 100  # models and trajectory groups a page
 #: trajectories above which metrics and serialisation run in a thread, off the event loop
 _THREAD_ABOVE = 256
 
@@ -60,6 +64,13 @@ def _check_name_part(field: str, value: str) -> str:
 
 def _prepare_log(split: str, groups: list[TrajectoryGroup]) -> tuple[dict[str, float], list[dict[str, Any]]]:
     return compute_metrics(split, groups), [g.model_dump(mode="json", exclude_unset=True) for g in groups]
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequestError(f"must be from 1 to {MAX_PAGE}, got {limit}", field="limit")
+    if offset < 0:
+        raise BadRequestError(f"must be 0 or more, got {offset}", field="offset")
 
 
 def _plain_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,6 +131,11 @@ class SqlTrajectories(TrainingJobs):
         await self._alias(artifact_name(created), base_model)
         return created
 
+    async def list_training_models(self, limit: int = 20, offset: int = 0) -> TrainingModelPage:
+        _check_page(limit, offset)
+        models = await self.store.models_page(limit + 1, offset)  # one more: is there a next page
+        return TrainingModelPage(data=models[:limit], has_more=len(models) > limit)
+
     async def get_model(self, model_id: str) -> TrainingModel:
         model = await self.store.model(model_id)
         if model is None:
@@ -151,6 +167,16 @@ class SqlTrajectories(TrainingJobs):
     async def get_metrics(self, model_id: str, split: str | None = None) -> MetricsHistory:
         model = await self.get_model(model_id)
         return MetricsHistory(data=await self.store.metrics_history(model.id, split))
+
+    async def list_trajectory_groups(self, model_id: str, step: int | None = None, split: str | None = None,
+                                     limit: int = 20, offset: int = 0) -> LoggedGroupPage:
+        model = await self.get_model(model_id)
+        _check_page(limit, offset)
+        rows = await self.store.groups_page(model.id, step, split, limit + 1, offset)
+        return LoggedGroupPage(data=[
+            LoggedGroup(split=r["split"], step=r["step"], log_id=r["log_id"], group_index=r["idx"],
+                        created_at=r["created_at"], group=r["grp"]) for r in rows[:limit]
+        ], has_more=len(rows) > limit)
 
     # -- checkpoints -------------------------------------------------------------------
 

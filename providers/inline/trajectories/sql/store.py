@@ -51,6 +51,9 @@ class TrajectoryStore:
     async def create_tables(self) -> None:
         for name, (columns, key) in _TABLES.items():
             await self.sql.create_table(name, columns, key)
+        # pages of a step's groups and of the models are read in index order, never sorted whole
+        await self.sql.create_index("traj_groups", "by_step", ("model_id", "step", "created_at", "log_id", "idx"))
+        await self.sql.create_index("traj_models", "newest", ("created_at",))
 
     # -- models ------------------------------------------------------------------------
 
@@ -69,6 +72,11 @@ class TrajectoryStore:
     async def model_by_name(self, entity: str, project: str, name: str) -> TrainingModel | None:
         key = await self.sql.fetch_one("traj_model_keys", {"key": model_key(entity, project, name)})
         return await self.model(key["model_id"]) if key else None
+
+    async def models_page(self, limit: int, offset: int) -> list[TrainingModel]:
+        rows = await self.sql.select("traj_models", order_by=[("created_at", "desc"), ("id", "asc")],
+                                     limit=limit, offset=offset)
+        return [_model(r) for r in rows]
 
     async def model(self, model_id: str) -> TrainingModel | None:
         row = await self.sql.fetch_one("traj_models", {"id": model_id})
@@ -102,6 +110,15 @@ class TrajectoryStore:
         where = {"model_id": model_id} | ({"split": split} if split is not None else {})
         order = [("created_at", "asc"), ("log_id", "asc"), ("idx", "asc")]
         return await self.sql.fetch_all("traj_groups", where, order_by=order)
+
+    async def groups_page(self, model_id: str, step: int | None, split: str | None, limit: int,
+                          offset: int) -> list[dict[str, Any]]:
+        """``limit`` logged groups from ``offset``, in log order, of one step and split when given."""
+        where = {"model_id": model_id}
+        where |= {"step": step} if step is not None else {}
+        where |= {"split": split} if split is not None else {}
+        order = [("created_at", "asc"), ("log_id", "asc"), ("idx", "asc")]
+        return await self.sql.select("traj_groups", where=where, order_by=order, limit=limit, offset=offset)
 
     # -- checkpoints -------------------------------------------------------------------
 

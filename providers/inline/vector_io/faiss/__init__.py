@@ -11,7 +11,7 @@ __all__ = ["FaissConfig", "create", "register_providers"]
 
 
 async def create(config: FaissConfig, context: ProviderContext):
-    from .provider import FaissVectorIO  # faiss and numpy load here, not at start-up
+    from .provider import FaissVectorIO  # faiss and numpy load with the first index, not at start-up
 
     provider = FaissVectorIO(config, context)
     await provider.initialize()

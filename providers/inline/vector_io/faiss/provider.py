@@ -25,18 +25,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import faiss
-import numpy as np
-
 from stack.apis.vector_dbs import VectorDB
 from stack.apis.vector_io import Chunk
 from stack.registry import ProviderContext
 from stack.storage import KVStore, SqliteStoreConfig, kvstore_from_config
 
+from providers.utils.lazy_module import LazyModule
 from providers.utils.vector_io.base import QueryParams, VectorIOProvider, l2_score
 from .config import FaissConfig
 
 log = logging.getLogger(__name__)
+# imported with the first index made or loaded: a server with no vector DB yet
+# (a fresh starter) pays neither their import time nor their memory
+faiss = LazyModule("faiss")
+np = LazyModule("numpy")
 
 #: rows per ``chunks:`` key; a row id is ``seq * BATCH_ROWS + i``
 BATCH_ROWS = 1024

@@ -9,16 +9,17 @@ share one code path.
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar
 
-from providers.utils.inference.openai_compat import drain
 from providers.utils.http import HTTPSettings, UpstreamClient, upstream_message
+from providers.utils.inference.embedding_encoding import float32_base64
+from providers.utils.inference.openai_compat import checked_answer, drain
 from stack.apis.models import Model
 from stack.apis.openai import (
     OpenAIChatChoice,
@@ -69,7 +70,7 @@ class OllamaInference:
     or Llama model ids that ``register_model`` turns into Ollama tags."""
 
     #: the request fields each operation honours (the router checks them)
-    openai_params = {"openai_chat_completion": CHAT_PARAMS, "openai_completion": COMPLETION_PARAMS,
+    openai_params: ClassVar[dict[str, frozenset[str]]] = {"openai_chat_completion": CHAT_PARAMS, "openai_completion": COMPLETION_PARAMS,
                      "openai_embeddings": EMBEDDING_PARAMS}
 
     def __init__(self, config: Any, context: Any) -> None:
@@ -106,7 +107,9 @@ class OllamaInference:
             response = await self.client.send("POST", "/api/chat", _dumps(body), what=what)
             return self._chat_chunks(response, request, what)
         raw = await self.client.request_bytes("POST", "/api/chat", _dumps(body), what=what)
-        return chat_response(_loads(raw, f"{self.url}/api/chat ({what})"), request.model)
+        where = f"{self.url}/api/chat ({what})"
+        with _shaped(where, raw):
+            return chat_response(_loads(raw, where, "message"), request.model)
 
     async def _chat_chunks(self, response: Any, request: OpenAIChatCompletionRequest, what: str) -> AsyncIterator[OpenAIChatCompletionChunk]:
         where = f"{self.url}/api/chat ({what})"
@@ -118,30 +121,33 @@ class OllamaInference:
             async for line in lines:
                 if not line.strip():
                     continue
-                data = _loads(line, where)
-                message = data.get("message") or {}
-                delta: dict[str, Any] = {"role": "assistant"} if first else {}
-                first = False
-                if message.get("content"):
-                    delta["content"] = message["content"]
-                if message.get("thinking"):
-                    delta["reasoning_content"] = message["thinking"]
-                if message.get("tool_calls"):
-                    delta["tool_calls"] = [
-                        {"index": tool_calls + i, "id": _call_id(), "type": "function",
-                         "function": {"name": c["function"]["name"], "arguments": _arguments(c["function"].get("arguments"))}}
-                        for i, c in enumerate(message["tool_calls"])
-                    ]
-                    tool_calls += len(message["tool_calls"])
-                done = bool(data.get("done"))
-                finish = ("tool_calls" if tool_calls else _FINISH.get(data.get("done_reason"), "stop")) if done else None
-                if delta or finish:
-                    yield OpenAIChatCompletionChunk(id=cid, created=created, model=model, choices=[
+                data = _loads(line, where, "message")
+                with _shaped(where, line):
+                    message = data.get("message") or {}
+                    delta: dict[str, Any] = {"role": "assistant"} if first else {}
+                    first = False
+                    if message.get("content"):
+                        delta["content"] = message["content"]
+                    if message.get("thinking"):
+                        delta["reasoning_content"] = message["thinking"]
+                    if message.get("tool_calls"):
+                        delta["tool_calls"] = [
+                            {"index": tool_calls + i, "id": _call_id(), "type": "function",
+                             "function": {"name": c["function"]["name"], "arguments": _arguments(c["function"].get("arguments"))}}
+                            for i, c in enumerate(message["tool_calls"])
+                        ]
+                        tool_calls += len(message["tool_calls"])
+                    done = data.get("done", False)
+                    finish = ("tool_calls" if tool_calls else _FINISH.get(data.get("done_reason"), "stop")) if done else None
+                    chunks = [OpenAIChatCompletionChunk(id=cid, created=created, model=model, choices=[
                         OpenAIChatChunkChoice(index=0, delta=OpenAIChatDelta(**delta), finish_reason=finish)
-                    ])
+                    ])] if delta or finish else []
+                    if done and include_usage:
+                        chunks.append(OpenAIChatCompletionChunk(id=cid, created=created, model=model, choices=[],
+                                                                usage=_usage(data)))
+                for chunk in chunks:
+                    yield chunk
                 if done:
-                    if include_usage:
-                        yield OpenAIChatCompletionChunk(id=cid, created=created, model=model, choices=[], usage=_usage(data))
                     await drain(lines)
                     return
         finally:
@@ -157,12 +163,14 @@ class OllamaInference:
             response = await self.client.send("POST", "/api/generate", _dumps(body), what=what)
             return self._completion_chunks(response, request, what)
         raw = await self.client.request_bytes("POST", "/api/generate", _dumps(body), what=what)
-        data = _loads(raw, f"{self.url}/api/generate ({what})")
-        return OpenAICompletion(
-            id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model, usage=_usage(data),
-            choices=[OpenAICompletionChoice(index=0, text=data.get("response", ""),
-                                            finish_reason=_FINISH.get(data.get("done_reason"), "stop"))],
-        )
+        where = f"{self.url}/api/generate ({what})"
+        data = _loads(raw, where, "response")
+        with _shaped(where, raw):
+            return OpenAICompletion(
+                id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model, usage=_usage(data),
+                choices=[OpenAICompletionChoice(index=0, text=data.get("response", ""),
+                                                finish_reason=_FINISH.get(data.get("done_reason"), "stop"))],
+            )
 
     async def _completion_chunks(self, response: Any, request: OpenAICompletionRequest, what: str) -> AsyncIterator[OpenAICompletion]:
         where = f"{self.url}/api/generate ({what})"
@@ -173,13 +181,15 @@ class OllamaInference:
             async for line in lines:
                 if not line.strip():
                     continue
-                data = _loads(line, where)
-                done = bool(data.get("done"))
+                data = _loads(line, where, "response")
+                done = data.get("done", False)
                 finish = _FINISH.get(data.get("done_reason"), "stop") if done else None
-                yield OpenAICompletion(
-                    id=cid, created=created, model=model, usage=_usage(data) if done and include_usage else None,
-                    choices=[OpenAICompletionChoice(index=0, text=data.get("response", ""), finish_reason=finish)],
-                )
+                with _shaped(where, line):
+                    chunk = OpenAICompletion(
+                        id=cid, created=created, model=model, usage=_usage(data) if done and include_usage else None,
+                        choices=[OpenAICompletionChoice(index=0, text=data.get("response", ""), finish_reason=finish)],
+                    )
+                yield chunk
                 if done:
                     await drain(lines)
                     return
@@ -204,12 +214,14 @@ class OllamaInference:
         if not isinstance(vectors, list):
             raise UpstreamError(f"upstream {self.url}/api/embed ({what}) answered without 'embeddings'")
         as_base64 = request.encoding_format == "base64"
-        tokens = int(data.get("prompt_eval_count") or 0)
-        return OpenAIEmbeddingsResponse(
-            model=request.model,
-            data=[OpenAIEmbedding(index=i, embedding=_base64(v) if as_base64 else v) for i, v in enumerate(vectors)],
-            usage=OpenAIUsage(prompt_tokens=tokens, completion_tokens=None, total_tokens=tokens),
-        )
+        with _shaped(f"{self.url}/api/embed ({what})", raw):
+            tokens = int(data.get("prompt_eval_count") or 0)
+            answer = OpenAIEmbeddingsResponse(
+                model=request.model,
+                data=[OpenAIEmbedding(index=i, embedding=float32_base64(v) if as_base64 else v) for i, v in enumerate(vectors)],
+                usage=OpenAIUsage(prompt_tokens=tokens, completion_tokens=None, total_tokens=tokens),
+            )
+        return checked_answer(answer, request, f"{self.url}/api/embed ({what})")
 
 
 # -- request conversion --------------------------------------------------------------------
@@ -339,7 +351,13 @@ def _dumps(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _loads(raw: bytes, where: str) -> dict[str, Any]:
+def _loads(raw: bytes, where: str, part: str | None = None) -> dict[str, Any]:
+    """``raw`` as an Ollama answer; with ``part`` ('message' of /api/chat, 'response' of
+    /api/generate), one whose ``part`` and ``done`` have Ollama's types.
+
+    A proxy's error page or a server that is not Ollama must be a 502, never an
+    empty answer or a stream taken as finished because ``done`` was some string.
+    """
     try:
         data = json.loads(raw)
     except ValueError:
@@ -348,7 +366,27 @@ def _loads(raw: bytes, where: str) -> dict[str, Any]:
         raise UpstreamError(f"upstream {where} sent an unexpected answer: {raw[:200]!r}")
     if "error" in data:
         raise UpstreamError(f"upstream {where} reported an error: {upstream_message(raw)}")
+    if part is not None:
+        done, value = data.get("done", False), data.get(part)
+        if part == "message":
+            fits = isinstance(value, dict) and isinstance(value.get("content") or "", str)
+        else:
+            fits = isinstance(value, str)
+        if not isinstance(done, bool) or not (fits or (value is None and done)):
+            raise UpstreamError(f"upstream {where} sent an answer that is not Ollama's "
+                                f"(a {part!r} and a boolean 'done' expected): {raw[:200]!r}")
     return data
+
+
+@contextlib.contextmanager
+def _shaped(where: str, raw: bytes) -> Iterator[None]:
+    """Converting an answer of Ollama's: a field of the wrong type or missing is the upstream's fault (502)."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, struct.error) as exc:
+        # pydantic's ValidationError is a ValueError
+        raise UpstreamError(f"upstream {where} sent an answer of an unexpected shape "
+                            f"({type(exc).__name__}: {str(exc)[:200]}): {raw[:200]!r}") from None
 
 
 def _call_id() -> str:
@@ -363,9 +401,6 @@ def _usage(data: dict[str, Any]) -> OpenAIUsage:
     prompt, completion = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
     return OpenAIUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
-
-def _base64(vector: list[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def chat_response(data: dict[str, Any], model: str) -> OpenAIChatCompletion:

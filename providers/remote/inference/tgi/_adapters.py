@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from providers.utils.http import UpstreamClient
-from providers.utils.inference.hosted import AliasedInference
+from providers.utils.inference.aliased import AliasedInference
 from stack.apis.openai import OpenAIEmbeddingsRequest, OpenAIEmbeddingsResponse
 from stack.errors import NotSupportedError, ServiceUnavailableError, StackError, UpstreamError
 

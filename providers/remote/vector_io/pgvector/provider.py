@@ -36,6 +36,7 @@ from stack.apis.vector_dbs import VectorDB
 from stack.apis.vector_io import Chunk
 from stack.errors import StackError, UpstreamError
 from stack.registry import ProviderContext
+from stack.storage import RETRY_AFTER, StorageUnavailableError
 
 from .config import PGVectorConfig
 
@@ -80,6 +81,9 @@ def _vector_dumper(oid: int) -> type[Dumper]:
     return VectorDumper
 
 
+MAX_EF_SEARCH = 1000  # pgvector's upper bound of hnsw.ef_search
+
+
 class PGVectorVectorIO(VectorIOProvider):
     provider_type = "remote::pgvector"
 
@@ -119,6 +123,7 @@ class PGVectorVectorIO(VectorIOProvider):
         self.pool = AsyncConnectionPool(
             self.conninfo, min_size=1, max_size=self.config.pool_max_size, kwargs={"autocommit": True},
             configure=configure, timeout=self.config.connect_timeout, open=False, name="polystack-pgvector",
+            reconnect_timeout=RETRY_AFTER,  # give up a reconnect after about a Retry-After: the next request tries again
         )
         await self.pool.open(wait=True, timeout=self.config.connect_timeout)
 
@@ -217,7 +222,8 @@ class PGVectorVectorIO(VectorIOProvider):
     async def _search(self, db: VectorDB, vector: np.ndarray, params: QueryParams) -> list[tuple[Chunk, float]]:
         table = self.tables[db.provider_resource_id]
         op = "<=>" if self.config.metric == "cosine" else "<->"
-        ef = max(self.config.hnsw_ef_search, params.max_chunks)
+        # pgvector refuses an ef_search over 1000: a larger max_chunks gets what a 1000-wide index scan finds
+        ef = min(max(self.config.hnsw_ef_search, params.max_chunks), MAX_EF_SEARCH)
         async with self._connection() as conn, conn.transaction():
             await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
             cur = await conn.execute(
@@ -235,20 +241,30 @@ class PGVectorVectorIO(VectorIOProvider):
 
 
 class _Translating:
-    """A pooled connection whose psycopg errors become UpstreamError naming the server."""
+    """A pooled connection whose psycopg errors become stack errors naming the server:
+    PostgreSQL unreachable (refused, dropped, restarting) is a 503 with Retry-After,
+    like the stack's own stores; any other database error an UpstreamError."""
 
     def __init__(self, pool: AsyncConnectionPool, label: str) -> None:
+        self.pool = pool
         self._cm = pool.connection()
         self.label = label
+
+    async def _translated(self, exc: psycopg.Error) -> StackError:
+        if isinstance(exc, psycopg.OperationalError):  # the pool's other connections likely died too
+            await self.pool.check()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return StorageUnavailableError(f"pgvector: PostgreSQL at {self.label} is unavailable: {first}")
+        return UpstreamError(f"pgvector: PostgreSQL at {self.label}: {exc}")
 
     async def __aenter__(self) -> psycopg.AsyncConnection:
         try:
             return await self._cm.__aenter__()
         except psycopg.Error as exc:
-            raise UpstreamError(f"pgvector: PostgreSQL at {self.label}: {exc}") from exc
+            raise await self._translated(exc) from exc
 
     async def __aexit__(self, exc_type, exc, tb) -> bool | None:
         result = await self._cm.__aexit__(exc_type, exc, tb)
         if isinstance(exc, psycopg.Error):
-            raise UpstreamError(f"pgvector: PostgreSQL at {self.label}: {exc}") from exc
+            raise await self._translated(exc) from exc
         return result

@@ -19,7 +19,6 @@ from stack.apis.inference import (
     ChatCompletionResponseEvent,
     ChatCompletionResponseEventType,
     ChatCompletionResponseStreamChunk,
-    CompletionMessage,
     StopReason,
     SystemMessage,
     ToolResponseMessage,

@@ -225,3 +225,25 @@ async def test_jobs_of_another_task_or_unknown_are_404(app):
         listed = (await client.get("/v1/jobs", params={"kind": "eval"})).json()["data"]
     assert unknown.status_code == 404
     assert [j["job_id"] for j in listed] == [job_id] and listed[0]["result"] is None
+
+
+async def test_a_result_page_and_the_job_list_page(app):
+    async with serve_app(app()) as client:
+        ids = []
+        for _ in range(3):
+            ids.append((await client.post("/v1/eval/tasks/capitals-task/jobs", json={"task_config": MODEL_CONFIG})).json()["job_id"])
+            await _wait(client, ids[-1])
+        url = f"/v1/eval/tasks/capitals-task/jobs/{ids[0]}/result"
+        page = (await client.get(url, params={"limit": 2, "offset": 1})).json()
+        whole = (await client.get(url)).json()
+        bad = await client.get(url, params={"limit": 0})
+        far = await client.get("/v1/jobs", params={"offset": 2**70})
+        first = (await client.get("/v1/jobs", params={"kind": "eval", "limit": 2})).json()
+        rest = (await client.get("/v1/jobs", params={"kind": "eval", "limit": 2, "offset": 2})).json()
+    assert [g["generated_answer"] for g in page["generations"]] == ["Rome", "Barcelona"]
+    assert page["scores"]["exact"]["score_rows"] == whole["scores"]["exact"]["score_rows"][1:3]
+    assert page["scores"]["exact"]["aggregated_results"] == whole["scores"]["exact"]["aggregated_results"]
+    assert bad.status_code == 422 and far.status_code == 422
+    # newest first, two a page
+    assert [j["job_id"] for j in first["data"]] == ids[:0:-1] and first["has_more"] is True
+    assert [j["job_id"] for j in rest["data"]] == ids[:1] and rest["has_more"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,9 @@ import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from providers.inline.inference.llama_cpp import LlamaCppConfig, create
-from providers.inline.inference.llama_cpp.config import DEFAULT_MODEL_ID, LlamaCppModelConfig
+from providers.inline.inference.llama_cpp import LlamaCppConfig, create, openmp_defaults
+from providers.inline.inference.llama_cpp._worker import Job
+from providers.inline.inference.llama_cpp.config import DEFAULT_MODEL_ID, LlamaCppModelConfig, usable_cores
 from stack.apis._content import ToolCallParseStatus
 from stack.apis.inference import (
     ChatCompletionResponseEventType,
@@ -491,6 +493,65 @@ async def test_first_use_loading():
         assert (await provider.health()) == {M: "ready"}
     finally:
         await provider.shutdown()
+
+
+class RecordingLoop:
+    """Test double of an event loop: keeps what ``call_soon_threadsafe`` schedules, runs it on demand."""
+
+    def __init__(self) -> None:
+        self.scheduled: list = []
+
+    def call_soon_threadsafe(self, callback, *args) -> None:
+        self.scheduled.append((callback, args))
+
+    def run_scheduled(self) -> None:
+        scheduled, self.scheduled = self.scheduled, []
+        for callback, args in scheduled:
+            callback(*args)
+
+
+def test_a_job_wakes_the_loop_once_for_what_it_sent_meanwhile_and_keeps_the_order():
+    loop, received = RecordingLoop(), []
+    job = Job(fn=lambda llama, job: None, loop=loop, sink=lambda kind, value: received.append((kind, value)), seq=1)
+    for token in ("Hel", "lo", "!"):
+        job.emit(token)
+    assert len(loop.scheduled) == 1 and received == []  # one wake-up for the three tokens
+    loop.run_scheduled()
+    assert received == [("item", "Hel"), ("item", "lo"), ("item", "!")]
+    job.emit(" Bye")
+    job.deliver("end", None)
+    assert len(loop.scheduled) == 1  # a new batch, a new wake-up
+    loop.run_scheduled()
+    assert received[3:] == [("item", " Bye"), ("end", None)]
+
+
+async def test_a_stream_gets_every_item_in_order(worker):
+    def many(llama, job):
+        for i in range(500):
+            job.emit(i)
+
+    assert [item async for item in await worker.stream(many)] == list(range(500))
+
+
+async def test_generation_uses_half_the_usable_cores_and_prompts_all_of_them(monkeypatch, worker):
+    for cores, threads in ((1, 1), (2, 1), (3, 1), (16, 8)):
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert usable_cores() == cores and LlamaCppConfig().n_threads == threads
+    monkeypatch.undo()
+    params = await worker.call(lambda llama, job: llama.context_params)  # the model as loaded
+    assert (params.n_threads, params.n_threads_batch) == (THREADS, usable_cores())
+    assert LlamaCppConfig(n_threads_batch=3).n_threads_batch == 3
+    with pytest.raises(ValueError, match="n_threads_batch"):
+        LlamaCppConfig(n_threads_batch=0)
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    openmp_defaults()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    openmp_defaults()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_importing_the_provider_does_not_import_llama_cpp():

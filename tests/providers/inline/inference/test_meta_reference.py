@@ -3,8 +3,6 @@ converted once (checked against Meta's own formulas), served by the inline::tran
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import math
 import re
 from pathlib import Path

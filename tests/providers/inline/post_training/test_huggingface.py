@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -189,6 +190,24 @@ async def test_cancel_stops_a_long_job_within_5_seconds_and_a_restart_fails_a_ru
     async with serve_app(make_app()) as client:  # the server stopped while "stopped" trained
         status = (await client.get("/v1/post-training/job/status", params={"job_uuid": "stopped"})).json()
         assert status["status"] == "failed" and "interrupted" in status["message"], status
+
+        # run again from its params: the same job_uuid shows the new run
+        jobs = {j["params"]["job_uuid"]: j for j in (await client.get("/v1/jobs", params={"kind": "post_training"})).json()["data"]}
+        again = await client.post(f"/v1/jobs/{jobs['stopped']['job_id']}/restart")
+        assert again.status_code == 200, again.text
+        assert again.json()["params"]["restart_of"] == jobs["stopped"]["job_id"]
+        deadline = time.monotonic() + 90
+        while "step" not in ((status := (await client.get("/v1/post-training/job/status",
+                                                          params={"job_uuid": "stopped"})).json())["message"] or ""):
+            assert time.monotonic() < deadline, status
+            await asyncio.sleep(0.1)
+        assert status["status"] == "in_progress"
+        assert (await client.post("/v1/post-training/job/cancel", json={"job_uuid": "stopped"})).status_code == 200
+
+        # a job whose rows are gone (another machine's disk) cannot be run again here
+        Path(jobs["long"]["params"]["rows_file"]).unlink()
+        gone = await client.post(f"/v1/jobs/{jobs['long']['job_id']}/restart")
+        assert gone.status_code == 409 and "training data" in gone.json()["detail"], gone.text
 
 
 async def test_dpo_moves_the_policy_toward_the_chosen_answers(app):

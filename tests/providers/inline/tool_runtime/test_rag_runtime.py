@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import textwrap
 from contextlib import asynccontextmanager
 
 import httpx

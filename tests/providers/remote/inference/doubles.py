@@ -37,6 +37,16 @@ def sse(payload: Any) -> bytes:
     return b"data: " + (payload if isinstance(payload, bytes) else json.dumps(payload).encode()) + b"\n\n"
 
 
+def sse_events(raw: bytes) -> list:
+    """The ``data:`` payloads of an SSE body: JSON objects, and ``"[DONE]"`` as text."""
+    out = []
+    for part in raw.split(b"\n\n"):
+        if part.startswith(b"data: "):
+            data = part[len(b"data: "):]
+            out.append(data.decode() if data == b"[DONE]" else json.loads(data))
+    return out
+
+
 # -- behaviours -------------------------------------------------------------------------
 
 
@@ -211,8 +221,9 @@ class FakeOllama(_Server):
             return await answer(404, ollama_not_found(name))(request, sent)
         if ollama_tag(name) not in self.loaded:
             self.loaded.append(ollama_tag(name))
-        if request.path == "/api/embed":
-            return await answer(200, OLLAMA_EMBED)(request, sent)
+        if request.path == "/api/embed":  # one vector per input, as Ollama does
+            count = len(sent["input"]) if isinstance(sent.get("input"), list) else 1
+            return await answer(200, {**OLLAMA_EMBED, "embeddings": OLLAMA_EMBED["embeddings"][:count]})(request, sent)
         if request.path == "/api/generate":
             if sent.get("stream", True):
                 parts = [{"model": "llama3.2", "response": w, "done": False} for w in ("The", " sky")]

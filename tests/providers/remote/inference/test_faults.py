@@ -11,6 +11,7 @@ import pytest
 from tests.support import free_port
 
 from .doubles import answer, chat_chunk, sse, stream
+from .doubles import sse_events as events
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -31,15 +32,6 @@ MODELS = """\
       provider_model_id: upstream-model
       model_type: llm
     """
-
-
-def events(raw: bytes) -> list:
-    out = []
-    for part in raw.split(b"\n\n"):
-        if part.startswith(b"data: "):
-            data = part[len(b"data: "):]
-            out.append(data.decode() if data == b"[DONE]" else json.loads(data))
-    return out
 
 
 async def test_upstream_down_is_502_naming_the_url(serve):

@@ -117,6 +117,14 @@ async def test_min_rows_zero_indexes_the_empty_table(pg, sql, tmp_path):
     await provider.shutdown()
 
 
+async def test_max_chunks_beyond_pgvectors_ef_search_bound_is_answered(pg, tmp_path):
+    # hnsw.ef_search stops at 1000; a query asking for more was a 502 from PostgreSQL
+    provider = await start(pg, tmp_path, hnsw_index_min_rows=0)
+    await provider.insert_chunks("db", points(3))
+    assert sorted(await top(provider, "1,0,1", k=5000)) == ["p0", "p1", "p2"]
+    await provider.shutdown()
+
+
 async def test_an_unindexed_table_already_large_enough_is_indexed_on_start(pg, sql, tmp_path):
     provider = await start(pg, tmp_path, hnsw_index_min_rows=100)
     await provider.insert_chunks("db", points(6))
