@@ -3,6 +3,7 @@ versus straight to the upstream.
 
 usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
                              [--stream-requests 300] [--tracing [--sample-rate 1.0]] [--rounds 1]
+                             [--base-tree DIR] [--litellm-venv PATH] [--no-direct]
 
 Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
 own process) and a `polystack run` whose remote::openai provider points at it,
@@ -11,8 +12,13 @@ installed, else an aiohttp-based one) at each concurrency: p50 / p99 latency,
 req/s and errors. With --tracing, a second `polystack run` that traces every request
 (inline::meta-reference telemetry, sqlite sink) is loaded beside it. With --rounds N
 every target is loaded N times, interleaved (the order flips each round), and the
-table gives each one's median: other load on the machine then hits both alike. Then streams: the time to the first SSE chunk, sequentially,
-direct and proxied. Every process shares the same cores, so the generator and
+table gives each one's median: other load on the machine then hits both alike.
+--base-tree DIR also starts the same proxies from another checkout (a git worktree of
+the code before a change: `git worktree add --detach /tmp/base COMMIT`), so before
+and after are measured interleaved in one run. --litellm-venv PATH adds a LiteLLM proxy
+(one worker, the same upstream) from a separate virtual environment made with
+`python -m venv PATH && PATH/bin/pip install 'litellm[proxy]'`.
+Then streams: the time to the first SSE chunk, sequentially, direct and proxied. Every process shares the same cores, so the generator and
 the upstream take CPU the proxy would otherwise have.
 """
 
@@ -40,6 +46,9 @@ BODY = json.dumps({
                  {"role": "user", "content": "Say something about foxes."}],
     "max_tokens": 32, "temperature": 0.7,
 })
+# every target gets it: the LiteLLM proxy refuses to start without a master key; the others ignore it
+LITELLM_KEY = "sk-bench-litellm"
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {LITELLM_KEY}"}
 RUN_YAML = """\
 version: '2'
 image_name: bench-proxy
@@ -99,7 +108,8 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None
 
 def run_wrk(url: str, concurrency: int, duration: float) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-        lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n')
+        lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n'
+                  f'wrk.headers["Authorization"] = "Bearer {LITELLM_KEY}"\n')
     try:
         out = subprocess.run(
             ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s", "-s", lua.name, url],
@@ -130,7 +140,7 @@ async def _aiohttp_load(url: str, concurrency: int, duration: float) -> dict:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
-                    async with session.post(url, data=BODY, headers={"Content-Type": "application/json"}) as r:
+                    async with session.post(url, data=BODY, headers=HEADERS) as r:
                         await r.read()
                         if r.status != 200:
                             errors += 1
@@ -164,7 +174,7 @@ async def _first_chunk_times(url: str, n: int) -> dict:
     async with aiohttp.ClientSession() as session:
         for i in range(n + 20):  # the first 20 warm up
             started = time.perf_counter()
-            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+            async with session.post(url, data=body, headers=HEADERS) as r:
                 got_first = None
                 async for line in r.content:
                     if got_first is None and line.startswith(b"data: {"):
@@ -178,6 +188,32 @@ async def _first_chunk_times(url: str, n: int) -> dict:
     return {"first_p50": statistics.median(first), "total_p50": statistics.median(total), "errors": errors}
 
 
+LITELLM_YAML = """\
+model_list:
+- model_name: bench
+  litellm_params:
+    model: openai/bench-upstream
+    api_base: {url}
+    api_key: bench
+"""
+
+
+def start_litellm(venv: Path, upstream_url: str, home: Path) -> tuple[subprocess.Popen, str]:
+    """A LiteLLM proxy (one worker) in front of the same upstream, from its own virtual environment."""
+    config = home / "litellm.yaml"
+    config.write_text(LITELLM_YAML.format(url=upstream_url))
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+         "--num_workers", "1"],
+        env={**os.environ, "LITELLM_LOG": "ERROR", "PYTHONPATH": "", "LITELLM_MASTER_KEY": LITELLM_KEY},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/health/liveliness", proc, timeout=120)
+    return proc, url + "/v1/chat/completions"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5)
@@ -187,6 +223,9 @@ def main() -> None:
     parser.add_argument("--tracing", action="store_true", help="also load a proxy with tracing on (sqlite sink)")
     parser.add_argument("--sample-rate", type=float, default=1.0, help="the traced proxy's sample_rate")
     parser.add_argument("--rounds", type=int, default=1, help="load every target this many times, interleaved")
+    parser.add_argument("--base-tree", type=Path, help="also run the proxies from this checkout (code before a change)")
+    parser.add_argument("--litellm-venv", type=Path, help="also run a LiteLLM proxy from this virtual environment")
+    parser.add_argument("--no-direct", action="store_true", help="do not load the upstream directly")
     parser.add_argument("--_load", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._load:
@@ -195,7 +234,7 @@ def main() -> None:
         return
 
     load = run_wrk if args.generator == "wrk" else run_aiohttp
-    up_port, px_port = free_port(), free_port()
+    up_port = free_port()
     procs = []
     with tempfile.TemporaryDirectory() as home:
         try:
@@ -203,23 +242,36 @@ def main() -> None:
             procs.append(upstream)
             up_url = f"http://127.0.0.1:{up_port}/v1"
             wait_until_up(up_url + "/models", upstream)
-            targets = {"direct": up_url + "/chat/completions"}
-            proxies = {"polystack": (RUN_YAML, px_port)}
+            targets = {} if args.no_direct else {"direct": up_url + "/chat/completions"}
+            proxies = {"polystack": (RUN_YAML, None)}
             if args.tracing:
-                proxies["polystack, tracing on"] = (TRACED_RUN_YAML, free_port())
-            for i, (name, (template, port)) in enumerate(proxies.items()):
+                proxies["polystack, tracing on"] = (TRACED_RUN_YAML, None)
+            if args.base_tree:
+                for name, (template, _) in list(proxies.items()):
+                    proxies[name.replace("polystack", "base")] = (template, args.base_tree.resolve())
+            pids = {}
+            for i, (name, (template, tree)) in enumerate(proxies.items()):
                 run_yaml = Path(home) / f"run{i}.yaml"
                 run_yaml.write_text(template.format(url=up_url, sample_rate=args.sample_rate))
+                port = free_port()
+                env = {**os.environ, "POLYSTACK_HOME": str(Path(home) / f"home{i}")}
+                if tree is not None:  # `-m stack` imports from the working directory first
+                    env["PYTHONPATH"] = str(tree)
                 proxy = subprocess.Popen(
                     [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1", "--port", str(port),
                      "--log-level", "warning"],
-                    env={**os.environ, "POLYSTACK_HOME": str(Path(home) / f"home{i}")},
+                    env=env, cwd=tree or HERE.parent,
                 )
                 procs.append(proxy)
+                pids[name] = proxy.pid
                 px_url = f"http://127.0.0.1:{port}"
                 wait_until_up(px_url + "/v1/health", proxy)
                 targets[name] = px_url + "/v1/chat/completions"
-            pids = dict(zip(proxies, [p.pid for p in procs[1:]]))
+            if args.litellm_venv:
+                proxy, url = start_litellm(args.litellm_venv, up_url, Path(home))
+                procs.append(proxy)
+                pids["litellm"] = proxy.pid
+                targets["litellm"] = url
             print(f"generator: {args.generator}; {args.duration:g} s per run, {args.rounds} round(s) (medians); "
                   f"{os.cpu_count()} cores shared by all processes")
             print("| target | concurrency | req/s | p50 ms | p99 ms | errors | proxy CPU per request |")
@@ -246,7 +298,9 @@ def main() -> None:
                     print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {per} |",
                           flush=True)
             for c in [int(x) for x in args.concurrency.split(",")]:
-                for name in proxies:
+                for name in pids:
+                    if "direct" not in targets:
+                        break
                     added = results[name, c]["p50"] - results["direct", c]["p50"]
                     print(f"{name}: added p50 at concurrency {c}: {added:.2f} ms")
             if args.stream_requests:

@@ -50,6 +50,7 @@ class ResourceTable(Generic[R]):
         self.providers = providers
         self.routed_api = routed_api
         self._cache: dict[str, _Entry[R]] = {}
+        self._reads: dict[str, asyncio.Future] = {}  # re-reads in flight, one per identifier
         self._lock = asyncio.Lock()
         #: what this process's providers were told of, by identifier: another replica may
         #: register a resource after this one started, and its provider must hear of it
@@ -126,13 +127,32 @@ class ResourceTable(Generic[R]):
     async def get(self, identifier: str) -> R:
         entry = self._cache.get(identifier)
         if entry is None or time.monotonic() - entry.loaded_at > CACHE_TTL_SECONDS:
-            entry = await self._read(identifier)
+            entry = await self._shared_read(identifier)
         if not self._served(entry):
             raise NotFoundError(self.kind.replace("_", " ").capitalize(), identifier, await self._known())
         told = self._announced.get(identifier)
-        if told is not entry.requested and told != entry.requested:
-            await self._announce(entry)
+        if told is not entry.requested:
+            if told != entry.requested:
+                await self._announce(entry)
+            else:  # the same, re-read: remembered as this object, so the next request skips the comparison
+                self._announced[identifier] = entry.requested
         return entry.resource
+
+    async def _shared_read(self, identifier: str) -> _Entry[R] | None:
+        """``_read``, once for all the requests that find the entry stale at the same time
+        (under load, every request in flight would otherwise queue a read of its own)."""
+        pending = self._reads.get(identifier)
+        if pending is None:
+            pending = self._reads[identifier] = asyncio.ensure_future(self._read(identifier))
+
+            def forget(done: asyncio.Future) -> None:
+                if self._reads.get(identifier) is done:
+                    del self._reads[identifier]
+                if not done.cancelled():
+                    done.exception()  # retrieved: each waiter gets it raised
+            pending.add_done_callback(forget)
+        # shielded: a waiter that is cancelled (its client left) leaves the read to the others
+        return await asyncio.shield(pending)
 
     async def _announce(self, entry: _Entry[R]) -> None:
         """Tell the provider of a resource registered (or changed) by another

@@ -260,6 +260,7 @@ class _OperationRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], *, lean: Callable[..., Any] | None, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         self.lean = lean is not None
+        self.lean_endpoint = lean  # ServerMiddleware calls it directly (middleware.LeanRoutes)
         if lean is not None:
             self.app = request_response(lean)
 

@@ -199,8 +199,9 @@ class SqlStore(ABC):
         as_is = [next((k for k, v in _AS_IS.items() if v is t), None) for t in types]
         plan = list(zip(columns, types, as_is))
         latest: dict[tuple, list[Any]] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
+        column_set = rows[0].keys()
         for row in rows:
-            if len(row) != len(columns) or any(c not in row for c in columns):
+            if row.keys() != column_set:  # one comparison in C: this runs per row of every batch
                 raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
             latest[tuple(row[k] for k in keys)] = [
                 v if v is None or type(v) is fast else self._encode_value(t, v, c)

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from . import _jsontext
 from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
 from ._sql import ColumnType, Schema, SqlStore
@@ -256,7 +257,7 @@ class SqliteSqlStore(SqlStore):
 
     def _encode(self, ctype: ColumnType, value: Any) -> Any:
         if ctype is ColumnType.JSON:
-            return json.dumps(value)
+            return _jsontext.dumps(value)
         if ctype is ColumnType.BOOLEAN:
             return int(value)
         if ctype is ColumnType.TIMESTAMP:

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from stack.server.disconnect import CancelOnDisconnectMiddleware
+from stack.server.middleware import ServerMiddleware
 
 
 def scope(method="POST"):
@@ -32,7 +32,7 @@ async def test_work_is_cancelled_when_the_client_disconnects():
     async def send(message):
         events.append(message["type"])
 
-    await asyncio.wait_for(CancelOnDisconnectMiddleware(slow_app)(scope(), receive, send), timeout=2)
+    await asyncio.wait_for(ServerMiddleware(slow_app)(scope(), receive, send), timeout=2)
     assert events == ["cancelled"]
 
 
@@ -50,7 +50,7 @@ async def test_a_finished_response_is_not_cancelled():
     async def send(message):
         sent.append(message["type"])
 
-    await CancelOnDisconnectMiddleware(quick_app)(scope(), receive, send)
+    await ServerMiddleware(quick_app)(scope(), receive, send)
     assert sent == ["http.response.start", "http.response.body"]
 
 
@@ -66,7 +66,7 @@ async def test_cancellation_from_elsewhere_still_propagates():
             return messages.pop(0)
         await asyncio.sleep(10)
 
-    task = asyncio.create_task(CancelOnDisconnectMiddleware(app)(scope(), receive, lambda m: None))
+    task = asyncio.create_task(ServerMiddleware(app)(scope(), receive, lambda m: None))
     await asyncio.sleep(0.05)
     task.cancel()
     try:
