@@ -72,7 +72,7 @@ TRACED_RUN_YAML = RUN_YAML.replace("apis: [inference]", "apis: [inference, telem
   telemetry:
   - provider_id: meta-reference
     provider_type: inline::meta-reference
-    config: {{sinks: [sqlite], sample_rate: {sample_rate}}}
+    config: {{sinks: [sqlite]{sample_rate}}}
 models:""")
 
 
@@ -252,7 +252,9 @@ def main() -> None:
             pids = {}
             for i, (name, (template, tree)) in enumerate(proxies.items()):
                 run_yaml = Path(home) / f"run{i}.yaml"
-                run_yaml.write_text(template.format(url=up_url, sample_rate=args.sample_rate))
+                # sample_rate only when asked for: a base tree from before it existed refuses the key
+                sampling = f", sample_rate: {args.sample_rate}" if args.sample_rate != 1.0 else ""
+                run_yaml.write_text(template.format(url=up_url, sample_rate=sampling))
                 port = free_port()
                 env = {**os.environ, "POLYSTACK_HOME": str(Path(home) / f"home{i}")}
                 if tree is not None:  # `-m stack` imports from the working directory first
