@@ -75,7 +75,7 @@ def build_app(run_yaml: str, home: Path):
 async def measure(args: argparse.Namespace, upstream_url: str, home: Path) -> dict[str, list[float]]:
     from stack import tracing
 
-    app = build_app(proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate=1.0), home)
+    app = build_app(proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate=""), home)
     body = proxy.BODY.encode()
     async with app.router.lifespan_context(app):
         collector = tracing.collector()
