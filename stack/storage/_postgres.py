@@ -240,6 +240,12 @@ class PostgresSqlStore(SqlStore):
                     await conn.execute(sql)
             return await self._columns(conn, table)
 
+    async def _create_index(self, table: str, create: str) -> None:
+        # IF NOT EXISTS is not safe against a concurrent CREATE INDEX of the same
+        # name (a unique violation in pg_class), so replicas take the table's lock
+        async with self._db.locked(table) as conn:
+            await conn.execute(create)
+
     @staticmethod
     async def _columns(conn: psycopg.AsyncConnection, table: str) -> Schema:
         cur = await conn.execute(_INTROSPECT, (table,))

@@ -309,8 +309,8 @@ class SqlStore(ABC):
         for col in columns:
             self._column(schema, col, table)
         index = check_identifier(f"{physical}_{check_identifier(name, 'index name')}", "index name")
-        await self._execute(f"CREATE INDEX IF NOT EXISTS {quote(index)} ON {quote(physical)} "
-                            f"({', '.join(quote(c) for c in columns)})", [])
+        await self._create_index(physical, f"CREATE INDEX IF NOT EXISTS {quote(index)} ON {quote(physical)} "
+                                           f"({', '.join(quote(c) for c in columns)})")
 
     async def delete_where(self, table: str, column: str, *, below: float) -> int:
         """Delete the rows whose ``column`` is below ``below`` (NULLs stay); how many."""
@@ -533,6 +533,10 @@ class SqlStore(ABC):
     @abstractmethod
     async def _create_table(self, table: str, create: str, adds: dict[str, str]) -> Schema:
         """Run `create`, then the `adds` for columns the table lacks; the schema."""
+
+    async def _create_index(self, table: str, create: str) -> None:
+        """Run the CREATE INDEX `create` on `table` (backends where replicas race override this)."""
+        await self._execute(create, [])
 
     @abstractmethod
     async def _introspect(self, table: str) -> Schema:

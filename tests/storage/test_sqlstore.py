@@ -253,3 +253,18 @@ async def test_sqlite_locked_past_busy_timeout_is_unavailable(tmp_path, monkeypa
             other.close()
         await store.insert("t", {"k": "a"})  # free again: works
         assert await store.fetch_all("t") == [{"k": "a"}]
+
+
+async def test_stores_starting_together_make_each_index_once(open_sql):
+    """Replicas that start at once all create the same tables and indexes; none may fail."""
+    stores = [await open_sql() for _ in range(6)]
+
+    async def start(store):
+        await store.create_table("logs", {"id": C.TEXT, "prompt": C.TEXT}, primary_key="id")
+        await store.create_index("logs", "of_prompt", ["prompt"])
+
+    for attempt in range(5):  # a race needs a few tries to show up
+        await asyncio.gather(*(start(s) for s in stores))
+        await asyncio.gather(*(s.create_index("logs", f"of_prompt_{attempt}", ["prompt"]) for s in stores))
+    await stores[0].insert("logs", {"id": "1", "prompt": "p"})
+    assert await stores[-1].fetch_all("logs", where={"prompt": "p"}) == [{"id": "1", "prompt": "p"}]
