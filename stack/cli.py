@@ -13,6 +13,8 @@ from . import __version__
 from .errors import ConfigError
 
 log = logging.getLogger("polystack")
+#: objects allocated (net) before a young-generation collection; Python's default is 700
+GC_YOUNG_THRESHOLD = 10_000
 
 
 def build_plan(target: str | None):
@@ -108,6 +110,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         # (they then scan only newer objects; traced requests made them frequent, docs/performance.md)
         gc.collect()
         gc.freeze()
+        # a request leaves no cyclic garbage (tests/server/test_middleware.py), so the young
+        # generation fills only with requests in flight; at the default threshold (700) 64 of
+        # them set off a collection every few requests, each scanning them all (docs/performance.md)
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         print(f"polystack {__version__}: serving {the_plan.image_name} ({the_plan.loaded.source}) "
               f"on http://{host}:{port}", file=sys.stderr)
         serving = asyncio.create_task(server.serve())

@@ -59,3 +59,50 @@ async def test_a_refused_request_is_traced_with_its_status():
     assert headers[b"x-trace-id"].decode() == span.trace_id
     assert span.root and span.attributes["http.response.status_code"] == 401
     assert span.name == "POST /v1/chat/completions"
+
+
+async def test_a_served_request_leaves_no_garbage_cycles():
+    """Requests must be freed by reference counting alone: cyclic garbage made per request
+    sends the collector scanning every request in flight, and that cost grew with concurrency."""
+    import asyncio
+    import gc
+
+    from stack.server.middleware import ServerMiddleware
+
+    async def app(scope, receive, send):
+        await receive()  # the whole body: the disconnect watcher starts
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def one_request():
+        gone = asyncio.Event()
+        messages = iter([{"type": "http.request", "body": b"{}", "more_body": False}])
+
+        async def receive():  # like a server's: after the body, wait for the client to leave
+            message = next(messages, None)
+            if message is None:
+                await gone.wait()
+                return {"type": "http.disconnect"}
+            return message
+
+        async def send(message):
+            pass
+
+        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+        await ServerMiddleware(app)(scope, receive, send)
+
+    await one_request()
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await asyncio.gather(*(one_request() for _ in range(20)))
+        await asyncio.sleep(0)  # the cancelled watchers finish
+        await asyncio.sleep(0)
+        gc.collect()
+        garbage = [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert garbage == []
