@@ -147,7 +147,8 @@ async def test_a_header_with_a_line_break_is_refused_before_sending():
     assert server.requests == []
 
 
-async def test_concurrent_requests_stay_within_the_connection_limit():
+@pytest.mark.parametrize("limit, calls, most_open", [(2, 5, 2), (0, 20, 20)], ids=["limit-2", "limit-0-is-none"])
+async def test_concurrent_requests_stay_within_the_connection_limit(limit, calls, most_open):
     release = asyncio.Event()
 
     async def handler(reader, writer, n):
@@ -157,16 +158,16 @@ async def test_concurrent_requests_stay_within_the_connection_limit():
             await writer.drain()
 
     async with Script(handler) as server:
-        http = client(limit=2)
-        calls = [asyncio.create_task(get(http, server.url + "/")) for _ in range(5)]
-        async with asyncio.timeout(5):  # a hang fails the test
-            while len(server.requests) < 2:
+        http = client(limit=limit)
+        tasks = [asyncio.create_task(get(http, server.url + "/")) for _ in range(calls)]
+        async with asyncio.timeout(5):  # as many in flight as the limit lets through, or the test fails
+            while len(server.requests) < most_open:
                 await asyncio.sleep(0.01)
         release.set()
-        answers = await asyncio.gather(*calls)
+        answers = await asyncio.gather(*tasks)
         http.close()
-    assert answers == [(200, b"done")] * 5
-    assert server.connections == 2 and server.most_open == 2
+    assert answers == [(200, b"done")] * calls
+    assert server.connections == most_open and server.most_open == most_open
 
 
 async def test_chunked_content_length_and_read_to_close_bodies():
@@ -419,24 +420,3 @@ async def test_a_stream_nobody_reads_stops_being_read_from_the_upstream():
         response.close()
         http.close()
     assert held < 64 * 1024 * 1024, held
-
-
-async def test_a_limit_of_zero_is_no_limit():
-    release = asyncio.Event()
-
-    async def handler(reader, writer, n):
-        await server.next_request(reader)
-        await release.wait()
-        writer.write(ok(b"done"))
-        await writer.drain()
-
-    async with Script(handler) as server:
-        http = client(limit=0)
-        calls = [asyncio.create_task(get(http, server.url + "/")) for _ in range(20)]
-        async with asyncio.timeout(5):  # all of them in flight at once, or the test fails
-            while len(server.requests) < 20:
-                await asyncio.sleep(0.01)
-        release.set()
-        answers = await asyncio.gather(*calls)
-        http.close()
-    assert answers == [(200, b"done")] * 20 and server.most_open == 20
