@@ -418,7 +418,8 @@ class _Pool:
                 idle = self._idle
                 while idle:
                     conn = idle.pop()
-                    if not conn.closed and self.loop.time() - conn.idle_since < self.keepalive:
+                    if (not conn.closed and not conn.transport.is_closing()  # type: ignore[union-attr]
+                            and self.loop.time() - conn.idle_since < self.keepalive):
                         return conn, True
                     self._drop(conn)
             if self._open < self.limit:
