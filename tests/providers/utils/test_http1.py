@@ -420,3 +420,49 @@ async def test_a_stream_nobody_reads_stops_being_read_from_the_upstream():
         response.close()
         http.close()
     assert held < 64 * 1024 * 1024, held
+
+
+async def test_a_line_break_in_a_per_request_header_is_a_400_naming_the_header():
+    from stack.errors import BadRequestError
+
+    async with keep_alive_server() as server:
+        upstream = UpstreamClient(server.url + "/v1", HTTPSettings(), name="remote::test (t)")
+        await upstream.start()
+        try:
+            with pytest.raises(BadRequestError, match="'Authorization' header"):
+                await upstream.request_bytes("POST", "/chat/completions", b"{}",
+                                             headers={"Authorization": "Bearer k\r\nX-Evil: 1"})
+        finally:
+            await upstream.close()
+    assert server.requests == []
+
+
+async def test_requests_leave_no_cyclic_garbage():
+    import gc
+
+    async with keep_alive_server() as server:
+        upstream = UpstreamClient(server.url + "/v1", HTTPSettings(), name="remote::test (t)")
+        await upstream.start()
+
+        async def both():
+            await upstream.request_bytes("POST", "/chat/completions", b"{}")
+            response = await upstream.send("POST", "/chat/completions", b"{}")
+            return [line async for line in upstream.iter_lines(response)]
+
+        try:
+            await both()  # the connection and its parser exist from here on
+            gc.collect()
+            gc.disable()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                for _ in range(20):
+                    await both()
+                gc.collect()
+                garbage = [type(o).__name__ for o in gc.garbage]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+        finally:
+            await upstream.close()
+    assert garbage == []
