@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from providers.utils.http import HTTPSettings, UpstreamClient
+from tests.support import cyclic_garbage
 from providers.utils.http1 import (
     BrokenResponse,
     CertificateError,
@@ -438,8 +439,6 @@ async def test_a_line_break_in_a_per_request_header_is_a_400_naming_the_header()
 
 
 async def test_requests_leave_no_cyclic_garbage():
-    import gc
-
     async with keep_alive_server() as server:
         upstream = UpstreamClient(server.url + "/v1", HTTPSettings(), name="remote::test (t)")
         await upstream.start()
@@ -449,20 +448,13 @@ async def test_requests_leave_no_cyclic_garbage():
             response = await upstream.send("POST", "/chat/completions", b"{}")
             return [line async for line in upstream.iter_lines(response)]
 
+        async def twenty():
+            for _ in range(20):
+                await both()
+
         try:
             await both()  # the connection and its parser exist from here on
-            gc.collect()
-            gc.disable()
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            try:
-                for _ in range(20):
-                    await both()
-                gc.collect()
-                garbage = [type(o).__name__ for o in gc.garbage]
-            finally:
-                gc.set_debug(0)
-                gc.garbage.clear()
-                gc.enable()
+            garbage = await cyclic_garbage(twenty)
         finally:
             await upstream.close()
     assert garbage == []
