@@ -458,3 +458,45 @@ async def test_requests_leave_no_cyclic_garbage():
         finally:
             await upstream.close()
     assert garbage == []
+
+
+async def test_upstream_client_tls_settings_and_a_rejected_certificate(tmp_path):
+    from stack.errors import UpstreamError
+
+    server_tls, ca = _self_signed(tmp_path)
+
+    async def handler(reader, writer, n):
+        while await server.next_request(reader) is not None:
+            writer.write(ok(b"{}"))
+            await writer.drain()
+
+    async with Script(handler, tls=server_tls) as server:
+        answers = {}
+        for verify in (False, ca, True):
+            upstream = UpstreamClient(server.url, HTTPSettings(tls_verify=verify, max_retries=0), name="remote::test (t)")
+            await upstream.start()
+            try:
+                answers[verify] = await upstream.request_bytes("GET", "/models")
+            except UpstreamError as exc:
+                answers[verify] = str(exc)
+            finally:
+                await upstream.close()
+    assert answers[False] == answers[ca] == b"{}"
+    assert answers[True].startswith(f"TLS certificate of upstream {server.url}/models rejected")
+
+
+async def test_upstream_client_connect_timeout_is_a_504(monkeypatch):
+    from stack.errors import UpstreamTimeoutError
+
+    async def never(*args, **kwargs):
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", never)
+    upstream = UpstreamClient("http://127.0.0.1:9/v1", HTTPSettings(connect_timeout=0.05, max_retries=1,
+                                                                    retry_backoff=0.01), name="remote::test (t)")
+    await upstream.start()
+    try:
+        with pytest.raises(UpstreamTimeoutError, match="after 2 attempts: connect timed out"):
+            await upstream.request_bytes("POST", "/chat/completions", b"{}")
+    finally:
+        await upstream.close()
