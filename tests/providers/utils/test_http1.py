@@ -91,14 +91,15 @@ class Script:
         return request
 
 
-def keep_alive_server(answer: Callable[[int], bytes] = lambda i: ok(f"answer {i}".encode())) -> Script:
+def keep_alive_server(answer: Callable[[int], bytes] = lambda i: ok(f"answer {i}".encode()),
+                      tls: ssl.SSLContext | None = None) -> Script:
     """A server answering every request of a connection with ``answer(request number)``."""
     async def handler(reader, writer, n):
         while await script.next_request(reader) is not None:
             writer.write(answer(len(script.requests) - 1))
             await writer.drain()
 
-    script = Script(handler)
+    script = Script(handler, tls)
     return script
 
 
@@ -363,13 +364,7 @@ def _self_signed(tmp_path) -> tuple[ssl.SSLContext, str]:
 
 async def test_tls_with_the_configured_ca_and_a_rejected_unknown_certificate(tmp_path):
     server_tls, ca = _self_signed(tmp_path)
-
-    async def handler(reader, writer, n):
-        while await server.next_request(reader) is not None:
-            writer.write(ok(b"secret"))
-            await writer.drain()
-
-    async with Script(handler, tls=server_tls) as server:
+    async with keep_alive_server(lambda i: ok(b"secret"), tls=server_tls) as server:
         trusted = client(tls=lambda: ssl.create_default_context(cafile=ca))
         assert [await get(trusted, server.url + "/") for _ in range(2)] == [(200, b"secret")] * 2
         trusted.close()
@@ -464,13 +459,7 @@ async def test_upstream_client_tls_settings_and_a_rejected_certificate(tmp_path)
     from stack.errors import UpstreamError
 
     server_tls, ca = _self_signed(tmp_path)
-
-    async def handler(reader, writer, n):
-        while await server.next_request(reader) is not None:
-            writer.write(ok(b"{}"))
-            await writer.drain()
-
-    async with Script(handler, tls=server_tls) as server:
+    async with keep_alive_server(lambda i: ok(b"{}"), tls=server_tls) as server:
         answers = {}
         for verify in (False, ca, True):
             upstream = UpstreamClient(server.url, HTTPSettings(tls_verify=verify, max_retries=0), name="remote::test (t)")
