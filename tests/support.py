@@ -349,3 +349,26 @@ def build_tiny_meta_llama(directory, *, use_scaled_rope: bool = True, shards: in
         torch.save({k: v.to(torch.bfloat16) for k, v in shard.items()}, directory / f"consolidated.{rank:02d}.pth")
     return SimpleNamespace(path=str(directory), params=params, ranks=ranks,
                            weights={k: v.to(torch.bfloat16).float() for k, v in weights.items()})
+
+
+async def cyclic_garbage(work) -> list[str]:
+    """The type names of what ``await work()`` leaves as cyclic garbage (only the collector would free it).
+
+    Run ``work`` once beforehand so what lives on (pools, caches) is not counted.
+    """
+    import asyncio
+    import gc
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await work()
+        await asyncio.sleep(0)  # tasks cancelled by the work finish
+        await asyncio.sleep(0)
+        gc.collect()
+        return [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()

@@ -65,7 +65,7 @@ async def test_a_served_request_leaves_no_garbage_cycles():
     """Requests must be freed by reference counting alone: cyclic garbage made per request
     sends the collector scanning every request in flight, and that cost grew with concurrency."""
     import asyncio
-    import gc
+    from tests.support import cyclic_garbage
 
     from stack.server.middleware import ServerMiddleware
 
@@ -91,18 +91,8 @@ async def test_a_served_request_leaves_no_garbage_cycles():
         scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
         await ServerMiddleware(app)(scope, receive, send)
 
-    await one_request()
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    async def twenty():
         await asyncio.gather(*(one_request() for _ in range(20)))
-        await asyncio.sleep(0)  # the cancelled watchers finish
-        await asyncio.sleep(0)
-        gc.collect()
-        garbage = [type(o).__name__ for o in gc.garbage]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert garbage == []
+
+    await one_request()
+    assert await cyclic_garbage(twenty) == []  # the cancelled watchers finish inside
