@@ -51,6 +51,21 @@ _MAX_PARAMS = 30_000  # bound parameters per statement: SQLite allows 32,766, Po
 _AS_IS: dict[type, ColumnType] = {str: ColumnType.TEXT, int: ColumnType.INTEGER}
 
 
+class JsonText:
+    """A JSON column's value already encoded by the caller (``text`` must be valid JSON): bound
+    as it is, with no encoding pass. For hot writers that encode many values at C speed at once
+    (the span store); the caller vouches for what the store's own encoding would check (on
+    SQLite, that non-finite floats keep their ``NaN`` / ``Infinity`` spelling)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"JsonText({self.text!r:.60})"
+
+
 @dataclass(frozen=True)
 class JsonTest:
     """A test on the value at ``path`` (array indexes and object keys) inside a JSON value.

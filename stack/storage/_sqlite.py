@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from . import _jsontext
 from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
-from ._sql import ColumnType, Schema, SqlStore
+from ._sql import ColumnType, JsonText, Schema, SqlStore
 
 T = TypeVar("T")
 
@@ -257,7 +257,7 @@ class SqliteSqlStore(SqlStore):
 
     def _encode(self, ctype: ColumnType, value: Any) -> Any:
         if ctype is ColumnType.JSON:
-            return _jsontext.dumps(value)
+            return value.text if type(value) is JsonText else _jsontext.dumps(value)
         if ctype is ColumnType.BOOLEAN:
             return int(value)
         if ctype is ColumnType.TIMESTAMP:
