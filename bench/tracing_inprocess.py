@@ -74,6 +74,7 @@ def build_app(run_yaml: str, home: Path):
 
 async def measure(args: argparse.Namespace, upstream_url: str, home: Path) -> dict[str, list[float]]:
     from stack import tracing
+    from stack.cli import GC_YOUNG_THRESHOLD
 
     app = build_app(proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate=""), home)
     body = proxy.BODY.encode()
@@ -87,6 +88,7 @@ async def measure(args: argparse.Namespace, upstream_url: str, home: Path) -> di
             await call(app, body)
         gc.collect()
         gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as `polystack run` serves
         if args.no_gc:
             gc.disable()
         per_request: dict[str, list[float]] = {"off": [], "on": [], "off-all": [], "on-all": []}
