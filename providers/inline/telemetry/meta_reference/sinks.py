@@ -63,6 +63,7 @@ _FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", 
 
 _EXPIRES = operator.itemgetter(10)
 _ROOT = operator.itemgetter(7)
+_STORED = operator.itemgetter(slice(1, 9))  # what a chunk keeps of a span (see _FIELDS)
 _ATTRIBUTES = operator.itemgetter(8)
 #: attribute value types orjson writes as ``json.dumps`` does (floats only when finite)
 _PLAIN = frozenset({str, int, bool, type(None)})
@@ -145,7 +146,7 @@ class SpanStoreSink:
                 expires = None if None in ends else max(ends)
             # [span_id .. attributes] in one slice; its metrics are left out: they repeat
             # its attributes and times (the otel and console sinks send them)
-            stored = [s[1:9] for s in group]
+            stored = list(map(_STORED, group))
             if root is None:
                 rows.append({"trace_id": trace_id, "chunk_id": group[0][1], "root": False, "root_span_id": None,
                              "start_ns": min(s[4] for s in group), "end_ns": None, "expires_ns": expires,
