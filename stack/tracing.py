@@ -454,14 +454,7 @@ def _finish(record: SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any
             on_result(record, args, kwargs, result)
         except Exception:  # attributes are best effort; they never fail the call
             log.debug("span attributes of %s failed", record.name, exc_info=True)
-    # finish_span inlined (two of a traced request's spans end here)
-    record.end_ns = time.time_ns()
-    if error is not None:
-        record.status = "error"
-        record.attributes["error.type"] = type(error).__name__
-    collector = _collector
-    if collector is not None:
-        collector.add_span(record)
+    finish_span(record, error)
 
 
 async def _finish_after(stream: AsyncIterator[Any], record: SpanRecord, args: tuple, kwargs: dict[str, Any],
