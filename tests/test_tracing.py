@@ -217,3 +217,11 @@ def test_ids_are_lowercase_hex_of_the_w3c_widths():
     assert len(trace_ids) == len(span_ids) == 1000
     assert all(len(t) == 32 and int(t, 16) and t == t.lower() for t in trace_ids)
     assert all(len(s) == 16 and int(s, 16) and s == s.lower() for s in span_ids)
+
+
+def test_trace_ids_sort_by_the_millisecond_they_were_made_in(monkeypatch):
+    clock = iter([1_700_000_000_000_000_000, 1_700_000_000_001_000_000, 1_700_000_000_001_000_000])
+    monkeypatch.setattr(tracing.time, "time_ns", lambda: next(clock))
+    first, second, third = (tracing.new_trace_id() for _ in range(3))
+    assert first < second and second != third
+    assert int(first[:12], 16) == 1_700_000_000_000 and int(second[:12], 16) == int(third[:12], 16) == 1_700_000_000_001
