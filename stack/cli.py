@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import __version__
 from .errors import ConfigError
@@ -25,6 +25,20 @@ def build_plan(target: str | None):
 
     loaded = load_run_config(resolve_config_path(target))
     return plan(loaded, collect_providers(get_plugin_manager()))
+
+
+def settle_memory() -> None:
+    """Tune the garbage collector for serving (called once the server is up)."""
+    import gc
+
+    # what start-up made lives as long as the process: keep it out of every full collection
+    # (they then scan only newer objects; traced requests made them frequent, docs/performance.md)
+    gc.collect()
+    gc.freeze()
+    # a request leaves no cyclic garbage (tests/server/test_middleware.py), so the young
+    # generation fills only with requests in flight; at the default threshold (700) 64 of
+    # them set off a collection every few requests, each scanning them all (docs/performance.md)
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _apply_env(pairs: Sequence[str]) -> None:
@@ -67,7 +81,6 @@ def _port(args: argparse.Namespace, configured: int) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
-    import gc
 
     import uvicorn
 
@@ -106,14 +119,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         except StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        # what start-up made lives as long as the process: keep it out of every full collection
-        # (they then scan only newer objects; traced requests made them frequent, docs/performance.md)
-        gc.collect()
-        gc.freeze()
-        # a request leaves no cyclic garbage (tests/server/test_middleware.py), so the young
-        # generation fills only with requests in flight; at the default threshold (700) 64 of
-        # them set off a collection every few requests, each scanning them all (docs/performance.md)
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         print(f"polystack {__version__}: serving {the_plan.image_name} ({the_plan.loaded.source}) "
               f"on http://{host}:{port}", file=sys.stderr)
         serving = asyncio.create_task(server.serve())
@@ -123,6 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.005)
         if server.started:
             app.state.stack.begin_background()
+            # a moment after the port opens: its ~60 ms pause does not hold up the first health check
+            asyncio.get_running_loop().call_later(1.0, settle_memory)
         await serving
         return 0
 

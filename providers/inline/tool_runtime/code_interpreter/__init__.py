@@ -13,14 +13,22 @@ __all__ = ["CodeInterpreterConfig", "create", "register_providers"]
 
 
 async def create(config: CodeInterpreterConfig, context: ProviderContext):
+    import asyncio
     import logging
 
     from . import _sandbox
     from .provider import CodeInterpreterToolRuntime
 
-    sandbox = await _sandbox.detect(config)
-    logging.getLogger(__name__).info("code-interpreter %s: %s", context.provider_id, sandbox.describe())
-    return CodeInterpreterToolRuntime(config, sandbox)
+    async def detect() -> _sandbox.Sandbox:
+        sandbox = await _sandbox.detect(config)
+        logging.getLogger(__name__).info("code-interpreter %s: %s", context.provider_id, sandbox.describe())
+        return sandbox
+
+    if config.sandbox == "auto" and config.python is None:
+        # auto with this server's Python always ends in a usable sandbox, and finding which
+        # takes two Python start-ups (~0.1 s): found while the rest of the stack starts
+        return CodeInterpreterToolRuntime(config, asyncio.create_task(detect(), name="code-interpreter-sandbox"))
+    return CodeInterpreterToolRuntime(config, await detect())  # what was asked for may be refused: at start-up
 
 
 @stack.hookimpl

@@ -19,26 +19,43 @@ TIMEOUT_CODE = 124  # what coreutils' timeout(1) exits with
 
 
 class CodeInterpreterToolRuntime:
-    """Runs the ``code`` argument as a Python script in the sandbox found at start-up."""
+    """Runs the ``code`` argument as a Python script in the sandbox found at start-up
+    (``sandbox``: found, or the task finding it while the server starts)."""
 
-    def __init__(self, config: CodeInterpreterConfig, sandbox: _sandbox.Sandbox) -> None:
+    def __init__(self, config: CodeInterpreterConfig, sandbox: _sandbox.Sandbox | asyncio.Task) -> None:
         self.config = config
-        self.sandbox = sandbox
+        self._sandbox = sandbox
         self.limits = _sandbox.Limits.from_config(config)
         self._slots = asyncio.Semaphore(config.max_concurrent_runs)
 
-    def tool_def(self) -> ToolDef:
+    async def ready(self) -> _sandbox.Sandbox:
+        """The sandbox, once found."""
+        if isinstance(self._sandbox, asyncio.Task):
+            self._sandbox = await self._sandbox
+        return self._sandbox
+
+    @property
+    def sandbox(self) -> _sandbox.Sandbox:
+        if isinstance(self._sandbox, asyncio.Task):
+            raise RuntimeError("the sandbox is still being found: await ready() first")
+        return self._sandbox
+
+    async def shutdown(self) -> None:
+        if isinstance(self._sandbox, asyncio.Task):
+            self._sandbox.cancel()
+
+    async def tool_def(self) -> ToolDef:
         return ToolDef(
             name=TOOL_NAME,
             description="Run Python code in a sandbox and return its stdout and stderr",
             parameters=[ToolParameter(name="code", parameter_type="string", description="The Python code to run")],
-            metadata=self.sandbox.describe(),
+            metadata=(await self.ready()).describe(),
         )
 
     async def list_runtime_tools(self, tool_group_id: str | None = None, mcp_endpoint: Any = None) -> list[ToolDef]:
         if mcp_endpoint is not None:
             raise BadRequestError("inline::code-interpreter serves no MCP endpoint", field="mcp_endpoint")
-        return [self.tool_def()]
+        return [await self.tool_def()]
 
     async def invoke_tool(self, tool_name: str, kwargs: dict[str, Any]) -> ToolInvocationResult:
         if tool_name != TOOL_NAME:
@@ -48,7 +65,7 @@ class CodeInterpreterToolRuntime:
             raise BadRequestError("a string of Python code is required", field="kwargs.code")
         files = tool_files_dir()  # an agent session's documents, set by the agents provider in-process
         async with self._slots:
-            result = await _sandbox.run(self.sandbox, code, self.limits, files if files and files.is_dir() else None)
+            result = await _sandbox.run(await self.ready(), code, self.limits, files if files and files.is_dir() else None)
         return self._to_invocation_result(result)
 
     def _to_invocation_result(self, result: _sandbox.RunResult) -> ToolInvocationResult:

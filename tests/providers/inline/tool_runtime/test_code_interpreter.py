@@ -33,7 +33,9 @@ def _context() -> ProviderContext:
 
 
 async def make(mode: str, **config):
-    return await create(CodeInterpreterConfig(sandbox=mode, **config), _context())
+    runtime = await create(CodeInterpreterConfig(sandbox=mode, **config), _context())
+    await runtime.ready()
+    return runtime
 
 
 @pytest.fixture(params=MODES)
@@ -215,3 +217,19 @@ async def test_auto_picks_bwrap_when_it_works():
     # the host's files outside the interpreter's own folders are not visible
     result = await run(runtime, f"import os\nprint(os.path.exists({os.getcwd()!r} + '/pyproject.toml'))")
     assert "False" in result.content
+
+
+async def test_auto_finds_its_sandbox_while_the_server_starts():
+    runtime = await create(CodeInterpreterConfig(), _context())
+    with pytest.raises(RuntimeError, match="still being found"):  # start-up did not wait for the probes
+        runtime.sandbox
+    [tool] = await runtime.list_runtime_tools()  # waits for them
+    assert tool.metadata == runtime.sandbox.describe()
+    assert (await run(runtime, "print(6 * 7)")).content == "completed\n[stdout]\n42\n[/stdout]"
+
+
+async def test_shutdown_while_the_sandbox_is_being_found():
+    runtime = await create(CodeInterpreterConfig(), _context())
+    await runtime.shutdown()
+    with pytest.raises(asyncio.CancelledError):
+        await runtime.ready()
