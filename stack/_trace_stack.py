@@ -6,7 +6,6 @@ exists (``gen_ai.request.model``, ``gen_ai.usage.input_tokens``...).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from . import tracing
@@ -66,12 +65,10 @@ def _request_model(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, An
 
 
 def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any) -> None:
-    """Model, token counts (when the provider reports usage) and latency; the last two as MetricEvents too."""
+    """Model and token counts (when the provider reports usage) as attributes; the latency and token
+    MetricEvents are worked out from them when a sink asks (``_inference_metrics``)."""
     _request_model(record, args, kwargs, result)
-    now = time.time_ns()
     attributes = record.attributes
-    tags = {"model_id": attributes.get("gen_ai.request.model")}  # one dict shared by the call's metrics
-    metrics = [("latency_ms", round((now - record.start_ns) / 1e6, 3), "ms", now, tags)]
     usage = getattr(result, "usage", None)
     if usage is not None:
         if getattr(result, "model", None):
@@ -79,13 +76,25 @@ def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str,
         prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
         if prompt is not None:
             attributes["gen_ai.usage.input_tokens"] = prompt
-            metrics.append(("prompt_tokens", prompt, "tokens", now, tags))
         if completion is not None:
             attributes["gen_ai.usage.output_tokens"] = completion
-            metrics.append(("completion_tokens", completion, "tokens", now, tags))
-        if prompt is not None and completion is not None:
-            metrics.append(("total_tokens", prompt + completion, "tokens", now, tags))
-    if record.metrics is None:
-        record.metrics = metrics
-    else:
-        record.metrics += metrics
+    record.metrics = _DERIVED if record.metrics is None else (*_DERIVED, *record.metrics)
+
+
+def _inference_metrics(span: tracing.FinishedSpan) -> list[tracing.Metric]:
+    """An inference call's MetricEvents, at its end: latency, and the token counts it reported."""
+    attributes, at = span.attributes, span.end_ns
+    tags = {"model_id": attributes.get("gen_ai.request.model")}  # one dict shared by the call's metrics
+    metrics: list[tracing.Metric] = [("latency_ms", round((at - span.start_ns) / 1e6, 3), "ms", at, tags)]
+    prompt, completion = attributes.get("gen_ai.usage.input_tokens"), attributes.get("gen_ai.usage.output_tokens")
+    if prompt is not None:
+        metrics.append(("prompt_tokens", prompt, "tokens", at, tags))
+    if completion is not None:
+        metrics.append(("completion_tokens", completion, "tokens", at, tags))
+    if prompt is not None and completion is not None:
+        metrics.append(("total_tokens", prompt + completion, "tokens", at, tags))
+    return metrics
+
+
+tracing.DERIVED_METRICS["gen_ai"] = _inference_metrics
+_DERIVED = ("gen_ai",)  # shared by every inference span: nothing allocated per call

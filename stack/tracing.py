@@ -17,6 +17,7 @@ import collections
 import functools
 import inspect
 import logging
+import operator
 import os
 import random
 import re
@@ -37,11 +38,16 @@ _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-
 
 
 def new_trace_id() -> str:
-    return f"{_random.getrandbits(128) or 1:032x}"
+    """16 bytes: the first 6 the time in milliseconds, the other 10 random (W3C Trace Context level 2
+    asks the right-most 7 to be random; samplers read the low bytes). Ids made here sort by time,
+    so the span store's key index grows at its end: with random ids every batch dirtied pages all
+    over it, and writing them cost more than the rest of tracing (docs/performance.md)."""
+    # bytes.hex: less than half an f-string's cost, and a request makes five ids
+    return (time.time_ns() // 1_000_000 << 80 | _random.getrandbits(80)).to_bytes(16, "big").hex()
 
 
 def new_span_id() -> str:
-    return f"{_random.getrandbits(64) or 1:016x}"
+    return (_random.getrandbits(64) or 1).to_bytes(8, "big").hex()
 
 
 def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:
@@ -78,6 +84,10 @@ def format_traceparent(trace_id: str, span_id: str) -> str:
 #: a metric recorded on a span in-process: (metric, value, unit, epoch ns, attributes); a plain
 #: tuple because a request makes several and they wait in the buffer until the next flush
 Metric = tuple[str, "int | float", str, int, dict[str, Any]]
+#: metrics worked out from a finished span when a sink asks for them (``span_metrics``), by
+#: name: a span's ``metrics`` may hold such a name instead of tuples (the GenAI token and latency
+#: metrics come from the span's attributes and times, so the request path builds none)
+DERIVED_METRICS: dict[str, Callable[["FinishedSpan"], list[Metric]]] = {}
 
 
 @dataclass(slots=True)
@@ -94,8 +104,9 @@ class SpanRecord:
     status: str = "ok"
     #: the first span of its trace on this server (a request's span): what trace queries list
     root: bool = False
-    #: metrics recorded on this span in-process; they travel with it to the sinks
-    metrics: list[Metric] | None = None
+    #: metrics recorded on this span in-process (``Metric`` tuples, or names of ``DERIVED_METRICS``);
+    #: they travel with it to the sinks, which read them through ``span_metrics``
+    metrics: tuple[Metric | str, ...] | None = None
     #: epoch ns after which a store may delete it (posted spans' ttl_seconds); None: the store's default
     expires_ns: int | None = None
 
@@ -103,16 +114,14 @@ class SpanRecord:
         self.attributes[key] = value
 
     def finished(self) -> FinishedSpan:
-        return _finished((self.trace_id, self.span_id, self.parent_span_id, self.name, self.start_ns, self.end_ns,
-                          self.status, self.root, self.attributes, tuple(self.metrics) if self.metrics else None,
-                          self.expires_ns))
+        return _finished(_snapshot(self))
 
 
 class FinishedSpan(NamedTuple):
-    """A span that ended: what the buffer holds and the sinks get. A tuple of plain values, so
-    the garbage collector stops tracking it (buffered spans outlive several collections, and
-    scanning them again each time cost more than the rest of tracing). ``span[1:9]`` is what a
-    span store keeps of it."""
+    """A span that ended: what the buffer holds and the sinks get, made in C from the
+    ``SpanRecord`` (``_snapshot``). (The garbage collector keeps tracking it: a tuple holding a
+    dict is never untracked, whatever the dict holds.) ``span[1:9]`` is what a span store keeps
+    of it."""
 
     trace_id: str
     span_id: str
@@ -123,16 +132,28 @@ class FinishedSpan(NamedTuple):
     status: str
     root: bool
     attributes: dict[str, Any]
-    metrics: tuple[Metric, ...] | None
+    metrics: tuple[Metric | str, ...] | None
     expires_ns: int | None
 
     def metric_events(self) -> list[EventRecord]:
         """The span's metrics as MetricEvents (for sinks that want event objects)."""
         return [EventRecord(self.trace_id, self.span_id, at, "metric", attributes, metric=metric, value=value,
-                            unit=unit) for metric, value, unit, at, attributes in self.metrics or ()]
+                            unit=unit) for metric, value, unit, at, attributes in span_metrics(self)]
+
+
+def span_metrics(span: FinishedSpan) -> list[Metric]:
+    """A finished span's metrics, the derived ones worked out now."""
+    metrics: list[Metric] = []
+    for item in span.metrics or ():
+        if type(item) is str:
+            metrics += DERIVED_METRICS[item](span)
+        else:
+            metrics.append(item)
+    return metrics
 
 
 _finished = functools.partial(tuple.__new__, FinishedSpan)  # no Python-level __new__: C speed
+_snapshot = operator.attrgetter(*FinishedSpan._fields)  # a SpanRecord's fields as a tuple, in C
 
 
 @dataclass(slots=True)
@@ -198,7 +219,7 @@ class Collector:
         spans = self._spans
         if len(spans) + len(self._events) >= self.max_buffer:
             self._drop_oldest()
-        spans.append(record.finished())
+        spans.append(_finished(_snapshot(record)))
         if len(spans) >= self.batch_size and self._wake is not None:
             self._wake.set()
 
@@ -362,10 +383,8 @@ def record_metric(record: SpanRecord, metric: str, value: float, unit: str, *, a
                   **attributes: Any) -> None:
     """A MetricEvent on ``record``'s span (sent with the span when it finishes); ``at``: epoch ns, default now."""
     item = (metric, value, unit, at or time.time_ns(), attributes)
-    if record.metrics is None:
-        record.metrics = [item]
-    else:
-        record.metrics.append(item)
+    # a tuple (of plain values: the garbage collector stops tracking a finished span holding it)
+    record.metrics = (item,) if record.metrics is None else (*record.metrics, item)
 
 
 # -- instrumenting the objects that serve an API --------------------------------------------

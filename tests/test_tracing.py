@@ -196,3 +196,32 @@ async def test_metrics_recorded_on_a_span_reach_the_sinks_with_it(sink):
     [event] = finished.metric_events()
     assert (event.trace_id, event.span_id, event.type) == (span.trace_id, span.span_id, "metric")
     assert (event.metric, event.value, event.unit, event.time_ns, event.attributes) == ("rows", 3, "rows", 1_000, {"table": "t"})
+
+
+async def test_derived_metrics_are_worked_out_when_a_sink_asks(sink, monkeypatch):
+    monkeypatch.setitem(tracing.DERIVED_METRICS, "duration",
+                        lambda span: [("duration_ns", span.end_ns - span.start_ns, "ns", span.end_ns, {})])
+    with tracing.span("work") as span:
+        span.metrics = ("duration",)
+        tracing.record_metric(span, "rows", 3, "rows", at=1_000)
+    await tracing.collector().flush()
+    [finished] = sink.spans
+    assert [m[0] for m in tracing.span_metrics(finished)] == ["duration_ns", "rows"]
+    [duration, _rows] = finished.metric_events()
+    assert (duration.value, duration.time_ns) == (finished.end_ns - finished.start_ns, finished.end_ns)
+
+
+def test_ids_are_lowercase_hex_of_the_w3c_widths():
+    trace_ids = {tracing.new_trace_id() for _ in range(1000)}
+    span_ids = {tracing.new_span_id() for _ in range(1000)}
+    assert len(trace_ids) == len(span_ids) == 1000
+    assert all(len(t) == 32 and int(t, 16) and t == t.lower() for t in trace_ids)
+    assert all(len(s) == 16 and int(s, 16) and s == s.lower() for s in span_ids)
+
+
+def test_trace_ids_sort_by_the_millisecond_they_were_made_in(monkeypatch):
+    clock = iter([1_700_000_000_000_000_000, 1_700_000_000_001_000_000, 1_700_000_000_001_000_000])
+    monkeypatch.setattr(tracing.time, "time_ns", lambda: next(clock))
+    first, second, third = (tracing.new_trace_id() for _ in range(3))
+    assert first < second and second != third
+    assert int(first[:12], 16) == 1_700_000_000_000 and int(second[:12], 16) == int(third[:12], 16) == 1_700_000_000_001

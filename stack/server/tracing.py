@@ -52,13 +52,23 @@ class RootSpan:
         if route_path:
             attributes["http.route"] = route_path
             record.name = f"{scope['method']} {route_path}"
+        else:
+            record.name = f"{scope['method']} {scope['path']}"
         tracing.finish_span(record, error)
 
 
 def start_root(scope) -> RootSpan | None:
     """The request's root span, made current; None when tracing is off or the path is not traced."""
     collector = tracing.collector()
-    if collector is None or untraced(scope["path"]):
+    if collector is None:
+        return None
+    path = scope["path"]
+    skip = _untraced_paths.get(path)
+    if skip is None:
+        skip = untraced(path)
+        if len(_untraced_paths) < MAX_REMEMBERED_PATHS:  # clients choose paths: the memo is bounded
+            _untraced_paths[path] = skip
+    if skip:
         return None
     parent = None
     for name, value in scope["headers"]:
@@ -67,11 +77,17 @@ def start_root(scope) -> RootSpan | None:
             if parent is not None and not tracing.traceparent_sampled(value):
                 parent = False  # the caller does not record this trace: neither do we
             break
-    if parent is False or (parent is None and not tracing.sampled(collector.sample_rate)):
+    if parent is False or (parent is None and collector.sample_rate < 1 and not tracing.sampled(collector.sample_rate)):
         return RootSpan(None, tracing.activate_token(tracing.UNSAMPLED))
     trace_id, parent_id = (tracing.new_trace_id(), None) if parent is None else parent
-    # this server's first span of the trace (root), even under a caller's traceparent
-    method, path = scope["method"], scope["path"]
-    record = tracing.SpanRecord(trace_id, tracing.new_span_id(), parent_id, f"{method} {path}", time.time_ns(), None,
-                                {"http.request.method": method, "url.path": path}, root=True)
+    # this server's first span of the trace (root), even under a caller's traceparent; its name
+    # is given when it finishes (by then the route is known)
+    method = scope["method"]
+    record = tracing.SpanRecord(trace_id, tracing.new_span_id(), parent_id, "", time.time_ns(), None,
+                                {"http.request.method": method, "url.path": path}, "ok", True)
     return RootSpan(record, tracing.activate_token(record))
+
+
+#: whether a request path is traced, by path (most requests go to a few paths)
+_untraced_paths: dict[str, bool] = {}
+MAX_REMEMBERED_PATHS = 1024

@@ -26,6 +26,7 @@ from ._sql import (
     JsonMatch,
     JsonPredicate,
     JsonTest,
+    JsonText,
     SqlStore,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "JsonMatch",
     "JsonPredicate",
     "JsonTest",
+    "JsonText",
     "KVStore",
     "Password",
     "PostgresStoreConfig",

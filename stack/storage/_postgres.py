@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from ._config import PostgresStoreConfig
 from ._errors import RETRY_AFTER, DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
-from ._sql import ColumnType, Schema, SqlStore, quote
+from ._sql import ColumnType, JsonText, Schema, SqlStore, quote
 
 _COLUMN_SQL = {
     ColumnType.INTEGER: "BIGINT",
@@ -47,6 +47,10 @@ _INTROSPECT = (
     "SELECT column_name, data_type FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position"
 )
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _conninfo(config: PostgresStoreConfig) -> str:
@@ -219,7 +223,7 @@ class PostgresSqlStore(SqlStore):
 
     def _encode(self, ctype: ColumnType, value: Any) -> Any:
         if ctype is ColumnType.JSON:
-            return Jsonb(value)
+            return Jsonb(value.text, dumps=_as_is) if type(value) is JsonText else Jsonb(value)
         if ctype is ColumnType.REAL:
             return float(value)
         return value

@@ -6,6 +6,8 @@ column types, value codecs and a way to run a statement.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -49,6 +51,22 @@ _PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
 _MAX_PARAMS = 30_000  # bound parameters per statement: SQLite allows 32,766, PostgreSQL 65,535
 # values every backend binds unchanged in a column of that type
 _AS_IS: dict[type, ColumnType] = {str: ColumnType.TEXT, int: ColumnType.INTEGER}
+_NONE = frozenset({type(None)})
+
+
+class JsonText:
+    """A JSON column's value already encoded by the caller (``text`` must be valid JSON): bound
+    as it is, with no encoding pass. For hot writers that encode many values at C speed at once
+    (the span store); the caller vouches for what the store's own encoding would check (on
+    SQLite, that non-finite floats keep their ``NaN`` / ``Infinity`` spelling)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"JsonText({self.text!r:.60})"
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,10 @@ class SqlStore(ABC):
     """
 
     placeholder: ClassVar[str]
+    #: per column type, the Python types this backend binds unchanged (``upsert_many`` skips
+    #: ``_encode_value`` for them); a backend may add its own
+    _binds_as_is: ClassVar[dict[ColumnType, frozenset[type]]] = {
+        ColumnType.TEXT: frozenset({str}), ColumnType.INTEGER: frozenset({int})}
 
     def __init__(self, namespace: str | None = None) -> None:
         self.namespace = namespace
@@ -195,17 +217,21 @@ class SqlStore(ABC):
             raise ValueError(f"upsert_many key columns {keys!r} must be columns of the rows")
         physical, schema = await self._schema(table)
         types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
-        # per column, the Python type every backend binds as it is: such values skip _encode_value
-        as_is = [next((k for k, v in _AS_IS.items() if v is t), None) for t in types]
-        plan = list(zip(columns, types, as_is))
-        latest: dict[tuple, list[Any]] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
+        # per column, the Python types this backend binds as they are (None too): a row whose
+        # values all have them is checked in C (one ``all(map(...))``) and bound untouched
+        bound = [self._binds_as_is.get(t, frozenset()) | _NONE for t in types]
+        values_of = operator.itemgetter(*columns)
+        key_of = operator.itemgetter(*keys)
+        latest: dict[Any, Any] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
         column_set = rows[0].keys()
         for row in rows:
             if row.keys() != column_set:  # one comparison in C: this runs per row of every batch
                 raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
-            latest[tuple(row[k] for k in keys)] = [
-                v if v is None or type(v) is fast else self._encode_value(t, v, c)
-                for c, t, fast in plan for v in (row[c],)]
+            values = values_of(row) if len(columns) > 1 else (row[columns[0]],)
+            if not all(map(frozenset.__contains__, bound, map(type, values))):
+                values = [v if type(v) in ok else self._encode_value(t, v, c)
+                          for c, t, ok, v in zip(columns, types, bound, values)]
+            latest[key_of(row)] = values
         # multi-row statements: a driver call (and, for SQLite, a GIL hand-off) per statement, not per row
         per_statement = max(1, _MAX_PARAMS // len(columns))
         values = list(latest.values())
@@ -215,7 +241,7 @@ class SqlStore(ABC):
         for start in range(0, len(values), per_statement):
             chunk = values[start:start + per_statement]
             statements.append((head + ", ".join([one] * len(chunk)) + _on_conflict(keys, columns),
-                               [value for row in chunk for value in row]))
+                               list(itertools.chain.from_iterable(chunk))))
         await self._execute_batch(statements)
 
     async def fetch_all(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from . import _jsontext
 from ._errors import DuplicateKeyError, StorageError, StorageUnavailableError
 from ._kv import KVStore
-from ._sql import ColumnType, Schema, SqlStore
+from ._sql import ColumnType, JsonText, Schema, SqlStore
 
 T = TypeVar("T")
 
@@ -222,8 +223,17 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# JsonText binds as its text (a C attribute getter, called by the driver on the writer thread)
+sqlite3.register_adapter(JsonText, operator.attrgetter("text"))
+
+
 class SqliteSqlStore(SqlStore):
     placeholder = "?"
+    # the driver binds these as they are: bool as 0 / 1, as _encode would; int into a REAL column
+    # is stored as a real (the column's affinity), as _encode's unchanged value would be
+    _binds_as_is: ClassVar[dict[ColumnType, frozenset[type]]] = {
+        **SqlStore._binds_as_is, ColumnType.BOOLEAN: frozenset({bool}), ColumnType.REAL: frozenset({int, float}),
+        ColumnType.JSON: frozenset({JsonText})}
     _json_types: ClassVar[dict[str, Any]] = {
         "null": "null", "string": "text", "number": ("integer", "real"), "boolean": ("true", "false")}
 
@@ -257,7 +267,7 @@ class SqliteSqlStore(SqlStore):
 
     def _encode(self, ctype: ColumnType, value: Any) -> Any:
         if ctype is ColumnType.JSON:
-            return _jsontext.dumps(value)
+            return value.text if type(value) is JsonText else _jsontext.dumps(value)
         if ctype is ColumnType.BOOLEAN:
             return int(value)
         if ctype is ColumnType.TIMESTAMP:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from stack.storage import ColumnType, DuplicateKeyError, StorageError
+from stack.storage import ColumnType, DuplicateKeyError, JsonMatch, JsonTest, JsonText, StorageError
 
 C = ColumnType
 MODELS = {"id": C.TEXT, "provider": C.TEXT, "size": C.INTEGER, "score": C.REAL}
@@ -268,3 +268,21 @@ async def test_stores_starting_together_make_each_index_once(open_sql):
         await asyncio.gather(*(s.create_index("logs", f"of_prompt_{attempt}", ["prompt"]) for s in stores))
     await stores[0].insert("logs", {"id": "1", "prompt": "p"})
     assert await stores[-1].fetch_all("logs", where={"prompt": "p"}) == [{"id": "1", "prompt": "p"}]
+
+
+async def test_pre_encoded_json_text_reads_back_as_json_and_filters_like_it(sql):
+    await sql.create_table("docs", {"id": C.TEXT, "body": C.JSON}, primary_key="id")
+    await sql.upsert_many("docs", [{"id": "a", "body": JsonText('[["x", {"n": 2}]]')},
+                                   {"id": "b", "body": [["y", {"n": 3}]]}], ["id"])
+    await sql.insert("docs", {"id": "c", "body": JsonText('[{"k": [1, 2.5, null, true]}]')})
+    rows = {r["id"]: r["body"] for r in await sql.fetch_all("docs")}
+    assert rows == {"a": [["x", {"n": 2}]], "b": [["y", {"n": 3}]], "c": [{"k": [1, 2.5, None, True]}]}
+    found = await sql.select("docs", columns=["id"], match=JsonMatch("body", JsonTest((1, "n"), "gt", 2)))
+    assert found == [{"id": "b"}]
+    found = await sql.select("docs", columns=["id"], match=JsonMatch("body", JsonTest((0,), "eq", "x")))
+    assert found == [{"id": "a"}]
+
+
+async def test_pre_encoded_json_text_is_refused_by_other_columns(models):
+    with pytest.raises(TypeError, match="column 'provider' is TEXT; got JsonText"):
+        await models.insert("models", {"id": "z", "provider": JsonText('"vllm"')})

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from stack.tracing import EventRecord, FinishedSpan, SpanRecord
+from stack.tracing import EventRecord, FinishedSpan, SpanRecord, span_metrics
 
 #: how often the SDK's reader sends the metrics it aggregated (and once more on shutdown)
 METRICS_EXPORT_INTERVAL_MS = 10_000
@@ -50,8 +50,9 @@ class OtelSink:
 
     async def export(self, spans: list[FinishedSpan | SpanRecord], events: list[EventRecord]) -> None:
         for span in spans:
-            self.processor.on_end(self._readable(span))
-            for metric, value, unit, _at, tags in span.metrics or ():
+            metrics = span_metrics(span)
+            self.processor.on_end(self._readable(span, metrics))
+            for metric, value, unit, _at, tags in metrics:
                 self._record(metric, value, unit, tags)
         for event in events:
             if event.type == "metric" and event.metric:
@@ -65,7 +66,7 @@ class OtelSink:
             histogram = self._histograms[metric, unit] = self.meter.create_histogram(metric, unit=unit)
         histogram.record(value, {k: _otel_value(v) for k, v in tags.items() if v is not None})
 
-    def _readable(self, span: FinishedSpan | SpanRecord) -> Any:
+    def _readable(self, span: FinishedSpan | SpanRecord, metrics: list) -> Any:
         from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
@@ -82,7 +83,7 @@ class OtelSink:
             status=Status(StatusCode.ERROR if span.status == "error" else StatusCode.OK),
             events=[Event(metric, {"value": value, "unit": unit, **{k: _otel_value(v) for k, v in tags.items()
                                                                      if v is not None}}, at)
-                    for metric, value, unit, at, tags in span.metrics or ()],
+                    for metric, value, unit, at, tags in metrics],
             start_time=span.start_ns,
             end_time=span.end_ns,
         )

@@ -1,0 +1,55 @@
+"""The span store sink: a batch's spans become a row per trace, read back span by span."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
+from stack.storage import SqliteStoreConfig, sqlstore_from_config
+from stack.tracing import FinishedSpan
+
+
+def _span(trace_id, span_id, parent, name, start, end, attributes, root=False):
+    return FinishedSpan(trace_id, span_id, parent, name, start, end, "ok", root, attributes, None, None)
+
+
+@pytest.fixture
+async def sink(tmp_path):
+    sink = SpanStoreSink(await sqlstore_from_config(SqliteStoreConfig(db_path=str(tmp_path / "spans.db"))))
+    await sink.initialize()
+    yield sink
+    await sink.close()
+
+
+async def test_a_batch_of_interleaved_traces_reads_back_per_trace(sink):
+    a, b = "a" * 32, "b" * 32
+    await sink.export([
+        _span(a, "a1", "a0", "provider", 20, 30, {"gen_ai.usage.input_tokens": 5, "ok": True}),
+        _span(b, "b1", "b0", "provider", 21, 31, {"gen_ai.request.model": "m", "none": None}),
+        _span(b, "b0", None, "POST /v1/chat/completions", 11, 41, {"http.response.status_code": 200}, root=True),
+        _span(a, "a0", None, "POST /v1/completions", 10, 40, {"http.response.status_code": 404}, root=True),
+    ], [])
+    traces = await sink.traces(None, [("start_ns", "asc")], 10, 0)
+    assert traces == [{"trace_id": a, "root_span_id": "a0", "start_ns": 10, "end_ns": 40},
+                      {"trace_id": b, "root_span_id": "b0", "start_ns": 11, "end_ns": 41}]
+    spans = await sink.trace(b)
+    assert [(s["span_id"], s["parent_span_id"], s["root"], s["attributes"]) for s in spans] == [
+        ("b0", None, True, {"http.response.status_code": 200}),
+        ("b1", "b0", False, {"gen_ai.request.model": "m", "none": None})]
+    assert await sink.trace_of("a1") == a
+
+
+@pytest.mark.parametrize("attributes", [
+    {"score": math.nan, "high": math.inf, "low": -math.inf},  # the standard library's NaN / Infinity
+    {"nested": {"list": [1, 2.5, None], "ü": "😀"}},
+    {"big": 2**70, "float": 0.25},
+])
+async def test_attributes_orjson_cannot_write_as_json_does_keep_their_values(sink, attributes):
+    await sink.export([_span("c" * 32, "c0", None, "span", 1, 2, attributes, root=True)], [])
+    [span] = await sink.trace("c" * 32)
+    read = span["attributes"]
+    assert read.keys() == attributes.keys()
+    for key, value in attributes.items():
+        assert read[key] == value or (math.isnan(value) and math.isnan(read[key]))
