@@ -383,7 +383,7 @@ def record_metric(record: SpanRecord, metric: str, value: float, unit: str, *, a
                   **attributes: Any) -> None:
     """A MetricEvent on ``record``'s span (sent with the span when it finishes); ``at``: epoch ns, default now."""
     item = (metric, value, unit, at or time.time_ns(), attributes)
-    # a tuple (of plain values: the garbage collector stops tracking a finished span holding it)
+    # a tuple, like the derived-metric names an inference span starts with (``_trace_stack``)
     record.metrics = (item,) if record.metrics is None else (*record.metrics, item)
 
 

@@ -77,7 +77,7 @@ def _encoder(spans: list[FinishedSpan]) -> Callable[[list[tuple]], Any]:
     kinds = set(map(type, itertools.chain.from_iterable(map(dict.values, map(_ATTRIBUTES, spans)))))
     if float in kinds:
         kinds.discard(float)
-        floats = [v for s in spans for v in s[8].values() if type(v) is float]
+        floats = [v for s in spans for v in _ATTRIBUTES(s).values() if type(v) is float]
         if not all(map(math.isfinite, floats)):
             return _as_python
     return _as_json_text if kinds <= _PLAIN else _as_python
@@ -146,14 +146,11 @@ class SpanStoreSink:
                 expires = None if None in ends else max(ends)
             # [span_id .. attributes] in one slice; its metrics are left out: they repeat
             # its attributes and times (the otel and console sinks send them)
-            stored = list(map(_STORED, group))
-            if root is None:
-                rows.append({"trace_id": trace_id, "chunk_id": group[0][1], "root": False, "root_span_id": None,
-                             "start_ns": min(s[4] for s in group), "end_ns": None, "expires_ns": expires,
-                             "spans": encode(stored)})
-            else:
-                rows.append({"trace_id": trace_id, "chunk_id": group[0][1], "root": True, "root_span_id": root[1],
-                             "start_ns": root[4], "end_ns": root[5], "expires_ns": expires, "spans": encode(stored)})
+            rows.append({"trace_id": trace_id, "chunk_id": group[0][1], "root": root is not None,
+                         "root_span_id": root[1] if root else None,
+                         "start_ns": root[4] if root else min(s[4] for s in group),
+                         "end_ns": root[5] if root else None, "expires_ns": expires,
+                         "spans": encode(list(map(_STORED, group)))})
         return rows
 
     async def _events(self, events: list[EventRecord]) -> None:
