@@ -1,7 +1,7 @@
 """The long property-based API run: schemathesis against a real `polystack run`
 (starter, tight server.limits), no bound on examples per operation.
 
-usage: python bench/fuzz.py [--max-time 1800] [--seed N] [--workers 2] [--report DIR]
+usage: python bench/fuzz.py [--max-time 1800] [--seed N] [--workers 1] [--report DIR]
 
 The CI suite (tests/fuzz) is the same run with a fixed seed and 10 examples per
 operation. Without --seed every run explores new inputs; a failure prints a
@@ -26,7 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-time", type=int, default=1800, help="seconds of fuzzing (fuzzing and stateful repeat until spent)")
     parser.add_argument("--seed", type=int, default=None, help="fix the seed to reproduce a run")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--report", type=Path, default=None, help="folder for report.json and the server log")
     args = parser.parse_args()
     out = args.report or Path(tempfile.mkdtemp(prefix="polystack-fuzz-"))
