@@ -236,9 +236,9 @@ class UpstreamClient:
             return await self._send(method, path, body, headers, what)
         span = tracing.start_span(f"upstream {method}", {
             "http.request.method": method, "url.full": self.base_url + path, "polystack.upstream": self.name})
-        headers = {**(headers or {}), "traceparent": tracing.format_traceparent(span.trace_id, span.span_id)}
         try:
-            response = await self._send(method, path, body, headers, what)
+            response = await self._send(method, path, body, headers, what,
+                                        tracing.format_traceparent(span.trace_id, span.span_id))
         except BaseException as exc:
             tracing.finish_span(span, exc)
             raise
@@ -247,7 +247,7 @@ class UpstreamClient:
         return response
 
     async def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str] | None,
-                    what: str) -> Response:
+                    what: str, traceparent: str | None = None) -> Response:
         url = self.base_url + path
         where = f"{url} ({what})" if what else url
         s = self.settings
@@ -255,7 +255,7 @@ class UpstreamClient:
         attempt = 0
         while True:
             try:
-                response = await transport.request(method, url, body, headers)
+                response = await transport.request(method, url, body, headers, traceparent=traceparent)
             except CertificateError as exc:
                 raise UpstreamError(f"TLS certificate of upstream {url} rejected: {exc}") from None
             except TLSError as exc:

@@ -642,7 +642,7 @@ class HTTP1Client:
         return pool
 
     def _encode(self, method: str, origin: _Origin, target: str, body: bytes | None,
-                headers: Mapping[str, str] | None) -> bytes:
+                headers: Mapping[str, str] | None, traceparent: str | None) -> bytes:
         if headers:
             merged = dict(self._defaults)
             for name, value in headers.items():
@@ -654,6 +654,10 @@ class HTTP1Client:
             lines = "".join(f"{n}: {v}\r\n" for n, v in merged.values())
         else:
             lines = self._default_lines
+        if traceparent is not None:
+            # made by stack.tracing (hex and dashes): no check, and no merge of a header dict,
+            # which cost more than the rest of the upstream span (docs/performance.md)
+            lines += f"traceparent: {traceparent}\r\n"
         if body is not None:
             lines += f"Content-Length: {len(body)}\r\n"
         elif method in ("POST", "PUT", "PATCH"):
@@ -662,10 +666,12 @@ class HTTP1Client:
         return head + body if body else head
 
     async def request(self, method: str, url: str, body: bytes | None = None,
-                      headers: Mapping[str, str] | None = None, *, follow_redirects: bool = True) -> Response:
-        """Send one request; the response once its head is in (its body unread)."""
+                      headers: Mapping[str, str] | None = None, *, follow_redirects: bool = True,
+                      traceparent: str | None = None) -> Response:
+        """Send one request; the response once its head is in (its body unread). ``traceparent``:
+        a W3C trace context this process made, sent as that header (``headers`` must not hold one)."""
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._exchange(method, url, body, headers)
+            response = await self._exchange(method, url, body, headers, traceparent)
             location = response.headers.get("location")
             if not follow_redirects or response.status not in _REDIRECTS or not location:
                 return response
@@ -676,10 +682,10 @@ class HTTP1Client:
         raise BrokenResponse(f"more than {_MAX_REDIRECTS} redirects")
 
     async def _exchange(self, method: str, url: str, body: bytes | None,
-                        headers: Mapping[str, str] | None) -> Response:
+                        headers: Mapping[str, str] | None, traceparent: str | None) -> Response:
         origin, target = self._where(url)
         pool = self._pool(origin)
-        data = self._encode(method, origin, target, body, headers)
+        data = self._encode(method, origin, target, body, headers, traceparent)
         conn, reused = await pool.acquire()
         while True:
             try:

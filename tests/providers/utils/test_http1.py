@@ -140,6 +140,19 @@ async def test_per_request_headers_override_the_defaults():
     assert headers["user-agent"] == "other" and headers["x-key"] == "k"
 
 
+@pytest.mark.parametrize("headers", [None, {"Authorization": "Bearer k"}])
+async def test_a_traceparent_goes_out_as_its_header_with_or_without_other_headers(headers):
+    traceparent = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"
+    async with keep_alive_server() as server:
+        http = client()
+        await get(http, server.url + "/", b"{}", headers=headers, traceparent=traceparent)
+        http.close()
+    _, sent, body = server.requests[0]
+    assert sent["traceparent"] == traceparent and body == b"{}"
+    assert sent.get("authorization") == (headers or {}).get("Authorization")
+    assert sent["user-agent"] == "polystack-test"
+
+
 async def test_a_header_with_a_line_break_is_refused_before_sending():
     async with keep_alive_server() as server:
         http = client()
