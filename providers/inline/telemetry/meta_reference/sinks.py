@@ -180,6 +180,8 @@ class SpanStoreSink:
                 except WriterUnavailable as exc:  # it never wrote this batch: nothing lost
                     await self._without_writer(exc)
                     await self._write(plain)
+                except ValueError:  # a value marshal refuses (never sent): the store's encoding takes it
+                    await self._write(plain)
         if events:
             await self._events(events)
 

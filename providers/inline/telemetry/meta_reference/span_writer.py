@@ -107,9 +107,11 @@ class SpanWriterProcess:
         if child is None or child.dead:  # closing, or it died while this waited for the lock
             raise StorageUnavailableError("the span writer process is not running")
         self._seq += 1
+        # ValueError for a value marshal cannot write (a str subclass, say): nothing sent, the caller decides
+        payload = frame((self._seq, spans, ttl_ns))  # a NamedTuple would be refused: plain tuples
         acked = asyncio.get_running_loop().create_future()
         child.pending[self._seq] = acked
-        child.proc.stdin.write(frame((self._seq, spans, ttl_ns)))  # a NamedTuple would be refused: plain tuples
+        child.proc.stdin.write(payload)
         try:
             await child.proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
@@ -117,21 +119,12 @@ class SpanWriterProcess:
         await acked
 
     async def _read_acks(self, child: _Child) -> None:
-        stdout = child.proc.stdout
-        while (message := await read_frame(stdout)) is not None:
-            if message[0] == "ready":
-                child.ready.set()
-            elif message[0] == "failed":
-                child.failure = message[1]
-            else:
-                seq, error, unavailable = message
-                acked = child.pending.pop(seq, None)
-                if acked is None or acked.done():
-                    continue
-                if error is None:
-                    acked.set_result(None)
-                else:
-                    acked.set_exception((StorageUnavailableError if unavailable else StorageError)(error))
+        try:
+            while (message := await read_frame(child.proc.stdout)) is not None:
+                self._take(child, message)
+        except Exception:  # never leave a write waiting on acks that cannot come
+            log.exception("unreadable message from span writer process %d; stopping it", child.proc.pid)
+            child.proc.kill()
         code = await child.proc.wait()
         child.dead = True
         if self._child is child:
@@ -154,6 +147,22 @@ class SpanWriterProcess:
                 await self.start()
             except WriterUnavailable:
                 pass  # the next write falls back to writing in-process (and logs it)
+
+    @staticmethod
+    def _take(child: _Child, message: tuple) -> None:
+        if message[0] == "ready":
+            child.ready.set()
+        elif message[0] == "failed":
+            child.failure = message[1]
+        else:
+            seq, error, unavailable = message
+            acked = child.pending.pop(seq, None)
+            if acked is None or acked.done():
+                return
+            if error is None:
+                acked.set_result(None)
+            else:
+                acked.set_exception((StorageUnavailableError if unavailable else StorageError)(error))
 
     async def close(self) -> None:
         """Let the child write what it was sent and exit (killed after ``close_timeout`` seconds)."""

@@ -5,6 +5,7 @@ writing in-process."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 import signal
@@ -115,5 +116,20 @@ async def test_a_store_the_child_cannot_open_is_reported_with_its_reason(config,
         await sink.export([_root("e" * 32)], [])
         assert "StorageError: cannot open SQLite database" in caplog.text
         assert len(await sink.trace("e" * 32)) == 1
+    finally:
+        await sink.close()
+
+
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+async def test_a_batch_marshal_cannot_carry_is_written_by_the_server(config):
+    sink = await _sink(config)
+    try:
+        await sink.export([_root("f" * 32, colour=Colour.RED)], [])  # a str subclass: marshal refuses it
+        [span] = await sink.trace("f" * 32)
+        assert span["attributes"] == {"colour": "red"}
+        assert sink.writer is not None, "later batches still go to the child"
     finally:
         await sink.close()
