@@ -176,7 +176,7 @@ class SpanWriterProcess:
         child.proc.stdin.close()  # end of input: it writes what it read, then exits
         try:
             await asyncio.wait_for(child.proc.wait(), self.close_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("span writer process %d did not exit within %.0f s; killed it", child.proc.pid,
                         self.close_timeout)
             child.proc.kill()

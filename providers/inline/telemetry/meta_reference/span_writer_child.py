@@ -26,6 +26,13 @@ from .sinks import CHUNK_KEY, chunk_rows
 log = logging.getLogger("polystack.span_writer")
 
 
+def _ack(fd: int, value: tuple) -> None:
+    try:
+        write_frame(fd, value)
+    except BrokenPipeError:  # the server is gone; what it sent before is still written (up to stdin's end)
+        pass
+
+
 async def serve(acks: int) -> int:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -36,21 +43,21 @@ async def serve(acks: int) -> int:
     _, store_config = opening
     try:
         store = await sqlstore_from_config(TypeAdapter(StoreConfig).validate_python(store_config))
-    except Exception as exc:
-        write_frame(acks, ("failed", f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - any reason not to start is the server's to log
+        _ack(acks, ("failed", f"{type(exc).__name__}: {exc}"))
         return 1
-    write_frame(acks, ("ready", os.getpid()))
+    _ack(acks, ("ready", os.getpid()))
     try:
         while (batch := await read_frame(reader)) is not None:
             seq, spans, ttl_ns = batch
             try:
                 await store.upsert_many("span_chunks", chunk_rows(spans, ttl_ns), CHUNK_KEY)
-                write_frame(acks, (seq, None, False))
+                _ack(acks, (seq, None, False))
             except ServiceUnavailableError as exc:  # the database is away for a while: the server logs it
-                write_frame(acks, (seq, str(exc), True))
+                _ack(acks, (seq, str(exc), True))
             except Exception as exc:
                 log.exception("a batch of %d spans failed", len(spans))
-                write_frame(acks, (seq, f"{type(exc).__name__}: {exc}", False))
+                _ack(acks, (seq, f"{type(exc).__name__}: {exc}", False))
     finally:
         await store.close()
     return 0
