@@ -133,3 +133,13 @@ async def test_a_batch_marshal_cannot_carry_is_written_by_the_server(config):
         assert sink.writer is not None, "later batches still go to the child"
     finally:
         await sink.close()
+
+
+async def test_a_child_that_does_not_exit_at_shutdown_is_killed(config, caplog):
+    sink = await _sink(config, close_timeout=0.2)
+    assert await sink.writer.wait_ready()
+    child = sink.writer._child.proc
+    os.kill(child.pid, signal.SIGSTOP)  # it can no longer read its input's end
+    await sink.close()
+    assert child.returncode == -signal.SIGKILL
+    assert "did not exit within" in caplog.text
