@@ -77,9 +77,12 @@ models:""")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` and its threads so far (Linux /proc)."""
+    """User + system CPU time of process ``pid``, its threads and its running child processes (the
+    span writer) so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def free_port() -> int:
@@ -299,6 +302,10 @@ def main() -> None:
                     per = "—" if rs[0]["cpu"] is None else f"{statistics.median(x['cpu'] for x in rs) * 1e6:,.0f} µs"
                     print(f"| {name} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {per} |",
                           flush=True)
+            for name, url in targets.items():  # what tracing kept: a full buffer drops spans (counted)
+                if "tracing on" in name:
+                    with urllib.request.urlopen(url.replace("/chat/completions", "/health"), timeout=10) as r:
+                        print(f"{name}: telemetry {json.loads(r.read()).get('telemetry')}")
             for c in [int(x) for x in args.concurrency.split(",")]:
                 for name in pids:
                     if "direct" not in targets:

@@ -4,7 +4,8 @@ usage: python bench/startup.py [DISTRIBUTION_OR_PATH] [--runs N] [--first-use]
 
 Starts the server N times on a free loopback port in a fresh POLYSTACK_HOME,
 polls /v1/health every 10 ms, and reports the median and worst time to the
-first 200, plus the server's resident memory (VmRSS) once it is idle.
+first 200, plus the server's resident memory (VmRSS) once it is idle, and that of
+its child processes (the span store's writer).
 
 --first-use rewrites the run config so that local models load on their
 first request instead of in the background: the memory figure is then the
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -38,7 +40,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def one_run(target: str) -> tuple[float, float]:
+def children(pid: int) -> list[int]:
+    """The running child processes of ``pid`` (the span writer)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def one_run(target: str) -> tuple[float, float, float]:
     port = free_port()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "POLYSTACK_HOME": home}
@@ -59,7 +66,7 @@ def one_run(target: str) -> tuple[float, float]:
                     time.sleep(0.01)
             healthy = time.perf_counter() - start
             time.sleep(1.0)
-            return healthy, rss_mib(proc.pid)
+            return healthy, rss_mib(proc.pid), sum(map(rss_mib, children(proc.pid)))
         finally:
             proc.terminate()
             proc.wait(10)
@@ -90,10 +97,12 @@ def main() -> None:
     if args.first_use:
         args.target = first_use_config(args.target)
     results = [one_run(args.target) for _ in range(args.runs)]
-    times = [t for t, _ in results]
-    rss = [m for _, m in results]
+    times = [t for t, _, _ in results]
+    rss = [m for _, m, _ in results]
+    child_rss = [c for _, _, c in results]
     print(f"{args.target}: healthy after median {statistics.median(times):.2f} s, worst {max(times):.2f} s "
-          f"({args.runs} runs); idle RSS median {statistics.median(rss):.0f} MiB")
+          f"({args.runs} runs); idle RSS median {statistics.median(rss):.0f} MiB, its child processes "
+          f"(the span writer) {statistics.median(child_rss):.0f} MiB more")
 
 
 if __name__ == "__main__":

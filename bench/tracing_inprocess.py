@@ -76,12 +76,16 @@ async def measure(args: argparse.Namespace, upstream_url: str, home: Path) -> di
     from stack import tracing
     from stack.cli import GC_YOUNG_THRESHOLD
 
-    app = build_app(proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate=""), home)
+    run_yaml = proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate="")
+    app = build_app(run_yaml.replace("sinks: [sqlite]", f"sinks: [sqlite], span_writer: {args.span_writer}"), home)
     body = proxy.BODY.encode()
     async with app.router.lifespan_context(app):
         collector = tracing.collector()
         if args.drop_spans:
             collector.add_span = lambda record: None
+        writer = next((sink.writer for sink in collector.sinks if getattr(sink, "writer", None)), None)
+        if writer is not None and not await writer.wait_ready():
+            raise SystemExit("the span writer process did not start")
         if args.no_sinks:
             collector.sinks = []
         for _ in range(300):  # warm-up: connections, caches
@@ -91,23 +95,36 @@ async def measure(args: argparse.Namespace, upstream_url: str, home: Path) -> di
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as `polystack run` serves
         if args.no_gc:
             gc.disable()
-        per_request: dict[str, list[float]] = {"off": [], "on": [], "off-all": [], "on-all": []}
+        per_request: dict[str, list[float]] = {f"{mode}{what}": [] for mode in ("off", "on")
+                                               for what in ("", "-all", "-child", "-total")}
         for round_ in range(args.rounds):
             for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
                 tracing.install(collector if mode == "on" else None)
                 await collector.flush()
-                started, started_all = time.thread_time(), time.process_time()
+                started, started_all, started_child = time.thread_time(), time.process_time(), child_cpu(writer)
                 for _ in range(args.requests // args.concurrency):
                     await asyncio.gather(*(call(app, body) for _ in range(args.concurrency)))
                 await collector.flush()  # the writing is part of the cost
                 per_request[mode].append((time.thread_time() - started) / args.requests * 1e6)
                 # all threads: the SQLite writer's work too
                 per_request[mode + "-all"].append((time.process_time() - started_all) / args.requests * 1e6)
+                per_request[mode + "-child"].append((child_cpu(writer) - started_child) / args.requests * 1e6)
+                per_request[mode + "-total"].append(per_request[mode + "-all"][-1] + per_request[mode + "-child"][-1])
                 print(f"round {round_ + 1} tracing {mode:3}: {per_request[mode][-1]:6.1f} µs of main-thread CPU "
-                      f"per request, {per_request[mode + '-all'][-1]:6.1f} µs in all threads", flush=True)
+                      f"per request, {per_request[mode + '-all'][-1]:6.1f} µs in all threads, "
+                      f"{per_request[mode + '-child'][-1]:5.1f} µs in the span writer process", flush=True)
         tracing.install(collector)  # shut down as started
         gc.enable()
     return per_request
+
+
+def child_cpu(writer) -> float:
+    """CPU seconds (user and system) the span writer process used so far; 0 without one."""
+    if writer is None or writer.pid is None:
+        return 0.0
+    with open(f"/proc/{writer.pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def main() -> None:
@@ -119,6 +136,8 @@ def main() -> None:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--drop-spans", action="store_true", help="drop every span as it ends (the request path alone)")
     what.add_argument("--no-sinks", action="store_true", help="buffer spans but write them nowhere")
+    parser.add_argument("--span-writer", choices=("process", "thread"), default="process",
+                        help="who writes the span store (the telemetry config's span_writer)")
     args = parser.parse_args()
     port = proxy.free_port()
     upstream = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(port)])
@@ -139,6 +158,10 @@ def main() -> None:
               f"of main-thread CPU per request (concurrency {args.concurrency})")
         off, on = pick(per_request["off-all"]), pick(per_request["on-all"])
         print(f"{label}, all threads: off {off:.1f} µs, on {on:.1f} µs: tracing costs {on - off:+.1f} µs "
+              f"({(on - off) / off:+.0%})")
+        print(f"{label}, span writer process: {pick(per_request['on-child']):.1f} µs per request traced")
+        off, on = pick(per_request["off-total"]), pick(per_request["on-total"])
+        print(f"{label}, all processes: off {off:.1f} µs, on {on:.1f} µs: tracing costs {on - off:+.1f} µs "
               f"({(on - off) / off:+.0%})")
 
 

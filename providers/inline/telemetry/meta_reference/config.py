@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +31,11 @@ class MetaReferenceTelemetryConfig(BaseModel):
     store: StoreConfig | None = Field(
         None, description="The span store as a store config (type: postgres lets replicas share it); "
         "overrides sqlite_db_path.",
+    )
+    span_writer: Literal["process", "thread"] = Field(
+        "process", description="Who writes request spans to the span store: process (a child process of "
+        "the server, so the writing never competes with requests for the interpreter) or thread (the "
+        "store's writer thread in the server process). An in-memory SQLite store always uses thread.",
     )
     otel_endpoint: str = Field(
         "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint of the collector (sink otel)."

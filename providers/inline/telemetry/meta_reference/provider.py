@@ -6,6 +6,7 @@ import collections
 import logging
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from stack import tracing
@@ -27,13 +28,22 @@ from stack.apis.telemetry import (
 )
 from stack.errors import BadRequestError, NotFoundError, NotSupportedError
 from stack.registry import ProviderContext
-from stack.storage import JsonAll, JsonAny, JsonPredicate, JsonTest, SqliteStoreConfig, sqlstore_from_config
+from stack.storage import (
+    JsonAll,
+    JsonAny,
+    JsonPredicate,
+    JsonTest,
+    SqliteStoreConfig,
+    StoreConfig,
+    sqlstore_from_config,
+)
 
 from providers.utils.datasetio.rows import empty_csv_url
 
 from .config import MetaReferenceTelemetryConfig, TelemetrySink
 from .otel import OtelSink
 from .sinks import ATTRIBUTES, NAME, STATUS, ConsoleSink, SpanStoreSink
+from .span_writer import SpanWriterProcess
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +69,10 @@ class MetaReferenceTelemetry:
         wanted = dict.fromkeys(self.config.sinks)
         if TelemetrySink.sqlite in wanted:
             store_config = self.config.store or SqliteStoreConfig(db_path=self.config.sqlite_db_path)
-            self.store = SpanStoreSink(await sqlstore_from_config(
-                store_config, default_path=self.context.data_dir / "trace_store.db"),
-                ttl_seconds=self.config.ttl_seconds, prune_interval=self.config.prune_interval)
+            default_path = self.context.data_dir / "trace_store.db"
+            self.store = SpanStoreSink(await sqlstore_from_config(store_config, default_path=default_path),
+                                       ttl_seconds=self.config.ttl_seconds, prune_interval=self.config.prune_interval,
+                                       writer=self._span_writer(store_config, default_path))
             await self.store.initialize()
             sinks.append(self.store)
         if TelemetrySink.console in wanted:
@@ -73,6 +84,17 @@ class MetaReferenceTelemetry:
                                            interval=self.config.flush_interval, sample_rate=self.config.sample_rate)
         self.collector.start()
         tracing.install(self.collector)
+
+    def _span_writer(self, store_config: StoreConfig, default_path: Path) -> SpanWriterProcess | None:
+        """The writer process of ``span_writer: process``, opening the same store as this process's."""
+        if self.config.span_writer != "process":
+            return None
+        if isinstance(store_config, SqliteStoreConfig):
+            path = store_config.resolve_path(default_path)
+            if path is None:  # ':memory:' exists in this process alone
+                return None
+            store_config = store_config.model_copy(update={"db_path": str(path)})
+        return SpanWriterProcess(store_config.model_dump(mode="json"))
 
     async def shutdown(self) -> None:
         tracing.install(None)
@@ -111,7 +133,7 @@ class MetaReferenceTelemetry:
                                         event.payload.name, ns, attributes=dict(event.attributes or {}),
                                         root=event.payload.parent_span_id is None, expires_ns=expires)
             if self.store is not None:
-                await self.store.export([record.finished()], [])
+                await self.store.write_here([record.finished()])
             else:
                 self._open[key] = record
                 while len(self._open) > MAX_OPEN_SPANS:

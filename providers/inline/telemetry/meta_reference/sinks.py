@@ -18,6 +18,8 @@ import orjson
 from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, JsonText, SqlStore
 from stack.tracing import EventRecord, FinishedSpan, SpanRecord
 
+from .span_writer import SpanWriterProcess, WriterUnavailable
+
 log = logging.getLogger(__name__)
 
 #: one row per trace and batch: the spans of a request reach the sink together, and one row
@@ -57,11 +59,16 @@ INDEXES = [
 #: where a span's fields sit in its chunk's JSON array (SQL filters address them so)
 NAME, STATUS, ATTRIBUTES = 2, 5, 7
 TRACE_COLUMNS = ("trace_id", "root_span_id", "start_ns", "end_ns")
+CHUNK_KEY = ("trace_id", "chunk_id")
 #: a span in a chunk's ``spans``: FinishedSpan[1:9] (rows written before 2026-12 carry a ninth item)
 _FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
 
 
-_EXPIRES = operator.itemgetter(10)
+#: a span as the span store's writers take it (``PlainSpan``): ``FinishedSpan`` less its metrics, a
+#: plain tuple made in C, which ``marshal`` carries to the writer process (a NamedTuple it refuses)
+plain_span = operator.itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 8, 10)
+PlainSpan = tuple  # (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, expires_ns)
+_EXPIRES = operator.itemgetter(9)
 _ROOT = operator.itemgetter(7)
 _STORED = operator.itemgetter(slice(1, 9))  # what a chunk keeps of a span (see _FIELDS)
 _ATTRIBUTES = operator.itemgetter(8)
@@ -69,7 +76,7 @@ _ATTRIBUTES = operator.itemgetter(8)
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
-def _encoder(spans: list[FinishedSpan]) -> Callable[[list[tuple]], Any]:
+def _encoder(spans: list[PlainSpan]) -> Callable[[list[tuple]], Any]:
     """How the batch's chunks are encoded: to JSON text by orjson in one C call each when every
     attribute value is a string, integer, boolean, None or finite float (checked for the whole
     batch at C speed: ~50 ns a value), else left to the store (the standard library's JSON:
@@ -94,6 +101,38 @@ def _as_python(stored: list[tuple]) -> list[tuple]:
     return stored
 
 
+def chunk_rows(spans: list[PlainSpan], ttl_ns: int | None) -> list[dict[str, Any]]:
+    """A ``span_chunks`` row per trace of the batch, its spans expiring ``ttl_ns`` from now unless
+    they carry their own ``expires_ns`` (the writer process runs this, or, writing in-process, the
+    flush task on the event loop: a batch is ~4,000 spans, so every step per span counts)."""
+    by_trace: dict[str, list[PlainSpan]] = {}
+    get = by_trace.get
+    for span in spans:
+        group = get(span[0])
+        if group is None:
+            by_trace[span[0]] = [span]
+        else:
+            group.append(span)
+    default_expiry = None if ttl_ns is None else time.time_ns() + ttl_ns
+    timed = default_expiry is not None or any(map(_EXPIRES, spans))
+    encode = _encoder(spans)
+    rows = []
+    for trace_id, group in by_trace.items():
+        root = next(filter(_ROOT, group), None)
+        expires = None
+        if timed:  # the chunk goes with its last span; one kept for good keeps it
+            ends = [_EXPIRES(s) or default_expiry for s in group]
+            expires = None if None in ends else max(ends)
+        # [span_id .. attributes] in one slice; its metrics are left out: they repeat
+        # its attributes and times (the otel and console sinks send them)
+        rows.append({"trace_id": trace_id, "chunk_id": group[0][1], "root": root is not None,
+                     "root_span_id": root[1] if root else None,
+                     "start_ns": root[4] if root else min(s[4] for s in group),
+                     "end_ns": root[5] if root else None, "expires_ns": expires,
+                     "spans": encode(list(map(_STORED, group)))})
+    return rows
+
+
 def event_fields(event: EventRecord) -> dict[str, Any]:
     fields = {"type": event.type, "timestamp": event.timestamp, "message": event.message, "severity": event.severity,
               "metric": event.metric, "value": event.value, "unit": event.unit, "attributes": event.attributes}
@@ -103,55 +142,60 @@ def event_fields(event: EventRecord) -> dict[str, Any]:
 class SpanStoreSink:
     """Spans in a SQL store, a row per trace and batch; posted events in a table of their own.
     Reads give span dicts (``_FIELDS`` and ``trace_id``), a span logged twice (started, then
-    ended) once: its latest state."""
+    ended) once: its latest state.
 
-    def __init__(self, store: SqlStore, *, ttl_seconds: int | None = None, prune_interval: float = 60.0) -> None:
+    With a ``writer``, the collector's span batches are written by that child process; the rest
+    stays on this process's own store: reads (their rows are wanted here), posted events and
+    posted span starts (``write_here``: the API's 200 then means stored, whatever becomes of the
+    child) and pruning, all rare next to request spans. SQLite lets the two processes write the
+    one file (WAL, and a busy timeout for the moments both hold the write lock)."""
+
+    def __init__(self, store: SqlStore, *, ttl_seconds: int | None = None, prune_interval: float = 60.0,
+                 writer: SpanWriterProcess | None = None) -> None:
         self.store = store
         self.ttl_ns = None if ttl_seconds is None else ttl_seconds * 1_000_000_000
         self.prune_interval = prune_interval
+        self.writer = writer
         self._next_prune = 0.0
 
     async def initialize(self) -> None:
-        await self.store.create_table("span_chunks", CHUNK_COLUMNS, primary_key=("trace_id", "chunk_id"))
+        await self.store.create_table("span_chunks", CHUNK_COLUMNS, primary_key=CHUNK_KEY)
         await self.store.create_table("events", EVENT_COLUMNS, primary_key="event_id")
         for table, name, columns in INDEXES:
             await self.store.create_index(table, name, columns)
+        if self.writer is not None:  # after the tables: the child writes into them
+            try:
+                await self.writer.start()
+            except WriterUnavailable as exc:
+                await self._without_writer(exc)
 
     async def export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None:
         if spans:
-            await self.store.upsert_many("span_chunks", self._chunks(spans), ("trace_id", "chunk_id"))
+            plain = list(map(plain_span, spans))
+            if self.writer is None:
+                await self._write(plain)
+            else:
+                try:
+                    await self.writer.write(plain, self.ttl_ns)
+                except WriterUnavailable as exc:  # it never wrote this batch: nothing lost
+                    await self._without_writer(exc)
+                    await self._write(plain)
+                except ValueError:  # a value marshal refuses (never sent): the store's encoding takes it
+                    await self._write(plain)
         if events:
             await self._events(events)
 
-    def _chunks(self, spans: list[FinishedSpan]) -> list[dict[str, Any]]:
-        """A row per trace of the batch (the flush task runs this on the event loop: a batch is
-        ~4,000 spans, so every step per span counts)."""
-        by_trace: dict[str, list[FinishedSpan]] = {}
-        get = by_trace.get
-        for span in spans:
-            group = get(span[0])
-            if group is None:
-                by_trace[span[0]] = [span]
-            else:
-                group.append(span)
-        default_expiry = None if self.ttl_ns is None else time.time_ns() + self.ttl_ns
-        timed = default_expiry is not None or any(map(_EXPIRES, spans))
-        encode = _encoder(spans)
-        rows = []
-        for trace_id, group in by_trace.items():
-            root = next(filter(_ROOT, group), None)
-            expires = None
-            if timed:  # the chunk goes with its last span; one kept for good keeps it
-                ends = [s.expires_ns or default_expiry for s in group]
-                expires = None if None in ends else max(ends)
-            # [span_id .. attributes] in one slice; its metrics are left out: they repeat
-            # its attributes and times (the otel and console sinks send them)
-            rows.append({"trace_id": trace_id, "chunk_id": group[0][1], "root": root is not None,
-                         "root_span_id": root[1] if root else None,
-                         "start_ns": root[4] if root else min(s[4] for s in group),
-                         "end_ns": root[5] if root else None, "expires_ns": expires,
-                         "spans": encode(list(map(_STORED, group)))})
-        return rows
+    async def write_here(self, spans: list[FinishedSpan]) -> None:
+        """Write ``spans`` with this process's store, now."""
+        await self._write(list(map(plain_span, spans)))
+
+    async def _write(self, spans: list[PlainSpan]) -> None:
+        await self.store.upsert_many("span_chunks", chunk_rows(spans, self.ttl_ns), CHUNK_KEY)
+
+    async def _without_writer(self, reason: WriterUnavailable) -> None:
+        log.warning("%s; writing spans in the server process instead", reason)
+        writer, self.writer = self.writer, None
+        await writer.close()
 
     async def _events(self, events: list[EventRecord]) -> None:
         await self.store.upsert_many("events", [
@@ -201,6 +245,8 @@ class SpanStoreSink:
                 + await self.store.delete_where("events", "expires_ns", below=now_ns))
 
     async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
         await self.store.close()
 
 

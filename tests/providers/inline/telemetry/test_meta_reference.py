@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 
@@ -328,3 +329,24 @@ async def test_filters_on_name_and_status_read_a_same_named_attribute_first(clie
     assert await traces(("name", "ne", "job")) == ["t-renamed"]
     assert await traces(("status", "eq", "ok")) == ["t-named", "t-plain", "t-renamed"]  # running spans: "ok"
     assert await traces(("name", "eq", "job"), ("status", "eq", "error")) == []
+
+
+@pytest.mark.parametrize(("span_writer", "db_path", "by_child"), [
+    ("process", "spans.db", True),
+    ("thread", "spans.db", False),
+    ("process", ":memory:", False),  # an in-memory database exists in the server process alone
+])
+async def test_span_writer_picks_who_writes_request_spans(tmp_path, upstream, monkeypatch, span_writer, db_path,
+                                                          by_child):
+    monkeypatch.setenv("POLYSTACK_HOME", str(tmp_path / "home"))
+    path = db_path if db_path == ":memory:" else str(tmp_path / db_path)
+    store = json.dumps({"type": "sqlite", "db_path": path})
+    config = RUN_CONFIG.format(url=upstream.url, store=store).replace(
+        "flush_interval: 0.05", f"flush_interval: 0.05, span_writer: {span_writer}")
+    async with serve_app(app_from_yaml(tmp_path, config)) as client:
+        writer = span_store().writer
+        assert (writer is not None) == by_child
+        if by_child:
+            assert await writer.wait_ready() and writer.pid != os.getpid()
+        trace_id = (await client.post("/v1/chat/completions", json=CHAT)).headers["x-trace-id"]
+        assert len(await spans_of(client, trace_id)) == 4

@@ -1,4 +1,5 @@
-"""The span store sink: a batch's spans become a row per trace, read back span by span."""
+"""The span store sink: a batch's spans become a row per trace, read back span by span; written
+by the writer process or in-process, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 import pytest
 
 from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
-from stack.storage import SqliteStoreConfig, sqlstore_from_config
+from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
+from stack.storage import sqlstore_from_config
 from stack.tracing import FinishedSpan
 
 
@@ -15,9 +17,10 @@ def _span(trace_id, span_id, parent, name, start, end, attributes, root=False):
     return FinishedSpan(trace_id, span_id, parent, name, start, end, "ok", root, attributes, None, None)
 
 
-@pytest.fixture
-async def sink(tmp_path):
-    sink = SpanStoreSink(await sqlstore_from_config(SqliteStoreConfig(db_path=str(tmp_path / "spans.db"))))
+@pytest.fixture(params=["process", "thread"])
+async def sink(request, store_config):
+    writer = SpanWriterProcess(store_config.model_dump(mode="json")) if request.param == "process" else None
+    sink = SpanStoreSink(await sqlstore_from_config(store_config), writer=writer)
     await sink.initialize()
     yield sink
     await sink.close()
@@ -46,7 +49,9 @@ async def test_a_batch_of_interleaved_traces_reads_back_per_trace(sink):
     {"nested": {"list": [1, 2.5, None], "ü": "😀"}},
     {"big": 2**70, "float": 0.25},
 ])
-async def test_attributes_orjson_cannot_write_as_json_does_keep_their_values(sink, attributes):
+async def test_attributes_orjson_cannot_write_as_json_does_keep_their_values(sink, store_config, attributes):
+    if store_config.type == "postgres" and "score" in attributes:  # the NaN / Infinity case
+        pytest.xfail("PostgreSQL's json type has no NaN or Infinity (an open limitation of the span store)")
     await sink.export([_span("c" * 32, "c0", None, "span", 1, 2, attributes, root=True)], [])
     [span] = await sink.trace("c" * 32)
     read = span["attributes"]

@@ -1,0 +1,145 @@
+"""The span writer process: batches written by a child and acked, what it was sent written at
+shutdown, a child that dies replaced (its batch counted lost), one that cannot start replaced by
+writing in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import signal
+import sys
+
+import pytest
+
+from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
+from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
+from stack import tracing
+from stack.storage import SqliteStoreConfig, sqlstore_from_config
+from stack.tracing import FinishedSpan
+
+
+def _root(trace_id: str, **attributes) -> FinishedSpan:
+    return FinishedSpan(trace_id, trace_id[:16], None, "POST /v1/chat/completions", 1, 2, "ok", True,
+                        attributes, ("gen_ai.metrics",), None)
+
+
+@pytest.fixture
+def config(tmp_path):
+    return SqliteStoreConfig(db_path=str(tmp_path / "spans.db"))
+
+
+async def _sink(config, **writer_options) -> SpanStoreSink:
+    sink = SpanStoreSink(await sqlstore_from_config(config),
+                         writer=SpanWriterProcess(config.model_dump(mode="json"), **writer_options))
+    await sink.initialize()
+    return sink
+
+
+async def test_a_batch_sent_before_the_child_is_ready_is_stored_when_export_returns(config):
+    sink = await _sink(config)
+    try:
+        assert sink.writer.pid is not None and sink.writer.pid != os.getpid()
+        await sink.export([_root("a" * 32, model="m")], [])  # no wait for the child's start-up
+        [span] = await sink.trace("a" * 32)
+        assert span["attributes"] == {"model": "m"}
+        assert sink.writer is not None, "still the child's to write"
+    finally:
+        await sink.close()
+
+
+async def test_shutdown_writes_what_the_collector_buffered_and_the_child_exits(config):
+    sink = await _sink(config)
+    collector = tracing.Collector([sink], interval=3600)
+    collector.start()
+    for i in range(3):
+        collector.add_span(tracing.SpanRecord(f"{i:032x}", f"{i:016x}", None, "request", 1, 2, root=True))
+    child = sink.writer._child.proc
+    await collector.close()
+    assert child.returncode == 0
+    store = await sqlstore_from_config(config)
+    try:
+        assert len(await store.fetch_all("span_chunks")) == 3
+    finally:
+        await store.close()
+
+
+async def test_a_child_that_dies_mid_batch_loses_that_batch_counted_and_a_new_one_writes_the_next(config, caplog):
+    sink = await _sink(config)
+    collector = tracing.Collector([sink], interval=3600)
+    collector.start()
+    try:
+        assert await sink.writer.wait_ready()
+        first = sink.writer.pid
+        os.kill(first, signal.SIGSTOP)  # it cannot ack: the batch is in flight when it dies
+        collector.add_span(tracing.SpanRecord("b" * 32, "b" * 16, None, "lost", 1, 2, root=True))
+        flushing = asyncio.ensure_future(collector.flush())
+        await asyncio.sleep(0.05)
+        assert not flushing.done()
+        os.kill(first, signal.SIGKILL)
+        await flushing
+        assert collector.failed_batches == 1
+        assert "before acknowledging this batch" in caplog.text
+        await sink.export([_root("c" * 32)], [])
+        assert sink.writer.pid not in (None, first) and sink.writer.restarts == 1
+        assert await sink.trace("b" * 32) == []
+        assert [s["name"] for s in await sink.trace("c" * 32)] == ["POST /v1/chat/completions"]
+    finally:
+        await collector.close()
+
+
+@pytest.mark.parametrize("command", [
+    ["/nonexistent/python"],  # cannot be run at all
+    [sys.executable, "-c", "import sys; sys.exit(3)"],  # runs, and exits before it is ready
+])
+async def test_a_child_that_cannot_start_leaves_the_writing_to_the_server(config, command, caplog):
+    caplog.set_level(logging.WARNING)
+    sink = await _sink(config, command=command)
+    try:
+        await sink.export([_root("d" * 32)], [])
+        assert sink.writer is None
+        assert "writing spans in the server process instead" in caplog.text
+        assert len(await sink.trace("d" * 32)) == 1, "the batch it never wrote is written here"
+    finally:
+        await sink.close()
+
+
+async def test_a_store_the_child_cannot_open_is_reported_with_its_reason(config, tmp_path, caplog):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    sink = SpanStoreSink(await sqlstore_from_config(config), writer=SpanWriterProcess(
+        SqliteStoreConfig(db_path=str(blocked / "spans.db")).model_dump(mode="json")))
+    await sink.initialize()
+    try:
+        assert not await sink.writer.wait_ready()
+        await sink.export([_root("e" * 32)], [])
+        assert "StorageError: cannot open SQLite database" in caplog.text
+        assert len(await sink.trace("e" * 32)) == 1
+    finally:
+        await sink.close()
+
+
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+async def test_a_batch_marshal_cannot_carry_is_written_by_the_server(config):
+    sink = await _sink(config)
+    try:
+        await sink.export([_root("f" * 32, colour=Colour.RED)], [])  # a str subclass: marshal refuses it
+        [span] = await sink.trace("f" * 32)
+        assert span["attributes"] == {"colour": "red"}
+        assert sink.writer is not None, "later batches still go to the child"
+    finally:
+        await sink.close()
+
+
+async def test_a_child_that_does_not_exit_at_shutdown_is_killed(config, caplog):
+    sink = await _sink(config, close_timeout=0.2)
+    assert await sink.writer.wait_ready()
+    child = sink.writer._child.proc
+    os.kill(child.pid, signal.SIGSTOP)  # it can no longer read its input's end
+    await sink.close()
+    assert child.returncode == -signal.SIGKILL
+    assert "did not exit within" in caplog.text
