@@ -14,11 +14,12 @@ from .apis import get_protocol, iter_webmethods
 #: APIs whose calls are not traced: the Telemetry API itself (queries and posted events)
 UNTRACED = frozenset({"telemetry"})
 
-_OPERATIONS = {
+#: gen_ai.operation.name of the inference methods, as span attributes by method
+_OPERATIONS = {method: {"gen_ai.operation.name": operation} for method, operation in {
     "chat_completion": "chat", "openai_chat_completion": "chat",
     "completion": "text_completion", "openai_completion": "text_completion",
     "embeddings": "embeddings", "openai_embeddings": "embeddings",
-}
+}.items()}
 
 
 def operations(api: str, companions: list[str]) -> list[str]:
@@ -28,28 +29,20 @@ def operations(api: str, companions: list[str]) -> list[str]:
 
 def instrument_router(router: Any, api: str, companions: list[str]) -> None:
     if api not in UNTRACED:
+        inference = api == "inference"
         tracing.instrument(router, api, operations(api, companions), kind="router",
-                           on_result=_request_model if api == "inference" else None)
+                           on_result=_request_model if inference else None,
+                           attributes_by_name=_OPERATIONS if inference else None)
 
 
 def instrument_provider(impl: Any, api: str, companions: list[str], provider_id: str, provider_type: str) -> None:
     if api in UNTRACED:
         return
+    inference = api == "inference"
     tracing.instrument(impl, api, operations(api, companions), kind="provider", provider_id=provider_id,
-                       attributes={"polystack.provider_type": provider_type} if api == "inference" else None,
-                       on_result=_inference_result if api == "inference" else None)
-
-
-def _operation(span_name: str) -> str | None:
-    """gen_ai.operation.name of a span ``<kind> inference.<method>`` (cached per name)."""
-    try:
-        return _OPERATION_OF_SPAN[span_name]
-    except KeyError:
-        operation = _OPERATION_OF_SPAN[span_name] = _OPERATIONS.get(span_name.rsplit(".", 1)[-1])
-        return operation
-
-
-_OPERATION_OF_SPAN: dict[str, str | None] = {}
+                       attributes={"polystack.provider_type": provider_type} if inference else None,
+                       attributes_by_name=_OPERATIONS if inference else None,
+                       on_result=_inference_result if inference else None)
 
 
 def _request_model(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], _result: Any) -> None:
@@ -59,9 +52,6 @@ def _request_model(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, An
         model = getattr(kwargs.get("request", args[0] if args else None), "model", None)
     if model is not None:
         attributes["gen_ai.request.model"] = model
-    operation = _operation(record.name)
-    if operation is not None:
-        attributes["gen_ai.operation.name"] = operation
 
 
 def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any) -> None:

@@ -394,10 +394,12 @@ AttributeHook = Callable[[SpanRecord, tuple, dict[str, Any], Any], None]
 
 
 def instrument(obj: Any, api: str, names: list[str], *, kind: str, provider_id: str | None = None,
-               on_result: AttributeHook | None = None, attributes: dict[str, Any] | None = None) -> None:
+               on_result: AttributeHook | None = None, attributes: dict[str, Any] | None = None,
+               attributes_by_name: dict[str, dict[str, Any]] | None = None) -> None:
     """Wrap ``obj``'s methods ``names`` (in place, on the instance) so each call is a span
-    ``<kind> <api>.<name>`` starting with ``attributes``; a call that returns an async iterator
-    ends its span when the stream ends."""
+    ``<kind> <api>.<name>`` starting with ``attributes`` and the method's own
+    ``attributes_by_name[name]`` (fixed per method: set here once, not worked out per call);
+    a call that returns an async iterator ends its span when the stream ends."""
     base = {"polystack.api": api, **(attributes or {})}
     if provider_id is not None:
         base["polystack.provider_id"] = provider_id
@@ -405,7 +407,8 @@ def instrument(obj: Any, api: str, names: list[str], *, kind: str, provider_id: 
         method = getattr(obj, name, None)
         if method is None or getattr(method, "__traced__", False) or not inspect.iscoroutinefunction(method):
             continue
-        setattr(obj, name, _traced(method, f"{kind} {api}.{name}", base, on_result))
+        own = (attributes_by_name or {}).get(name)
+        setattr(obj, name, _traced(method, f"{kind} {api}.{name}", {**base, **own} if own else base, on_result))
 
 
 def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],

@@ -73,6 +73,7 @@ async def test_a_chat_request_is_a_trace_of_router_provider_and_upstream_spans(c
     assert provider["parent_span_id"] == router["span_id"]
     assert call["parent_span_id"] == provider["span_id"]
     assert router["attributes"]["gen_ai.request.model"] == "chat"
+    assert router["attributes"]["gen_ai.operation.name"] == "chat"
     assert provider["attributes"].items() >= {
         "gen_ai.request.model": "upstream-model", "gen_ai.operation.name": "chat",
         "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 4,
