@@ -6,6 +6,8 @@ advisory lock, and every write is a single autocommitted statement.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timezone
@@ -47,6 +49,29 @@ _INTROSPECT = (
     "SELECT column_name, data_type FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position"
 )
+
+
+#: what jsonb keeps of a float it has no number for
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as JSON text jsonb takes: a NaN or infinity (which jsonb has no number for, and
+    which would fail the whole write) becomes its name as a string, as in protobuf's JSON."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_names_for_non_finite(value), allow_nan=False)
+
+
+def _names_for_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE[repr(value)]
+    if isinstance(value, dict):
+        return {k: _names_for_non_finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_names_for_non_finite(v) for v in value]
+    return value
 
 
 def _as_is(text: str) -> str:
@@ -223,7 +248,7 @@ class PostgresSqlStore(SqlStore):
 
     def _encode(self, ctype: ColumnType, value: Any) -> Any:
         if ctype is ColumnType.JSON:
-            return Jsonb(value.text, dumps=_as_is) if type(value) is JsonText else Jsonb(value)
+            return Jsonb(value.text if type(value) is JsonText else _json_text(value), dumps=_as_is)
         if ctype is ColumnType.REAL:
             return float(value)
         return value

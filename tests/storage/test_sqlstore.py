@@ -1,6 +1,7 @@
 """SQL store conformance: every test runs on SQLite and on PostgreSQL."""
 
 import asyncio
+import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -138,6 +139,16 @@ async def test_json_boolean_and_null_round_trip(sql):
     assert all(r["note"] is None for r in rows)
     assert len(await sql.fetch_all("docs", where={"ok": True})) == 3
     assert [r["id"] for r in await sql.fetch_all("docs", where={"body": None})] == [4]
+
+
+async def test_json_with_nan_and_infinities_is_written_on_every_backend(sql, store_config):
+    await sql.create_table("scores", {"id": C.INTEGER, "body": C.JSON}, primary_key="id")
+    await sql.insert("scores", {"id": 1, "body": {"nan": math.nan, "runs": [math.inf, -math.inf, 0.5]}})
+    body = (await sql.fetch_one("scores", where={"id": 1}))["body"]
+    if store_config.type == "postgres":  # jsonb has no such numbers: their names
+        assert body == {"nan": "NaN", "runs": ["Infinity", "-Infinity", 0.5]}
+    else:
+        assert math.isnan(body["nan"]) and body["runs"] == [math.inf, -math.inf, 0.5]
 
 
 async def test_timestamp_round_trip_and_order(sql):
