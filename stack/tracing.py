@@ -117,11 +117,15 @@ class SpanRecord:
         return _finished(_snapshot(self))
 
 
+#: a finished span as the collector buffers it and the sinks get it: ``FinishedSpan``'s fields in a
+#: plain tuple, made in C as the span ends (``marshal`` carries it to the span writer process, which
+#: refuses a NamedTuple); ``named_span`` makes it a ``FinishedSpan`` for sinks that read by name
+SpanTuple = tuple
+
+
 class FinishedSpan(NamedTuple):
-    """A span that ended: what the buffer holds and the sinks get, made in C from the
-    ``SpanRecord`` (``_snapshot``). (The garbage collector keeps tracking it: a tuple holding a
-    dict is never untracked, whatever the dict holds.) ``span[1:9]`` is what a span store keeps
-    of it."""
+    """A span that ended, by field name (``named_span`` of a ``SpanTuple``). ``span[1:9]`` is
+    what a span store keeps of it."""
 
     trace_id: str
     span_id: str
@@ -153,7 +157,9 @@ def span_metrics(span: FinishedSpan) -> list[Metric]:
 
 
 _finished = functools.partial(tuple.__new__, FinishedSpan)  # no Python-level __new__: C speed
-_snapshot = operator.attrgetter(*FinishedSpan._fields)  # a SpanRecord's fields as a tuple, in C
+#: a ``SpanTuple`` as a ``FinishedSpan``
+named_span = _finished
+_snapshot = operator.attrgetter(*FinishedSpan._fields)  # a SpanRecord's fields as a SpanTuple, in C
 
 
 @dataclass(slots=True)
@@ -185,7 +191,7 @@ def to_datetime(ns: int) -> datetime:
 class Sink(Protocol):
     """Where finished spans and events go; ``export`` is awaited by the collector's flush task."""
 
-    async def export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None: ...
+    async def export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -208,7 +214,7 @@ class Collector:
         self.dropped = 0
         self.exported = 0
         self.failed_batches = 0
-        self._spans: collections.deque[FinishedSpan] = collections.deque()
+        self._spans: collections.deque[SpanTuple] = collections.deque()
         self._events: collections.deque[EventRecord] = collections.deque()
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
@@ -219,7 +225,7 @@ class Collector:
         spans = self._spans
         if len(spans) + len(self._events) >= self.max_buffer:
             self._drop_oldest()
-        spans.append(_finished(_snapshot(record)))
+        spans.append(_snapshot(record))
         if len(spans) >= self.batch_size and self._wake is not None:
             self._wake.set()
 
@@ -269,7 +275,7 @@ class Collector:
                 for start in range(0, max(len(spans), len(events)), self.batch_size):
                     await self._export(spans[start:start + self.batch_size], events[start:start + self.batch_size])
 
-    async def _export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None:
+    async def _export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None:
         for sink in self.sinks:
             try:
                 await sink.export(spans, events)

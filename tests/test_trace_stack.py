@@ -32,7 +32,7 @@ def _finished_call(result):
             asyncio.run(provider.openai_chat_completion(SimpleNamespace(model="llama")))
     finally:
         tracing.install(None)
-    [span] = collector._spans
+    [span] = map(tracing.named_span, collector._spans)
     return span
 
 

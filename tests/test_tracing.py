@@ -14,7 +14,9 @@ class ListSink:
         self.spans, self.events, self.closed = [], [], False
 
     async def export(self, spans, events):
-        self.spans += spans
+        # plain tuples, as the span writer process needs them (marshal refuses a NamedTuple)
+        assert all(type(span) is tuple for span in spans)
+        self.spans += map(tracing.named_span, spans)
         self.events += events
 
     async def close(self):

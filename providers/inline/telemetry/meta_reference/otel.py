@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from stack.tracing import EventRecord, FinishedSpan, SpanRecord, span_metrics
+from stack.tracing import EventRecord, FinishedSpan, SpanTuple, named_span, span_metrics
 
 #: how often the SDK's reader sends the metrics it aggregated (and once more on shutdown)
 METRICS_EXPORT_INTERVAL_MS = 10_000
@@ -48,8 +48,8 @@ class OtelSink:
         self.meter = self.meters.get_meter("polystack")
         self._histograms: dict[tuple[str, str], Any] = {}
 
-    async def export(self, spans: list[FinishedSpan | SpanRecord], events: list[EventRecord]) -> None:
-        for span in spans:
+    async def export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None:
+        for span in map(named_span, spans):
             metrics = span_metrics(span)
             self.processor.on_end(self._readable(span, metrics))
             for metric, value, unit, _at, tags in metrics:
@@ -66,7 +66,7 @@ class OtelSink:
             histogram = self._histograms[metric, unit] = self.meter.create_histogram(metric, unit=unit)
         histogram.record(value, {k: _otel_value(v) for k, v in tags.items() if v is not None})
 
-    def _readable(self, span: FinishedSpan | SpanRecord, metrics: list) -> Any:
+    def _readable(self, span: FinishedSpan, metrics: list) -> Any:
         from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 

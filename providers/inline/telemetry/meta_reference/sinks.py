@@ -16,7 +16,7 @@ from typing import Any, Callable
 import orjson
 
 from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, JsonText, SqlStore
-from stack.tracing import EventRecord, FinishedSpan, SpanRecord
+from stack.tracing import EventRecord, SpanTuple, named_span
 
 from .span_writer import SpanWriterProcess, WriterUnavailable
 
@@ -64,11 +64,8 @@ CHUNK_KEY = ("trace_id", "chunk_id")
 _FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
 
 
-#: a span as the span store's writers take it (``PlainSpan``): ``FinishedSpan`` less its metrics, a
-#: plain tuple made in C, which ``marshal`` carries to the writer process (a NamedTuple it refuses)
-plain_span = operator.itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 8, 10)
-PlainSpan = tuple  # (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, root, attributes, expires_ns)
-_EXPIRES = operator.itemgetter(9)
+# a span as the collector hands it over (``tracing.SpanTuple``, FinishedSpan's fields), by index
+_EXPIRES = operator.itemgetter(10)
 _ROOT = operator.itemgetter(7)
 _STORED = operator.itemgetter(slice(1, 9))  # what a chunk keeps of a span (see _FIELDS)
 _ATTRIBUTES = operator.itemgetter(8)
@@ -76,7 +73,7 @@ _ATTRIBUTES = operator.itemgetter(8)
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
-def _encoder(spans: list[PlainSpan]) -> Callable[[list[tuple]], Any]:
+def _encoder(spans: list[SpanTuple]) -> Callable[[list[tuple]], Any]:
     """How the batch's chunks are encoded: to JSON text by orjson in one C call each when every
     attribute value is a string, integer, boolean, None or finite float (checked for the whole
     batch at C speed: ~50 ns a value), else left to the store (the standard library's JSON:
@@ -101,11 +98,11 @@ def _as_python(stored: list[tuple]) -> list[tuple]:
     return stored
 
 
-def chunk_rows(spans: list[PlainSpan], ttl_ns: int | None) -> list[dict[str, Any]]:
+def chunk_rows(spans: list[SpanTuple], ttl_ns: int | None) -> list[dict[str, Any]]:
     """A ``span_chunks`` row per trace of the batch, its spans expiring ``ttl_ns`` from now unless
     they carry their own ``expires_ns`` (the writer process runs this, or, writing in-process, the
     flush task on the event loop: a batch is ~4,000 spans, so every step per span counts)."""
-    by_trace: dict[str, list[PlainSpan]] = {}
+    by_trace: dict[str, list[SpanTuple]] = {}
     get = by_trace.get
     for span in spans:
         group = get(span[0])
@@ -169,27 +166,26 @@ class SpanStoreSink:
             except WriterUnavailable as exc:
                 await self._without_writer(exc)
 
-    async def export(self, spans: list[FinishedSpan], events: list[EventRecord]) -> None:
+    async def export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None:
         if spans:
-            plain = list(map(plain_span, spans))
             if self.writer is None:
-                await self._write(plain)
+                await self._write(spans)
             else:
                 try:
-                    await self.writer.write(plain, self.ttl_ns)
+                    await self.writer.write(spans, self.ttl_ns)
                 except WriterUnavailable as exc:  # it never wrote this batch: nothing lost
                     await self._without_writer(exc)
-                    await self._write(plain)
+                    await self._write(spans)
                 except ValueError:  # a value marshal refuses (never sent): the store's encoding takes it
-                    await self._write(plain)
+                    await self._write(spans)
         if events:
             await self._events(events)
 
-    async def write_here(self, spans: list[FinishedSpan]) -> None:
+    async def write_here(self, spans: list[SpanTuple]) -> None:
         """Write ``spans`` with this process's store, now."""
-        await self._write(list(map(plain_span, spans)))
+        await self._write(spans)
 
-    async def _write(self, spans: list[PlainSpan]) -> None:
+    async def _write(self, spans: list[SpanTuple]) -> None:
         await self.store.upsert_many("span_chunks", chunk_rows(spans, self.ttl_ns), CHUNK_KEY)
 
     async def _without_writer(self, reason: WriterUnavailable) -> None:
@@ -265,7 +261,8 @@ def _spans(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class ConsoleSink:
     """One line per span and event on stderr, written by a worker thread."""
 
-    async def export(self, spans: list[FinishedSpan | SpanRecord], events: list[EventRecord]) -> None:
+    async def export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None:
+        spans = list(map(named_span, spans))
         lines = [
             f"[trace {s.trace_id} span {s.span_id}] {s.name} {(s.end_ns - s.start_ns) / 1e6:.2f} ms "
             f"{s.status} {json.dumps(s.attributes, default=str)}"

@@ -99,7 +99,7 @@ class SpanWriterProcess:
         return child.ready.is_set()
 
     async def write(self, spans: list[tuple], ttl_ns: int | None) -> None:
-        """Have the child write ``spans`` (``sinks.PlainSpan`` tuples; ``sinks.chunk_rows``'s ``ttl_ns``);
+        """Have the child write ``spans`` (``tracing.SpanTuple``s; ``sinks.chunk_rows``'s ``ttl_ns``);
         returns once they are stored."""
         if self._child is None:  # the last one died: its successor
             await self.start()

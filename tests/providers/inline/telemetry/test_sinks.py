@@ -10,11 +10,12 @@ import pytest
 from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
 from stack.storage import sqlstore_from_config
-from stack.tracing import FinishedSpan
+from stack.tracing import SpanTuple
 
 
 def _span(trace_id, span_id, parent, name, start, end, attributes, root=False):
-    return FinishedSpan(trace_id, span_id, parent, name, start, end, "ok", root, attributes, None, None)
+    # as the collector hands spans over: FinishedSpan's fields in a plain tuple
+    return (trace_id, span_id, parent, name, start, end, "ok", root, attributes, None, None)
 
 
 @pytest.fixture(params=["process", "thread"])

@@ -17,11 +17,11 @@ from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
 from stack import tracing
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
-from stack.tracing import FinishedSpan
+from stack.tracing import SpanTuple
 
 
-def _root(trace_id: str, **attributes) -> FinishedSpan:
-    return FinishedSpan(trace_id, trace_id[:16], None, "POST /v1/chat/completions", 1, 2, "ok", True,
+def _root(trace_id: str, **attributes) -> SpanTuple:
+    return (trace_id, trace_id[:16], None, "POST /v1/chat/completions", 1, 2, "ok", True,
                         attributes, ("gen_ai.metrics",), None)
 
 
