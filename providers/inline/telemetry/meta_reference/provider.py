@@ -96,16 +96,6 @@ class MetaReferenceTelemetry:
             store_config = store_config.model_copy(update={"db_path": str(path)})
         return SpanWriterProcess(store_config.model_dump(mode="json"))
 
-    async def health(self) -> dict[str, Any]:
-        """Who writes request spans to the span store (``/v1/health``, under ``providers``): the
-        writer process, with its pid and how often it was replaced, or this process ("thread")."""
-        if self.store is None:
-            return {"span_writer": None}
-        writer = self.store.writer
-        if writer is None:
-            return {"span_writer": "thread"}
-        return {"span_writer": "process", "span_writer_pid": writer.pid, "span_writer_restarts": writer.restarts}
-
     async def shutdown(self) -> None:
         tracing.install(None)
         if self.collector is not None:
