@@ -302,9 +302,16 @@ class Collector:
             except Exception:
                 log.exception("telemetry sink %s failed to close", type(sink).__name__)
 
-    def stats(self) -> dict[str, int]:
-        return {"buffered_spans": len(self._spans), "buffered_events": len(self._events),
-                "exported_spans": self.exported, "dropped": self.dropped, "failed_batches": self.failed_batches}
+    def stats(self) -> dict[str, Any]:
+        """The buffer's counts, and what sinks with a ``stats()`` add (the span store: who writes it)."""
+        stats: dict[str, Any] = {
+            "buffered_spans": len(self._spans), "buffered_events": len(self._events),
+            "exported_spans": self.exported, "dropped": self.dropped, "failed_batches": self.failed_batches}
+        for sink in self.sinks:
+            own = getattr(sink, "stats", None)
+            if own is not None:
+                stats.update(own())
+        return stats
 
 
 _collector: Collector | None = None

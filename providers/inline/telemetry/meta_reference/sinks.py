@@ -181,6 +181,14 @@ class SpanStoreSink:
         if events:
             await self._events(events)
 
+    def stats(self) -> dict[str, Any]:
+        """Who writes the collector's span batches (``/v1/health``'s ``telemetry``): the writer
+        process, with its pid and how often it was replaced, or this process ("thread")."""
+        writer = self.writer
+        if writer is None:
+            return {"span_writer": "thread"}
+        return {"span_writer": "process", "span_writer_pid": writer.pid, "span_writer_restarts": writer.restarts}
+
     async def write_here(self, spans: list[SpanTuple]) -> None:
         """Write ``spans`` with this process's store, now."""
         await self._write(spans)

@@ -351,3 +351,10 @@ async def test_span_writer_picks_who_writes_request_spans(tmp_path, upstream, mo
             assert await writer.wait_ready() and writer.pid != os.getpid()
         trace_id = (await client.post("/v1/chat/completions", json=CHAT)).headers["x-trace-id"]
         assert len(await spans_of(client, trace_id)) == 4
+        health = (await client.get("/v1/health")).json()
+        assert "meta-reference" not in health.get("providers", {})  # that block is models' load states
+        shown = {k: v for k, v in health["telemetry"].items() if k.startswith("span_writer")}
+        if by_child:
+            assert shown == {"span_writer": "process", "span_writer_pid": writer.pid, "span_writer_restarts": 0}
+        else:
+            assert shown == {"span_writer": "thread"}
