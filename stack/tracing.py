@@ -114,7 +114,7 @@ class SpanRecord:
         self.attributes[key] = value
 
     def finished(self) -> FinishedSpan:
-        return _finished(_snapshot(self))
+        return named_span(_snapshot(self))
 
 
 #: a finished span as the collector buffers it and the sinks get it: ``FinishedSpan``'s fields in a
@@ -156,9 +156,8 @@ def span_metrics(span: FinishedSpan) -> list[Metric]:
     return metrics
 
 
-_finished = functools.partial(tuple.__new__, FinishedSpan)  # no Python-level __new__: C speed
-#: a ``SpanTuple`` as a ``FinishedSpan``
-named_span = _finished
+#: a ``SpanTuple`` as a ``FinishedSpan`` (no Python-level ``__new__``: C speed)
+named_span = functools.partial(tuple.__new__, FinishedSpan)
 _snapshot = operator.attrgetter(*FinishedSpan._fields)  # a SpanRecord's fields as a SpanTuple, in C
 
 

@@ -49,9 +49,8 @@ _PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
 
 
 _MAX_PARAMS = 30_000  # bound parameters per statement: SQLite allows 32,766, PostgreSQL 65,535
-# values every backend binds unchanged in a column of that type
-_AS_IS: dict[type, ColumnType] = {str: ColumnType.TEXT, int: ColumnType.INTEGER}
 _NONE = frozenset({type(None)})
+_NOTHING: frozenset[type] = frozenset()
 
 
 class JsonText:
@@ -219,7 +218,7 @@ class SqlStore(ABC):
         types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
         # per column, the Python types this backend binds as they are (None too): a row whose
         # values all have them is checked in C (one ``all(map(...))``) and bound untouched
-        bound = [self._binds_as_is.get(t, frozenset()) | _NONE for t in types]
+        bound = [self._binds_as_is.get(t, _NOTHING) | _NONE for t in types]
         values_of = operator.itemgetter(*columns)
         key_of = operator.itemgetter(*keys)
         latest: dict[Any, Any] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
@@ -422,7 +421,7 @@ class SqlStore(ABC):
     def _encode_value(self, ctype: ColumnType | None, value: Any, col: str) -> Any:
         if value is None or ctype is None:
             return value
-        if _AS_IS.get(type(value)) is ctype:  # the common case, bound as it is by every backend
+        if type(value) in SqlStore._binds_as_is.get(ctype, _NOTHING):  # every backend binds it as it is
             return value
         allowed = _PYTHON_TYPES.get(ctype)
         if allowed and (not isinstance(value, allowed) or (

@@ -169,15 +169,15 @@ class SpanStoreSink:
     async def export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None:
         if spans:
             if self.writer is None:
-                await self._write(spans)
+                await self.write_here(spans)
             else:
                 try:
                     await self.writer.write(spans, self.ttl_ns)
                 except WriterUnavailable as exc:  # it never wrote this batch: nothing lost
                     await self._without_writer(exc)
-                    await self._write(spans)
+                    await self.write_here(spans)
                 except ValueError:  # a value marshal refuses (never sent): the store's encoding takes it
-                    await self._write(spans)
+                    await self.write_here(spans)
         if events:
             await self._events(events)
 
@@ -191,9 +191,6 @@ class SpanStoreSink:
 
     async def write_here(self, spans: list[SpanTuple]) -> None:
         """Write ``spans`` with this process's store, now."""
-        await self._write(spans)
-
-    async def _write(self, spans: list[SpanTuple]) -> None:
         await self.store.upsert_many("span_chunks", chunk_rows(spans, self.ttl_ns), CHUNK_KEY)
 
     async def _without_writer(self, reason: WriterUnavailable) -> None:

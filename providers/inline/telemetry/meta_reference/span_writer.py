@@ -12,6 +12,7 @@ are after an in-process write, so flush-then-read keeps working.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -112,10 +113,9 @@ class SpanWriterProcess:
         acked = asyncio.get_running_loop().create_future()
         child.pending[self._seq] = acked
         child.proc.stdin.write(payload)
-        try:
+        # a child that died takes its pipe with it: the ack reader then fails ``acked``
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             await child.proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it died: the ack reader fails ``acked``
         await acked
 
     async def _read_acks(self, child: _Child) -> None:
@@ -143,10 +143,9 @@ class SpanWriterProcess:
         if child.ready.is_set() and not self._closing:
             log.warning("span writer process %d exited with code %s; starting another", child.proc.pid, code)
             self.restarts += 1
-            try:
+            # one that cannot start: the next write falls back to writing in-process, and logs it
+            with contextlib.suppress(WriterUnavailable):
                 await self.start()
-            except WriterUnavailable:
-                pass  # the next write falls back to writing in-process (and logs it)
 
     @staticmethod
     def _take(child: _Child, message: tuple) -> None:

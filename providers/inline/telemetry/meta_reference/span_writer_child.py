@@ -10,6 +10,7 @@ It exits when stdin closes (the server shut down or died), after writing what it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,10 +28,9 @@ log = logging.getLogger("polystack.span_writer")
 
 
 def _ack(fd: int, value: tuple) -> None:
-    try:
+    # the server gone: what it sent before is still written (up to stdin's end), unacknowledged
+    with contextlib.suppress(BrokenPipeError):
         write_frame(fd, value)
-    except BrokenPipeError:  # the server is gone; what it sent before is still written (up to stdin's end)
-        pass
 
 
 async def serve(acks: int) -> int:
