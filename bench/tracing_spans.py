@@ -29,6 +29,7 @@ SCOPE = {
     "headers": [(b"host", b"bench"), (b"content-type", b"application/json"), (b"content-length", b"100")],
     "route": SimpleNamespace(path="/v1/chat/completions"),
 }
+HEADERS = dict(SCOPE["headers"])
 RESULT = SimpleNamespace(model="bench-upstream", usage=SimpleNamespace(prompt_tokens=5, completion_tokens=7))
 REQUEST = SimpleNamespace(model="bench")
 
@@ -71,7 +72,7 @@ async def measure(requests: int, rounds: int) -> dict[str, float]:
         tracing.install(collector if mode == "on" else None)
         started = time.thread_time()
         for n in range(requests):
-            root = start_root(SCOPE)
+            root = start_root(SCOPE, HEADERS)
             await router.openai_chat_completion(REQUEST)
             if root is not None:
                 root.finish(200, None, SCOPE)

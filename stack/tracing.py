@@ -16,6 +16,7 @@ import asyncio
 import collections
 import functools
 import inspect
+import itertools
 import logging
 import operator
 import os
@@ -24,7 +25,7 @@ import re
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple, Protocol
 
@@ -33,7 +34,6 @@ from .errors import ServiceUnavailableError
 log = logging.getLogger(__name__)
 
 _random = random.Random()  # ids need to be unique, not secret: no syscall per id
-os.register_at_fork(after_in_child=_random.seed)  # forked workers must not repeat the parent's ids
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
@@ -46,8 +46,36 @@ def new_trace_id() -> str:
     return (time.time_ns() // 1_000_000 << 80 | _random.getrandbits(80)).to_bytes(16, "big").hex()
 
 
+_SPAN_IDS_PER_BATCH = 512
+
+
+def _span_id_batch() -> list[str]:
+    """The next ``_SPAN_IDS_PER_BATCH`` span ids: random bytes made and hex-encoded in one C call each,
+    cut into 16-digit ids (all-zero is not a valid span id; a batch holding one drops it)."""
+    text = _random.randbytes(8 * _SPAN_IDS_PER_BATCH).hex()
+    ids = [text[i:i + 16] for i in range(0, len(text), 16)]
+    return [i for i in ids if i != "0000000000000000"] if "0000000000000000" in ids else ids
+
+
+def _fresh_span_ids() -> None:
+    # batches of ids behind one C-level iterator: a span's id is a ``next()``, no Python frame
+    global _span_ids
+    _span_ids = itertools.chain.from_iterable(iter(_span_id_batch, None))
+
+
+_fresh_span_ids()
+
+
+def _after_fork() -> None:
+    _random.seed()  # forked workers must not repeat the parent's ids...
+    _fresh_span_ids()  # ...nor the ids it had made ahead
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def new_span_id() -> str:
-    return (_random.getrandbits(64) or 1).to_bytes(8, "big").hex()
+    return next(_span_ids)
 
 
 def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:
@@ -90,36 +118,58 @@ Metric = tuple[str, "int | float", str, int, dict[str, Any]]
 DERIVED_METRICS: dict[str, Callable[["FinishedSpan"], list[Metric]]] = {}
 
 
-@dataclass(slots=True)
-class SpanRecord:
-    """One span; ``end_ns`` is set when it finishes. Times are epoch nanoseconds."""
+def _field(index: int, doc: str, *, settable: bool = False) -> property:
+    """A ``SpanRecord`` field by name: read in C (an ``itemgetter``), set through the list."""
+    def set_field(record: list, value: Any) -> None:
+        record[index] = value
 
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    start_ns: int
-    end_ns: int | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    status: str = "ok"
-    #: the first span of its trace on this server (a request's span): what trace queries list
-    root: bool = False
-    #: metrics recorded on this span in-process (``Metric`` tuples, or names of ``DERIVED_METRICS``);
-    #: they travel with it to the sinks, which read them through ``span_metrics``
-    metrics: tuple[Metric | str, ...] | None = None
-    #: epoch ns after which a store may delete it (posted spans' ttl_seconds); None: the store's default
-    expires_ns: int | None = None
+    return property(operator.itemgetter(index), set_field if settable else None, doc=doc)
+
+
+#: where hot paths index a ``SpanRecord`` (a subscript costs a tenth of a property's lookup)
+TRACE_ID, SPAN_ID, NAME, END, STATUS, ATTRIBUTES = 0, 1, 3, 5, 6, 8
+
+
+class SpanRecord(list):
+    """One span while it runs: a list in ``FinishedSpan``'s field order, so that making one
+    (``SpanRecord((trace_id, span_id, ...))``) and snapshotting it when it ends (``tuple(record)``)
+    are single C calls; the request path makes four and indexes them. Elsewhere, read and set
+    its fields by name, and make one with ``SpanRecord.new``. Times are epoch nanoseconds."""
+
+    __slots__ = ()
+
+    trace_id = _field(0, "the trace's id (32 hex digits)")
+    span_id = _field(1, "this span's id (16 hex digits)")
+    parent_span_id = _field(2, "the parent span's id; None for a trace's first span")
+    name = _field(3, "what the span did", settable=True)
+    start_ns = _field(4, "when it started")
+    end_ns = _field(5, "when it finished; None while it runs", settable=True)
+    status = _field(6, '"ok" or "error"', settable=True)
+    root = _field(7, "the first span of its trace on this server (a request's span): what trace queries list")
+    attributes = _field(8, "its attributes (a dict, changed in place)")
+    metrics = _field(9, "metrics recorded on it in-process (``Metric`` tuples, or names of "
+                        "``DERIVED_METRICS``); they travel with it to the sinks (``span_metrics``)", settable=True)
+    expires_ns = _field(10, "epoch ns after which a store may delete it (posted spans' ttl_seconds); "
+                            "None: the store's default", settable=True)
+
+    @classmethod
+    def new(cls, trace_id: str, span_id: str, parent_span_id: str | None, name: str, start_ns: int,
+            end_ns: int | None = None, attributes: dict[str, Any] | None = None, status: str = "ok",
+            root: bool = False, metrics: tuple[Metric | str, ...] | None = None,
+            expires_ns: int | None = None) -> SpanRecord:
+        return cls((trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, root,
+                    {} if attributes is None else attributes, metrics, expires_ns))
 
     def set(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
+        self[ATTRIBUTES][key] = value
 
     def finished(self) -> FinishedSpan:
-        return named_span(_snapshot(self))
+        return named_span(tuple(self))
 
 
 #: a finished span as the collector buffers it and the sinks get it: ``FinishedSpan``'s fields in a
-#: plain tuple, made in C as the span ends (``marshal`` carries it to the span writer process, which
-#: refuses a NamedTuple); ``named_span`` makes it a ``FinishedSpan`` for sinks that read by name
+#: plain tuple, ``tuple(record)`` as the span ends (``marshal`` carries it to the span writer process,
+#: which refuses a NamedTuple); ``named_span`` makes it a ``FinishedSpan`` for sinks that read by name
 SpanTuple = tuple
 
 
@@ -158,7 +208,6 @@ def span_metrics(span: FinishedSpan) -> list[Metric]:
 
 #: a ``SpanTuple`` as a ``FinishedSpan`` (no Python-level ``__new__``: C speed)
 named_span = functools.partial(tuple.__new__, FinishedSpan)
-_snapshot = operator.attrgetter(*FinishedSpan._fields)  # a SpanRecord's fields as a SpanTuple, in C
 
 
 @dataclass(slots=True)
@@ -215,29 +264,31 @@ class Collector:
         self.failed_batches = 0
         self._spans: collections.deque[SpanTuple] = collections.deque()
         self._events: collections.deque[EventRecord] = collections.deque()
+        #: buffered spans and events at which ``add_span`` looks closer (a batch to flush, or full)
+        self._attention = min(batch_size, max_buffer)
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
 
     def add_span(self, record: SpanRecord) -> None:
-        # the request path: a tuple appended, and a length check (full: the oldest goes)
+        # the request path, four times a request: a tuple made and appended in C, one comparison
         spans = self._spans
-        if len(spans) + len(self._events) >= self.max_buffer:
-            self._drop_oldest()
-        spans.append(_snapshot(record))
-        if len(spans) >= self.batch_size and self._wake is not None:
-            self._wake.set()
+        spans.append(tuple(record))
+        if len(spans) + len(self._events) >= self._attention:
+            self._batch_ready()
 
     def add_event(self, record: EventRecord) -> None:
-        if len(self._spans) + len(self._events) >= self.max_buffer:
-            self._drop_oldest()
         self._events.append(record)
-        if len(self._events) >= self.batch_size and self._wake is not None:
-            self._wake.set()
+        if len(self._spans) + len(self._events) >= self._attention:
+            self._batch_ready()
 
-    def _drop_oldest(self) -> None:
-        (self._spans if self._spans else self._events).popleft()
-        self.dropped += 1
+    def _batch_ready(self) -> None:
+        """Full: the oldest go (counted); a batch's worth: the flush task is woken."""
+        while len(self._spans) + len(self._events) > self.max_buffer:
+            (self._spans if self._spans else self._events).popleft()
+            self.dropped += 1
+        if (len(self._spans) >= self.batch_size or len(self._events) >= self.batch_size) and self._wake is not None:
+            self._wake.set()
 
     def start(self) -> None:
         self._wake, self._lock = asyncio.Event(), asyncio.Lock()
@@ -316,7 +367,7 @@ class Collector:
 _collector: Collector | None = None
 _current: ContextVar[SpanRecord | None] = ContextVar("current_span", default=None)
 #: the current "span" of a request that sampling left out: nothing under it is recorded
-UNSAMPLED = SpanRecord("", "", None, "unsampled", 0)
+UNSAMPLED = SpanRecord.new("", "", None, "unsampled", 0)
 
 
 def install(collector: Collector | None) -> None:
@@ -346,18 +397,20 @@ def current_span() -> SpanRecord | None:
 def start_span(name: str, attributes: dict[str, Any] | None = None, *,
                parent: tuple[str, str] | None = None) -> SpanRecord:
     """A new span, child of ``parent`` (trace_id, span_id) or of the current span, or a new trace's root."""
-    if parent is None:
+    if parent is not None:
+        trace_id, parent_id = parent
+    else:
         current = _current.get()
-        parent = (current.trace_id, current.span_id) if current is not None else None
-    trace_id, parent_id = parent if parent is not None else (new_trace_id(), None)
-    return SpanRecord(trace_id, new_span_id(), parent_id, name, time.time_ns(), attributes=attributes or {})
+        trace_id, parent_id = (new_trace_id(), None) if current is None else (current[0], current[1])
+    return SpanRecord((trace_id, next(_span_ids), parent_id, name, time.time_ns(), None, "ok", False,
+                       {} if attributes is None else attributes, None, None))
 
 
 def finish_span(record: SpanRecord, error: BaseException | None = None) -> None:
-    record.end_ns = time.time_ns()
+    record[END] = time.time_ns()
     if error is not None:
-        record.status = "error"
-        record.attributes["error.type"] = type(error).__name__
+        record[STATUS] = "error"
+        record[ATTRIBUTES]["error.type"] = type(error).__name__
     collector = _collector
     if collector is not None:
         collector.add_span(record)
@@ -425,17 +478,20 @@ def instrument(obj: Any, api: str, names: list[str], *, kind: str, provider_id: 
 
 def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],
             on_result: AttributeHook | None) -> Callable[..., Any]:
+    # the request path runs this twice a traced request (router and provider): start_span and
+    # finish_span are inlined, the span is a list made in C and snapshotted in C when it ends
     async def traced(*args: Any, **kwargs: Any) -> Any:
         if _collector is None:
             return await method(*args, **kwargs)
-        current = _current.get()  # start_span inlined: this runs twice per traced request
-        if current is UNSAMPLED:
-            return await method(*args, **kwargs)
+        current = _current.get()
         if current is None:
-            trace_id, parent_id = new_trace_id(), None
+            record = SpanRecord((new_trace_id(), next(_span_ids), None, span_name, time.time_ns(), None, "ok",
+                                 False, base.copy(), None, None))
+        elif current is UNSAMPLED:
+            return await method(*args, **kwargs)
         else:
-            trace_id, parent_id = current.trace_id, current.span_id
-        record = SpanRecord(trace_id, new_span_id(), parent_id, span_name, time.time_ns(), None, base.copy())
+            record = SpanRecord((current[0], next(_span_ids), current[1], span_name, time.time_ns(), None, "ok",
+                                 False, base.copy(), None, None))
         token = _current.set(record)
         try:
             result = await method(*args, **kwargs)
@@ -444,9 +500,20 @@ def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],
             raise
         finally:
             _current.reset(token)
-        if _is_stream(type(result)):
+        stream = _STREAMS.get(type(result))
+        if stream is None:
+            stream = _is_stream(type(result))
+        if stream:
             return _finish_after(result, record, args, kwargs, on_result)
-        _finish(record, args, kwargs, result, on_result)
+        record[END] = time.time_ns()
+        if on_result is not None:
+            try:
+                on_result(record, args, kwargs, result)
+            except Exception:  # attributes are best effort; they never fail the call
+                log.debug("span attributes of %s failed", span_name, exc_info=True)
+        collector = _collector
+        if collector is not None:
+            collector.add_span(record)
         return result
 
     traced.__traced__ = True  # type: ignore[attr-defined]

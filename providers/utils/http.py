@@ -238,11 +238,11 @@ class UpstreamClient:
             "http.request.method": method, "url.full": self.base_url + path, "polystack.upstream": self.name})
         try:
             response = await self._send(method, path, body, headers, what,
-                                        tracing.format_traceparent(span.trace_id, span.span_id))
+                                        tracing.format_traceparent(span[tracing.TRACE_ID], span[tracing.SPAN_ID]))
         except BaseException as exc:
             tracing.finish_span(span, exc)
             raise
-        span.attributes["http.response.status_code"] = response.status
+        span[tracing.ATTRIBUTES]["http.response.status_code"] = response.status
         tracing.finish_span(span)
         return response
 

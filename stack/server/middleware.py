@@ -75,12 +75,12 @@ class ServerMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        root = start_root(scope)
+        headers = dict(scope["headers"])
+        root = start_root(scope, headers)
         if path.startswith(TELEMETRY_PREFIX) and scope.get("query_string"):
             rewritten = rewrite_query(scope["query_string"].decode("latin-1"))
             if rewritten is not None:
                 scope = {**scope, "query_string": rewritten.encode("latin-1")}
-        headers = dict(scope["headers"])
         rid = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")[:128] or f"{_random.getrandbits(128):032x}"
         added = [(REQUEST_ID_HEADER, rid.encode("latin-1"))]
         if root is not None and root.record is not None:

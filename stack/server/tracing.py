@@ -35,30 +35,31 @@ class RootSpan:
 
     def __init__(self, record: tracing.SpanRecord | None, token) -> None:
         self.record, self.token = record, token
-        self.header = None if record is None else (TRACE_ID_HEADER, record.trace_id.encode())
+        self.header = None if record is None else (TRACE_ID_HEADER, record[tracing.TRACE_ID].encode())
 
     def finish(self, status: int | None, error: BaseException | None, scope) -> None:
         tracing.reset_current(self.token)
         record = self.record
         if record is None:
             return
-        attributes = record.attributes
+        attributes = record[tracing.ATTRIBUTES]
         if status is not None:
             attributes["http.response.status_code"] = status
             if status >= 500:
-                record.status = "error"
+                record[tracing.STATUS] = "error"
         route = scope.get("route")
         route_path = getattr(route, "path", None) if route is not None else None
         if route_path:
             attributes["http.route"] = route_path
-            record.name = f"{scope['method']} {route_path}"
+            record[tracing.NAME] = f"{scope['method']} {route_path}"
         else:
-            record.name = f"{scope['method']} {scope['path']}"
+            record[tracing.NAME] = f"{scope['method']} {scope['path']}"
         tracing.finish_span(record, error)
 
 
-def start_root(scope) -> RootSpan | None:
-    """The request's root span, made current; None when tracing is off or the path is not traced."""
+def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:
+    """The request's root span, made current; None when tracing is off or the path is not traced.
+    ``headers``: the request's headers as a dict (the middleware makes it once for everyone)."""
     collector = tracing.collector()
     if collector is None:
         return None
@@ -71,20 +72,19 @@ def start_root(scope) -> RootSpan | None:
     if skip:
         return None
     parent = None
-    for name, value in scope["headers"]:
-        if name == TRACEPARENT_HEADER:
-            parent = tracing.parse_traceparent(value)
-            if parent is not None and not tracing.traceparent_sampled(value):
-                parent = False  # the caller does not record this trace: neither do we
-            break
+    value = headers.get(TRACEPARENT_HEADER)
+    if value is not None:
+        parent = tracing.parse_traceparent(value)
+        if parent is not None and not tracing.traceparent_sampled(value):
+            parent = False  # the caller does not record this trace: neither do we
     if parent is False or (parent is None and collector.sample_rate < 1 and not tracing.sampled(collector.sample_rate)):
         return RootSpan(None, tracing.activate_token(tracing.UNSAMPLED))
     trace_id, parent_id = (tracing.new_trace_id(), None) if parent is None else parent
     # this server's first span of the trace (root), even under a caller's traceparent; its name
     # is given when it finishes (by then the route is known)
     method = scope["method"]
-    record = tracing.SpanRecord(trace_id, tracing.new_span_id(), parent_id, "", time.time_ns(), None,
-                                {"http.request.method": method, "url.path": path}, "ok", True)
+    record = tracing.SpanRecord((trace_id, tracing.new_span_id(), parent_id, "", time.time_ns(), None, "ok", True,
+                                 {"http.request.method": method, "url.path": path}, None, None))
     return RootSpan(record, tracing.activate_token(record))
 
 

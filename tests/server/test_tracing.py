@@ -21,7 +21,8 @@ def _scope(path, headers=()):
 
 
 def _root(path):
-    root = server_tracing.start_root(_scope(path))
+    scope = _scope(path)
+    root = server_tracing.start_root(scope, dict(scope["headers"]))
     if root is not None:
         root.finish(200, None, _scope(path))
     return root

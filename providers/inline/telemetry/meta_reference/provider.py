@@ -129,7 +129,7 @@ class MetaReferenceTelemetry:
         key = (event.trace_id, event.span_id)
         ns = _ns(event.timestamp)
         if isinstance(event.payload, SpanStartPayload):
-            record = tracing.SpanRecord(event.trace_id, event.span_id, event.payload.parent_span_id,
+            record = tracing.SpanRecord.new(event.trace_id, event.span_id, event.payload.parent_span_id,
                                         event.payload.name, ns, attributes=dict(event.attributes or {}),
                                         root=event.payload.parent_span_id is None, expires_ns=expires)
             if self.store is not None:
@@ -155,7 +155,7 @@ class MetaReferenceTelemetry:
         row = next((s for s in await self.store.trace(trace_id) if s["span_id"] == span_id), None)
         if row is None:
             return None
-        return tracing.SpanRecord(trace_id, span_id, row["parent_span_id"], row["name"], row["start_ns"],
+        return tracing.SpanRecord.new(trace_id, span_id, row["parent_span_id"], row["name"], row["start_ns"],
                                   attributes=row["attributes"] or {}, root=row["root"])
 
     # -- queries -----------------------------------------------------------------------------

@@ -54,7 +54,7 @@ async def test_shutdown_writes_what_the_collector_buffered_and_the_child_exits(c
     collector = tracing.Collector([sink], interval=3600)
     collector.start()
     for i in range(3):
-        collector.add_span(tracing.SpanRecord(f"{i:032x}", f"{i:016x}", None, "request", 1, 2, root=True))
+        collector.add_span(tracing.SpanRecord.new(f"{i:032x}", f"{i:016x}", None, "request", 1, 2, root=True))
     child = sink.writer._child.proc
     await collector.close()
     assert child.returncode == 0
@@ -73,7 +73,7 @@ async def test_a_child_that_dies_mid_batch_loses_that_batch_counted_and_a_new_on
         assert await sink.writer.wait_ready()
         first = sink.writer.pid
         os.kill(first, signal.SIGSTOP)  # it cannot ack: the batch is in flight when it dies
-        collector.add_span(tracing.SpanRecord("b" * 32, "b" * 16, None, "lost", 1, 2, root=True))
+        collector.add_span(tracing.SpanRecord.new("b" * 32, "b" * 16, None, "lost", 1, 2, root=True))
         flushing = asyncio.ensure_future(collector.flush())
         await asyncio.sleep(0.05)
         assert not flushing.done()

@@ -1,0 +1,139 @@
+"""Tracing's cost in machine instructions per request, counted by valgrind's callgrind: a count
+that other load on the machine does not change, unlike the CPU times of bench/proxy.py and
+bench/tracing_inprocess.py (on two shared cores their identical runs differed by more than the
+effect being measured).
+
+The proxy's app (bench/proxy.py's traced run config: remote::openai to bench/_instant_upstream.py,
+inline::meta-reference telemetry with the sqlite sink) is called in-process as in
+bench/tracing_inprocess.py, 16 requests at a time; callgrind counts only the measured requests
+and the flush after them (collection is switched on inside one ``functools.reduce`` call, which
+nothing else here makes). Modes: ``off`` (no tracing), ``on`` (every request traced, spans
+written by the span writer process, whose own instructions are not counted: see
+bench/tracing_inprocess.py for its CPU time) and ``drop`` (spans made, then dropped: the
+request path alone).
+
+usage: python bench/tracing_instructions.py [--requests 800] [--modes off,on,drop] [--base-tree DIR]
+
+Each mode runs in its own valgrind process (~40 s each; two run at a time). Needs valgrind.
+--base-tree DIR counts the same modes with the code of another checkout (a git worktree of the
+code before a change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import functools
+import gc
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def count(tree: Path, mode: str, requests: int, upstream_url: str) -> int:
+    """Instructions per request of ``mode`` with the code of ``tree``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce", f"--callgrind-out-file={out}",
+             sys.executable, str(HERE / "tracing_instructions.py"), "--_worker", mode, str(requests), upstream_url,
+             str(tree)],
+            cwd=tree, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{mode} in {tree} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+        summary = re.search(r"^summary:\s+(\d+)", out.read_text(), re.M)
+        return int(summary.group(1)) // requests
+
+
+def worker(mode: str, requests: int, upstream_url: str, tree: Path) -> None:
+    """Runs under callgrind: build the app, warm up, then the measured requests inside ``reduce``."""
+    sys.path[:0] = [str(tree / "bench"), str(tree)]
+    import proxy
+    from tracing_inprocess import build_app, call
+
+    from stack import tracing
+    from stack.cli import GC_YOUNG_THRESHOLD
+
+    home = Path(tempfile.mkdtemp())
+    os.environ["POLYSTACK_HOME"] = str(home / "home")
+    app = build_app(proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate=""), home)
+    body = proxy.BODY.encode()
+    loop = asyncio.new_event_loop()
+    lifespan = app.router.lifespan_context(app)
+    loop.run_until_complete(lifespan.__aenter__())
+    collector = tracing.collector()
+    writer = next((sink.writer for sink in collector.sinks if getattr(sink, "writer", None)), None)
+    if writer is not None and not loop.run_until_complete(writer.wait_ready()):
+        raise SystemExit("the span writer process did not start")
+    if mode == "drop":
+        collector.add_span = lambda record: None
+    tracing.install(None if mode == "off" else collector)
+
+    async def serve(n: int) -> None:
+        for _ in range(n // 16):
+            await asyncio.gather(*(call(app, body) for _ in range(16)))
+        await collector.flush()
+
+    loop.run_until_complete(serve(480))  # warm-up: connections, caches, specialised bytecode
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as `polystack run` serves
+    functools.reduce(lambda _a, _b: loop.run_until_complete(serve(requests)), [0, 0])  # counted
+    tracing.install(collector)
+    loop.run_until_complete(lifespan.__aexit__(None, None, None))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--modes", default="off,on,drop")
+    parser.add_argument("--base-tree", type=Path)
+    parser.add_argument("--_worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._worker:
+        mode, requests, url, tree = args._worker
+        worker(mode, int(requests), url, Path(tree))
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    sys.path.insert(0, str(HERE))
+    import proxy
+
+    port = proxy.free_port()
+    upstream = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(port)])
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        proxy.wait_until_up(url + "/models", upstream)
+        trees = {"after": HERE.parent}
+        if args.base_tree:
+            trees["before"] = args.base_tree.resolve()
+        modes = args.modes.split(",")
+        jobs = [(name, tree, mode) for name, tree in trees.items() for mode in modes]
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            counts = dict(zip([(n, m) for n, _, m in jobs],
+                              pool.map(lambda job: count(job[1], job[2], args.requests, url), jobs)))
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+    print(f"instructions per request ({args.requests} requests, 16 at a time; callgrind)")
+    print("| code | " + " | ".join(modes) + " | tracing costs (on - off) |")
+    print("|---|" + "---|" * (len(modes) + 1))
+    for name in trees:
+        row = [f"{counts[name, m]:,}" for m in modes]
+        cost = ""
+        if "on" in modes and "off" in modes:
+            off, on = counts[name, "off"], counts[name, "on"]
+            cost = f"{on - off:+,} ({(on - off) / off:+.1%})"
+        print(f"| {name} | " + " | ".join(row) + f" | {cost} |")
+
+
+if __name__ == "__main__":
+    main()
