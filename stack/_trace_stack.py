@@ -46,19 +46,22 @@ def instrument_provider(impl: Any, api: str, companions: list[str], provider_id:
 
 
 def _request_model(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], _result: Any) -> None:
-    attributes = record.attributes
     model = kwargs.get("model_id")
     if model is None:  # the OpenAI-compatible calls take one request
-        model = getattr(kwargs.get("request", args[0] if args else None), "model", None)
+        model = getattr(args[0] if args else kwargs.get("request"), "model", None)
     if model is not None:
-        attributes["gen_ai.request.model"] = model
+        record[tracing.ATTRIBUTES]["gen_ai.request.model"] = model
 
 
 def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any) -> None:
     """Model and token counts (when the provider reports usage) as attributes; the latency and token
     MetricEvents are worked out from them when a sink asks (``_inference_metrics``)."""
-    _request_model(record, args, kwargs, result)
-    attributes = record.attributes
+    attributes = record[tracing.ATTRIBUTES]
+    model = kwargs.get("model_id")
+    if model is None:  # _request_model inlined: this runs on every traced inference call
+        model = getattr(args[0] if args else kwargs.get("request"), "model", None)
+    if model is not None:
+        attributes["gen_ai.request.model"] = model
     usage = getattr(result, "usage", None)
     if usage is not None:
         if getattr(result, "model", None):
@@ -68,7 +71,8 @@ def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str,
             attributes["gen_ai.usage.input_tokens"] = prompt
         if completion is not None:
             attributes["gen_ai.usage.output_tokens"] = completion
-    record.metrics = _DERIVED if record.metrics is None else (*_DERIVED, *record.metrics)
+    metrics = record[tracing.METRICS]
+    record[tracing.METRICS] = _DERIVED if metrics is None else (*_DERIVED, *metrics)
 
 
 def _inference_metrics(span: tracing.FinishedSpan) -> list[tracing.Metric]:

@@ -57,25 +57,19 @@ def _span_id_batch() -> list[str]:
     return [i for i in ids if i != "0000000000000000"] if "0000000000000000" in ids else ids
 
 
-def _fresh_span_ids() -> None:
-    # batches of ids behind one C-level iterator: a span's id is a ``next()``, no Python frame
-    global _span_ids
-    _span_ids = itertools.chain.from_iterable(iter(_span_id_batch, None))
-
-
-_fresh_span_ids()
+#: span ids in batches behind one C-level iterator: ``new_span_id()`` is a C call, no Python frame
+_span_ids = itertools.chain.from_iterable(iter(_span_id_batch, None))
+new_span_id: Callable[[], str] = functools.partial(next, _span_ids)
 
 
 def _after_fork() -> None:
     _random.seed()  # forked workers must not repeat the parent's ids...
-    _fresh_span_ids()  # ...nor the ids it had made ahead
+    # ...nor those it had made ahead: the rest of the batch in hand goes (and some of the next,
+    # made from the fresh seed)
+    collections.deque(itertools.islice(_span_ids, _SPAN_IDS_PER_BATCH), maxlen=0)
 
 
 os.register_at_fork(after_in_child=_after_fork)
-
-
-def new_span_id() -> str:
-    return next(_span_ids)
 
 
 def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:
@@ -127,7 +121,7 @@ def _field(index: int, doc: str, *, settable: bool = False) -> property:
 
 
 #: where hot paths index a ``SpanRecord`` (a subscript costs a tenth of a property's lookup)
-TRACE_ID, SPAN_ID, NAME, END, STATUS, ATTRIBUTES = 0, 1, 3, 5, 6, 8
+TRACE_ID, SPAN_ID, NAME, END, STATUS, ATTRIBUTES, METRICS = 0, 1, 3, 5, 6, 8, 9
 
 
 class SpanRecord(list):
@@ -402,7 +396,7 @@ def start_span(name: str, attributes: dict[str, Any] | None = None, *,
     else:
         current = _current.get()
         trace_id, parent_id = (new_trace_id(), None) if current is None else (current[0], current[1])
-    return SpanRecord((trace_id, next(_span_ids), parent_id, name, time.time_ns(), None, "ok", False,
+    return SpanRecord((trace_id, new_span_id(), parent_id, name, time.time_ns(), None, "ok", False,
                        {} if attributes is None else attributes, None, None))
 
 
@@ -412,17 +406,17 @@ def finish_span(record: SpanRecord, error: BaseException | None = None) -> None:
         record[STATUS] = "error"
         record[ATTRIBUTES]["error.type"] = type(error).__name__
     collector = _collector
-    if collector is not None:
-        collector.add_span(record)
+    if collector is not None:  # Collector.add_span inlined: a traced request finishes four spans here
+        spans = collector._spans
+        spans.append(tuple(record))
+        if len(spans) + len(collector._events) >= collector._attention:
+            collector._batch_ready()
 
 
-def activate_token(record: SpanRecord) -> Any:
-    """Make ``record`` the current span until ``reset_current(token)`` (``activate`` without a generator)."""
-    return _current.set(record)
-
-
-def reset_current(token: Any) -> None:
-    _current.reset(token)
+#: ``activate_token(record)`` makes ``record`` the current span until ``reset_current(token)``
+#: (``span()`` without a generator); the context variable's own methods: C calls
+activate_token: Callable[[SpanRecord], Any] = _current.set
+reset_current: Callable[[Any], None] = _current.reset
 
 
 @contextmanager
@@ -485,12 +479,12 @@ def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],
             return await method(*args, **kwargs)
         current = _current.get()
         if current is None:
-            record = SpanRecord((new_trace_id(), next(_span_ids), None, span_name, time.time_ns(), None, "ok",
+            record = SpanRecord((new_trace_id(), new_span_id(), None, span_name, time.time_ns(), None, "ok",
                                  False, base.copy(), None, None))
         elif current is UNSAMPLED:
             return await method(*args, **kwargs)
         else:
-            record = SpanRecord((current[0], next(_span_ids), current[1], span_name, time.time_ns(), None, "ok",
+            record = SpanRecord((current[0], new_span_id(), current[1], span_name, time.time_ns(), None, "ok",
                                  False, base.copy(), None, None))
         token = _current.set(record)
         try:
@@ -505,15 +499,12 @@ def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],
             stream = _is_stream(type(result))
         if stream:
             return _finish_after(result, record, args, kwargs, on_result)
-        record[END] = time.time_ns()
         if on_result is not None:
             try:
                 on_result(record, args, kwargs, result)
             except Exception:  # attributes are best effort; they never fail the call
                 log.debug("span attributes of %s failed", span_name, exc_info=True)
-        collector = _collector
-        if collector is not None:
-            collector.add_span(record)
+        finish_span(record)
         return result
 
     traced.__traced__ = True  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -227,3 +228,20 @@ def test_trace_ids_sort_by_the_millisecond_they_were_made_in(monkeypatch):
     first, second, third = (tracing.new_trace_id() for _ in range(3))
     assert first < second and second != third
     assert int(first[:12], 16) == 1_700_000_000_000 and int(second[:12], 16) == int(third[:12], 16) == 1_700_000_000_001
+
+
+def test_a_forked_process_makes_none_of_the_span_ids_its_parent_makes():
+    tracing.new_span_id()  # the parent holds a batch of ids made ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids go up the pipe, then it leaves without pytest's teardown
+        os.close(read)
+        os.write(write, " ".join(tracing.new_span_id() for _ in range(600)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {tracing.new_span_id() for _ in range(600)}
+    assert len(child) == len(parent) == 600
+    assert not child & parent

@@ -14,6 +14,7 @@ would otherwise fill the span store.
 
 from __future__ import annotations
 
+import operator
 import time
 
 from .. import tracing
@@ -28,18 +29,19 @@ def untraced(path: str) -> bool:
     return path.startswith(UNTRACED_PREFIXES) or is_console_path(path)
 
 
-class RootSpan:
-    """A request's root span while it runs (``record`` None: the request is not sampled)."""
+class RootSpan(tuple):
+    """A request's root span while it runs: (record, context token, the ``X-Trace-Id`` header), a
+    tuple made in one C call (``record`` None: the request is not sampled)."""
 
-    __slots__ = ("record", "token", "header")
+    __slots__ = ()
 
-    def __init__(self, record: tracing.SpanRecord | None, token) -> None:
-        self.record, self.token = record, token
-        self.header = None if record is None else (TRACE_ID_HEADER, record[tracing.TRACE_ID].encode())
+    record = property(operator.itemgetter(0))
+    token = property(operator.itemgetter(1))
+    header = property(operator.itemgetter(2))
 
     def finish(self, status: int | None, error: BaseException | None, scope) -> None:
-        tracing.reset_current(self.token)
-        record = self.record
+        record, token, _ = self
+        tracing.reset_current(token)
         if record is None:
             return
         attributes = record[tracing.ATTRIBUTES]
@@ -78,14 +80,13 @@ def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:
         if parent is not None and not tracing.traceparent_sampled(value):
             parent = False  # the caller does not record this trace: neither do we
     if parent is False or (parent is None and collector.sample_rate < 1 and not tracing.sampled(collector.sample_rate)):
-        return RootSpan(None, tracing.activate_token(tracing.UNSAMPLED))
+        return RootSpan((None, tracing.activate_token(tracing.UNSAMPLED), None))
     trace_id, parent_id = (tracing.new_trace_id(), None) if parent is None else parent
     # this server's first span of the trace (root), even under a caller's traceparent; its name
     # is given when it finishes (by then the route is known)
-    method = scope["method"]
     record = tracing.SpanRecord((trace_id, tracing.new_span_id(), parent_id, "", time.time_ns(), None, "ok", True,
-                                 {"http.request.method": method, "url.path": path}, None, None))
-    return RootSpan(record, tracing.activate_token(record))
+                                 {"http.request.method": scope["method"], "url.path": path}, None, None))
+    return RootSpan((record, tracing.activate_token(record), (TRACE_ID_HEADER, trace_id.encode())))
 
 
 #: whether a request path is traced, by path (most requests go to a few paths)
