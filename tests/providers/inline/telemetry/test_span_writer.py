@@ -20,6 +20,7 @@ from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProc
 from stack import tracing
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 from stack.tracing import SpanTuple
+from tests.support import app_from_yaml
 
 
 def _root(trace_id: str, **attributes) -> SpanTuple:
@@ -223,3 +224,30 @@ async def test_a_child_that_does_not_exit_at_shutdown_is_killed(config, caplog):
     await sink.close()
     assert child.returncode == -signal.SIGKILL
     assert "did not exit within" in caplog.text
+
+
+async def test_the_child_and_its_threads_write_at_idle_priority(config):
+    sink = await _sink(config)
+    try:
+        assert await sink.writer.wait_ready()
+        pid = sink.writer.pid
+        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        assert len(threads) > 1, "the store's writer thread runs beside the main one"
+        assert {os.sched_getscheduler(tid) for tid in threads} == {os.SCHED_IDLE}
+    finally:
+        await sink.close()
+
+
+@pytest.mark.parametrize("value", [0, -1, 5000, "lots"])
+def test_a_backlog_limit_out_of_range_names_the_key(tmp_path, value):
+    with pytest.raises(Exception, match="span_writer_backlog_mb"):
+        app_from_yaml(tmp_path, f"""\
+            version: '2'
+            image_name: t
+            apis: [telemetry]
+            providers:
+              telemetry:
+              - provider_id: meta-reference
+                provider_type: inline::meta-reference
+                config: {{sinks: [sqlite], span_writer_backlog_mb: {value}}}
+            """)
