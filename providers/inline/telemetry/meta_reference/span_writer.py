@@ -43,10 +43,11 @@ log = logging.getLogger(__name__)
 CHILD_MODULE = "providers.inline.telemetry.meta_reference.span_writer_child"
 #: the source tree holding ``providers``: the child imports this code, not another install's
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[4])
-#: the most ``marshal`` bytes one transaction takes from the backlog (~5 batches of 4,096 spans):
-#: a commit (an fsync) and the store's statement building shared by as many spans as is sensible,
-#: and a bound on what a child that dies mid-write loses and on what a sync waits behind
-GROUP_BYTES = 8 << 20
+#: the most ``marshal`` bytes one transaction takes from the backlog (~3,500 proxied requests,
+#: ~14,000 spans, ~600 bytes a request): a commit (an fsync) shared by that many spans, while the
+#: child's decoded group stays some tens of MiB, and a bound on what a child that dies mid-write
+#: loses and on what a sync waits behind
+GROUP_BYTES = 2 << 20
 
 
 class WriterUnavailable(Exception):
