@@ -10,11 +10,15 @@ import enum
 import logging
 import marshal
 import os
+import resource
+import shutil
 import signal
+import subprocess
 import sys
 
 import pytest
 
+from providers.inline.telemetry.meta_reference import span_writer
 from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
 from stack import tracing
@@ -251,3 +255,32 @@ def test_a_backlog_limit_out_of_range_names_the_key(tmp_path, value):
                 provider_type: inline::meta-reference
                 config: {{sinks: [sqlite], span_writer_backlog_mb: {value}}}
             """)
+
+
+PRIORITY_PROBE = """
+import os, threading
+from providers.inline.telemetry.meta_reference.span_writer_child import Priority, lowest_priority
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # as the store's thread
+priority = Priority(lowest_priority())
+def policies():
+    return sorted({os.sched_getscheduler(int(tid)) for tid in os.listdir("/proc/self/task")})
+before = policies()
+with priority.urgent(True):
+    during = policies()
+print(before, during, policies())
+"""
+
+
+@pytest.mark.parametrize("user", ["this", "unprivileged"])
+def test_a_reads_writing_leaves_idle_priority_where_the_os_allows(user):
+    command = [sys.executable, "-c", PRIORITY_PROBE]
+    if user == "unprivileged":
+        if os.geteuid() != 0 or shutil.which("setpriv") is None:
+            pytest.skip("needs root and setpriv to run the probe as nobody")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    # Linux lets a thread leave SCHED_IDLE only with CAP_SYS_NICE or an RLIMIT_NICE allowing nice 0
+    privileged = user == "this" and (os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=span_writer._SOURCE_ROOT,
+                         env={**os.environ, "PYTHONPATH": span_writer._SOURCE_ROOT}).stdout
+    idle, other = os.SCHED_IDLE, os.SCHED_OTHER
+    assert out.split("\n")[0] == f"[{idle}] [{other if privileged else idle}] [{idle}]"
