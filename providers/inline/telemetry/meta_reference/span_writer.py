@@ -189,6 +189,13 @@ class SpanWriterProcess:
             await self._changed.wait()
 
     async def _feed(self) -> None:
+        try:
+            await self._feed_groups()
+        except Exception as exc:  # syncs must not wait on a feeder that is gone: in-process writing takes over
+            log.exception("the span writer's feeder failed")
+            self._give_up(f"the span writer's feeder failed: {type(exc).__name__}: {exc}")
+
+    async def _feed_groups(self) -> None:
         """Hand the child the backlog, a group at a time, each once the last one is written."""
         while True:
             await self._until(lambda: bool(self._backlog) or self._closing or self._unavailable is not None)
@@ -197,7 +204,7 @@ class SpanWriterProcess:
             child = await self._writing_child()
             if child is None:
                 return
-            if child.dead:  # it died while this waited: its successor
+            if child.dead or not self._backlog:  # it died while this waited (its successor), or close gave up
                 continue
             group = self._take_group()
             self._seq += 1

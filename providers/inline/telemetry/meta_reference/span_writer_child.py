@@ -14,7 +14,7 @@ requests keep every core busy it gets next to no CPU, and the server's backlog t
 An ``urgent`` group (a read is waiting for it: ``SpanWriterProcess.sync``) is written at normal
 priority where the process may switch back. Linux lets an unprivileged process leave
 ``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows nice 0 (the default limit, 0, does not); with
-``CAP_SYS_NICE`` (root, say) it may. Where it may not, a read waits until the backlog is written
+``CAP_SYS_NICE`` (root, though Docker does not grant it by default) it may. Where it may not, a read waits until the backlog is written
 at idle priority: at once on idle cores, and behind the requests on busy ones.
 """
 
