@@ -85,6 +85,31 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(int(child)) for child in children)
 
 
+def health(chat_url: str) -> dict:
+    with urllib.request.urlopen(chat_url.replace("/chat/completions", "/health"), timeout=10) as r:
+        return json.loads(r.read())
+
+
+def backlog_of(chat_url: str) -> int:
+    """Spans the traced proxy's span writer process has yet to write (0 for one without a backlog)."""
+    return health(chat_url).get("telemetry", {}).get("span_writer_backlog_spans", 0)
+
+
+def drain(chat_url: str) -> float:
+    """Seconds a trace query takes: it flushes the proxy's buffer and waits until its span
+    writer wrote everything (the writer's backlog, at normal priority where it may switch)."""
+    started = time.monotonic()
+    with urllib.request.urlopen(chat_url.replace("/chat/completions", "/telemetry/traces?limit=1"), timeout=300) as r:
+        r.read()
+    return time.monotonic() - started
+
+
+def span_writer_of(chat_url: str) -> tuple[int | None, float]:
+    """The traced proxy's span writer process and its CPU seconds so far."""
+    pid = health(chat_url).get("telemetry", {}).get("span_writer_pid")
+    return pid, (cpu_seconds(pid) if pid else 0.0)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -282,14 +307,21 @@ def main() -> None:
             print("| target | concurrency | req/s | p50 ms | p99 ms | errors | proxy CPU per request |")
             print("|---|---|---|---|---|---|---|")
             runs: dict[tuple[str, int], list[dict]] = {}
+            writers = {name: span_writer_of(url) for name, url in targets.items() if "tracing on" in name}
+            served = dict.fromkeys(writers, 0.0)
             for round_ in range(args.rounds):
                 for c in [int(x) for x in args.concurrency.split(",")]:
                     names = list(targets) if round_ % 2 == 0 else list(reversed(targets))
                     for name in names:
                         url = targets[name]
-                        load(url, c, 1)  # warm-up: connections, caches
+                        warm = load(url, c, 1)  # warm-up: connections, caches
                         cpu = cpu_seconds(pids[name]) if name in pids else None
                         r = load(url, c, args.duration)
+                        if name in served:
+                            served[name] += warm["rps"] * 1 + r["rps"] * args.duration
+                            # what its writer left for later; written before the next run, which
+                            # would otherwise pay for it
+                            r["backlog"], r["drain"] = backlog_of(url), drain(url)
                         # CPU per request hardly depends on what else runs on the machine, unlike req/s
                         r["cpu"] = None if cpu is None else (cpu_seconds(pids[name]) - cpu) / (r["rps"] * args.duration)
                         runs.setdefault((name, c), []).append(r)
@@ -304,8 +336,19 @@ def main() -> None:
                           flush=True)
             for name, url in targets.items():  # what tracing kept: a full buffer drops spans (counted)
                 if "tracing on" in name:
-                    with urllib.request.urlopen(url.replace("/chat/completions", "/health"), timeout=10) as r:
-                        print(f"{name}: telemetry {json.loads(r.read()).get('telemetry')}")
+                    print(f"{name}: telemetry {health(url).get('telemetry')}")
+            for name, (pid, cpu) in writers.items():
+                for c in [int(x) for x in args.concurrency.split(",")]:
+                    print(f"{name}, c={c}: span writer backlog at each run's end "
+                          f"{[r['backlog'] for r in runs[name, c]]} spans; a trace query "
+                          f"then took {[round(r['drain'], 2) for r in runs[name, c]]} s (it waits for the writing)")
+                # a writer at idle priority catches up after the load: its whole CPU, not the share
+                # that fell inside the measured runs, is what tracing cost
+                if pid is not None:
+                    cpu = cpu_seconds(pid) - cpu
+                    print(f"{name}: span writer process {cpu:.2f} s of CPU over the whole run, "
+                          f"{cpu / served[name] * 1e6:.1f} µs per request ({served[name]:,.0f} requests, "
+                          "warm-ups included, each run's backlog written)")
             for c in [int(x) for x in args.concurrency.split(",")]:
                 for name in pids:
                     if "direct" not in targets:

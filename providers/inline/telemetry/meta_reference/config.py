@@ -37,6 +37,12 @@ class MetaReferenceTelemetryConfig(BaseModel):
         "the server, so the writing never competes with requests for the interpreter) or thread (the "
         "store's writer thread in the server process). An in-memory SQLite store always uses thread.",
     )
+    span_writer_backlog_mb: int = Field(
+        64, ge=1, le=4096, description="span_writer: process: MiB of marshalled spans (~0.6 KiB a "
+        "proxied request of four spans) the server holds for the writer process, which writes at the lowest CPU priority "
+        "(SCHED_IDLE) and so falls behind while requests keep every core busy. When a new batch "
+        "would pass it, the oldest are dropped (counted in /v1/health: span_writer_dropped).",
+    )
     otel_endpoint: str = Field(
         "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint of the collector (sink otel)."
     )

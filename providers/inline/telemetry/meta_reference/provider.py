@@ -94,7 +94,8 @@ class MetaReferenceTelemetry:
             if path is None:  # ':memory:' exists in this process alone
                 return None
             store_config = store_config.model_copy(update={"db_path": str(path)})
-        return SpanWriterProcess(store_config.model_dump(mode="json"))
+        return SpanWriterProcess(store_config.model_dump(mode="json"),
+                                 backlog_bytes=self.config.span_writer_backlog_mb << 20)
 
     async def shutdown(self) -> None:
         tracing.install(None)
@@ -166,6 +167,7 @@ class MetaReferenceTelemetry:
             raise NotSupportedError("trace and span queries read the span store: add the sqlite sink "
                                     "to the telemetry provider's sinks")
         await self.collector.flush()
+        await self.store.sync()  # the writer process's backlog written (see SpanWriterProcess.sync)
         return self.store
 
     async def _read(self, method: str, *args: Any) -> list[dict[str, Any]]:

@@ -181,22 +181,37 @@ class SpanStoreSink:
         if events:
             await self._events(events)
 
+    async def sync(self) -> None:
+        """Return once every span batch exported before it is in the store (the writer process
+        writes its backlog; without one, ``export`` wrote them)."""
+        if self.writer is not None:
+            try:
+                await self.writer.sync()
+            except WriterUnavailable as exc:  # what it still held is written here
+                await self._without_writer(exc)
+
     def stats(self) -> dict[str, Any]:
         """Who writes the collector's span batches (``/v1/health``'s ``telemetry``): the writer
-        process, with its pid and how often it was replaced, or this process ("thread")."""
+        process, with its pid, how often it was replaced, the spans it has yet to write and
+        those it did not (dropped from its full backlog, lost with a dying child or a failed
+        write), or this process ("thread")."""
         writer = self.writer
         if writer is None:
             return {"span_writer": "thread"}
-        return {"span_writer": "process", "span_writer_pid": writer.pid, "span_writer_restarts": writer.restarts}
+        return {"span_writer": "process", "span_writer_pid": writer.pid, "span_writer_restarts": writer.restarts,
+                "span_writer_backlog_spans": writer.backlog_spans, "span_writer_dropped": writer.dropped,
+                "span_writer_lost": writer.lost}
 
-    async def write_here(self, spans: list[SpanTuple]) -> None:
-        """Write ``spans`` with this process's store, now."""
-        await self.store.upsert_many("span_chunks", chunk_rows(spans, self.ttl_ns), CHUNK_KEY)
+    async def write_here(self, spans: list[SpanTuple], ttl_ns: int | None = None) -> None:
+        """Write ``spans`` with this process's store, now (expiring ``ttl_ns`` from now; unset: the sink's ttl)."""
+        rows = chunk_rows(spans, self.ttl_ns if ttl_ns is None else ttl_ns)
+        await self.store.upsert_many("span_chunks", rows, CHUNK_KEY)
 
     async def _without_writer(self, reason: WriterUnavailable) -> None:
         log.warning("%s; writing spans in the server process instead", reason)
         writer, self.writer = self.writer, None
-        await writer.close()
+        for spans, ttl_ns in await writer.close():  # queued, and no child could take them
+            await self.write_here(spans, ttl_ns)
 
     async def _events(self, events: list[EventRecord]) -> None:
         await self.store.upsert_many("events", [
@@ -247,7 +262,8 @@ class SpanStoreSink:
 
     async def close(self) -> None:
         if self.writer is not None:
-            await self.writer.close()
+            for spans, ttl_ns in await self.writer.close():  # queued, and no child could take them
+                await self.write_here(spans, ttl_ns)
         await self.store.close()
 
 

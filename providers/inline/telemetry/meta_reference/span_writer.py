@@ -3,22 +3,36 @@
 Why a process: writing a batch of spans is Python-level work (a row per trace, then the store's
 statement building) that, done in a thread, holds the GIL against the event loop; with two cores
 that cost every request ~35 µs of CPU. Here the server's share of a batch is one ``marshal``
-call and a pipe write; the child does the rest on another core.
+call and a pipe write; the child does the rest at the lowest CPU priority.
 
-``write`` returns once the child acked the batch: the rows are then in the database, as they
-are after an in-process write, so flush-then-read keeps working.
+``write`` queues the batch's ``marshal`` bytes in a bounded backlog here and returns at once;
+a feeder task hands the child the oldest queued batches, several to a transaction, as soon as
+it has written the last ones. The child runs under ``SCHED_IDLE``, so while requests keep the
+cores busy the writing waits for idle time and the backlog grows; when it would pass its limit
+the oldest batches are dropped and counted. ``sync`` waits until every batch queued before it
+is written: a read after a flush sees every span the server had buffered.
+
+Why the backlog is here and not in the child: the child's intake could not stay responsive.
+Python threads share one GIL, and a ``SCHED_IDLE`` writer thread that the kernel preempts while
+it holds the GIL keeps an intake thread of the same process waiting until the cores go idle
+(acks took ~3 s with both cores busy); a second process at normal priority for the intake would
+cost another interpreter. Queued here, a batch costs the server what it did (one ``marshal``),
+and a child that dies loses only the group it was writing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import marshal
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from stack.storage import StorageError, StorageUnavailableError
 
@@ -29,35 +43,59 @@ log = logging.getLogger(__name__)
 CHILD_MODULE = "providers.inline.telemetry.meta_reference.span_writer_child"
 #: the source tree holding ``providers``: the child imports this code, not another install's
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[4])
+#: the most ``marshal`` bytes one transaction takes from the backlog (~3,500 proxied requests,
+#: ~14,000 spans, ~600 bytes a request): a commit (an fsync) shared by that many spans, while the
+#: child's decoded group stays some tens of MiB, and a bound on what a child that dies mid-write
+#: loses and on what a sync waits behind
+GROUP_BYTES = 2 << 20
 
 
 class WriterUnavailable(Exception):
     """The writer process could not start: its batches are to be written in-process."""
 
 
+class _Batch(NamedTuple):
+    number: int  # 1, 2, ... in the order ``write`` queued them
+    spans: int
+    ttl_ns: int | None
+    queued_ns: int  # epoch ns: the child counts ttl_ns from here, not from when it writes
+    payload: bytes  # ``marshal.dumps`` of the spans: compact, decoded by the child
+
+
 @dataclass(eq=False)
 class _Child:
     proc: asyncio.subprocess.Process
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    pending: dict[int, asyncio.Future] = field(default_factory=dict)
     dead: bool = False
     failure: str | None = None  # why it could not start, as it said
     reader: asyncio.Task | None = None
+    written: asyncio.Future | None = None  # the ack of the group it is writing
 
 
 class SpanWriterProcess:
     """A child process writing span batches to the store ``store_config`` describes (a dump of a
-    ``StoreConfig`` naming a file or server, never ':memory:'). Batches sent before it is ready
-    wait in the pipe; one that dies is restarted, its batch in flight failed as unavailable
-    (the collector counts it in ``failed_batches``); one that cannot start makes ``write``
-    raise ``WriterUnavailable`` for good."""
+    ``StoreConfig`` naming a file or server, never ':memory:'), fed from a backlog of at most
+    ``backlog_bytes`` of ``marshal``led spans. One that dies is restarted, the group it was
+    writing counted in ``lost``; one that cannot start makes ``write`` and ``sync`` raise
+    ``WriterUnavailable`` for good, and ``close`` hands back what it still held."""
 
     def __init__(self, store_config: dict[str, Any], *, command: list[str] | None = None,
-                 close_timeout: float = 10.0) -> None:
+                 close_timeout: float = 10.0, backlog_bytes: int = 64 << 20, group_bytes: int = GROUP_BYTES) -> None:
         self.store_config = store_config
         self.command = command or [sys.executable, "-m", CHILD_MODULE]
         self.close_timeout = close_timeout
+        self.backlog_bytes = backlog_bytes
+        self.group_bytes = group_bytes
         self.restarts = 0
+        self.dropped = 0  # spans dropped from a full backlog, oldest first
+        self.lost = 0  # spans of groups not written: the child died writing them, or the store failed
+        self._backlog: collections.deque[_Batch] = collections.deque()
+        self._queued_bytes = 0
+        self._queued = 0  # batches ever queued: the last one's number
+        self._in_flight: list[_Batch] = []  # the group the child is writing
+        self._urgent = 0  # syncs waiting: their groups are written at normal priority where the child may
+        self._changed = asyncio.Event()  # replaced by a fresh one at each change (see _notify)
+        self._feeder: asyncio.Task | None = None
         self._child: _Child | None = None
         self._unavailable: str | None = None
         self._closing = False
@@ -67,6 +105,11 @@ class SpanWriterProcess:
     @property
     def pid(self) -> int | None:
         return None if self._child is None else self._child.proc.pid
+
+    @property
+    def backlog_spans(self) -> int:
+        """Spans queued or being written: accepted, not yet in the store."""
+        return sum(b.spans for b in self._backlog) + sum(b.spans for b in self._in_flight)
 
     async def start(self) -> None:
         """Start the child; returns once it runs, without waiting for it to be ready."""
@@ -82,7 +125,7 @@ class SpanWriterProcess:
                     *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
                     start_new_session=True)  # a terminal's Ctrl-C reaches the server alone (see close)
             except OSError as exc:
-                self._unavailable = f"cannot run {self.command[0]}: {exc}"
+                self._give_up(f"cannot run {self.command[0]}: {exc}")
                 raise WriterUnavailable(self._unavailable) from exc
             child = _Child(proc)
             proc.stdin.write(frame(("open", self.store_config)))
@@ -100,23 +143,111 @@ class SpanWriterProcess:
         return child.ready.is_set()
 
     async def write(self, spans: list[tuple], ttl_ns: int | None) -> None:
-        """Have the child write ``spans`` (``tracing.SpanTuple``s; ``sinks.chunk_rows``'s ``ttl_ns``);
-        returns once they are stored."""
-        if self._child is None:  # the last one died: its successor
-            await self.start()
+        """Queue ``spans`` (``tracing.SpanTuple``s; ``sinks.chunk_rows``'s ``ttl_ns``) for the child;
+        returns at once. A full backlog drops its oldest batches (counted in ``dropped``)."""
+        if self._unavailable is not None:
+            raise WriterUnavailable(self._unavailable)
+        # ValueError for a value marshal cannot write (a str subclass, say): nothing queued, the caller decides
+        payload = marshal.dumps(spans)  # a NamedTuple would be refused: plain tuples
+        while self._backlog and self._queued_bytes + len(payload) > self.backlog_bytes:
+            oldest = self._backlog.popleft()
+            self._queued_bytes -= len(oldest.payload)
+            self.dropped += oldest.spans
+        self._queued += 1
+        self._backlog.append(_Batch(self._queued, len(spans), ttl_ns, time.time_ns(), payload))
+        self._queued_bytes += len(payload)
+        if self._feeder is None and not self._closing:
+            self._feeder = asyncio.get_running_loop().create_task(self._feed(), name="span-writer-feed")
+        self._notify()
+
+    async def sync(self) -> None:
+        """Return once every batch queued before this call is written, dropped or lost (counted): at
+        normal priority where the child may leave ``SCHED_IDLE`` (see ``span_writer_child``), else
+        when the cores leave it idle time. Raises ``WriterUnavailable`` when no child can write them."""
+        target = self._queued
+        self._urgent += 1
+        try:
+            await self._until(lambda: self._first_pending() > target or self._unavailable is not None)
+        finally:
+            self._urgent -= 1
+        if self._first_pending() <= target:
+            raise WriterUnavailable(self._unavailable)
+
+    def _first_pending(self) -> int:
+        """The number of the oldest batch queued and not yet written (dropped and lost ones are done)."""
+        if self._in_flight:
+            return self._in_flight[0].number
+        return self._backlog[0].number if self._backlog else self._queued + 1
+
+    def _notify(self) -> None:
+        # waiters hold the event current when they checked their condition: no change is missed
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            await self._changed.wait()
+
+    async def _feed(self) -> None:
+        try:
+            await self._feed_groups()
+        except Exception as exc:  # syncs must not wait on a feeder that is gone: in-process writing takes over
+            log.exception("the span writer's feeder failed")
+            self._give_up(f"the span writer's feeder failed: {type(exc).__name__}: {exc}")
+
+    async def _feed_groups(self) -> None:
+        """Hand the child the backlog, a group at a time, each once the last one is written."""
+        while True:
+            await self._until(lambda: bool(self._backlog) or self._closing or self._unavailable is not None)
+            if not self._backlog or self._closing or self._unavailable is not None:
+                return
+            child = await self._writing_child()
+            if child is None:
+                return
+            if child.dead or not self._backlog:  # it died while this waited (its successor), or close gave up
+                continue
+            group = self._take_group()
+            self._seq += 1
+            child.written = asyncio.get_running_loop().create_future()
+            child.proc.stdin.write(frame(("write", self._seq, self._urgent > 0, [
+                (b.ttl_ns, b.queued_ns, b.payload) for b in group])))
+            # a child that died takes its pipe with it: the ack reader then fails ``written``
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await child.proc.stdin.drain()
+            try:
+                await child.written
+            except (StorageError, StorageUnavailableError) as exc:
+                spans = sum(b.spans for b in group)
+                self.lost += spans
+                log.warning("span writer: %s; %d spans lost", exc, spans)
+            finally:
+                self._in_flight = []
+                self._notify()
+
+    async def _writing_child(self) -> _Child | None:
+        """The child that writes the next group, once ready; None when closing or none can start."""
+        if self._child is None:  # the last one died and its successor did not start yet
+            with contextlib.suppress(WriterUnavailable):
+                await self.start()
         child = self._child
-        if child is None or child.dead:  # closing, or it died while this waited for the lock
-            raise StorageUnavailableError("the span writer process is not running")
-        self._seq += 1
-        # ValueError for a value marshal cannot write (a str subclass, say): nothing sent, the caller decides
-        payload = frame((self._seq, spans, ttl_ns))  # a NamedTuple would be refused: plain tuples
-        acked = asyncio.get_running_loop().create_future()
-        child.pending[self._seq] = acked
-        child.proc.stdin.write(payload)
-        # a child that died takes its pipe with it: the ack reader then fails ``acked``
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            await child.proc.stdin.drain()
-        await acked
+        if child is None or not await self.wait_ready():
+            self._notify()  # syncs waiting on a child that cannot start give up
+            return None
+        return child
+
+    def _take_group(self) -> list[_Batch]:
+        group = [self._backlog.popleft()]
+        size = len(group[0].payload)
+        while self._backlog and size + len(self._backlog[0].payload) <= self.group_bytes:
+            size += len(self._backlog[0].payload)
+            group.append(self._backlog.popleft())
+        self._queued_bytes -= size
+        self._in_flight = group
+        return group
+
+    def _give_up(self, reason: str) -> None:
+        self._unavailable = reason
+        self._notify()
 
     async def _read_acks(self, child: _Child) -> None:
         try:
@@ -130,22 +261,18 @@ class SpanWriterProcess:
         if self._child is child:
             self._child = None
         if not child.ready.is_set():
-            self._unavailable = (f"the span writer process exited with code {code} before it was ready"
-                                 + (f": {child.failure}" if child.failure else " (its error is in the log above)"))
-            error: Exception = WriterUnavailable(self._unavailable)
-        else:
-            error = StorageUnavailableError(f"the span writer process exited with code {code} before "
-                                            "acknowledging this batch (restarted)")
-        for acked in child.pending.values():
-            if not acked.done():
-                acked.set_exception(error)
-        child.pending.clear()
+            self._give_up(f"the span writer process exited with code {code} before it was ready"
+                          + (f": {child.failure}" if child.failure else " (its error is in the log above)"))
+        if child.written is not None and not child.written.done():
+            child.written.set_exception(StorageUnavailableError(
+                f"the span writer process exited with code {code} while writing (restarted)"))
         if child.ready.is_set() and not self._closing:
             log.warning("span writer process %d exited with code %s; starting another", child.proc.pid, code)
             self.restarts += 1
             # one that cannot start: the next write falls back to writing in-process, and logs it
             with contextlib.suppress(WriterUnavailable):
                 await self.start()
+        self._notify()
 
     @staticmethod
     def _take(child: _Child, message: tuple) -> None:
@@ -153,24 +280,45 @@ class SpanWriterProcess:
             child.ready.set()
         elif message[0] == "failed":
             child.failure = message[1]
-        else:
-            seq, error, unavailable = message
-            acked = child.pending.pop(seq, None)
-            if acked is None or acked.done():
+        elif message[0] == "written":
+            _, _seq, error, unavailable = message
+            written = child.written
+            if written is None or written.done():
                 return
             if error is None:
-                acked.set_result(None)
+                written.set_result(None)
             else:
-                acked.set_exception((StorageUnavailableError if unavailable else StorageError)(error))
+                written.set_exception((StorageUnavailableError if unavailable else StorageError)(error))
 
-    async def close(self) -> None:
-        """Let the child write what it was sent and exit (killed after ``close_timeout`` seconds)."""
+    async def close(self) -> list[tuple[list[tuple], int | None]]:
+        """Have the child write the backlog and exit (killed after ``close_timeout`` seconds: what it
+        had not written then is counted in ``lost``). Returns the batches no child could take (one
+        could not start), decoded, for the caller to write: ``[(spans, ttl_ns)]``."""
+        if self._backlog and self._unavailable is None:
+            try:
+                await asyncio.wait_for(self.sync(), self.close_timeout)
+            except WriterUnavailable:
+                pass  # handed back below
+            except TimeoutError:  # the group being written is the child's to finish (or the kill's to lose)
+                queued = sum(b.spans for b in self._backlog)
+                log.warning("span writer process did not write its backlog within %.0f s; %d queued spans lost",
+                            self.close_timeout, queued)
+                self.lost += queued
+                self._backlog.clear()
         self._closing = True
+        self._notify()
         async with self._spawning:  # a restart in progress finishes first
             child, self._child = self._child, None
-        if child is None:
-            return
-        if not child.ready.is_set() and not child.pending:  # still starting, nothing sent: nothing to wait for
+        if child is not None:
+            await self._stop(child)
+        if self._feeder is not None:  # it returns once the group it sent is acked or failed (counted)
+            await self._feeder
+        left = [(marshal.loads(b.payload), b.ttl_ns) for b in self._backlog]
+        self._backlog.clear()
+        return left
+
+    async def _stop(self, child: _Child) -> None:
+        if not child.ready.is_set():  # still starting, nothing sent: nothing to wait for
             child.proc.kill()
         child.proc.stdin.close()  # end of input: it writes what it read, then exits
         try:

@@ -1,10 +1,21 @@
-"""The span writer process: reads batches of spans from stdin, writes them to the span store as
-chunk rows (``sinks.chunk_rows``) with a store of its own, and acks each on stdout.
+"""The span writer process: reads groups of span batches from stdin, writes each group to the span
+store as chunk rows (``sinks.chunk_rows``) in one transaction with a store of its own, and acks it
+on stdout.
 
 Started by ``span_writer.SpanWriterProcess`` as ``python -m`` this module. Frames in
-(``frames.py``): first ``("open", store_config)``, then ``(seq, spans, ttl_ns)``; frames out:
-``("ready", pid)`` or ``("failed", reason)``, then ``(seq, error | None, unavailable)`` per batch.
-It exits when stdin closes (the server shut down or died), after writing what it read.
+(``frames.py``): first ``("open", store_config)``, then ``("write", seq, urgent, [(ttl_ns,
+queued_ns, marshalled spans), ...])``; frames out: ``("ready", pid)`` or ``("failed", reason)``,
+then ``("written", seq, error | None, unavailable)`` per group. The server sends the next group
+once this one is acked. It exits when stdin closes (the server shut down or died), after writing
+what it read.
+
+It runs under ``SCHED_IDLE`` (all its threads: the SQLite writer thread inherits it): while
+requests keep every core busy it gets next to no CPU, and the server's backlog takes up the lag.
+An ``urgent`` group (a read is waiting for it: ``SpanWriterProcess.sync``) is written at normal
+priority where the process may switch back. Linux lets an unprivileged process leave
+``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows nice 0 (the default limit, 0, does not); with
+``CAP_SYS_NICE`` (root, though Docker does not grant it by default) it may. Where it may not, a read waits until the backlog is written
+at idle priority: at once on idle cores, and behind the requests on busy ones.
 """
 
 from __future__ import annotations
@@ -12,9 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import marshal
 import os
 import signal
 import sys
+import time
+from collections.abc import Iterator
 
 from pydantic import TypeAdapter
 
@@ -33,6 +47,70 @@ def _ack(fd: int, value: tuple) -> None:
         write_frame(fd, value)
 
 
+def lowest_priority() -> bool:
+    """Put every thread of this process (and those they start later) under SCHED_IDLE; True if it
+    could. Else nice 19, the lowest priority the other policies give (a debug line says why)."""
+    try:
+        _set_policy(os.SCHED_IDLE)
+        return True
+    except (AttributeError, OSError) as exc:  # not Linux, or a kernel or sandbox that refuses it
+        log.debug("cannot run under SCHED_IDLE (%s); running at nice 19 instead", exc)
+        for tid in _threads():
+            os.setpriority(os.PRIO_PROCESS, tid, 19)  # per thread on Linux, as the policy is
+        return False
+
+
+def _threads() -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except FileNotFoundError:  # no /proc: the calling thread (the writer's)
+        return [0]
+
+
+def _set_policy(policy: int) -> None:
+    """``policy`` for every thread of this process (SCHED_IDLE is per thread on Linux)."""
+    for tid in _threads():
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
+
+
+class Priority:
+    """Normal priority for the writing a read waits on, idle priority for the rest."""
+
+    def __init__(self, idle: bool) -> None:
+        self.idle = idle
+        self.can_leave = idle  # until the kernel says otherwise
+
+    @contextlib.contextmanager
+    def urgent(self, urgent: bool) -> Iterator[None]:
+        if not (urgent and self.can_leave):
+            yield
+            return
+        try:
+            _set_policy(os.SCHED_OTHER)
+        except PermissionError as exc:  # no CAP_SYS_NICE and RLIMIT_NICE too low: see the module doc
+            log.debug("cannot leave SCHED_IDLE for a read's writing (%s); it waits for idle time", exc)
+            self.can_leave = False
+            _set_policy(os.SCHED_IDLE)  # any thread switched before the refusal goes back
+            yield
+            return
+        try:
+            yield
+        finally:
+            _set_policy(os.SCHED_IDLE)
+
+
+def group_rows(batches: list[tuple[int | None, int, bytes]]) -> list[dict]:
+    """The chunk rows of a group of queued batches, in their order (a later row for the same chunk
+    replaces an earlier one, as when written one after the other)."""
+    rows: list[dict] = []
+    now = time.time_ns()
+    for ttl_ns, queued_ns, payload in batches:
+        # ttl counts from when the server queued the batch, not from when it is written
+        rows += chunk_rows(marshal.loads(payload), None if ttl_ns is None else ttl_ns - (now - queued_ns))
+    return rows
+
+
 async def serve(acks: int) -> int:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -46,30 +124,31 @@ async def serve(acks: int) -> int:
     except Exception as exc:  # noqa: BLE001 - any reason not to start is the server's to log
         _ack(acks, ("failed", f"{type(exc).__name__}: {exc}"))
         return 1
+    # started at normal priority (the server waits for "ready"); from now on its threads, the
+    # store's included, take only the CPU nothing else wants
+    priority = Priority(lowest_priority())
     _ack(acks, ("ready", os.getpid()))
     try:
-        while (batch := await read_frame(reader)) is not None:
-            seq, spans, ttl_ns = batch
-            try:
-                await store.upsert_many("span_chunks", chunk_rows(spans, ttl_ns), CHUNK_KEY)
-                _ack(acks, (seq, None, False))
-            except ServiceUnavailableError as exc:  # the database is away for a while: the server logs it
-                _ack(acks, (seq, str(exc), True))
-            except Exception as exc:
-                log.exception("a batch of %d spans failed", len(spans))
-                _ack(acks, (seq, f"{type(exc).__name__}: {exc}", False))
+        while (message := await read_frame(reader)) is not None:
+            _, seq, urgent, batches = message
+            with priority.urgent(urgent):
+                try:
+                    await store.upsert_many("span_chunks", group_rows(batches), CHUNK_KEY)
+                    _ack(acks, ("written", seq, None, False))
+                except ServiceUnavailableError as exc:  # the database is away for a while: the server logs it
+                    _ack(acks, ("written", seq, str(exc), True))
+                except Exception as exc:
+                    log.exception("a group of %d span batches failed", len(batches))
+                    _ack(acks, ("written", seq, f"{type(exc).__name__}: {exc}", False))
     finally:
         await store.close()
     return 0
 
 
 def main() -> None:
-    # a Ctrl-C in the server's terminal is the server's to handle: it sends what is buffered,
+    # a Ctrl-C in the server's terminal is the server's to handle: it sends what is queued,
     # then closes stdin, and this process exits after writing it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # background work: when the cores are all busy, requests go first; the collector's buffer takes
-    # up the lag (full, it drops the oldest spans and counts them)
-    os.nice(10)
     acks = os.dup(1)
     os.dup2(2, 1)  # a stray print goes to the server's log, never into the acks
     logging.basicConfig(level=logging.WARNING, format="span writer %(process)d: %(levelname)s %(name)s: %(message)s")

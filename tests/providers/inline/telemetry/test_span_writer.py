@@ -1,28 +1,40 @@
-"""The span writer process: batches written by a child and acked, what it was sent written at
-shutdown, a child that dies replaced (its batch counted lost), one that cannot start replaced by
-writing in-process."""
+"""The span writer process: batches queued at once and written by a child at idle priority, in
+order, a group to a transaction; a sync waits for what was queued before it; a full backlog drops
+its oldest batches (counted); what was queued written at shutdown; a child that dies replaced (its
+group counted lost); one that cannot start replaced by writing in-process."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import logging
+import marshal
 import os
+import resource
+import shutil
 import signal
+import subprocess
 import sys
 
 import pytest
 
+from providers.inline.telemetry.meta_reference import span_writer
 from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
 from stack import tracing
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 from stack.tracing import SpanTuple
+from tests.support import app_from_yaml
 
 
 def _root(trace_id: str, **attributes) -> SpanTuple:
     return (trace_id, trace_id[:16], None, "POST /v1/chat/completions", 1, 2, "ok", True,
                         attributes, ("gen_ai.metrics",), None)
+
+
+def _stats(sink: SpanStoreSink) -> dict:
+    return {k: v for k, v in sink.stats().items() if k in ("span_writer_backlog_spans", "span_writer_dropped",
+                                                             "span_writer_lost")}
 
 
 @pytest.fixture
@@ -37,16 +49,86 @@ async def _sink(config, **writer_options) -> SpanStoreSink:
     return sink
 
 
-async def test_a_batch_sent_before_the_child_is_ready_is_stored_when_export_returns(config):
+async def test_a_batch_sent_before_the_child_is_ready_is_stored_once_synced(config):
     sink = await _sink(config)
     try:
         assert sink.writer.pid is not None and sink.writer.pid != os.getpid()
         await sink.export([_root("a" * 32, model="m")], [])  # no wait for the child's start-up
+        await sink.sync()
         [span] = await sink.trace("a" * 32)
         assert span["attributes"] == {"model": "m"}
         assert sink.writer is not None, "still the child's to write"
     finally:
         await sink.close()
+
+
+async def test_export_returns_before_the_child_writes_and_a_sync_waits_for_it(config):
+    sink = await _sink(config)
+    try:
+        assert await sink.writer.wait_ready()
+        os.kill(sink.writer.pid, signal.SIGSTOP)  # a child that gets no CPU (busy cores, SCHED_IDLE)
+        for i in range(3):
+            await sink.export([_root(f"{i:032x}")], [])  # returns: queued, not written
+        assert _stats(sink) == {"span_writer_backlog_spans": 3, "span_writer_dropped": 0, "span_writer_lost": 0}
+        syncing = asyncio.ensure_future(sink.sync())
+        await asyncio.sleep(0.05)
+        assert not syncing.done() and await sink.trace(f"{0:032x}") == []
+        os.kill(sink.writer.pid, signal.SIGCONT)
+        await syncing
+        assert [len(await sink.trace(f"{i:032x}")) for i in range(3)] == [1, 1, 1]
+        assert _stats(sink)["span_writer_backlog_spans"] == 0
+    finally:
+        await sink.close()
+
+
+async def test_batches_are_written_in_the_order_they_were_queued(config):
+    sink = await _sink(config)
+    try:
+        # the same span three times (one chunk row): each batch replaces the last one's row
+        for version in range(3):
+            await sink.export([_root("f" * 32, version=version)], [])
+        await sink.sync()
+        [span] = await sink.trace("f" * 32)
+        assert span["attributes"] == {"version": 2}
+    finally:
+        await sink.close()
+
+
+async def test_a_full_backlog_drops_its_oldest_batches_and_counts_their_spans(config):
+    batches = [[_root(f"{i:031x}{j}") for j in range(2)] for i in range(5)]  # 2 spans each, same size
+    size = len(marshal.dumps(batches[0]))
+    sink = SpanStoreSink(await sqlstore_from_config(config), writer=SpanWriterProcess(
+        config.model_dump(mode="json"), backlog_bytes=size * 2 + size // 2))  # room for two
+    await sink.initialize()
+    try:
+        for batch in batches:  # queued one after the other, before the child takes any
+            await sink.export(batch, [])
+        assert _stats(sink) == {"span_writer_backlog_spans": 4, "span_writer_dropped": 6, "span_writer_lost": 0}
+        await sink.sync()
+        stored = [i for i in range(5) if await sink.trace(f"{i:031x}0")]
+        assert stored == [3, 4]
+        assert _stats(sink) == {"span_writer_backlog_spans": 0, "span_writer_dropped": 6, "span_writer_lost": 0}
+    finally:
+        await sink.close()
+
+
+async def test_shutdown_writes_the_backlog_the_child_had_not_written(config):
+    sink = await _sink(config)
+    assert await sink.writer.wait_ready()
+    child = sink.writer._child.proc
+    os.kill(child.pid, signal.SIGSTOP)
+    for i in range(4):
+        await sink.export([_root(f"{i:032x}")], [])
+    closing = asyncio.ensure_future(sink.close())
+    await asyncio.sleep(0.05)
+    os.kill(child.pid, signal.SIGCONT)
+    await closing
+    assert child.returncode == 0
+    store = await sqlstore_from_config(config)
+    try:
+        assert len(await store.fetch_all("span_chunks")) == 4
+    finally:
+        await store.close()
 
 
 async def test_shutdown_writes_what_the_collector_buffered_and_the_child_exits(config):
@@ -65,24 +147,26 @@ async def test_shutdown_writes_what_the_collector_buffered_and_the_child_exits(c
         await store.close()
 
 
-async def test_a_child_that_dies_mid_batch_loses_that_batch_counted_and_a_new_one_writes_the_next(config, caplog):
+async def test_a_child_killed_mid_write_loses_that_group_counted_and_a_new_one_writes_the_rest(config, caplog):
     sink = await _sink(config)
     collector = tracing.Collector([sink], interval=3600)
     collector.start()
     try:
         assert await sink.writer.wait_ready()
         first = sink.writer.pid
-        os.kill(first, signal.SIGSTOP)  # it cannot ack: the batch is in flight when it dies
+        os.kill(first, signal.SIGSTOP)  # it cannot ack: the group is in flight when it dies
         collector.add_span(tracing.SpanRecord.new("b" * 32, "b" * 16, None, "lost", 1, 2, root=True))
-        flushing = asyncio.ensure_future(collector.flush())
+        await collector.flush()  # queued: the flush does not wait for the child
+        syncing = asyncio.ensure_future(sink.sync())
         await asyncio.sleep(0.05)
-        assert not flushing.done()
+        assert not syncing.done()
         os.kill(first, signal.SIGKILL)
-        await flushing
-        assert collector.failed_batches == 1
-        assert "before acknowledging this batch" in caplog.text
+        await syncing  # a read does not hang on a dead child
+        assert collector.failed_batches == 0 and "exited with code -9 while writing" in caplog.text
         await sink.export([_root("c" * 32)], [])
+        await sink.sync()
         assert sink.writer.pid not in (None, first) and sink.writer.restarts == 1
+        assert _stats(sink) == {"span_writer_backlog_spans": 0, "span_writer_dropped": 0, "span_writer_lost": 1}
         assert await sink.trace("b" * 32) == []
         assert [s["name"] for s in await sink.trace("c" * 32)] == ["POST /v1/chat/completions"]
     finally:
@@ -98,6 +182,7 @@ async def test_a_child_that_cannot_start_leaves_the_writing_to_the_server(config
     sink = await _sink(config, command=command)
     try:
         await sink.export([_root("d" * 32)], [])
+        await sink.sync()
         assert sink.writer is None
         assert "writing spans in the server process instead" in caplog.text
         assert len(await sink.trace("d" * 32)) == 1, "the batch it never wrote is written here"
@@ -143,3 +228,59 @@ async def test_a_child_that_does_not_exit_at_shutdown_is_killed(config, caplog):
     await sink.close()
     assert child.returncode == -signal.SIGKILL
     assert "did not exit within" in caplog.text
+
+
+async def test_the_child_and_its_threads_write_at_idle_priority(config):
+    sink = await _sink(config)
+    try:
+        assert await sink.writer.wait_ready()
+        pid = sink.writer.pid
+        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        assert len(threads) > 1, "the store's writer thread runs beside the main one"
+        assert {os.sched_getscheduler(tid) for tid in threads} == {os.SCHED_IDLE}
+    finally:
+        await sink.close()
+
+
+@pytest.mark.parametrize("value", [0, -1, 5000, "lots"])
+def test_a_backlog_limit_out_of_range_names_the_key(tmp_path, value):
+    with pytest.raises(Exception, match="span_writer_backlog_mb"):
+        app_from_yaml(tmp_path, f"""\
+            version: '2'
+            image_name: t
+            apis: [telemetry]
+            providers:
+              telemetry:
+              - provider_id: meta-reference
+                provider_type: inline::meta-reference
+                config: {{sinks: [sqlite], span_writer_backlog_mb: {value}}}
+            """)
+
+
+PRIORITY_PROBE = """
+import os, threading
+from providers.inline.telemetry.meta_reference.span_writer_child import Priority, lowest_priority
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # as the store's thread
+priority = Priority(lowest_priority())
+def policies():
+    return sorted({os.sched_getscheduler(int(tid)) for tid in os.listdir("/proc/self/task")})
+before = policies()
+with priority.urgent(True):
+    during = policies()
+print(before, during, policies())
+"""
+
+
+@pytest.mark.parametrize("user", ["this", "unprivileged"])
+def test_a_reads_writing_leaves_idle_priority_where_the_os_allows(user):
+    command = [sys.executable, "-c", PRIORITY_PROBE]
+    if user == "unprivileged":
+        if os.geteuid() != 0 or shutil.which("setpriv") is None:
+            pytest.skip("needs root and setpriv to run the probe as nobody")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    # Linux lets a thread leave SCHED_IDLE only with CAP_SYS_NICE or an RLIMIT_NICE allowing nice 0
+    privileged = user == "this" and (os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=span_writer._SOURCE_ROOT,
+                         env={**os.environ, "PYTHONPATH": span_writer._SOURCE_ROOT}).stdout
+    idle, other = os.SCHED_IDLE, os.SCHED_OTHER
+    assert out.split("\n")[0] == f"[{idle}] [{other if privileged else idle}] [{idle}]"
