@@ -43,6 +43,12 @@ class MetaReferenceTelemetryConfig(BaseModel):
         "(SCHED_IDLE) and so falls behind while requests keep every core busy. When a new batch "
         "would pass it, the oldest are dropped (counted in /v1/health: span_writer_dropped).",
     )
+    span_writer_read_wait: float = Field(
+        10.0, gt=0, description="span_writer: process: most seconds a trace or span query waits for the "
+        "writer process to store the spans queued before it; past that it answers from what is stored "
+        "(logged). Without CAP_SYS_NICE the writer cannot leave its idle priority for a query, and "
+        "under sustained full load it would otherwise wait as long as the load lasts.",
+    )
     otel_endpoint: str = Field(
         "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint of the collector (sink otel)."
     )

@@ -72,7 +72,8 @@ class MetaReferenceTelemetry:
             default_path = self.context.data_dir / "trace_store.db"
             self.store = SpanStoreSink(await sqlstore_from_config(store_config, default_path=default_path),
                                        ttl_seconds=self.config.ttl_seconds, prune_interval=self.config.prune_interval,
-                                       writer=self._span_writer(store_config, default_path))
+                                       writer=self._span_writer(store_config, default_path),
+                                       read_wait=self.config.span_writer_read_wait)
             await self.store.initialize()
             sinks.append(self.store)
         if TelemetrySink.console in wanted:

@@ -148,11 +148,12 @@ class SpanStoreSink:
     one file (WAL, and a busy timeout for the moments both hold the write lock)."""
 
     def __init__(self, store: SqlStore, *, ttl_seconds: int | None = None, prune_interval: float = 60.0,
-                 writer: SpanWriterProcess | None = None) -> None:
+                 writer: SpanWriterProcess | None = None, read_wait: float = 10.0) -> None:
         self.store = store
         self.ttl_ns = None if ttl_seconds is None else ttl_seconds * 1_000_000_000
         self.prune_interval = prune_interval
         self.writer = writer
+        self.read_wait = read_wait
         self._next_prune = 0.0
 
     async def initialize(self) -> None:
@@ -183,12 +184,15 @@ class SpanStoreSink:
 
     async def sync(self) -> None:
         """Return once every span batch exported before it is in the store (the writer process
-        writes its backlog; without one, ``export`` wrote them)."""
+        writes its backlog; without one, ``export`` wrote them), or after ``read_wait`` seconds."""
         if self.writer is not None:
             try:
-                await self.writer.sync()
+                await asyncio.wait_for(self.writer.sync(), self.read_wait)
             except WriterUnavailable as exc:  # what it still held is written here
                 await self._without_writer(exc)
+            except TimeoutError:  # a starved (or stopped) writer must not hold reads for as long as it lasts
+                log.warning("the span writer process still had %d spans to store after %g s; answering "
+                            "from what is stored", self.writer.backlog_spans, self.read_wait)
 
     def stats(self) -> dict[str, Any]:
         """Who writes the collector's span batches (``/v1/health``'s ``telemetry``): the writer

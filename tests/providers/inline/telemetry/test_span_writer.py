@@ -81,6 +81,24 @@ async def test_export_returns_before_the_child_writes_and_a_sync_waits_for_it(co
         await sink.close()
 
 
+async def test_a_sync_gives_up_after_read_wait_and_reads_answer_from_what_is_stored(config, caplog):
+    sink = await _sink(config)
+    sink.read_wait = 0.2
+    try:
+        assert await sink.writer.wait_ready()
+        os.kill(sink.writer.pid, signal.SIGSTOP)  # starved for as long as the load lasts
+        await sink.export([_root("d" * 32)], [])
+        await sink.sync()  # returns after read_wait, the batch still queued
+        assert await sink.trace("d" * 32) == []
+        assert "still had 1 spans to store after 0.2 s" in caplog.text
+        os.kill(sink.writer.pid, signal.SIGCONT)
+        sink.read_wait = 30
+        await sink.sync()
+        assert len(await sink.trace("d" * 32)) == 1
+    finally:
+        await sink.close()
+
+
 async def test_batches_are_written_in_the_order_they_were_queued(config):
     sink = await _sink(config)
     try:
