@@ -3,7 +3,7 @@ versus straight to the upstream.
 
 usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
                              [--stream-requests 300] [--tracing [--sample-rate 1.0]] [--rounds 1]
-                             [--base-tree DIR] [--litellm-venv PATH] [--no-direct]
+                             [--base-tree DIR] [--litellm-venv PATH] [--no-direct] [--pin]
 
 Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
 own process) and a `polystack run` whose remote::openai provider points at it,
@@ -19,7 +19,10 @@ and after are measured interleaved in one run. --litellm-venv PATH adds a LiteLL
 (one worker, the same upstream) from a separate virtual environment made with
 `python -m venv PATH && PATH/bin/pip install 'litellm[proxy]'`.
 Then streams: the time to the first SSE chunk, sequentially, direct and proxied. Every process shares the same cores, so the generator and
-the upstream take CPU the proxy would otherwise have.
+the upstream take CPU the proxy would otherwise have. --pin keeps the proxies (and their
+span writer processes) on CPU 0 and everything else on the other CPUs: the proxy's own CPU
+per request then decides its req/s, and runs stop depending on where the scheduler put
+whom (that is the setting to compare tracing off and on; the default is the targets' setting).
 """
 
 from __future__ import annotations
@@ -134,6 +137,17 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None
 # -- load generators ------------------------------------------------------------------------
 
 
+#: --pin: the CPUs of the proxies (and their children: the span writer) and of everything else
+#: (the upstream, the load generator); empty: the scheduler places every process
+PIN: dict[str, set[int]] = {}
+
+
+def pinned(role: str):
+    """A ``preexec_fn`` that keeps the process on ``role``'s CPUs under --pin; None without it."""
+    cpus = PIN.get(role)
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
 def run_wrk(url: str, concurrency: int, duration: float) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -141,7 +155,7 @@ def run_wrk(url: str, concurrency: int, duration: float) -> dict:
     try:
         out = subprocess.run(
             ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s", "-s", lua.name, url],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, preexec_fn=pinned("rest"),
         ).stdout
     finally:
         os.unlink(lua.name)
@@ -187,7 +201,7 @@ async def _aiohttp_load(url: str, concurrency: int, duration: float) -> dict:
 def run_aiohttp(url: str, concurrency: int, duration: float) -> dict:
     """The aiohttp generator in its own process, like wrk."""
     out = subprocess.run([sys.executable, __file__, "--_load", url, str(concurrency), str(duration)],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, preexec_fn=pinned("rest")).stdout
     return json.loads(out)
 
 
@@ -235,7 +249,7 @@ def start_litellm(venv: Path, upstream_url: str, home: Path) -> tuple[subprocess
         [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
          "--num_workers", "1"],
         env={**os.environ, "LITELLM_LOG": "ERROR", "PYTHONPATH": "", "LITELLM_MASTER_KEY": LITELLM_KEY},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home, preexec_fn=pinned("proxy"),
     )
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/health/liveliness", proc, timeout=120)
@@ -254,6 +268,10 @@ def main() -> None:
     parser.add_argument("--base-tree", type=Path, help="also run the proxies from this checkout (code before a change)")
     parser.add_argument("--litellm-venv", type=Path, help="also run a LiteLLM proxy from this virtual environment")
     parser.add_argument("--no-direct", action="store_true", help="do not load the upstream directly")
+    parser.add_argument("--pin", action="store_true",
+                        help="keep the proxies (and their span writers) on CPU 0 and the upstream and load "
+                        "generator on the others: the proxy's own CPU then bounds req/s, whatever the scheduler "
+                        "would have placed where")
     parser.add_argument("--_load", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._load:
@@ -262,11 +280,16 @@ def main() -> None:
         return
 
     load = run_wrk if args.generator == "wrk" else run_aiohttp
+    if args.pin:
+        if (os.cpu_count() or 1) < 2:
+            raise SystemExit("--pin needs two CPUs or more")
+        PIN.update(proxy={0}, rest=set(range(1, os.cpu_count())))
     up_port = free_port()
     procs = []
     with tempfile.TemporaryDirectory() as home:
         try:
-            upstream = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(up_port)])
+            upstream = subprocess.Popen([sys.executable, str(HERE / "_instant_upstream.py"), str(up_port)],
+                                        preexec_fn=pinned("rest"))
             procs.append(upstream)
             up_url = f"http://127.0.0.1:{up_port}/v1"
             wait_until_up(up_url + "/models", upstream)
@@ -290,7 +313,7 @@ def main() -> None:
                 proxy = subprocess.Popen(
                     [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1", "--port", str(port),
                      "--log-level", "warning"],
-                    env=env, cwd=tree or HERE.parent,
+                    env=env, cwd=tree or HERE.parent, preexec_fn=pinned("proxy"),
                 )
                 procs.append(proxy)
                 pids[name] = proxy.pid
@@ -303,7 +326,8 @@ def main() -> None:
                 pids["litellm"] = proxy.pid
                 targets["litellm"] = url
             print(f"generator: {args.generator}; {args.duration:g} s per run, {args.rounds} round(s) (medians); "
-                  f"{os.cpu_count()} cores shared by all processes")
+                  + (f"proxies pinned to CPU 0, the rest to CPUs {sorted(PIN['rest'])}" if PIN
+                     else f"{os.cpu_count()} cores shared by all processes"))
             print("| target | concurrency | req/s | p50 ms | p99 ms | errors | proxy CPU per request |")
             print("|---|---|---|---|---|---|---|")
             runs: dict[tuple[str, int], list[dict]] = {}

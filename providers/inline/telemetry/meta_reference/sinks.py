@@ -173,12 +173,13 @@ class SpanStoreSink:
                 await self.write_here(spans)
             else:
                 try:
-                    await self.writer.write(spans, self.ttl_ns)
+                    refused = await self.writer.write(spans, self.ttl_ns)
                 except WriterUnavailable as exc:  # it never wrote this batch: nothing lost
                     await self._without_writer(exc)
                     await self.write_here(spans)
-                except ValueError:  # a value marshal refuses (never sent): the store's encoding takes it
-                    await self.write_here(spans)
+                else:
+                    if refused:  # values marshal refuses (never queued): the store's encoding takes them
+                        await self.write_here(refused)
         if events:
             await self._events(events)
 

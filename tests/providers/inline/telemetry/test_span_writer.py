@@ -238,6 +238,26 @@ async def test_a_batch_marshal_cannot_carry_is_written_by_the_server(config):
         await sink.close()
 
 
+async def test_a_large_batch_is_queued_in_parts_and_only_a_part_marshal_refuses_is_written_here(config, monkeypatch):
+    monkeypatch.setattr(span_writer, "MARSHAL_SPANS", 2)
+    sink = await _sink(config)
+    try:
+        assert await sink.writer.wait_ready()
+        os.kill(sink.writer.pid, signal.SIGSTOP)  # what is queued stays visible in the backlog
+        spans = [_root(f"{i:032x}") for i in range(5)]
+        spans[2] = _root(f"{2:032x}", colour=Colour.RED)  # the second part (spans 2 and 3) is refused
+        await sink.export(spans, [])
+        assert _stats(sink)["span_writer_backlog_spans"] == 3  # queued or handed to the stopped child
+        # the refused part is already in the store, written by the server
+        assert [len(await sink.store.fetch_all("span_chunks", {"trace_id": f"{i:032x}"})) for i in range(5)] \
+            == [0, 0, 1, 1, 0]
+        os.kill(sink.writer.pid, signal.SIGCONT)
+        await sink.sync()
+        assert [len(await sink.trace(f"{i:032x}")) for i in range(5)] == [1, 1, 1, 1, 1]
+    finally:
+        await sink.close()
+
+
 async def test_a_child_that_does_not_exit_at_shutdown_is_killed(config, caplog):
     sink = await _sink(config, close_timeout=0.2)
     assert await sink.writer.wait_ready()
