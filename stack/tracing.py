@@ -240,6 +240,10 @@ class Sink(Protocol):
     # optional: ``async def maintain(self) -> None``, awaited after each flush tick (pruning, say)
 
 
+#: spans a flush frees between two turns of the event loop (``Collector.flush``)
+RELEASE_STEP = 512
+
+
 class Collector:
     """A bounded buffer of finished spans and events, flushed in batches to the
     sinks by a background task. When full it drops the oldest (``dropped``
@@ -318,6 +322,12 @@ class Collector:
                 events, self._events = list(self._events), collections.deque()
                 for start in range(0, max(len(spans), len(events)), self.batch_size):
                     await self._export(spans[start:start + self.batch_size], events[start:start + self.batch_size])
+                # freed at once, a flushed batch of 4,096 spans (their tuples, ids and attribute dicts)
+                # held the event loop 0.5-0.9 ms, once a flush: a pause every ~1,000 requests (the
+                # p99 at concurrency 1); freed a slice at a time, requests run in between
+                while spans:
+                    del spans[-RELEASE_STEP:]
+                    await asyncio.sleep(0)
 
     async def _export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None:
         for sink in self.sinks:
