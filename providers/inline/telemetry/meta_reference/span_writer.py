@@ -312,9 +312,9 @@ class SpanWriterProcess:
         could not start), decoded, for the caller to write: ``[(spans, ttl_ns)]``."""
         if self._backlog and self._unavailable is None:
             try:
-                await asyncio.wait_for(self.sync(), self.close_timeout)
-            except WriterUnavailable:
-                pass  # handed back below
+                # no child could take the backlog: it stays queued and is handed back below
+                with contextlib.suppress(WriterUnavailable):
+                    await asyncio.wait_for(self.sync(), self.close_timeout)
             except TimeoutError:  # the group being written is the child's to finish (or the kill's to lose)
                 queued = sum(b.spans for b in self._backlog)
                 log.warning("span writer process did not write its backlog within %.0f s; %d queued spans lost",
