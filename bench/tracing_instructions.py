@@ -65,23 +65,25 @@ def worker(mode: str, requests: int, upstream_url: str, tree: Path) -> None:
 
     home = Path(tempfile.mkdtemp())
     os.environ["POLYSTACK_HOME"] = str(home / "home")
-    app = build_app(proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate=""), home)
+    run_yaml = proxy.RUN_YAML if mode == "plain" else proxy.TRACED_RUN_YAML
+    app = build_app(run_yaml.format(url=upstream_url, sample_rate=""), home)
     body = proxy.BODY.encode()
     loop = asyncio.new_event_loop()
     lifespan = app.router.lifespan_context(app)
     loop.run_until_complete(lifespan.__aenter__())
     collector = tracing.collector()
-    writer = next((sink.writer for sink in collector.sinks if getattr(sink, "writer", None)), None)
+    writer = next((sink.writer for sink in collector.sinks if getattr(sink, "writer", None)), None) if collector else None
     if writer is not None and not loop.run_until_complete(writer.wait_ready()):
         raise SystemExit("the span writer process did not start")
     if mode == "drop":
         collector._spans = collections.deque(maxlen=0)  # every span vanishes as it is added
-    tracing.install(None if mode == "off" else collector)
+    tracing.install(None if mode in ("off", "plain") else collector)
 
     async def serve(n: int) -> None:
         for _ in range(n // 16):
             await asyncio.gather(*(call(app, body) for _ in range(16)))
-        await collector.flush()
+        if collector is not None:
+            await collector.flush()
 
     loop.run_until_complete(serve(480))  # warm-up: connections, caches, specialised bytecode
     gc.collect()

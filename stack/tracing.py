@@ -4,6 +4,11 @@ buffer that carries finished spans to the telemetry provider's sinks.
 Nothing is recorded until a telemetry provider installs a ``Collector``; until
 then ``span()`` yields None and costs one global lookup.
 
+The request path's part is in C (stack/_spancore.c, built by setup.py): the wrapper
+that makes a traced router or provider call a span, ``finish_span`` and
+``start_child``. This module keeps the policy it follows: the span's layout, ids,
+attribute hooks, streams and the collector.
+
     with tracing.span("inference.chat_completion", **{"gen_ai.request.model": m}) as s:
         ...
         if s is not None:
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple, Protocol
 
+from . import _spancore
 from .errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -317,9 +323,11 @@ class Collector:
             return
         async with self._lock:
             while self._spans or self._events:
-                # take the whole buffer at once (O(1)); requests go on filling a fresh one
-                spans, self._spans = list(self._spans), collections.deque()
-                events, self._events = list(self._events), collections.deque()
+                # take the whole buffer at once; requests go on filling the same (emptied) deques, to
+                # which _spancore holds on
+                spans, events = list(self._spans), list(self._events)
+                self._spans.clear()
+                self._events.clear()
                 for start in range(0, max(len(spans), len(events)), self.batch_size):
                     await self._export(spans[start:start + self.batch_size], events[start:start + self.batch_size])
                 # freed at once, a flushed batch of 4,096 spans (their tuples, ids and attribute dicts)
@@ -378,6 +386,10 @@ def install(collector: Collector | None) -> None:
     """Make ``collector`` receive every finished span of this process (None: stop tracing)."""
     global _collector
     _collector = collector
+    if collector is None:
+        _spancore.install(None)
+    else:
+        _spancore.install(collector, collector._spans, collector._events, collector._batch_ready, collector._attention)
 
 
 def enabled() -> bool:
@@ -410,17 +422,12 @@ def start_span(name: str, attributes: dict[str, Any] | None = None, *,
                        {} if attributes is None else attributes, None, None))
 
 
-def finish_span(record: SpanRecord, error: BaseException | None = None) -> None:
-    record[END] = time.time_ns()
-    if error is not None:
-        record[STATUS] = "error"
-        record[ATTRIBUTES]["error.type"] = type(error).__name__
-    collector = _collector
-    if collector is not None:  # Collector.add_span inlined: a traced request finishes four spans here
-        spans = collector._spans
-        spans.append(tuple(record))
-        if len(spans) + len(collector._events) >= collector._attention:
-            collector._batch_ready()
+#: ``finish_span(record, error=None)``: end a running span (now; failed with ``error``) and buffer it
+#: for the installed collector (C: the request path finishes four spans)
+finish_span: Callable[..., None] = _spancore.finish
+#: ``start_child(name, attributes)``: a running span, child of the current one (a new trace's first
+#: without one), holding ``attributes`` itself (not a copy); the upstream call's span (C)
+start_child: Callable[[str, dict[str, Any]], SpanRecord] = _spancore.start_child
 
 
 #: ``activate_token(record)`` makes ``record`` the current span until ``reset_current(token)``
@@ -482,55 +489,10 @@ def instrument(obj: Any, api: str, names: list[str], *, kind: str, provider_id: 
 
 def _traced(method: Callable[..., Any], span_name: str, base: dict[str, Any],
             on_result: AttributeHook | None) -> Callable[..., Any]:
-    # the request path runs this twice a traced request (router and provider): start_span and
-    # finish_span are inlined, the span is a list made in C and snapshotted in C when it ends
-    async def traced(*args: Any, **kwargs: Any) -> Any:
-        if _collector is None:
-            return await method(*args, **kwargs)
-        current = _current.get()
-        if current is None:
-            record = SpanRecord((new_trace_id(), new_span_id(), None, span_name, time.time_ns(), None, "ok",
-                                 False, base.copy(), None, None))
-        elif current is UNSAMPLED:
-            return await method(*args, **kwargs)
-        else:
-            record = SpanRecord((current[0], new_span_id(), current[1], span_name, time.time_ns(), None, "ok",
-                                 False, base.copy(), None, None))
-        token = _current.set(record)
-        try:
-            result = await method(*args, **kwargs)
-        except BaseException as exc:
-            _finish(record, args, kwargs, None, on_result, exc)
-            raise
-        finally:
-            _current.reset(token)
-        stream = _STREAMS.get(type(result))
-        if stream is None:
-            stream = _is_stream(type(result))
-        if stream:
-            return _finish_after(result, record, args, kwargs, on_result)
-        if on_result is not None:
-            try:
-                on_result(record, args, kwargs, result)
-            except Exception:  # attributes are best effort; they never fail the call
-                log.debug("span attributes of %s failed", span_name, exc_info=True)
-        finish_span(record)
-        return result
-
-    traced.__traced__ = True  # type: ignore[attr-defined]
-    traced.__wrapped__ = method  # type: ignore[attr-defined]
-    return traced
-
-
-_STREAMS: dict[type, bool] = {}
-
-
-def _is_stream(kind: type) -> bool:
-    """Whether results of this type are streams (async iterators); cached: pydantic models miss slowly."""
-    known = _STREAMS.get(kind)
-    if known is None:
-        known = _STREAMS[kind] = hasattr(kind, "__anext__")
-    return known
+    # a C callable (stack/_spancore.c): no coroutine frame of its own, the span started on the call's
+    # first step and finished when it returns (streams: ``_finish_after``); tracing off, it returns
+    # the method's own coroutine
+    return _spancore.Traced(method, span_name, base, on_result)
 
 
 def _finish(record: SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any, on_result: AttributeHook | None,
@@ -561,3 +523,6 @@ async def _finish_after(stream: AsyncIterator[Any], record: SpanRecord, args: tu
         if closer is not None:
             await closer()
     _finish(record, args, kwargs, last, on_result)
+
+
+_spancore.configure(_current, UNSAMPLED, SpanRecord, new_span_id, new_trace_id, _finish_after)

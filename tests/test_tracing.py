@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import pytest
@@ -24,15 +25,24 @@ class ListSink:
         self.closed = True
 
 
-@pytest.fixture
-async def sink():
+@contextlib.asynccontextmanager
+async def collecting(max_buffer: int):
+    """A ``ListSink`` getting this process's spans through a started, installed collector."""
     sink = ListSink()
-    collector = tracing.Collector([sink], max_buffer=4, interval=0.01)
+    collector = tracing.Collector([sink], max_buffer=max_buffer, interval=0.01)
     collector.start()
     tracing.install(collector)
-    yield sink
-    tracing.install(None)
-    await collector.close()
+    try:
+        yield sink
+    finally:
+        tracing.install(None)
+        await collector.close()
+
+
+@pytest.fixture
+async def sink():
+    async with collecting(max_buffer=4) as sink:
+        yield sink
 
 
 @pytest.mark.parametrize("value, parsed", [

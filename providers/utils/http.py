@@ -234,7 +234,7 @@ class UpstreamClient:
         """
         if not tracing.recording():
             return await self._send(method, path, body, headers, what)
-        span = tracing.start_span(f"upstream {method}", {
+        span = tracing.start_child(f"upstream {method}", {
             "http.request.method": method, "url.full": self.base_url + path, "polystack.upstream": self.name})
         try:
             response = await self._send(method, path, body, headers, what,

@@ -1,0 +1,5 @@
+"""The one C extension: tracing's request path (stack/_spancore.c). Everything else is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("stack._spancore", ["stack/_spancore.c"])])

@@ -1,0 +1,703 @@
+/* The request path of tracing in C (stack/tracing.py has the design; this is its hot part).
+
+   A traced router or provider method was an ``async def`` wrapper: each call made one more
+   coroutine frame, ran ~90 bytecodes and passed every await of the call through that frame.
+   Here the wrapper is a C callable (``Traced``) and the awaitable it returns (``TracedCall``)
+   forwards to the method's coroutine through ``am_send``, starting its span on the first step
+   and finishing it when the coroutine returns or raises. ``finish`` ends any span and hands its
+   snapshot (``tuple(record)``) to the installed collector's buffer.
+
+   Python still owns every policy: the span's fields and their order (``SpanRecord``), ids
+   (``new_span_id``/``new_trace_id``), the attribute hooks, streams (``finish_after``) and the
+   collector (``batch_ready`` when its buffer needs a look). ``configure`` hands them over once;
+   ``install`` follows ``tracing.install`` and the collector's buffer swaps. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <time.h>
+
+/* SpanRecord's fields (stack/tracing.py: TRACE_ID ... EXPIRES) */
+enum { F_TRACE_ID, F_SPAN_ID, F_PARENT, F_NAME, F_START, F_END, F_STATUS, F_ROOT, F_ATTRIBUTES, F_METRICS,
+       F_EXPIRES, N_FIELDS };
+
+static PyObject *current_var;      /* ContextVar of the current span */
+static PyObject *unsampled;        /* the current "span" of a request sampling left out */
+static PyTypeObject *span_type;    /* SpanRecord, a list subclass */
+static PyObject *new_span_id;      /* () -> str */
+static PyObject *new_trace_id;     /* () -> str */
+static PyObject *finish_after;     /* (stream, record, args, kwargs, on_result) -> async iterator */
+static PyObject *str_ok, *str_error, *str_error_type;
+
+/* the installed collector's buffers; NULL: tracing is off */
+static PyObject *collector;
+static PyObject *spans_append;     /* the span buffer's bound append */
+static PyObject *span_buffer, *event_buffer;
+static PyObject *batch_ready;      /* collector._batch_ready */
+static Py_ssize_t attention;       /* buffered spans + events at which batch_ready is called */
+
+static PyObject *
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+}
+
+/* A new running span: child of ``parent`` (a SpanRecord), or a new trace's first span when
+   ``parent`` is None. ``attributes`` is taken over (a new reference). */
+static PyObject *
+new_record(PyObject *parent, PyObject *name, PyObject *attributes)
+{
+    PyObject *trace_id, *parent_id;
+    if (parent != Py_None && (!PyList_Check(parent) || PyList_GET_SIZE(parent) != N_FIELDS)) {
+        Py_DECREF(attributes);
+        PyErr_SetString(PyExc_TypeError, "the current span is not a SpanRecord");
+        return NULL;
+    }
+    if (parent == Py_None) {
+        trace_id = PyObject_CallNoArgs(new_trace_id);
+        if (trace_id == NULL) {
+            Py_DECREF(attributes);
+            return NULL;
+        }
+        parent_id = Py_NewRef(Py_None);
+    }
+    else {
+        trace_id = Py_NewRef(PyList_GET_ITEM(parent, F_TRACE_ID));
+        parent_id = Py_NewRef(PyList_GET_ITEM(parent, F_SPAN_ID));
+    }
+    PyObject *span_id = PyObject_CallNoArgs(new_span_id);
+    PyObject *start = now_ns();
+    PyObject *fields = PyTuple_New(N_FIELDS);
+    PyObject *record = span_type->tp_alloc(span_type, 0);
+    if (span_id == NULL || start == NULL || fields == NULL || record == NULL) {
+        Py_XDECREF(span_id);
+        Py_XDECREF(start);
+        Py_XDECREF(record);
+        Py_DECREF(trace_id);
+        Py_DECREF(parent_id);
+        Py_DECREF(attributes);
+        Py_XDECREF(fields);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(fields, F_TRACE_ID, trace_id);
+    PyTuple_SET_ITEM(fields, F_SPAN_ID, span_id);
+    PyTuple_SET_ITEM(fields, F_PARENT, parent_id);
+    PyTuple_SET_ITEM(fields, F_NAME, Py_NewRef(name));
+    PyTuple_SET_ITEM(fields, F_START, start);
+    PyTuple_SET_ITEM(fields, F_END, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(fields, F_STATUS, Py_NewRef(str_ok));
+    PyTuple_SET_ITEM(fields, F_ROOT, Py_NewRef(Py_False));
+    PyTuple_SET_ITEM(fields, F_ATTRIBUTES, attributes);
+    PyTuple_SET_ITEM(fields, F_METRICS, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(fields, F_EXPIRES, Py_NewRef(Py_None));
+    int failed = PyList_SetSlice(record, 0, 0, fields);
+    Py_DECREF(fields);
+    if (failed) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    return record;
+}
+
+/* End ``record`` (now; with ``error``'s type when it failed) and buffer its snapshot. */
+static int
+finish_record(PyObject *record, PyObject *error_type)
+{
+    if (!PyList_Check(record) || PyList_GET_SIZE(record) != N_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "finish: not a running span (a SpanRecord)");
+        return -1;
+    }
+    PyObject *end = now_ns();
+    if (end == NULL)
+        return -1;
+    PyList_SetItem(record, F_END, end);  /* steals end */
+    if (error_type != NULL) {
+        PyList_SetItem(record, F_STATUS, Py_NewRef(str_error));
+        PyObject *name = PyType_GetName((PyTypeObject *)error_type);
+        if (name == NULL)
+            return -1;
+        int failed = PyObject_SetItem(PyList_GET_ITEM(record, F_ATTRIBUTES), str_error_type, name);
+        Py_DECREF(name);
+        if (failed)
+            return -1;
+    }
+    if (spans_append == NULL)
+        return 0;
+    PyObject *snapshot = PyList_AsTuple(record);
+    if (snapshot == NULL)
+        return -1;
+    PyObject *appended = PyObject_CallOneArg(spans_append, snapshot);
+    Py_DECREF(snapshot);
+    if (appended == NULL)
+        return -1;
+    Py_DECREF(appended);
+    Py_ssize_t spans = PyObject_Length(span_buffer), events = PyObject_Length(event_buffer);
+    if (spans < 0 || events < 0)
+        return -1;
+    if (spans + events >= attention) {
+        PyObject *done = PyObject_CallNoArgs(batch_ready);
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+    }
+    return 0;
+}
+
+/* -- TracedCall: one call of a traced method, awaited ------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *coro;        /* the method's coroutine */
+    PyObject *traced;      /* the Traced that made it (name, attributes, hook) */
+    PyObject *args;        /* positional arguments (a tuple), kept for the hook; NULL without one */
+    PyObject *kwargs;      /* keyword arguments (a dict), likewise */
+    PyObject *record;      /* the running span; NULL before the first step and for unsampled calls */
+    PyObject *token;       /* the context variable's token while the span is current */
+    char started, done;
+} TracedCall;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *method;
+    PyObject *name;        /* the span's name */
+    PyObject *base;        /* the attributes every span of the method starts with (copied per call) */
+    PyObject *on_result;   /* None or (record, args, kwargs, result) -> None */
+    PyObject *dict;        /* __dict__: __wrapped__, __name__, ... */
+    vectorcallfunc vectorcall;
+} Traced;
+
+static PyTypeObject TracedCallType, TracedType;
+
+/* The first step: the span starts and becomes current (not when the call is made: a coroutine made
+   in one task and awaited in another must take the awaiting task's span as its parent). */
+static int
+call_begin(TracedCall *self)
+{
+    self->started = 1;
+    if (spans_append == NULL)
+        return 0;
+    PyObject *current;
+    if (PyContextVar_Get(current_var, Py_None, &current) < 0)
+        return -1;
+    if (current == unsampled) {
+        Py_DECREF(current);
+        return 0;
+    }
+    Traced *traced = (Traced *)self->traced;
+    PyObject *attributes = PyDict_Copy(traced->base);
+    if (attributes == NULL) {
+        Py_DECREF(current);
+        return -1;
+    }
+    self->record = new_record(current, traced->name, attributes);
+    Py_DECREF(current);
+    if (self->record == NULL)
+        return -1;
+    self->token = PyContextVar_Set(current_var, self->record);
+    return self->token == NULL ? -1 : 0;
+}
+
+/* The hook's attributes are best effort: a failing hook never fails the call. */
+static void
+call_hook(TracedCall *self, PyObject *result)
+{
+    Traced *traced = (Traced *)self->traced;
+    if (traced->on_result == Py_None)
+        return;
+    PyObject *outcome = PyObject_CallFunctionObjArgs(traced->on_result, self->record, self->args, self->kwargs,
+                                                     result, NULL);
+    if (outcome == NULL)
+        PyErr_Clear();
+    Py_XDECREF(outcome);
+}
+
+/* The coroutine returned (PYGEN_RETURN, ``*result`` its value) or raised (PYGEN_ERROR). */
+static PySendResult
+call_end(TracedCall *self, PySendResult status, PyObject **result)
+{
+    self->done = 1;
+    PyObject *record = self->record;
+    if (record == NULL)
+        return status;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (PyContextVar_Reset(current_var, self->token) < 0)
+        PyErr_Clear();  /* ended in another context (a close from the garbage collector): nothing to undo */
+    Py_CLEAR(self->token);
+    if (status == PYGEN_ERROR) {
+        call_hook(self, Py_None);
+        if (finish_record(record, type) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+        return status;
+    }
+    PyTypeObject *kind = Py_TYPE(*result);
+    if (kind->tp_as_async != NULL && kind->tp_as_async->am_anext != NULL) {
+        /* a stream: its span ends with it */
+        PyObject *wrapped = PyObject_CallFunctionObjArgs(finish_after, *result, record,
+                                                         self->args ? self->args : Py_None,
+                                                         self->kwargs ? self->kwargs : Py_None,
+                                                         ((Traced *)self->traced)->on_result, NULL);
+        Py_SETREF(*result, wrapped);
+        if (wrapped == NULL)
+            return PYGEN_ERROR;
+        return status;
+    }
+    call_hook(self, *result);
+    if (finish_record(record, NULL) < 0)
+        PyErr_Clear();  /* a span that could not be buffered is lost, never the call */
+    return status;
+}
+
+static PySendResult
+call_send(TracedCall *self, PyObject *arg, PyObject **result)
+{
+    if (self->done) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    if (!self->started && call_begin(self) < 0) {
+        *result = NULL;
+        self->done = 1;
+        return PYGEN_ERROR;
+    }
+    PySendResult status = PyIter_Send(self->coro, arg, result);
+    if (status == PYGEN_NEXT)
+        return status;
+    return call_end(self, status, result);
+}
+
+/* A PySendResult as Python sees it from send() and __next__: a value, or StopIteration(value). */
+static PyObject *
+as_step(PySendResult status, PyObject *result)
+{
+    if (status == PYGEN_NEXT)
+        return result;
+    if (status == PYGEN_RETURN) {
+        if (result == Py_None)
+            PyErr_SetNone(PyExc_StopIteration);
+        else {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *
+call_iternext(TracedCall *self)
+{
+    PyObject *result;
+    PySendResult status = call_send(self, Py_None, &result);  /* before reading result: C leaves the order
+                                                                 of a call's arguments open */
+    return as_step(status, result);
+}
+
+static PyObject *
+call_send_method(TracedCall *self, PyObject *arg)
+{
+    PyObject *result;
+    PySendResult status = call_send(self, arg, &result);
+    return as_step(status, result);
+}
+
+/* A step the inner coroutine's throw() or close() took: a value it yielded, or its end. */
+static PyObject *
+after_inner(TracedCall *self, PyObject *yielded)
+{
+    if (yielded != NULL)
+        return yielded;
+    if (!self->started || self->done)
+        return NULL;
+    PyObject *value = NULL;
+    if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        PyObject *type, *error, *traceback;
+        PyErr_Fetch(&type, &error, &traceback);
+        PyErr_NormalizeException(&type, &error, &traceback);
+        value = error != NULL ? PyObject_GetAttrString(error, "value") : Py_NewRef(Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(error);
+        Py_XDECREF(traceback);
+        if (value == NULL)
+            return NULL;
+        PySendResult status = call_end(self, PYGEN_RETURN, &value);
+        return as_step(status, value);
+    }
+    call_end(self, PYGEN_ERROR, &value);
+    return NULL;
+}
+
+static PyObject *
+call_throw(TracedCall *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *thrower = PyObject_GetAttrString(self->coro, "throw");
+    if (thrower == NULL)
+        return NULL;
+    if (!self->started && !self->done) {
+        /* thrown in before the first step: like an ``async def`` wrapper, no span */
+        self->started = self->done = 1;
+    }
+    PyObject *yielded = PyObject_Vectorcall(thrower, args, nargs, NULL);
+    Py_DECREF(thrower);
+    return after_inner(self, yielded);
+}
+
+static PyObject *
+call_close(TracedCall *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *closed = PyObject_CallMethod(self->coro, "close", NULL);
+    if (self->started && !self->done) {
+        PyObject *saved_type, *saved_value, *saved_traceback;
+        PyErr_Fetch(&saved_type, &saved_value, &saved_traceback);
+        PyErr_SetNone(PyExc_GeneratorExit);  /* the span ends as the wrapper's would: with GeneratorExit */
+        PyObject *ignored_value = NULL;
+        call_end(self, PYGEN_ERROR, &ignored_value);
+        PyErr_Clear();
+        PyErr_Restore(saved_type, saved_value, saved_traceback);
+    }
+    self->started = self->done = 1;
+    return closed;
+}
+
+static PyObject *
+call_await(TracedCall *self)
+{
+    return Py_NewRef(self);
+}
+
+static int
+call_traverse(TracedCall *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->coro);
+    Py_VISIT(self->traced);
+    Py_VISIT(self->args);
+    Py_VISIT(self->kwargs);
+    Py_VISIT(self->record);
+    Py_VISIT(self->token);
+    return 0;
+}
+
+static int
+call_clear(TracedCall *self)
+{
+    Py_CLEAR(self->coro);
+    Py_CLEAR(self->traced);
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->kwargs);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->token);
+    return 0;
+}
+
+static void
+call_dealloc(TracedCall *self)
+{
+    PyObject_GC_UnTrack(self);
+    call_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyAsyncMethods call_async = {
+    .am_await = (unaryfunc)call_await,
+    .am_send = (sendfunc)call_send,
+};
+
+static PyMethodDef call_methods[] = {
+    {"send", (PyCFunction)call_send_method, METH_O, "Step the call with a value."},
+    {"throw", (PyCFunction)(void (*)(void))call_throw, METH_FASTCALL, "Raise an exception inside the call."},
+    {"close", (PyCFunction)call_close, METH_NOARGS, "Close the call (its span ends with GeneratorExit)."},
+    {NULL},
+};
+
+static PyTypeObject TracedCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stack._spancore.TracedCall",
+    .tp_doc = "One awaited call of a traced method: the method's coroutine inside its span.",
+    .tp_basicsize = sizeof(TracedCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_as_async = &call_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)call_iternext,
+    .tp_methods = call_methods,
+    .tp_traverse = (traverseproc)call_traverse,
+    .tp_clear = (inquiry)call_clear,
+    .tp_dealloc = (destructor)call_dealloc,
+};
+
+/* -- Traced: a method whose calls are spans -------------------------------------------------- */
+
+static PyObject *
+traced_vectorcall(Traced *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *coro = PyObject_Vectorcall(self->method, args, nargsf, kwnames);
+    if (coro == NULL || spans_append == NULL)  /* tracing off: the method's own coroutine */
+        return coro;
+    TracedCall *call = PyObject_GC_New(TracedCall, &TracedCallType);
+    if (call == NULL) {
+        Py_DECREF(coro);
+        return NULL;
+    }
+    call->coro = coro;
+    call->traced = Py_NewRef(self);
+    call->args = call->kwargs = call->record = call->token = NULL;
+    call->started = call->done = 0;
+    if (self->on_result != Py_None) {  /* the hook reads the call's arguments */
+        Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+        call->args = PyTuple_New(nargs);
+        call->kwargs = PyDict_New();
+        if (call->args == NULL || call->kwargs == NULL) {
+            Py_DECREF(call);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++)
+            PyTuple_SET_ITEM(call->args, i, Py_NewRef(args[i]));
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            if (PyDict_SetItem(call->kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                Py_DECREF(call);
+                return NULL;
+            }
+        }
+    }
+    PyObject_GC_Track(call);
+    return (PyObject *)call;
+}
+
+static PyObject *
+traced_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"method", "name", "attributes", "on_result", NULL};
+    PyObject *method, *name, *base, *on_result = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUO!|O:Traced", keywords, &method, &name, &PyDict_Type, &base,
+                                     &on_result))
+        return NULL;
+    Traced *self = (Traced *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->method = Py_NewRef(method);
+    self->name = Py_NewRef(name);
+    self->base = Py_NewRef(base);
+    self->on_result = Py_NewRef(on_result);
+    self->dict = PyDict_New();
+    self->vectorcall = (vectorcallfunc)traced_vectorcall;
+    if (self->dict == NULL || PyDict_SetItemString(self->dict, "__wrapped__", method) < 0
+            || PyDict_SetItemString(self->dict, "__traced__", Py_True) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    /* what functools.wraps would copy: names and documentation, for help() and inspect */
+    static const char *copied[] = {"__name__", "__qualname__", "__doc__", "__module__", NULL};
+    for (const char **attribute = copied; *attribute != NULL; attribute++) {
+        PyObject *value = PyObject_GetAttrString(method, *attribute);
+        if (value == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        int failed = PyDict_SetItemString(self->dict, *attribute, value);
+        Py_DECREF(value);
+        if (failed) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
+static int
+traced_traverse(Traced *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->method);
+    Py_VISIT(self->name);
+    Py_VISIT(self->base);
+    Py_VISIT(self->on_result);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+traced_clear(Traced *self)
+{
+    Py_CLEAR(self->method);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->base);
+    Py_CLEAR(self->on_result);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+traced_dealloc(Traced *self)
+{
+    PyObject_GC_UnTrack(self);
+    traced_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+traced_get_name(Traced *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->name);
+}
+
+static PyGetSetDef traced_getset[] = {
+    {"span_name", (getter)traced_get_name, NULL, "the name of the spans it makes", NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject TracedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stack._spancore.Traced",
+    .tp_doc = "Traced(method, name, attributes, on_result=None): ``method`` (an async method) with each "
+              "call a span named ``name``, starting with a copy of ``attributes``; ``on_result(record, "
+              "args, kwargs, result)`` adds attributes when the call ends (result None when it failed).",
+    .tp_basicsize = sizeof(Traced),
+    .tp_dictoffset = offsetof(Traced, dict),
+    .tp_vectorcall_offset = offsetof(Traced, vectorcall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_call = PyVectorcall_Call,
+    .tp_new = traced_new,
+    .tp_getset = traced_getset,
+    .tp_traverse = (traverseproc)traced_traverse,
+    .tp_clear = (inquiry)traced_clear,
+    .tp_dealloc = (destructor)traced_dealloc,
+    .tp_descr_get = NULL,
+};
+
+/* -- module functions ------------------------------------------------------------------------ */
+
+static PyObject *
+configure(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *var, *marker, *record_type, *span_ids, *trace_ids, *streams;
+    if (!PyArg_ParseTuple(args, "OOO!OOO:configure", &var, &marker, &PyType_Type, &record_type, &span_ids,
+                          &trace_ids, &streams))
+        return NULL;
+    if (!PyContextVar_CheckExact(var) || !PyType_IsSubtype((PyTypeObject *)record_type, &PyList_Type)) {
+        PyErr_SetString(PyExc_TypeError, "configure: a ContextVar and a list subclass are needed");
+        return NULL;
+    }
+    Py_XSETREF(current_var, Py_NewRef(var));
+    Py_XSETREF(unsampled, Py_NewRef(marker));
+    Py_XSETREF(span_type, (PyTypeObject *)Py_NewRef(record_type));
+    Py_XSETREF(new_span_id, Py_NewRef(span_ids));
+    Py_XSETREF(new_trace_id, Py_NewRef(trace_ids));
+    Py_XSETREF(finish_after, Py_NewRef(streams));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+install(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *target, *spans = NULL, *events = NULL, *ready = NULL;
+    Py_ssize_t limit = 0;
+    if (!PyArg_ParseTuple(args, "O|OOOn:install", &target, &spans, &events, &ready, &limit))
+        return NULL;
+    if (target != Py_None && (spans == NULL || events == NULL || ready == NULL || limit <= 0)) {
+        PyErr_SetString(PyExc_TypeError, "install: a collector comes with its buffers, batch_ready and attention");
+        return NULL;
+    }
+    if (target != Py_None && current_var == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "install: configure() first");
+        return NULL;
+    }
+    Py_CLEAR(collector);
+    Py_CLEAR(spans_append);
+    Py_CLEAR(span_buffer);
+    Py_CLEAR(event_buffer);
+    Py_CLEAR(batch_ready);
+    if (target == Py_None)
+        Py_RETURN_NONE;
+    spans_append = PyObject_GetAttrString(spans, "append");
+    if (spans_append == NULL)
+        return NULL;
+    collector = Py_NewRef(target);
+    span_buffer = Py_NewRef(spans);
+    event_buffer = Py_NewRef(events);
+    batch_ready = Py_NewRef(ready);
+    attention = limit;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+finish(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "finish(record, error=None)");
+        return NULL;
+    }
+    PyObject *error_type = nargs == 2 && args[1] != Py_None ? (PyObject *)Py_TYPE(args[1]) : NULL;
+    if (finish_record(args[0], error_type) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+start_child(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "start_child(name: str, attributes: dict)");
+        return NULL;
+    }
+    if (current_var == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_child: configure() first");
+        return NULL;
+    }
+    PyObject *current;
+    if (PyContextVar_Get(current_var, Py_None, &current) < 0)
+        return NULL;
+    PyObject *record = new_record(current, args[0], Py_NewRef(args[1]));
+    Py_DECREF(current);
+    return record;
+}
+
+static PyObject *
+collector_of(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(collector ? collector : Py_None);
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(current_var, unsampled, SpanRecord, new_span_id, new_trace_id, finish_after): once, at import."},
+    {"install", install, METH_VARARGS,
+     "install(collector, spans, events, batch_ready, attention) or install(None): where finished spans go."},
+    {"finish", (PyCFunction)(void (*)(void))finish, METH_FASTCALL,
+     "finish(record, error=None): end a running span and buffer it."},
+    {"start_child", (PyCFunction)(void (*)(void))start_child, METH_FASTCALL,
+     "start_child(name, attributes): a new span, child of the current one (a new trace without one); "
+     "``attributes`` is used as it is, not copied."},
+    {"installed", collector_of, METH_NOARGS, "The collector spans go to now (None: tracing is off)."},
+    {NULL},
+};
+
+static struct PyModuleDef spancore_module = {
+    PyModuleDef_HEAD_INIT, "stack._spancore", "The request path of tracing, in C (see stack/tracing.py).", -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__spancore(void)
+{
+    if (PyType_Ready(&TracedCallType) < 0 || PyType_Ready(&TracedType) < 0)
+        return NULL;
+    str_ok = PyUnicode_InternFromString("ok");
+    str_error = PyUnicode_InternFromString("error");
+    str_error_type = PyUnicode_InternFromString("error.type");
+    if (str_ok == NULL || str_error == NULL || str_error_type == NULL)
+        return NULL;
+    PyObject *module = PyModule_Create(&spancore_module);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddType(module, &TracedType) < 0 || PyModule_AddType(module, &TracedCallType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,154 @@
+"""stack/_spancore.c: traced methods (``Traced``, the awaitable each call returns) and ``finish``."""
+
+from __future__ import annotations
+
+import asyncio
+import collections.abc
+import inspect
+
+import pytest
+
+from stack import _spancore, tracing
+
+from .test_tracing import ListSink, collecting
+
+
+@pytest.fixture
+async def sink():
+    async with collecting(max_buffer=1000) as sink:
+        yield sink
+
+
+class Service:
+    """A provider whose calls wait a turn of the event loop, as an upstream call would."""
+
+    def __init__(self) -> None:
+        self.inner_parents: list[str | None] = []
+
+    async def answer(self, question: str, *, loud: bool = False) -> str:
+        """Answers a question."""
+        await asyncio.sleep(0)
+        with tracing.span("inside") as inside:
+            self.inner_parents.append(inside.parent_span_id if inside is not None else None)
+        return question.upper() if loud else question
+
+    async def fail(self) -> None:
+        await asyncio.sleep(0)
+        raise KeyError("no such thing")
+
+    async def wait(self, event: asyncio.Event) -> None:
+        await event.wait()
+
+
+def traced(service: Service, on_result=None) -> Service:
+    tracing.instrument(service, "demo", ["answer", "fail", "wait"], kind="provider", provider_id="p",
+                       on_result=on_result)
+    return service
+
+
+async def spans_by_name(sink: ListSink) -> dict[str, tracing.FinishedSpan]:
+    await tracing.collector().flush()
+    return {span.name: span for span in sink.spans}
+
+
+async def test_a_call_is_a_span_under_the_current_one_and_parents_what_runs_inside(sink):
+    calls = []
+    service = traced(Service(), on_result=lambda record, args, kwargs, result: calls.append((args, kwargs, result)))
+    with tracing.span("request") as request:
+        assert await service.answer("hi", loud=True) == "HI"
+        assert tracing.current_span() is request  # the call's span is current only while it runs
+    spans = await spans_by_name(sink)
+    call = spans["provider demo.answer"]
+    assert (call.trace_id, call.parent_span_id) == (request.trace_id, request.span_id)
+    assert call.attributes == {"polystack.api": "demo", "polystack.provider_id": "p"}
+    assert call.status == "ok" and call.end_ns >= call.start_ns
+    assert service.inner_parents == [call.span_id] and spans["inside"].parent_span_id == call.span_id
+    assert calls == [(("hi",), {"loud": True}, "HI")]
+
+
+async def test_a_failing_call_ends_its_span_with_the_error_and_raises_it(sink):
+    service = traced(Service())
+    with tracing.span("request") as request:
+        with pytest.raises(KeyError, match="no such thing"):
+            await service.fail()
+        assert tracing.current_span() is request
+    failed = (await spans_by_name(sink))["provider demo.fail"]
+    assert failed.status == "error" and failed.attributes["error.type"] == "KeyError"
+
+
+async def test_a_cancelled_call_ends_its_span_cancelled(sink):
+    service = traced(Service())
+    task = asyncio.create_task(service.wait(asyncio.Event()))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cancelled = (await spans_by_name(sink))["provider demo.wait"]
+    assert cancelled.status == "error" and cancelled.attributes["error.type"] == "CancelledError"
+
+
+async def test_a_call_made_in_one_task_and_awaited_in_others_takes_the_awaiting_span(sink):
+    service = traced(Service())
+
+    async def under(name: str, call):
+        with tracing.span(name):
+            return await call
+
+    with tracing.span("request"):
+        calls = [service.answer("a"), service.answer("b")]  # made here, awaited under each span below
+        assert await asyncio.gather(under("first", calls[0]), under("second", calls[1])) == ["a", "b"]
+    spans = await spans_by_name(sink)
+    parents = sorted(s.parent_span_id for s in sink.spans if s.name == "provider demo.answer")
+    assert parents == sorted([spans["first"].span_id, spans["second"].span_id])
+
+
+async def test_a_hook_that_fails_never_fails_the_call(sink):
+    def broken(record, args, kwargs, result):
+        raise RuntimeError("hook bug")
+
+    service = traced(Service(), on_result=broken)
+    assert await service.answer("still here") == "still here"
+    assert (await spans_by_name(sink))["provider demo.answer"].status == "ok"
+
+
+async def test_closing_a_started_call_ends_its_span_and_an_unstarted_one_records_nothing(sink):
+    service = traced(Service())
+    started = service.wait(asyncio.Event())
+    started.send(None)  # the first step: the span starts, then the call waits
+    started.close()
+    service.answer("never").close()
+    spans = await spans_by_name(sink)
+    assert spans["provider demo.wait"].attributes["error.type"] == "GeneratorExit"
+    assert "provider demo.answer" not in spans
+
+
+async def test_a_call_is_a_coroutine_to_asyncio_and_cannot_be_awaited_twice(sink):
+    service = traced(Service())
+    call = service.answer("once")
+    assert isinstance(call, collections.abc.Coroutine)
+    assert await asyncio.create_task(call) == "once"
+    with pytest.raises(RuntimeError, match="already awaited"):
+        await call
+
+
+async def test_tracing_off_a_call_is_the_methods_own_coroutine():
+    service = traced(Service())
+    call = service.answer("plain")
+    assert inspect.iscoroutine(call)
+    assert await call == "plain" and service.inner_parents == [None]
+
+
+def test_a_traced_method_keeps_the_methods_name_signature_and_documentation():
+    service = traced(Service())
+    assert service.answer.__name__ == "answer" and service.answer.__doc__ == "Answers a question."
+    assert service.answer.__traced__ and service.answer.span_name == "provider demo.answer"
+    assert inspect.signature(service.answer) == inspect.signature(Service().answer)
+
+
+async def test_finish_buffers_the_span_and_refuses_what_is_not_one(sink):
+    record = tracing.start_span("by hand")
+    _spancore.finish(record, ValueError("bad"))
+    spans = await spans_by_name(sink)
+    assert spans["by hand"].status == "error" and spans["by hand"].attributes == {"error.type": "ValueError"}
+    with pytest.raises(TypeError, match="not a running span"):
+        _spancore.finish(["too", "short"])
