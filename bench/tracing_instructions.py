@@ -7,12 +7,14 @@ The proxy's app (bench/proxy.py's traced run config: remote::openai to bench/_in
 inline::meta-reference telemetry with the sqlite sink) is called in-process as in
 bench/tracing_inprocess.py, 16 requests at a time; callgrind counts only the measured requests
 and the flush after them (collection is switched on inside one ``functools.reduce`` call, which
-nothing else here makes). Modes: ``off`` (no tracing), ``on`` (every request traced, spans
+nothing else here makes). Modes: ``plain`` (bench/proxy.py's run config without telemetry: what
+its tracing-off proxy runs), ``off`` (the traced run config with the collector taken away: the
+traced methods' wrappers stay), ``on`` (every request traced, spans
 written by the span writer process, whose own instructions are not counted: see
 bench/tracing_inprocess.py for its CPU time) and ``drop`` (spans made, then dropped: the
 request path alone).
 
-usage: python bench/tracing_instructions.py [--requests 800] [--modes off,on,drop] [--base-tree DIR]
+usage: python bench/tracing_instructions.py [--requests 800] [--modes plain,off,on,drop] [--base-tree DIR]
 
 Each mode runs in its own valgrind process (~40 s each; two run at a time). Needs valgrind.
 --base-tree DIR counts the same modes with the code of another checkout (a git worktree of the
@@ -97,7 +99,7 @@ def worker(mode: str, requests: int, upstream_url: str, tree: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=800)
-    parser.add_argument("--modes", default="off,on,drop")
+    parser.add_argument("--modes", default="plain,off,on,drop")
     parser.add_argument("--base-tree", type=Path)
     parser.add_argument("--_worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,13 +129,15 @@ def main() -> None:
         upstream.terminate()
         upstream.wait(10)
     print(f"instructions per request ({args.requests} requests, 16 at a time; callgrind)")
-    print("| code | " + " | ".join(modes) + " | tracing costs (on - off) |")
+    against = next((m for m in ("plain", "off") if m in modes), "off")
+    print("| code | " + " | ".join(modes) + f" | tracing costs (on - {against}) |")
     print("|---|" + "---|" * (len(modes) + 1))
     for name in trees:
         row = [f"{counts[name, m]:,}" for m in modes]
         cost = ""
-        if "on" in modes and "off" in modes:
-            off, on = counts[name, "off"], counts[name, "on"]
+        untraced = next((m for m in ("plain", "off") if m in modes), None)
+        if "on" in modes and untraced is not None:
+            off, on = counts[name, untraced], counts[name, "on"]
             cost = f"{on - off:+,} ({(on - off) / off:+.1%})"
         print(f"| {name} | " + " | ".join(row) + f" | {cost} |")
 

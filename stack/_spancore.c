@@ -27,7 +27,7 @@ static PyTypeObject *span_type;    /* SpanRecord, a list subclass */
 static PyObject *new_span_id;      /* () -> str */
 static PyObject *new_trace_id;     /* () -> str */
 static PyObject *finish_after;     /* (stream, record, args, kwargs, on_result) -> async iterator */
-static PyObject *str_ok, *str_error, *str_error_type;
+static PyObject *str_ok, *str_error, *str_error_type, *str_empty, *str_status_code, *str_route;
 
 /* the installed collector's buffers; NULL: tracing is off */
 static PyObject *collector;
@@ -44,18 +44,33 @@ now_ns(void)
     return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 }
 
+static PyObject *new_span(PyObject *, PyObject *, PyObject *, PyObject *, PyObject *);
+
 /* A new running span: child of ``parent`` (a SpanRecord), or a new trace's first span when
    ``parent`` is None. ``attributes`` is taken over (a new reference). */
 static PyObject *
 new_record(PyObject *parent, PyObject *name, PyObject *attributes)
 {
+    return new_span(parent, NULL, NULL, name, attributes);
+}
+
+/* the body of new_record; or, with ``trace_id`` given, a span of that trace under ``parent_id``
+   (a str or None) that is its request's first on this server (root) */
+static PyObject *
+new_span(PyObject *parent, PyObject *given_trace_id, PyObject *given_parent_id, PyObject *name,
+         PyObject *attributes)
+{
     PyObject *trace_id, *parent_id;
-    if (parent != Py_None && (!PyList_Check(parent) || PyList_GET_SIZE(parent) != N_FIELDS)) {
+    if (given_trace_id != NULL) {
+        trace_id = Py_NewRef(given_trace_id);
+        parent_id = Py_NewRef(given_parent_id);
+    }
+    else if (parent != Py_None && (!PyList_Check(parent) || PyList_GET_SIZE(parent) != N_FIELDS)) {
         Py_DECREF(attributes);
         PyErr_SetString(PyExc_TypeError, "the current span is not a SpanRecord");
         return NULL;
     }
-    if (parent == Py_None) {
+    else if (parent == Py_None) {
         trace_id = PyObject_CallNoArgs(new_trace_id);
         if (trace_id == NULL) {
             Py_DECREF(attributes);
@@ -88,7 +103,7 @@ new_record(PyObject *parent, PyObject *name, PyObject *attributes)
     PyTuple_SET_ITEM(fields, F_START, start);
     PyTuple_SET_ITEM(fields, F_END, Py_NewRef(Py_None));
     PyTuple_SET_ITEM(fields, F_STATUS, Py_NewRef(str_ok));
-    PyTuple_SET_ITEM(fields, F_ROOT, Py_NewRef(Py_False));
+    PyTuple_SET_ITEM(fields, F_ROOT, Py_NewRef(given_trace_id != NULL ? Py_True : Py_False));
     PyTuple_SET_ITEM(fields, F_ATTRIBUTES, attributes);
     PyTuple_SET_ITEM(fields, F_METRICS, Py_NewRef(Py_None));
     PyTuple_SET_ITEM(fields, F_EXPIRES, Py_NewRef(Py_None));
@@ -657,6 +672,99 @@ start_child(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return record;
 }
 
+/* start_root(parent, attributes, header_name): a request's first span, made current. ``parent``: the
+   caller's (trace_id, span_id) from its traceparent, or None (a new trace). Returns (record, context
+   token, (header_name, the trace id as bytes)): what finish_root takes, and the response's header. */
+static PyObject *
+start_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyDict_Check(args[1]) || !PyBytes_Check(args[2])
+            || (args[0] != Py_None && !(PyTuple_Check(args[0]) && PyTuple_GET_SIZE(args[0]) == 2))) {
+        PyErr_SetString(PyExc_TypeError, "start_root(parent: (trace_id, span_id) | None, attributes: dict, "
+                                         "header_name: bytes)");
+        return NULL;
+    }
+    if (current_var == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_root: configure() first");
+        return NULL;
+    }
+    PyObject *trace_id, *parent_id;
+    if (args[0] == Py_None) {
+        trace_id = PyObject_CallNoArgs(new_trace_id);
+        if (trace_id == NULL)
+            return NULL;
+        parent_id = Py_NewRef(Py_None);
+    }
+    else {
+        trace_id = Py_NewRef(PyTuple_GET_ITEM(args[0], 0));
+        parent_id = Py_NewRef(PyTuple_GET_ITEM(args[0], 1));
+    }
+    PyObject *record = new_span(Py_None, trace_id, parent_id, str_empty, Py_NewRef(args[1]));
+    PyObject *value = PyUnicode_AsASCIIString(trace_id);
+    Py_DECREF(trace_id);
+    Py_DECREF(parent_id);
+    PyObject *token = record != NULL ? PyContextVar_Set(current_var, record) : NULL;
+    if (record == NULL || value == NULL || token == NULL) {
+        Py_XDECREF(record);
+        Py_XDECREF(value);
+        Py_XDECREF(token);
+        return NULL;
+    }
+    PyObject *header = PyTuple_Pack(2, args[2], value);
+    Py_DECREF(value);
+    if (header == NULL) {
+        Py_DECREF(record);
+        Py_DECREF(token);
+        return NULL;
+    }
+    PyObject *root = PyTuple_Pack(3, record, token, header);
+    Py_DECREF(record);
+    Py_DECREF(token);
+    Py_DECREF(header);
+    return root;
+}
+
+/* finish_root(root, status, error, method, route, path): the request is over. Its span is named
+   "<method> <route>" (the route's template, attributes["http.route"]) or, without a route,
+   "<method> <path>"; it fails with an error or a 5xx status. ``root`` is start_root's, or
+   (None, token, None) for a request left out by sampling: then only the context is restored. */
+static PyObject *
+finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 3) {
+        PyErr_SetString(PyExc_TypeError, "finish_root(root, status, error, method, route, path)");
+        return NULL;
+    }
+    PyObject *record = PyTuple_GET_ITEM(args[0], 0), *status = args[1], *error = args[2], *route = args[4];
+    if (PyContextVar_Reset(current_var, PyTuple_GET_ITEM(args[0], 1)) < 0)
+        return NULL;
+    if (record == Py_None)
+        Py_RETURN_NONE;
+    if (!PyList_Check(record) || PyList_GET_SIZE(record) != N_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "finish_root: not a root span");
+        return NULL;
+    }
+    PyObject *attributes = PyList_GET_ITEM(record, F_ATTRIBUTES);
+    if (status != Py_None) {
+        if (PyDict_SetItem(attributes, str_status_code, status) < 0)
+            return NULL;
+        long code = PyLong_AsLong(status);
+        if (code == -1 && PyErr_Occurred())
+            return NULL;
+        if (code >= 500)
+            PyList_SetItem(record, F_STATUS, Py_NewRef(str_error));
+    }
+    if (route != Py_None && PyDict_SetItem(attributes, str_route, route) < 0)
+        return NULL;
+    PyObject *name = PyUnicode_FromFormat("%U %U", args[3], route != Py_None ? route : args[5]);
+    if (name == NULL)
+        return NULL;
+    PyList_SetItem(record, F_NAME, name);
+    if (finish_record(record, error != Py_None ? (PyObject *)Py_TYPE(error) : NULL) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 collector_of(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
@@ -673,6 +781,11 @@ static PyMethodDef module_methods[] = {
     {"start_child", (PyCFunction)(void (*)(void))start_child, METH_FASTCALL,
      "start_child(name, attributes): a new span, child of the current one (a new trace without one); "
      "``attributes`` is used as it is, not copied."},
+    {"start_root", (PyCFunction)(void (*)(void))start_root, METH_FASTCALL,
+     "start_root(parent, attributes, header_name): a request's first span, made current; "
+     "(record, token, (header_name, trace id bytes))."},
+    {"finish_root", (PyCFunction)(void (*)(void))finish_root, METH_FASTCALL,
+     "finish_root(root, status, error, method, route, path): the request's span ends, named by its route."},
     {"installed", collector_of, METH_NOARGS, "The collector spans go to now (None: tracing is off)."},
     {NULL},
 };
@@ -690,7 +803,11 @@ PyInit__spancore(void)
     str_ok = PyUnicode_InternFromString("ok");
     str_error = PyUnicode_InternFromString("error");
     str_error_type = PyUnicode_InternFromString("error.type");
-    if (str_ok == NULL || str_error == NULL || str_error_type == NULL)
+    str_empty = PyUnicode_InternFromString("");
+    str_status_code = PyUnicode_InternFromString("http.response.status_code");
+    str_route = PyUnicode_InternFromString("http.route");
+    if (str_ok == NULL || str_error == NULL || str_error_type == NULL || str_empty == NULL || str_status_code == NULL
+            || str_route == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&spancore_module);
     if (module == NULL)

@@ -152,3 +152,17 @@ async def test_finish_buffers_the_span_and_refuses_what_is_not_one(sink):
     assert spans["by hand"].status == "error" and spans["by hand"].attributes == {"error.type": "ValueError"}
     with pytest.raises(TypeError, match="not a running span"):
         _spancore.finish(["too", "short"])
+
+
+async def test_a_root_span_joins_the_callers_trace_and_fails_on_a_server_error(sink):
+    caller = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+    root = _spancore.start_root(caller, {"url.path": "/v1/x"}, b"x-trace-id")
+    assert root[2] == (b"x-trace-id", caller[0].encode()) and tracing.current_span() is root[0]
+    _spancore.finish_root(root, 503, None, "POST", "/v1/{name}", "/v1/x")
+    assert tracing.current_span() is None
+    [span] = sink.spans if (await tracing.collector().flush()) is None else []
+    assert (span.trace_id, span.parent_span_id, span.root) == (*caller, True)
+    assert (span.name, span.status) == ("POST /v1/{name}", "error")
+    assert span.attributes == {"url.path": "/v1/x", "http.response.status_code": 503, "http.route": "/v1/{name}"}
+    with pytest.raises(TypeError, match="start_root"):
+        _spancore.start_root(("only a trace id",), {}, b"x-trace-id")

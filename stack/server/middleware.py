@@ -38,7 +38,7 @@ from ._json import dumps
 from .client_compat import PREFIX as TELEMETRY_PREFIX
 from .client_compat import rewrite_query
 from .errors import error_body, http_error_type, internal_error_body
-from .tracing import RootSpan, start_root
+from .tracing import RootSpan, finish_root, start_root
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class ServerMiddleware:
                 scope = {**scope, "query_string": rewritten.encode("latin-1")}
         rid = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")[:128] or f"{_random.getrandbits(128):032x}"
         added = [(REQUEST_ID_HEADER, rid.encode("latin-1"))]
-        if root is not None and root.record is not None:
-            added.append(root.header)
+        if root is not None and root[0] is not None:  # a sampled request's span: its X-Trace-Id
+            added.append(root[2])
         method = scope["method"]
         watch = method not in _UNWATCHED
         state = _Exchange(send, added, root)
@@ -217,7 +217,7 @@ class _Exchange:
             self.watcher = None
             watcher.cancel()
         if self.root is not None:
-            self.root.finish(self.status, error, scope)
+            finish_root(self.root, self.status, error, scope)
 
 
 class LeanRoutes:

@@ -9,15 +9,13 @@ reading traces, a load balancer's health checks or loading the console's page
 would otherwise fill the span store.
 
 ``ServerMiddleware`` (middleware.py) calls ``start_root`` as a request comes in and
-``RootSpan.finish`` when it is over, which adds the status and the route.
+``finish_root`` when it is over, which adds the status and the route (both in C:
+stack/_spancore.c).
 """
 
 from __future__ import annotations
 
-import operator
-import time
-
-from .. import tracing
+from .. import _spancore, tracing
 from ..console import is_console_path
 
 TRACEPARENT_HEADER = b"traceparent"
@@ -29,34 +27,16 @@ def untraced(path: str) -> bool:
     return path.startswith(UNTRACED_PREFIXES) or is_console_path(path)
 
 
-class RootSpan(tuple):
-    """A request's root span while it runs: (record, context token, the ``X-Trace-Id`` header), a
-    tuple made in one C call (``record`` None: the request is not sampled)."""
+#: a request's root span while it runs: (record, context token, the ``X-Trace-Id`` header), made by
+#: ``_spancore.start_root`` in C; ``record`` (and the header) None: the request is not sampled
+RootSpan = tuple
 
-    __slots__ = ()
 
-    record = property(operator.itemgetter(0))
-    token = property(operator.itemgetter(1))
-    header = property(operator.itemgetter(2))
-
-    def finish(self, status: int | None, error: BaseException | None, scope) -> None:
-        record, token, _ = self
-        tracing.reset_current(token)
-        if record is None:
-            return
-        attributes = record[tracing.ATTRIBUTES]
-        if status is not None:
-            attributes["http.response.status_code"] = status
-            if status >= 500:
-                record[tracing.STATUS] = "error"
-        route = scope.get("route")
-        route_path = getattr(route, "path", None) if route is not None else None
-        if route_path:
-            attributes["http.route"] = route_path
-            record[tracing.NAME] = f"{scope['method']} {route_path}"
-        else:
-            record[tracing.NAME] = f"{scope['method']} {scope['path']}"
-        tracing.finish_span(record, error)
+def finish_root(root: RootSpan, status: int | None, error: BaseException | None, scope) -> None:
+    """The request is over: its span gets the status and the route (its name "<method> <route>")."""
+    route = scope.get("route")
+    _spancore.finish_root(root, status, error, scope["method"], getattr(route, "path", None) if route is not None else None,
+                          scope["path"])
 
 
 def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:
@@ -80,13 +60,10 @@ def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:
         if parent is not None and not tracing.traceparent_sampled(value):
             parent = False  # the caller does not record this trace: neither do we
     if parent is False or (parent is None and collector.sample_rate < 1 and not tracing.sampled(collector.sample_rate)):
-        return RootSpan((None, tracing.activate_token(tracing.UNSAMPLED), None))
-    trace_id, parent_id = (tracing.new_trace_id(), None) if parent is None else parent
+        return None, tracing.activate_token(tracing.UNSAMPLED), None
     # this server's first span of the trace (root), even under a caller's traceparent; its name
     # is given when it finishes (by then the route is known)
-    record = tracing.SpanRecord((trace_id, tracing.new_span_id(), parent_id, "", time.time_ns(), None, "ok", True,
-                                 {"http.request.method": scope["method"], "url.path": path}, None, None))
-    return RootSpan((record, tracing.activate_token(record), (TRACE_ID_HEADER, trace_id.encode())))
+    return _spancore.start_root(parent, {"http.request.method": scope["method"], "url.path": path}, TRACE_ID_HEADER)
 
 
 #: whether a request path is traced, by path (most requests go to a few paths)

@@ -24,7 +24,7 @@ def _root(path):
     scope = _scope(path)
     root = server_tracing.start_root(scope, dict(scope["headers"]))
     if root is not None:
-        root.finish(200, None, _scope(path))
+        server_tracing.finish_root(root, 200, None, _scope(path))
     return root
 
 
