@@ -86,14 +86,23 @@ def check_grammar(llama: Any, gbnf: str, *, field_name: str) -> None:
     llama_cpp.llama_sampler_free(sampler)
 
 
+#: the string character rule llama-cpp-python's schema converter writes, and the one JSON allows: the
+#: converter's lets a raw control character (a newline, say) into a string, and a sampled tool
+#: call once came back as arguments no JSON parser reads (``{"city": "Oslo}, 5\n...``)
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
 def schema_grammar(schema: Any, *, field_name: str) -> str:
-    """GBNF for JSON that follows ``schema`` (llama-cpp-python's converter)."""
+    """GBNF for JSON that follows ``schema`` (llama-cpp-python's converter, its strings held to what
+    JSON allows: no raw control characters)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        text = json_schema_to_gbnf(json.dumps(schema))
     except Exception as exc:
         raise BadRequestError(f"cannot turn this JSON schema into a grammar: {exc}", field=field_name) from None
+    return text.replace(_LOOSE_CHAR, _JSON_CHAR)
 
 
 def json_grammar() -> str:

@@ -674,3 +674,14 @@ async def test_a_default_max_tokens_is_cut_to_the_room_a_client_max_tokens_is_a_
             assert answer.usage.prompt_tokens + answer.usage.completion_tokens == 128
     finally:
         await small.shutdown()
+
+
+def test_schema_grammars_keep_raw_control_characters_out_of_json_strings():
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from providers.inline.inference.llama_cpp import _generate
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    assert _generate._LOOSE_CHAR in json_schema_to_gbnf(json.dumps(schema))  # the converter's own rule
+    grammar = _generate.schema_grammar(schema, field_name="tools")
+    assert _generate._LOOSE_CHAR not in grammar and _generate._JSON_CHAR in grammar
