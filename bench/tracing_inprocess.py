@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import gc
 import os
 import statistics
@@ -74,7 +73,7 @@ def build_app(run_yaml: str, home: Path):
 
 
 async def measure(args: argparse.Namespace, upstream_url: str, home: Path) -> dict[str, list[float]]:
-    from stack import tracing
+    from stack import _spancore, tracing
     from stack.cli import GC_YOUNG_THRESHOLD
 
     run_yaml = proxy.TRACED_RUN_YAML.format(url=upstream_url, sample_rate="")
@@ -83,7 +82,7 @@ async def measure(args: argparse.Namespace, upstream_url: str, home: Path) -> di
     async with app.router.lifespan_context(app):
         collector = tracing.collector()
         if args.drop_spans:
-            collector._spans = collections.deque(maxlen=0)  # every span vanishes as it is added
+            collector._spans = _spancore.SpanBuffer(0)  # every span vanishes as it is added
         writer = next((sink.writer for sink in collector.sinks if getattr(sink, "writer", None)), None)
         if writer is not None and not await writer.wait_ready():
             raise SystemExit("the span writer process did not start")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import concurrent.futures
 import functools
 import gc
@@ -62,7 +61,7 @@ def worker(mode: str, requests: int, upstream_url: str, tree: Path) -> None:
     import proxy
     from tracing_inprocess import build_app, call
 
-    from stack import tracing
+    from stack import _spancore, tracing
     from stack.cli import GC_YOUNG_THRESHOLD
 
     home = Path(tempfile.mkdtemp())
@@ -78,7 +77,7 @@ def worker(mode: str, requests: int, upstream_url: str, tree: Path) -> None:
     if writer is not None and not loop.run_until_complete(writer.wait_ready()):
         raise SystemExit("the span writer process did not start")
     if mode == "drop":
-        collector._spans = collections.deque(maxlen=0)  # every span vanishes as it is added
+        collector._spans = _spancore.SpanBuffer(0)  # every span vanishes as it is added
     tracing.install(None if mode in ("off", "plain") else collector)
 
     async def serve(n: int) -> None:

@@ -12,9 +12,11 @@
    collector (``batch_ready`` when its buffer needs a look). ``configure`` hands them over once;
    ``install`` follows ``tracing.install`` and the collector's buffer swaps. */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_spanbuffer.h"
+
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/random.h>
 #include <time.h>
 
 /* SpanRecord's fields (stack/tracing.py: TRACE_ID ... EXPIRES) */
@@ -25,16 +27,63 @@ static PyObject *current_var;      /* ContextVar of the current span */
 static PyObject *unsampled;        /* the current "span" of a request sampling left out */
 static PyTypeObject *span_type;    /* SpanRecord, a list subclass */
 static PyObject *new_span_id;      /* () -> str */
-static PyObject *new_trace_id;     /* () -> str */
 static PyObject *finish_after;     /* (stream, record, args, kwargs, on_result) -> async iterator */
-static PyObject *str_ok, *str_error, *str_error_type, *str_empty, *str_status_code, *str_route;
+static PyObject *str_ok, *str_error, *str_error_type, *str_empty, *str_status_code, *str_route, *str_method,
+    *str_route_key, *str_path;
 
 /* the installed collector's buffers; NULL: tracing is off */
 static PyObject *collector;
-static PyObject *spans_append;     /* the span buffer's bound append */
-static PyObject *span_buffer, *event_buffer;
+static PyObject *span_buffer;      /* a SpanBuffer */
+static PyObject *event_buffer;
 static PyObject *batch_ready;      /* collector._batch_ready */
 static Py_ssize_t attention;       /* buffered spans + events at which batch_ready is called */
+
+/* trace ids' random part: splitmix64 (ids must be unique, not secret), seeded from the OS and again in
+   a forked child (``reseed``) */
+static uint64_t id_state;
+
+static int
+reseed_ids(void)
+{
+    if (getrandom(&id_state, sizeof(id_state), 0) != sizeof(id_state)) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t
+next_random(void)
+{
+    uint64_t z = (id_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* 16 bytes as 32 hex digits: the first 6 the time in milliseconds, the other 10 random (W3C Trace
+   Context level 2 asks the right-most 7 to be random). Ids made here sort by time, so the span
+   store's key index grows at its end. */
+static PyObject *
+make_trace_id(void)
+{
+    static const char digits[] = "0123456789abcdef";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uint64_t high = next_random(), low = next_random();
+    PyObject *id = PyUnicode_New(32, 127);
+    if (id == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(id);
+    for (int i = 11; i >= 0; i--, ms >>= 4)
+        out[i] = digits[ms & 15];
+    for (int i = 12; i < 16; i++, high >>= 4)  /* 16 random bits, then 64: 80 */
+        out[i] = digits[high & 15];
+    for (int i = 16; i < 32; i++, low >>= 4)
+        out[i] = digits[low & 15];
+    return id;
+}
 
 static PyObject *
 now_ns(void)
@@ -71,7 +120,7 @@ new_span(PyObject *parent, PyObject *given_trace_id, PyObject *given_parent_id, 
         return NULL;
     }
     else if (parent == Py_None) {
-        trace_id = PyObject_CallNoArgs(new_trace_id);
+        trace_id = make_trace_id();
         if (trace_id == NULL) {
             Py_DECREF(attributes);
             return NULL;
@@ -138,18 +187,12 @@ finish_record(PyObject *record, PyObject *error_type)
         if (failed)
             return -1;
     }
-    if (spans_append == NULL)
+    if (span_buffer == NULL)
         return 0;
-    PyObject *snapshot = PyList_AsTuple(record);
-    if (snapshot == NULL)
+    if (span_buffer_append(span_buffer, record) < 0)
         return -1;
-    PyObject *appended = PyObject_CallOneArg(spans_append, snapshot);
-    Py_DECREF(snapshot);
-    if (appended == NULL)
-        return -1;
-    Py_DECREF(appended);
-    Py_ssize_t spans = PyObject_Length(span_buffer), events = PyObject_Length(event_buffer);
-    if (spans < 0 || events < 0)
+    Py_ssize_t spans = span_buffer_count(span_buffer), events = PyObject_Length(event_buffer);
+    if (events < 0)
         return -1;
     if (spans + events >= attention) {
         PyObject *done = PyObject_CallNoArgs(batch_ready);
@@ -191,7 +234,7 @@ static int
 call_begin(TracedCall *self)
 {
     self->started = 1;
-    if (spans_append == NULL)
+    if (span_buffer == NULL)
         return 0;
     PyObject *current;
     if (PyContextVar_Get(current_var, Py_None, &current) < 0)
@@ -452,7 +495,7 @@ static PyObject *
 traced_vectorcall(Traced *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     PyObject *coro = PyObject_Vectorcall(self->method, args, nargsf, kwnames);
-    if (coro == NULL || spans_append == NULL)  /* tracing off: the method's own coroutine */
+    if (coro == NULL || span_buffer == NULL)  /* tracing off: the method's own coroutine */
         return coro;
     TracedCall *call = PyObject_GC_New(TracedCall, &TracedCallType);
     if (call == NULL) {
@@ -585,14 +628,156 @@ static PyTypeObject TracedType = {
     .tp_descr_get = NULL,
 };
 
+/* -- InferenceAttributes: the attribute hook of inference spans ------------------------------ */
+
+/* Called as ``on_result(record, args, kwargs, result)`` on every traced inference call (router and
+   provider): the request's model, and with the result's usage its model and token counts, under
+   the attribute names Python gives (stack/_trace_stack.py: the GenAI conventions' names). In C: in
+   Python this was the request path's largest share of bytecodes. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *model_key, *response_model_key, *input_key, *output_key;  /* None: not recorded */
+    PyObject *derived;  /* a tuple of derived-metric names the span starts its metrics with, or None */
+    vectorcallfunc vectorcall;
+} InferenceAttributes;
+
+static PyObject *str_model_id, *str_request, *str_model, *str_usage, *str_prompt_tokens, *str_completion_tokens;
+
+/* getattr(obj, name, None) as a new reference (None included); NULL only on a real error */
+static PyObject *
+attribute_or_none(PyObject *obj, PyObject *name)
+{
+    PyObject *value;
+    if (_PyObject_LookupAttr(obj, name, &value) < 0)
+        return NULL;
+    return value != NULL ? value : Py_NewRef(Py_None);
+}
+
+static int
+set_attribute(PyObject *attributes, PyObject *key, PyObject *value)
+{
+    if (key == Py_None || value == Py_None)
+        return 0;
+    return PyDict_SetItem(attributes, key, value);
+}
+
+static PyObject *
+inference_attributes_call(InferenceAttributes *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || !PyList_Check(args[0])
+            || PyList_GET_SIZE(args[0]) != N_FIELDS || !PyTuple_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "InferenceAttributes(record, args: tuple, kwargs: dict, result)");
+        return NULL;
+    }
+    PyObject *record = args[0], *call_args = args[1], *call_kwargs = args[2], *result = args[3];
+    PyObject *attributes = PyList_GET_ITEM(record, F_ATTRIBUTES);
+    /* the model: model_id=..., else the request's (args[0] or request=...) .model */
+    PyObject *model = PyDict_GetItemWithError(call_kwargs, str_model_id);
+    if (model != NULL && model != Py_None)
+        Py_INCREF(model);
+    else {
+        if (PyErr_Occurred())
+            return NULL;
+        PyObject *request = PyTuple_GET_SIZE(call_args) ? PyTuple_GET_ITEM(call_args, 0)
+                                                         : PyDict_GetItemWithError(call_kwargs, str_request);
+        if (request == NULL && PyErr_Occurred())
+            return NULL;
+        model = attribute_or_none(request != NULL ? request : Py_None, str_model);
+        if (model == NULL)
+            return NULL;
+    }
+    int failed = set_attribute(attributes, self->model_key, model);
+    Py_DECREF(model);
+    if (failed)
+        return NULL;
+    if (self->input_key != Py_None || self->output_key != Py_None || self->response_model_key != Py_None) {
+        PyObject *usage = attribute_or_none(result, str_usage);
+        if (usage == NULL)
+            return NULL;
+        if (usage != Py_None) {
+            PyObject *response_model = attribute_or_none(result, str_model);
+            PyObject *prompt = response_model ? attribute_or_none(usage, str_prompt_tokens) : NULL;
+            PyObject *completion = prompt ? attribute_or_none(usage, str_completion_tokens) : NULL;
+            failed = completion == NULL
+                || (PyObject_IsTrue(response_model) == 1 && set_attribute(attributes, self->response_model_key,
+                                                                           response_model) < 0)
+                || set_attribute(attributes, self->input_key, prompt) < 0
+                || set_attribute(attributes, self->output_key, completion) < 0;
+            Py_XDECREF(response_model);
+            Py_XDECREF(prompt);
+            Py_XDECREF(completion);
+        }
+        Py_DECREF(usage);
+        if (failed)
+            return NULL;
+    }
+    if (self->derived != Py_None) {  /* the derived metrics first, then any recorded on the span */
+        PyObject *metrics = PyList_GET_ITEM(record, F_METRICS);
+        PyObject *combined = metrics == Py_None ? Py_NewRef(self->derived) : PySequence_Concat(self->derived, metrics);
+        if (combined == NULL)
+            return NULL;
+        PyList_SetItem(record, F_METRICS, combined);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+inference_attributes_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"model", "response_model", "input_tokens", "output_tokens", "derived", NULL};
+    PyObject *model = Py_None, *response_model = Py_None, *input = Py_None, *output = Py_None, *derived = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOO:InferenceAttributes", keywords, &model, &response_model,
+                                     &input, &output, &derived))
+        return NULL;
+    if (derived != Py_None && !PyTuple_Check(derived)) {
+        PyErr_SetString(PyExc_TypeError, "InferenceAttributes: derived is a tuple of metric names");
+        return NULL;
+    }
+    InferenceAttributes *self = (InferenceAttributes *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->model_key = Py_NewRef(model);
+    self->response_model_key = Py_NewRef(response_model);
+    self->input_key = Py_NewRef(input);
+    self->output_key = Py_NewRef(output);
+    self->derived = Py_NewRef(derived);
+    self->vectorcall = (vectorcallfunc)inference_attributes_call;
+    return (PyObject *)self;
+}
+
+static void
+inference_attributes_dealloc(InferenceAttributes *self)
+{
+    Py_XDECREF(self->model_key);
+    Py_XDECREF(self->response_model_key);
+    Py_XDECREF(self->input_key);
+    Py_XDECREF(self->output_key);
+    Py_XDECREF(self->derived);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject InferenceAttributesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stack._spancore.InferenceAttributes",
+    .tp_doc = "InferenceAttributes(*, model=None, response_model=None, input_tokens=None, output_tokens=None, "
+              "derived=None): an on_result hook recording an inference call's request model and, from the "
+              "result's usage, its model and token counts, under the given attribute names (None: not "
+              "recorded); ``derived``: metric names the span's metrics start with.",
+    .tp_basicsize = sizeof(InferenceAttributes),
+    .tp_vectorcall_offset = offsetof(InferenceAttributes, vectorcall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_call = PyVectorcall_Call,
+    .tp_new = inference_attributes_new,
+    .tp_dealloc = (destructor)inference_attributes_dealloc,
+};
+
 /* -- module functions ------------------------------------------------------------------------ */
 
 static PyObject *
 configure(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *var, *marker, *record_type, *span_ids, *trace_ids, *streams;
-    if (!PyArg_ParseTuple(args, "OOO!OOO:configure", &var, &marker, &PyType_Type, &record_type, &span_ids,
-                          &trace_ids, &streams))
+    PyObject *var, *marker, *record_type, *span_ids, *streams;
+    if (!PyArg_ParseTuple(args, "OOO!OO:configure", &var, &marker, &PyType_Type, &record_type, &span_ids, &streams))
         return NULL;
     if (!PyContextVar_CheckExact(var) || !PyType_IsSubtype((PyTypeObject *)record_type, &PyList_Type)) {
         PyErr_SetString(PyExc_TypeError, "configure: a ContextVar and a list subclass are needed");
@@ -602,7 +787,6 @@ configure(PyObject *Py_UNUSED(module), PyObject *args)
     Py_XSETREF(unsampled, Py_NewRef(marker));
     Py_XSETREF(span_type, (PyTypeObject *)Py_NewRef(record_type));
     Py_XSETREF(new_span_id, Py_NewRef(span_ids));
-    Py_XSETREF(new_trace_id, Py_NewRef(trace_ids));
     Py_XSETREF(finish_after, Py_NewRef(streams));
     Py_RETURN_NONE;
 }
@@ -623,15 +807,15 @@ install(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     Py_CLEAR(collector);
-    Py_CLEAR(spans_append);
     Py_CLEAR(span_buffer);
     Py_CLEAR(event_buffer);
     Py_CLEAR(batch_ready);
     if (target == Py_None)
         Py_RETURN_NONE;
-    spans_append = PyObject_GetAttrString(spans, "append");
-    if (spans_append == NULL)
+    if (!PyObject_TypeCheck(spans, &SpanBufferType)) {
+        PyErr_SetString(PyExc_TypeError, "install: the collector's spans are a SpanBuffer");
         return NULL;
+    }
     collector = Py_NewRef(target);
     span_buffer = Py_NewRef(spans);
     event_buffer = Py_NewRef(events);
@@ -690,7 +874,7 @@ start_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *trace_id, *parent_id;
     if (args[0] == Py_None) {
-        trace_id = PyObject_CallNoArgs(new_trace_id);
+        trace_id = make_trace_id();
         if (trace_id == NULL)
             return NULL;
         parent_id = Py_NewRef(Py_None);
@@ -724,18 +908,18 @@ start_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return root;
 }
 
-/* finish_root(root, status, error, method, route, path): the request is over. Its span is named
-   "<method> <route>" (the route's template, attributes["http.route"]) or, without a route,
-   "<method> <path>"; it fails with an error or a 5xx status. ``root`` is start_root's, or
-   (None, token, None) for a request left out by sampling: then only the context is restored. */
+/* finish_root(root, status, error, scope): the request is over. Its span is named "<method> <route>"
+   (the ASGI scope's matched route's template, also attributes["http.route"]) or, without a route,
+   "<method> <path>"; it fails with an error or a 5xx status. ``root`` is start_root's, or (None,
+   token, None) for a request left out by sampling: then only the context is restored. */
 static PyObject *
 finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 3) {
-        PyErr_SetString(PyExc_TypeError, "finish_root(root, status, error, method, route, path)");
+    if (nargs != 4 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 3 || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "finish_root(root, status, error, scope: dict)");
         return NULL;
     }
-    PyObject *record = PyTuple_GET_ITEM(args[0], 0), *status = args[1], *error = args[2], *route = args[4];
+    PyObject *record = PyTuple_GET_ITEM(args[0], 0), *status = args[1], *error = args[2], *scope = args[3];
     if (PyContextVar_Reset(current_var, PyTuple_GET_ITEM(args[0], 1)) < 0)
         return NULL;
     if (record == Py_None)
@@ -754,9 +938,36 @@ finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         if (code >= 500)
             PyList_SetItem(record, F_STATUS, Py_NewRef(str_error));
     }
-    if (route != Py_None && PyDict_SetItem(attributes, str_route, route) < 0)
+    PyObject *method = PyDict_GetItemWithError(scope, str_method);  /* borrowed */
+    if (method == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_KeyError, "method");
         return NULL;
-    PyObject *name = PyUnicode_FromFormat("%U %U", args[3], route != Py_None ? route : args[5]);
+    }
+    PyObject *where = NULL, *route = PyDict_GetItemWithError(scope, str_route_key);
+    if (route == NULL && PyErr_Occurred())
+        return NULL;
+    if (route != NULL && route != Py_None) {
+        if (_PyObject_LookupAttr(route, str_path, &where) < 0)
+            return NULL;
+        if (where != NULL && where != Py_None && PyDict_SetItem(attributes, str_route, where) < 0) {
+            Py_DECREF(where);
+            return NULL;
+        }
+        if (where == Py_None)
+            Py_CLEAR(where);
+    }
+    if (where == NULL) {
+        where = PyDict_GetItemWithError(scope, str_path);
+        if (where == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_KeyError, "path");
+            return NULL;
+        }
+        Py_INCREF(where);
+    }
+    PyObject *name = PyUnicode_FromFormat("%S %S", method, where);
+    Py_DECREF(where);
     if (name == NULL)
         return NULL;
     PyList_SetItem(record, F_NAME, name);
@@ -771,9 +982,24 @@ collector_of(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return Py_NewRef(collector ? collector : Py_None);
 }
 
+static PyObject *
+trace_id_function(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return make_trace_id();
+}
+
+static PyObject *
+reseed_function(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return reseed_ids() < 0 ? NULL : Py_NewRef(Py_None);
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(current_var, unsampled, SpanRecord, new_span_id, new_trace_id, finish_after): once, at import."},
+     "configure(current_var, unsampled, SpanRecord, new_span_id, finish_after): once, at import."},
+    {"new_trace_id", (PyCFunction)trace_id_function, METH_NOARGS,
+     "new_trace_id() -> str: 32 hex digits, the first 12 the time in ms, the rest random."},
+    {"reseed", (PyCFunction)reseed_function, METH_NOARGS, "reseed(): new random state (a forked child)."},
     {"install", install, METH_VARARGS,
      "install(collector, spans, events, batch_ready, attention) or install(None): where finished spans go."},
     {"finish", (PyCFunction)(void (*)(void))finish, METH_FASTCALL,
@@ -785,7 +1011,10 @@ static PyMethodDef module_methods[] = {
      "start_root(parent, attributes, header_name): a request's first span, made current; "
      "(record, token, (header_name, trace id bytes))."},
     {"finish_root", (PyCFunction)(void (*)(void))finish_root, METH_FASTCALL,
-     "finish_root(root, status, error, method, route, path): the request's span ends, named by its route."},
+     "finish_root(root, status, error, scope): the request's span ends, named by its route."},
+    {"decode", spanbuffer_decode, METH_O, "decode(chunk) -> [span tuples]: a SpanBuffer chunk's spans."},
+    {"encode", spanbuffer_encode, METH_O, "encode(spans) -> chunk: spans (tuples of their fields) as one chunk."},
+    {"chunk_spans", spanbuffer_chunk_spans, METH_O, "chunk_spans(chunk) -> int: the spans a chunk holds."},
     {"installed", collector_of, METH_NOARGS, "The collector spans go to now (None: tracing is off)."},
     {NULL},
 };
@@ -798,7 +1027,8 @@ static struct PyModuleDef spancore_module = {
 PyMODINIT_FUNC
 PyInit__spancore(void)
 {
-    if (PyType_Ready(&TracedCallType) < 0 || PyType_Ready(&TracedType) < 0)
+    if (PyType_Ready(&TracedCallType) < 0 || PyType_Ready(&TracedType) < 0 || PyType_Ready(&SpanBufferType) < 0
+            || PyType_Ready(&InferenceAttributesType) < 0)
         return NULL;
     str_ok = PyUnicode_InternFromString("ok");
     str_error = PyUnicode_InternFromString("error");
@@ -806,13 +1036,27 @@ PyInit__spancore(void)
     str_empty = PyUnicode_InternFromString("");
     str_status_code = PyUnicode_InternFromString("http.response.status_code");
     str_route = PyUnicode_InternFromString("http.route");
+    str_method = PyUnicode_InternFromString("method");
+    str_model_id = PyUnicode_InternFromString("model_id");
+    str_request = PyUnicode_InternFromString("request");
+    str_model = PyUnicode_InternFromString("model");
+    str_usage = PyUnicode_InternFromString("usage");
+    str_prompt_tokens = PyUnicode_InternFromString("prompt_tokens");
+    str_completion_tokens = PyUnicode_InternFromString("completion_tokens");
+    str_route_key = PyUnicode_InternFromString("route");
+    str_path = PyUnicode_InternFromString("path");
     if (str_ok == NULL || str_error == NULL || str_error_type == NULL || str_empty == NULL || str_status_code == NULL
-            || str_route == NULL)
+            || str_route == NULL || str_method == NULL || str_route_key == NULL || str_path == NULL
+            || str_model_id == NULL || str_request == NULL || str_model == NULL || str_usage == NULL
+            || str_prompt_tokens == NULL || str_completion_tokens == NULL)
+        return NULL;
+    if (reseed_ids() < 0)
         return NULL;
     PyObject *module = PyModule_Create(&spancore_module);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddType(module, &TracedType) < 0 || PyModule_AddType(module, &TracedCallType) < 0) {
+    if (PyModule_AddType(module, &TracedType) < 0 || PyModule_AddType(module, &TracedCallType) < 0
+            || PyModule_AddType(module, &SpanBufferType) < 0 || PyModule_AddType(module, &InferenceAttributesType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import tracing
+from . import _spancore, tracing
 from .apis import get_protocol, iter_webmethods
 
 #: APIs whose calls are not traced: the Telemetry API itself (queries and posted events)
@@ -45,34 +45,14 @@ def instrument_provider(impl: Any, api: str, companions: list[str], provider_id:
                        on_result=_inference_result if inference else None)
 
 
-def _request_model(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], _result: Any) -> None:
-    model = kwargs.get("model_id")
-    if model is None:  # the OpenAI-compatible calls take one request
-        model = getattr(args[0] if args else kwargs.get("request"), "model", None)
-    if model is not None:
-        record[tracing.ATTRIBUTES]["gen_ai.request.model"] = model
-
-
-def _inference_result(record: tracing.SpanRecord, args: tuple, kwargs: dict[str, Any], result: Any) -> None:
-    """Model and token counts (when the provider reports usage) as attributes; the latency and token
-    MetricEvents are worked out from them when a sink asks (``_inference_metrics``)."""
-    attributes = record[tracing.ATTRIBUTES]
-    model = kwargs.get("model_id")
-    if model is None:  # _request_model inlined: this runs on every traced inference call
-        model = getattr(args[0] if args else kwargs.get("request"), "model", None)
-    if model is not None:
-        attributes["gen_ai.request.model"] = model
-    usage = getattr(result, "usage", None)
-    if usage is not None:
-        if getattr(result, "model", None):
-            attributes["gen_ai.response.model"] = result.model
-        prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
-        if prompt is not None:
-            attributes["gen_ai.usage.input_tokens"] = prompt
-        if completion is not None:
-            attributes["gen_ai.usage.output_tokens"] = completion
-    metrics = record[tracing.METRICS]
-    record[tracing.METRICS] = _DERIVED if metrics is None else (*_DERIVED, *metrics)
+#: the router span's hook: the request's model (``model_id=``, else the request's ``.model``)
+_request_model = _spancore.InferenceAttributes(model="gen_ai.request.model")
+#: the provider span's: the request's model and, when the provider reports usage, the response's model
+#: and token counts; the latency and token MetricEvents are worked out from them when a sink asks
+#: (``_inference_metrics``). Both hooks run in C (stack/_spancore.c), on every traced inference call
+_inference_result = _spancore.InferenceAttributes(
+    model="gen_ai.request.model", response_model="gen_ai.response.model",
+    input_tokens="gen_ai.usage.input_tokens", output_tokens="gen_ai.usage.output_tokens", derived=("gen_ai",))
 
 
 def _inference_metrics(span: tracing.FinishedSpan) -> list[tracing.Metric]:
@@ -91,4 +71,3 @@ def _inference_metrics(span: tracing.FinishedSpan) -> list[tracing.Metric]:
 
 
 tracing.DERIVED_METRICS["gen_ai"] = _inference_metrics
-_DERIVED = ("gen_ai",)  # shared by every inference span: nothing allocated per call

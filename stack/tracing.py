@@ -43,13 +43,12 @@ _random = random.Random()  # ids need to be unique, not secret: no syscall per i
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-def new_trace_id() -> str:
-    """16 bytes: the first 6 the time in milliseconds, the other 10 random (W3C Trace Context level 2
-    asks the right-most 7 to be random; samplers read the low bytes). Ids made here sort by time,
-    so the span store's key index grows at its end: with random ids every batch dirtied pages all
-    over it, and writing them cost more than the rest of tracing (docs/performance.md)."""
-    # bytes.hex: less than half an f-string's cost, and a request makes five ids
-    return (time.time_ns() // 1_000_000 << 80 | _random.getrandbits(80)).to_bytes(16, "big").hex()
+#: ``new_trace_id()``: 16 bytes as 32 hex digits, the first 6 the time in milliseconds, the other 10
+#: random (W3C Trace Context level 2 asks the right-most 7 to be random; samplers read the low bytes).
+#: Ids made here sort by time, so the span store's key index grows at its end: with random ids every
+#: batch dirtied pages all over it, and writing them cost more than the rest of tracing
+#: (docs/performance.md). Made in C: a request's root span makes one there
+new_trace_id: Callable[[], str] = _spancore.new_trace_id
 
 
 _SPAN_IDS_PER_BATCH = 512
@@ -70,6 +69,7 @@ new_span_id: Callable[[], str] = functools.partial(next, _span_ids)
 
 def _after_fork() -> None:
     _random.seed()  # forked workers must not repeat the parent's ids...
+    _spancore.reseed()
     # ...nor those it had made ahead: the rest of the batch in hand goes (and some of the next,
     # made from the fresh seed)
     collections.deque(itertools.islice(_span_ids, _SPAN_IDS_PER_BATCH), maxlen=0)
@@ -243,17 +243,21 @@ class Sink(Protocol):
 
     async def close(self) -> None: ...
 
-    # optional: ``async def maintain(self) -> None``, awaited after each flush tick (pruning, say)
+    # optional: ``async def maintain(self) -> None``, awaited after each flush tick (pruning, say);
+    # ``async def export_encoded(self, chunks: list[bytes], events) -> None``, given the spans as
+    # the buffer encoded them (``SpanBuffer`` chunks, ``decode`` reads one) instead of ``export``
 
 
-#: spans a flush frees between two turns of the event loop (``Collector.flush``)
-RELEASE_STEP = 512
+#: spans a ``SpanBuffer`` chunk holds at most (a full buffer drops its oldest chunk)
+CHUNK_SPANS = 512
 
 
 class Collector:
     """A bounded buffer of finished spans and events, flushed in batches to the
     sinks by a background task. When full it drops the oldest (``dropped``
-    counts them) instead of slowing requests down."""
+    counts them) instead of slowing requests down. Spans are encoded as they are
+    added (``SpanBuffer``, in C) and dropped a chunk at a time: at most an eighth
+    of ``max_buffer``, ``CHUNK_SPANS`` at most."""
 
     def __init__(self, sinks: list[Sink], *, max_buffer: int = 10_000, batch_size: int = 4096,
                  interval: float = 1.0, sample_rate: float = 1.0) -> None:
@@ -266,7 +270,8 @@ class Collector:
         self.dropped = 0
         self.exported = 0
         self.failed_batches = 0
-        self._spans: collections.deque[SpanTuple] = collections.deque()
+        # the C side (``_spancore.install``) holds on to both: they are emptied, never replaced
+        self._spans = _spancore.SpanBuffer(max(1, min(CHUNK_SPANS, max_buffer // 8)))
         self._events: collections.deque[EventRecord] = collections.deque()
         #: buffered spans and events at which ``add_span`` looks closer (a batch to flush, or full)
         self._attention = min(batch_size, max_buffer)
@@ -274,10 +279,9 @@ class Collector:
         self._wake: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
 
-    def add_span(self, record: SpanRecord) -> None:
-        # the request path, four times a request: a tuple made and appended in C, one comparison
+    def add_span(self, record: SpanRecord | SpanTuple) -> None:
         spans = self._spans
-        spans.append(tuple(record))
+        spans.append(record)
         if len(spans) + len(self._events) >= self._attention:
             self._batch_ready()
 
@@ -289,8 +293,11 @@ class Collector:
     def _batch_ready(self) -> None:
         """Full: the oldest go (counted); a batch's worth: the flush task is woken."""
         while len(self._spans) + len(self._events) > self.max_buffer:
-            (self._spans if self._spans else self._events).popleft()
-            self.dropped += 1
+            if len(self._spans):
+                self.dropped += self._spans.drop_oldest()
+            else:
+                self._events.popleft()
+                self.dropped += 1
         if (len(self._spans) >= self.batch_size or len(self._events) >= self.batch_size) and self._wake is not None:
             self._wake.set()
 
@@ -322,32 +329,35 @@ class Collector:
         if self._lock is None:
             return
         async with self._lock:
-            while self._spans or self._events:
-                # take the whole buffer at once; requests go on filling the same (emptied) deques, to
-                # which _spancore holds on
-                spans, events = list(self._spans), list(self._events)
-                self._spans.clear()
+            while len(self._spans) or self._events:
+                chunks = self._spans.take()  # requests go on filling the emptied buffers
+                events = list(self._events)
                 self._events.clear()
-                for start in range(0, max(len(spans), len(events)), self.batch_size):
-                    await self._export(spans[start:start + self.batch_size], events[start:start + self.batch_size])
-                # freed at once, a flushed batch of 4,096 spans (their tuples, ids and attribute dicts)
-                # held the event loop 0.5-0.9 ms, once a flush: a pause every ~1,000 requests (the
-                # p99 at concurrency 1); freed a slice at a time, requests run in between
-                while spans:
-                    del spans[-RELEASE_STEP:]
-                    await asyncio.sleep(0)
+                groups = _batches(chunks, self.batch_size)
+                event_batches = [events[i:i + self.batch_size] for i in range(0, len(events), self.batch_size)]
+                for i in range(max(len(groups), len(event_batches))):
+                    await self._export(groups[i] if i < len(groups) else [],
+                                       event_batches[i] if i < len(event_batches) else [])
 
-    async def _export(self, spans: list[SpanTuple], events: list[EventRecord]) -> None:
+    async def _export(self, chunks: list[bytes], events: list[EventRecord]) -> None:
+        count = sum(map(_spancore.chunk_spans, chunks))
+        spans: list[SpanTuple] | None = None  # decoded once, for the sinks that take tuples
         for sink in self.sinks:
             try:
-                await sink.export(spans, events)
+                encoded = getattr(sink, "export_encoded", None)
+                if encoded is not None:
+                    await encoded(chunks, events)
+                else:
+                    if spans is None:
+                        spans = decode_chunks(chunks)
+                    await sink.export(spans, events)
             except ServiceUnavailableError as exc:  # the database is away for a while: one line, no traceback
                 self.failed_batches += 1
-                log.warning("telemetry sink %s: %s; %d spans lost there", type(sink).__name__, exc, len(spans))
+                log.warning("telemetry sink %s: %s; %d spans lost there", type(sink).__name__, exc, count)
             except Exception:
                 self.failed_batches += 1
-                log.exception("telemetry sink %s failed; %d spans lost there", type(sink).__name__, len(spans))
-        self.exported += len(spans)
+                log.exception("telemetry sink %s failed; %d spans lost there", type(sink).__name__, count)
+        self.exported += count
 
     async def close(self) -> None:
         if self._task is not None:
@@ -374,6 +384,24 @@ class Collector:
             if own is not None:
                 stats.update(own())
         return stats
+
+
+def decode_chunks(chunks: list[bytes]) -> list[SpanTuple]:
+    """The spans of ``SpanBuffer`` chunks, as tuples of their fields."""
+    return [span for chunk in chunks for span in _spancore.decode(chunk)]
+
+
+def _batches(chunks: list[bytes], batch_size: int) -> list[list[bytes]]:
+    """``chunks`` in groups of about ``batch_size`` spans (a sink's batch)."""
+    groups: list[list[bytes]] = []
+    held = batch_size
+    for chunk in chunks:
+        if held >= batch_size:
+            groups.append([])
+            held = 0
+        groups[-1].append(chunk)
+        held += _spancore.chunk_spans(chunk)
+    return groups
 
 
 _collector: Collector | None = None
@@ -525,4 +553,4 @@ async def _finish_after(stream: AsyncIterator[Any], record: SpanRecord, args: tu
     _finish(record, args, kwargs, last, on_result)
 
 
-_spancore.configure(_current, UNSAMPLED, SpanRecord, new_span_id, new_trace_id, _finish_after)
+_spancore.configure(_current, UNSAMPLED, SpanRecord, new_span_id, _finish_after)

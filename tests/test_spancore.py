@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import inspect
+from types import SimpleNamespace
 
 import pytest
 
@@ -158,7 +159,8 @@ async def test_a_root_span_joins_the_callers_trace_and_fails_on_a_server_error(s
     caller = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
     root = _spancore.start_root(caller, {"url.path": "/v1/x"}, b"x-trace-id")
     assert root[2] == (b"x-trace-id", caller[0].encode()) and tracing.current_span() is root[0]
-    _spancore.finish_root(root, 503, None, "POST", "/v1/{name}", "/v1/x")
+    route = SimpleNamespace(path="/v1/{name}")
+    _spancore.finish_root(root, 503, None, {"method": "POST", "path": "/v1/x", "route": route})
     assert tracing.current_span() is None
     [span] = sink.spans if (await tracing.collector().flush()) is None else []
     assert (span.trace_id, span.parent_span_id, span.root) == (*caller, True)
@@ -166,3 +168,16 @@ async def test_a_root_span_joins_the_callers_trace_and_fails_on_a_server_error(s
     assert span.attributes == {"url.path": "/v1/x", "http.response.status_code": 503, "http.route": "/v1/{name}"}
     with pytest.raises(TypeError, match="start_root"):
         _spancore.start_root(("only a trace id",), {}, b"x-trace-id")
+
+
+def test_inference_attributes_read_the_model_and_usage_under_the_names_given():
+    hook = _spancore.InferenceAttributes(model="m", response_model="rm", input_tokens="in", output_tokens="out",
+                                         derived=("gen_ai",))
+    by_id, by_request = tracing.SpanRecord.new("t", "s", None, "x", 0), tracing.SpanRecord.new("t", "s", None, "x", 0)
+    result = SimpleNamespace(model="served", usage=SimpleNamespace(prompt_tokens=3, completion_tokens=None))
+    hook(by_id, (), {"model_id": "llama"}, None)  # a failed call: no result, the request's model still
+    hook(by_request, (SimpleNamespace(model="llama"),), {}, result)
+    assert by_id.attributes == {"m": "llama"} and by_id.metrics == ("gen_ai",)
+    assert by_request.attributes == {"m": "llama", "rm": "served", "in": 3}
+    with pytest.raises(TypeError, match="InferenceAttributes"):
+        hook(by_id, [], {}, None)

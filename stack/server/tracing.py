@@ -32,11 +32,9 @@ def untraced(path: str) -> bool:
 RootSpan = tuple
 
 
-def finish_root(root: RootSpan, status: int | None, error: BaseException | None, scope) -> None:
-    """The request is over: its span gets the status and the route (its name "<method> <route>")."""
-    route = scope.get("route")
-    _spancore.finish_root(root, status, error, scope["method"], getattr(route, "path", None) if route is not None else None,
-                          scope["path"])
+#: ``finish_root(root, status, error, scope)``: the request is over; its span gets the status and
+#: the route (its name "<method> <route>", or "<method> <path>" without one)
+finish_root = _spancore.finish_root
 
 
 def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:

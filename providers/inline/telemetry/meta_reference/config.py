@@ -38,7 +38,7 @@ class MetaReferenceTelemetryConfig(BaseModel):
         "store's writer thread in the server process). An in-memory SQLite store always uses thread.",
     )
     span_writer_backlog_mb: int = Field(
-        64, ge=1, le=4096, description="span_writer: process: MiB of marshalled spans (~0.6 KiB a "
+        64, ge=1, le=4096, description="span_writer: process: MiB of encoded spans (~0.6 KiB a "
         "proxied request of four spans) the server holds for the writer process, which writes at the lowest CPU priority "
         "(SCHED_IDLE) and so falls behind while requests keep every core busy. When a new batch "
         "would pass it, the oldest are dropped (counted in /v1/health: span_writer_dropped).",

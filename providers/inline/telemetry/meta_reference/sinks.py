@@ -16,7 +16,7 @@ from typing import Any, Callable
 import orjson
 
 from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, JsonText, SqlStore
-from stack.tracing import EventRecord, SpanTuple, named_span
+from stack.tracing import EventRecord, SpanTuple, decode_chunks, named_span
 
 from .span_writer import SpanWriterProcess, WriterUnavailable
 
@@ -173,13 +173,24 @@ class SpanStoreSink:
                 await self.write_here(spans)
             else:
                 try:
-                    refused = await self.writer.write(spans, self.ttl_ns)
+                    await self.writer.write(spans, self.ttl_ns)
                 except WriterUnavailable as exc:  # it never wrote this batch: nothing lost
                     await self._without_writer(exc)
                     await self.write_here(spans)
-                else:
-                    if refused:  # values marshal refuses (never queued): the store's encoding takes them
-                        await self.write_here(refused)
+        if events:
+            await self._events(events)
+
+    async def export_encoded(self, chunks: list[bytes], events: list[EventRecord]) -> None:
+        """The collector's spans as its buffer encoded them: to the writer process as they are."""
+        if chunks:
+            if self.writer is None:
+                await self.write_here(decode_chunks(chunks))
+            else:
+                try:
+                    self.writer.write_chunks(chunks, self.ttl_ns)
+                except WriterUnavailable as exc:
+                    await self._without_writer(exc)
+                    await self.write_here(decode_chunks(chunks))
         if events:
             await self._events(events)
 

@@ -2,10 +2,12 @@
 
 Why a process: writing a batch of spans is Python-level work (a row per trace, then the store's
 statement building) that, done in a thread, holds the GIL against the event loop; with two cores
-that cost every request ~35 µs of CPU. Here the server's share of a batch is one ``marshal``
-call and a pipe write; the child does the rest at the lowest CPU priority.
+that cost every request ~35 µs of CPU. Here the server's share of a batch is a pipe write of
+the chunks the collector's ``SpanBuffer`` encoded as the spans ended (stack/_spanbuffer.c); the
+child decodes and writes them at the lowest CPU priority.
 
-``write`` queues the batch's ``marshal`` bytes in a bounded backlog here and returns at once;
+``write_chunks`` queues those chunks in a bounded backlog here and returns at once (``write``
+encodes tuples first);
 a feeder task hands the child the oldest queued batches, several to a transaction, as soon as
 it has written the last ones. The child runs under ``SCHED_IDLE``, so while requests keep the
 cores busy the writing waits for idle time and the backlog grows; when it would pass its limit
@@ -16,8 +18,8 @@ Why the backlog is here and not in the child: the child's intake could not stay 
 Python threads share one GIL, and a ``SCHED_IDLE`` writer thread that the kernel preempts while
 it holds the GIL keeps an intake thread of the same process waiting until the cores go idle
 (acks took ~3 s with both cores busy); a second process at normal priority for the intake would
-cost another interpreter. Queued here, a batch costs the server what it did (one ``marshal``),
-and a child that dies loses only the group it was writing.
+cost another interpreter. Queued here, a batch costs the server nothing more than its bytes, and
+a child that dies loses only the group it was writing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import marshal
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from stack import _spancore
 from stack.storage import StorageError, StorageUnavailableError
 
 from .frames import frame, read_frame
@@ -43,14 +45,13 @@ log = logging.getLogger(__name__)
 CHILD_MODULE = "providers.inline.telemetry.meta_reference.span_writer_child"
 #: the source tree holding ``providers``: the child imports this code, not another install's
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[4])
-#: the most ``marshal`` bytes one transaction takes from the backlog (~3,500 proxied requests,
+#: the most encoded span bytes one transaction takes from the backlog (~3,500 proxied requests,
 #: ~14,000 spans, ~600 bytes a request): a commit (an fsync) shared by that many spans, while the
 #: child's decoded group stays some tens of MiB, and a bound on what a child that dies mid-write
 #: loses and on what a sync waits behind
 GROUP_BYTES = 2 << 20
-#: spans ``marshal``led in one go on the event loop (~0.3 ms): a flush of 4,096 spans in one call
-#: held every request for over a millisecond (the p99 of a traced proxy at concurrency 1)
-MARSHAL_SPANS = 512
+#: span tuples ``write`` encodes in one go on the event loop (a flush's spans come encoded already)
+ENCODE_SPANS = 512
 
 
 class WriterUnavailable(Exception):
@@ -62,7 +63,7 @@ class _Batch(NamedTuple):
     spans: int
     ttl_ns: int | None
     queued_ns: int  # epoch ns: the child counts ttl_ns from here, not from when it writes
-    payload: bytes  # ``marshal.dumps`` of the spans: compact, decoded by the child
+    payload: bytes  # a ``SpanBuffer`` chunk (``_spancore.decode`` reads it): decoded by the child
 
 
 @dataclass(eq=False)
@@ -78,7 +79,7 @@ class _Child:
 class SpanWriterProcess:
     """A child process writing span batches to the store ``store_config`` describes (a dump of a
     ``StoreConfig`` naming a file or server, never ':memory:'), fed from a backlog of at most
-    ``backlog_bytes`` of ``marshal``led spans. One that dies is restarted, the group it was
+    ``backlog_bytes`` of encoded spans. One that dies is restarted, the group it was
     writing counted in ``lost``; one that cannot start makes ``write`` and ``sync`` raise
     ``WriterUnavailable`` for good, and ``close`` hands back what it still held."""
 
@@ -145,24 +146,23 @@ class SpanWriterProcess:
         ready.cancel()
         return child.ready.is_set()
 
-    async def write(self, spans: list[tuple], ttl_ns: int | None) -> list[tuple]:
-        """Queue ``spans`` (``tracing.SpanTuple``s; ``sinks.chunk_rows``'s ``ttl_ns``) for the child,
-        ``MARSHAL_SPANS`` to a batch, letting requests run between batches. A full backlog drops
-        its oldest batches (counted in ``dropped``). Returns the spans of batches ``marshal``
-        refused (a str subclass among their values, say): nothing of them was queued, the
-        caller writes them."""
+    def write_chunks(self, chunks: list[bytes], ttl_ns: int | None) -> None:
+        """Queue ``SpanBuffer`` chunks (``sinks.chunk_rows``'s ``ttl_ns``) for the child. A full backlog
+        drops its oldest batches (counted in ``dropped``)."""
         if self._unavailable is not None:
             raise WriterUnavailable(self._unavailable)
-        refused: list[tuple] = []
-        for start in range(0, len(spans), MARSHAL_SPANS):
+        for chunk in chunks:
+            self._queue(chunk, _spancore.chunk_spans(chunk), ttl_ns)
+
+    async def write(self, spans: list[tuple], ttl_ns: int | None) -> None:
+        """Queue ``spans`` (``tracing.SpanTuple``s), encoded ``ENCODE_SPANS`` at a time with requests
+        let in between; as ``write_chunks``."""
+        if self._unavailable is not None:
+            raise WriterUnavailable(self._unavailable)
+        for start in range(0, len(spans), ENCODE_SPANS):
             if start:
                 await asyncio.sleep(0)
-            batch = spans[start:start + MARSHAL_SPANS] if len(spans) > MARSHAL_SPANS else spans
-            try:
-                self._queue(marshal.dumps(batch), len(batch), ttl_ns)  # plain tuples: a NamedTuple is refused
-            except ValueError:
-                refused += batch
-        return refused
+            self.write_chunks([_spancore.encode(spans[start:start + ENCODE_SPANS])], ttl_ns)
 
     def _queue(self, payload: bytes, spans: int, ttl_ns: int | None) -> None:
         while self._backlog and self._queued_bytes + len(payload) > self.backlog_bytes:
@@ -329,7 +329,7 @@ class SpanWriterProcess:
             await self._stop(child)
         if self._feeder is not None:  # it returns once the group it sent is acked or failed (counted)
             await self._feeder
-        left = [(marshal.loads(b.payload), b.ttl_ns) for b in self._backlog]
+        left = [(_spancore.decode(b.payload), b.ttl_ns) for b in self._backlog]
         self._backlog.clear()
         return left
 

@@ -4,7 +4,7 @@ on stdout.
 
 Started by ``span_writer.SpanWriterProcess`` as ``python -m`` this module. Frames in
 (``frames.py``): first ``("open", store_config)``, then ``("write", seq, urgent, [(ttl_ns,
-queued_ns, marshalled spans), ...])``; frames out: ``("ready", pid)`` or ``("failed", reason)``,
+queued_ns, a SpanBuffer chunk of spans), ...])``; frames out: ``("ready", pid)`` or ``("failed", reason)``,
 then ``("written", seq, error | None, unavailable)`` per group. The server sends the next group
 once this one is acked. It exits when stdin closes (the server shut down or died), after writing
 what it read.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import marshal
 import os
 import signal
 import sys
@@ -32,6 +31,7 @@ from collections.abc import Iterator
 
 from pydantic import TypeAdapter
 
+from stack import _spancore
 from stack.errors import ServiceUnavailableError
 from stack.storage import StoreConfig, sqlstore_from_config
 
@@ -107,7 +107,7 @@ def group_rows(batches: list[tuple[int | None, int, bytes]]) -> list[dict]:
     now = time.time_ns()
     for ttl_ns, queued_ns, payload in batches:
         # ttl counts from when the server queued the batch, not from when it is written
-        rows += chunk_rows(marshal.loads(payload), None if ttl_ns is None else ttl_ns - (now - queued_ns))
+        rows += chunk_rows(_spancore.decode(payload), None if ttl_ns is None else ttl_ns - (now - queued_ns))
     return rows
 
 
