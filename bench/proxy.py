@@ -2,7 +2,8 @@
 versus straight to the upstream.
 
 usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
-                             [--stream-requests 300] [--tracing [--sample-rate 1.0]] [--rounds 1]
+                             [--stream-requests 300] [--tracing [--sample-rate 1.0]] [--tracing-config NAME=YAML ...]
+                             [--rounds 1]
                              [--base-tree DIR] [--litellm-venv PATH] [--no-direct] [--pin]
 
 Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
@@ -10,7 +11,8 @@ own process) and a `polystack run` whose remote::openai provider points at it,
 then loads each with a client load generator in a third process (`wrk` when
 installed, else an aiohttp-based one) at each concurrency: p50 / p99 latency,
 req/s and errors. With --tracing, a second `polystack run` that traces every request
-(inline::meta-reference telemetry, sqlite sink) is loaded beside it. With --rounds N
+(inline::meta-reference telemetry, sqlite sink) is loaded beside it; --tracing-config NAME=YAML
+(repeatable) loads one traced proxy per telemetry config instead. With --rounds N
 every target is loaded N times, interleaved (the order flips each round), and the
 table gives each one's median: other load on the machine then hits both alike.
 --base-tree DIR also starts the same proxies from another checkout (a git worktree of
@@ -70,13 +72,15 @@ models:
   model_type: llm
 """
 
-# --tracing: a second proxy that traces every request into a SQLite span store
-TRACED_RUN_YAML = RUN_YAML.replace("apis: [inference]", "apis: [inference, telemetry]").replace("models:", """\
+# --tracing: a second proxy that traces every request into a SQLite span store; --tracing-config:
+# one per telemetry config
+TRACED_TEMPLATE = RUN_YAML.replace("apis: [inference]", "apis: [inference, telemetry]").replace("models:", """\
   telemetry:
   - provider_id: meta-reference
     provider_type: inline::meta-reference
-    config: {{sinks: [sqlite]{sample_rate}}}
+    config: {{{telemetry}{sample_rate}}}
 models:""")
+TRACED_RUN_YAML = TRACED_TEMPLATE.replace("{telemetry}", "sinks: [sqlite]")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -264,6 +268,10 @@ def main() -> None:
     parser.add_argument("--stream-requests", type=int, default=300)
     parser.add_argument("--tracing", action="store_true", help="also load a proxy with tracing on (sqlite sink)")
     parser.add_argument("--sample-rate", type=float, default=1.0, help="the traced proxy's sample_rate")
+    parser.add_argument("--tracing-config", action="append", metavar="NAME=YAML",
+                        help="a traced proxy per option (instead of the one with sinks: [sqlite]), its telemetry "
+                        "config's fields as YAML flow mapping items, e.g. 'no store=sinks: []' or "
+                        "'thread=sinks: [sqlite], span_writer: thread'")
     parser.add_argument("--rounds", type=int, default=1, help="load every target this many times, interleaved")
     parser.add_argument("--base-tree", type=Path, help="also run the proxies from this checkout (code before a change)")
     parser.add_argument("--litellm-venv", type=Path, help="also run a LiteLLM proxy from this virtual environment")
@@ -295,8 +303,12 @@ def main() -> None:
             wait_until_up(up_url + "/models", upstream)
             targets = {} if args.no_direct else {"direct": up_url + "/chat/completions"}
             proxies = {"polystack": (RUN_YAML, None)}
-            if args.tracing:
-                proxies["polystack, tracing on"] = (TRACED_RUN_YAML, None)
+            traced = dict(v.split("=", 1) for v in args.tracing_config or [])
+            if args.tracing and not traced:
+                traced = {"": "sinks: [sqlite]"}
+            for label, telemetry in traced.items():
+                name = "polystack, tracing on" + (f" ({label})" if label else "")
+                proxies[name] = (TRACED_TEMPLATE.replace("{telemetry}", telemetry.replace("{", "{{").replace("}", "}}")), None)
             if args.base_tree:
                 for name, (template, _) in list(proxies.items()):
                     proxies[name.replace("polystack", "base")] = (template, args.base_tree.resolve())

@@ -26,10 +26,16 @@ enum { F_TRACE_ID, F_SPAN_ID, F_PARENT, F_NAME, F_START, F_END, F_STATUS, F_ROOT
 static PyObject *current_var;      /* ContextVar of the current span */
 static PyObject *unsampled;        /* the current "span" of a request sampling left out */
 static PyTypeObject *span_type;    /* SpanRecord, a list subclass */
-static PyObject *new_span_id;      /* () -> str */
 static PyObject *finish_after;     /* (stream, record, args, kwargs, on_result) -> async iterator */
 static PyObject *str_ok, *str_error, *str_error_type, *str_empty, *str_status_code, *str_route, *str_method,
-    *str_route_key, *str_path;
+    *str_route_key, *str_path, *str_sample_rate, *str_method_attribute, *str_path_attribute, *str_url_attribute,
+    *str_upstream_attribute, *str_upstream_prefix;
+
+/* start_request's settings (configure_requests) */
+static PyObject *request_paths;      /* path -> True when it is not traced; filled by start_slow */
+static PyObject *start_slow;         /* (scope, headers) -> root | None: every request but the common kind */
+static PyObject *trace_id_header;    /* the response header's name, bytes */
+static PyObject *traceparent_header; /* the request header's name, bytes */
 
 /* the installed collector's buffers; NULL: tracing is off */
 static PyObject *collector;
@@ -61,27 +67,45 @@ next_random(void)
     return z ^ (z >> 31);
 }
 
+/* the low ``n`` hex digits of ``bits`` into out[0..n), the last digit the lowest */
+static void
+put_hex(Py_UCS1 *out, uint64_t bits, int n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = n - 1; i >= 0; i--, bits >>= 4)
+        out[i] = digits[bits & 15];
+}
+
 /* 16 bytes as 32 hex digits: the first 6 the time in milliseconds, the other 10 random (W3C Trace
    Context level 2 asks the right-most 7 to be random). Ids made here sort by time, so the span
    store's key index grows at its end. */
 static PyObject *
 make_trace_id(void)
 {
-    static const char digits[] = "0123456789abcdef";
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    uint64_t high = next_random(), low = next_random();
     PyObject *id = PyUnicode_New(32, 127);
     if (id == NULL)
         return NULL;
     Py_UCS1 *out = PyUnicode_1BYTE_DATA(id);
-    for (int i = 11; i >= 0; i--, ms >>= 4)
-        out[i] = digits[ms & 15];
-    for (int i = 12; i < 16; i++, high >>= 4)  /* 16 random bits, then 64: 80 */
-        out[i] = digits[high & 15];
-    for (int i = 16; i < 32; i++, low >>= 4)
-        out[i] = digits[low & 15];
+    put_hex(out, ms, 12);
+    put_hex(out + 12, next_random(), 4);  /* 16 random bits, then 64: 80 */
+    put_hex(out + 16, next_random(), 16);
+    return id;
+}
+
+/* 8 random bytes as 16 hex digits, never all zeros (W3C: not a valid span id) */
+static PyObject *
+make_span_id(void)
+{
+    uint64_t bits;
+    while ((bits = next_random()) == 0)
+        ;
+    PyObject *id = PyUnicode_New(16, 127);
+    if (id == NULL)
+        return NULL;
+    put_hex(PyUnicode_1BYTE_DATA(id), bits, 16);
     return id;
 }
 
@@ -131,7 +155,7 @@ new_span(PyObject *parent, PyObject *given_trace_id, PyObject *given_parent_id, 
         trace_id = Py_NewRef(PyList_GET_ITEM(parent, F_TRACE_ID));
         parent_id = Py_NewRef(PyList_GET_ITEM(parent, F_SPAN_ID));
     }
-    PyObject *span_id = PyObject_CallNoArgs(new_span_id);
+    PyObject *span_id = make_span_id();
     PyObject *start = now_ns();
     PyObject *fields = PyTuple_New(N_FIELDS);
     PyObject *record = span_type->tp_alloc(span_type, 0);
@@ -776,8 +800,8 @@ static PyTypeObject InferenceAttributesType = {
 static PyObject *
 configure(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *var, *marker, *record_type, *span_ids, *streams;
-    if (!PyArg_ParseTuple(args, "OOO!OO:configure", &var, &marker, &PyType_Type, &record_type, &span_ids, &streams))
+    PyObject *var, *marker, *record_type, *streams;
+    if (!PyArg_ParseTuple(args, "OOO!O:configure", &var, &marker, &PyType_Type, &record_type, &streams))
         return NULL;
     if (!PyContextVar_CheckExact(var) || !PyType_IsSubtype((PyTypeObject *)record_type, &PyList_Type)) {
         PyErr_SetString(PyExc_TypeError, "configure: a ContextVar and a list subclass are needed");
@@ -786,7 +810,6 @@ configure(PyObject *Py_UNUSED(module), PyObject *args)
     Py_XSETREF(current_var, Py_NewRef(var));
     Py_XSETREF(unsampled, Py_NewRef(marker));
     Py_XSETREF(span_type, (PyTypeObject *)Py_NewRef(record_type));
-    Py_XSETREF(new_span_id, Py_NewRef(span_ids));
     Py_XSETREF(finish_after, Py_NewRef(streams));
     Py_RETURN_NONE;
 }
@@ -856,9 +879,52 @@ start_child(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return record;
 }
 
-/* start_root(parent, attributes, header_name): a request's first span, made current. ``parent``: the
-   caller's (trace_id, span_id) from its traceparent, or None (a new trace). Returns (record, context
-   token, (header_name, the trace id as bytes)): what finish_root takes, and the response's header. */
+/* A request's first span, made current: (record, context token, (header_name, the trace id as bytes)).
+   ``parent``: the caller's (trace_id, span_id) from its traceparent, or None (a new trace);
+   ``attributes`` is taken over (a new reference). */
+static PyObject *
+root_span(PyObject *parent, PyObject *attributes, PyObject *header_name)
+{
+    PyObject *trace_id, *parent_id;
+    if (parent == Py_None) {
+        trace_id = make_trace_id();
+        if (trace_id == NULL) {
+            Py_DECREF(attributes);
+            return NULL;
+        }
+        parent_id = Py_NewRef(Py_None);
+    }
+    else {
+        trace_id = Py_NewRef(PyTuple_GET_ITEM(parent, 0));
+        parent_id = Py_NewRef(PyTuple_GET_ITEM(parent, 1));
+    }
+    PyObject *record = new_span(Py_None, trace_id, parent_id, str_empty, attributes);
+    PyObject *value = PyUnicode_AsASCIIString(trace_id);
+    Py_DECREF(trace_id);
+    Py_DECREF(parent_id);
+    PyObject *token = record != NULL ? PyContextVar_Set(current_var, record) : NULL;
+    if (record == NULL || value == NULL || token == NULL) {
+        Py_XDECREF(record);
+        Py_XDECREF(value);
+        Py_XDECREF(token);
+        return NULL;
+    }
+    PyObject *header = PyTuple_Pack(2, header_name, value);
+    Py_DECREF(value);
+    if (header == NULL) {
+        Py_DECREF(record);
+        Py_DECREF(token);
+        return NULL;
+    }
+    PyObject *root = PyTuple_Pack(3, record, token, header);
+    Py_DECREF(record);
+    Py_DECREF(token);
+    Py_DECREF(header);
+    return root;
+}
+
+/* start_root(parent, attributes, header_name): root_span with a copy of nothing: ``attributes`` is
+   the span's own dict from now on. */
 static PyObject *
 start_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -872,40 +938,141 @@ start_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "start_root: configure() first");
         return NULL;
     }
-    PyObject *trace_id, *parent_id;
-    if (args[0] == Py_None) {
-        trace_id = make_trace_id();
-        if (trace_id == NULL)
+    return root_span(args[0], Py_NewRef(args[1]), args[2]);
+}
+
+/* start_request(scope, headers): the request's root span as stack/server/tracing.py's start_root makes
+   it, the common case here: tracing on, a path known to be traced, no traceparent, every request
+   sampled. Anything else goes to that function (configure_requests). */
+static PyObject *
+start_request(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyDict_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "start_request(scope: dict, headers: dict)");
+        return NULL;
+    }
+    if (collector == NULL)
+        Py_RETURN_NONE;
+    if (start_slow == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_request: configure_requests() first");
+        return NULL;
+    }
+    PyObject *scope = args[0], *headers = args[1];
+    PyObject *path = PyDict_GetItemWithError(scope, str_path), *method = NULL;  /* borrowed */
+    if (path != NULL && PyUnicode_CheckExact(path) && PyDict_GetItemWithError(request_paths, path) == Py_False
+            && PyDict_GetItemWithError(headers, traceparent_header) == NULL && !PyErr_Occurred()
+            && (method = PyDict_GetItemWithError(scope, str_method)) != NULL) {
+        PyObject *rate = PyObject_GetAttr(collector, str_sample_rate);
+        if (rate == NULL)
             return NULL;
-        parent_id = Py_NewRef(Py_None);
+        double value = PyFloat_AsDouble(rate);
+        Py_DECREF(rate);
+        if (value == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (value >= 1.0) {
+            PyObject *attributes = PyDict_New();
+            if (attributes == NULL || PyDict_SetItem(attributes, str_method_attribute, method) < 0
+                    || PyDict_SetItem(attributes, str_path_attribute, path) < 0) {
+                Py_XDECREF(attributes);
+                return NULL;
+            }
+            return root_span(Py_None, attributes, trace_id_header);
+        }
     }
-    else {
-        trace_id = Py_NewRef(PyTuple_GET_ITEM(args[0], 0));
-        parent_id = Py_NewRef(PyTuple_GET_ITEM(args[0], 1));
-    }
-    PyObject *record = new_span(Py_None, trace_id, parent_id, str_empty, Py_NewRef(args[1]));
-    PyObject *value = PyUnicode_AsASCIIString(trace_id);
-    Py_DECREF(trace_id);
-    Py_DECREF(parent_id);
-    PyObject *token = record != NULL ? PyContextVar_Set(current_var, record) : NULL;
-    if (record == NULL || value == NULL || token == NULL) {
-        Py_XDECREF(record);
-        Py_XDECREF(value);
-        Py_XDECREF(token);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyObject_CallFunctionObjArgs(start_slow, scope, headers, NULL);
+}
+
+/* configure_requests(paths, start_slow, trace_id_header, traceparent_header): what start_request needs:
+   the dict of paths known to be traced (False) or not (True), filled by ``start_slow``. */
+static PyObject *
+configure_requests(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *paths, *slow, *id_header, *parent_header;
+    if (!PyArg_ParseTuple(args, "O!OO!O!:configure_requests", &PyDict_Type, &paths, &slow, &PyBytes_Type,
+                          &id_header, &PyBytes_Type, &parent_header))
+        return NULL;
+    Py_XSETREF(request_paths, Py_NewRef(paths));
+    Py_XSETREF(start_slow, Py_NewRef(slow));
+    Py_XSETREF(trace_id_header, Py_NewRef(id_header));
+    Py_XSETREF(traceparent_header, Py_NewRef(parent_header));
+    Py_RETURN_NONE;
+}
+
+/* start_upstream(method, url, upstream): the span of a call to an upstream service, child of the
+   current span, and the traceparent header's value that puts the upstream's spans under it; None
+   when the request is not recorded (tracing off, or left out by sampling). */
+static PyObject *
+start_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "start_upstream(method: str, url, upstream)");
         return NULL;
     }
-    PyObject *header = PyTuple_Pack(2, args[2], value);
-    Py_DECREF(value);
-    if (header == NULL) {
+    if (collector == NULL)
+        Py_RETURN_NONE;
+    PyObject *current;
+    if (PyContextVar_Get(current_var, Py_None, &current) < 0)
+        return NULL;
+    if (current == unsampled) {
+        Py_DECREF(current);
+        Py_RETURN_NONE;
+    }
+    PyObject *name = PyUnicode_Concat(str_upstream_prefix, args[0]);
+    PyObject *attributes = PyDict_New();
+    if (name == NULL || attributes == NULL || PyDict_SetItem(attributes, str_method_attribute, args[0]) < 0
+            || PyDict_SetItem(attributes, str_url_attribute, args[1]) < 0
+            || PyDict_SetItem(attributes, str_upstream_attribute, args[2]) < 0) {
+        Py_DECREF(current);
+        Py_XDECREF(name);
+        Py_XDECREF(attributes);
+        return NULL;
+    }
+    PyObject *record = new_record(current, name, attributes);
+    Py_DECREF(current);
+    Py_DECREF(name);
+    if (record == NULL)
+        return NULL;
+    PyObject *trace_id = PyList_GET_ITEM(record, F_TRACE_ID), *span_id = PyList_GET_ITEM(record, F_SPAN_ID);
+    PyObject *traceparent;
+    if (PyUnicode_IS_COMPACT_ASCII(trace_id) && PyUnicode_GET_LENGTH(trace_id) == 32
+            && PyUnicode_IS_COMPACT_ASCII(span_id) && PyUnicode_GET_LENGTH(span_id) == 16) {
+        /* "00-" trace "-" span "-01": 55 characters, copied rather than formatted */
+        traceparent = PyUnicode_New(55, 127);
+        if (traceparent != NULL) {
+            Py_UCS1 *out = PyUnicode_1BYTE_DATA(traceparent);
+            memcpy(out, "00-", 3);
+            memcpy(out + 3, PyUnicode_1BYTE_DATA(trace_id), 32);
+            out[35] = '-';
+            memcpy(out + 36, PyUnicode_1BYTE_DATA(span_id), 16);
+            memcpy(out + 52, "-01", 3);
+        }
+    }
+    else
+        traceparent = PyUnicode_FromFormat("00-%S-%S-01", trace_id, span_id);
+    if (traceparent == NULL) {
         Py_DECREF(record);
-        Py_DECREF(token);
         return NULL;
     }
-    PyObject *root = PyTuple_Pack(3, record, token, header);
+    PyObject *pair = PyTuple_Pack(2, record, traceparent);
     Py_DECREF(record);
-    Py_DECREF(token);
-    Py_DECREF(header);
-    return root;
+    Py_DECREF(traceparent);
+    return pair;
+}
+
+/* finish_upstream(record, status): the upstream answered ``status``; its span ends */
+static PyObject *
+finish_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || PyList_GET_SIZE(args[0]) != N_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "finish_upstream(record: a running span, status)");
+        return NULL;
+    }
+    if (PyObject_SetItem(PyList_GET_ITEM(args[0], F_ATTRIBUTES), str_status_code, args[1]) < 0
+            || finish_record(args[0], NULL) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 /* finish_root(root, status, error, scope): the request is over. Its span is named "<method> <route>"
@@ -983,6 +1150,12 @@ collector_of(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+span_id_function(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return make_span_id();
+}
+
+static PyObject *
 trace_id_function(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     return make_trace_id();
@@ -996,9 +1169,11 @@ reseed_function(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(current_var, unsampled, SpanRecord, new_span_id, finish_after): once, at import."},
+     "configure(current_var, unsampled, SpanRecord, finish_after): once, at import."},
     {"new_trace_id", (PyCFunction)trace_id_function, METH_NOARGS,
      "new_trace_id() -> str: 32 hex digits, the first 12 the time in ms, the rest random."},
+    {"new_span_id", (PyCFunction)span_id_function, METH_NOARGS,
+     "new_span_id() -> str: 16 random hex digits, never all zeros."},
     {"reseed", (PyCFunction)reseed_function, METH_NOARGS, "reseed(): new random state (a forked child)."},
     {"install", install, METH_VARARGS,
      "install(collector, spans, events, batch_ready, attention) or install(None): where finished spans go."},
@@ -1010,6 +1185,15 @@ static PyMethodDef module_methods[] = {
     {"start_root", (PyCFunction)(void (*)(void))start_root, METH_FASTCALL,
      "start_root(parent, attributes, header_name): a request's first span, made current; "
      "(record, token, (header_name, trace id bytes))."},
+    {"start_request", (PyCFunction)(void (*)(void))start_request, METH_FASTCALL,
+     "start_request(scope, headers): the request's root span (start_root's tuple), or None when it is "
+     "not traced; the cases other than the common one go to configure_requests' start_slow."},
+    {"configure_requests", configure_requests, METH_VARARGS,
+     "configure_requests(paths, start_slow, trace_id_header, traceparent_header): once, at import."},
+    {"start_upstream", (PyCFunction)(void (*)(void))start_upstream, METH_FASTCALL,
+     "start_upstream(method, url, upstream) -> (record, traceparent) | None: an upstream call's span."},
+    {"finish_upstream", (PyCFunction)(void (*)(void))finish_upstream, METH_FASTCALL,
+     "finish_upstream(record, status): the upstream call's span ends with its HTTP status."},
     {"finish_root", (PyCFunction)(void (*)(void))finish_root, METH_FASTCALL,
      "finish_root(root, status, error, scope): the request's span ends, named by its route."},
     {"decode", spanbuffer_decode, METH_O, "decode(chunk) -> [span tuples]: a SpanBuffer chunk's spans."},
@@ -1045,10 +1229,18 @@ PyInit__spancore(void)
     str_completion_tokens = PyUnicode_InternFromString("completion_tokens");
     str_route_key = PyUnicode_InternFromString("route");
     str_path = PyUnicode_InternFromString("path");
+    str_sample_rate = PyUnicode_InternFromString("sample_rate");
+    str_method_attribute = PyUnicode_InternFromString("http.request.method");
+    str_path_attribute = PyUnicode_InternFromString("url.path");
+    str_url_attribute = PyUnicode_InternFromString("url.full");
+    str_upstream_attribute = PyUnicode_InternFromString("polystack.upstream");
+    str_upstream_prefix = PyUnicode_InternFromString("upstream ");
     if (str_ok == NULL || str_error == NULL || str_error_type == NULL || str_empty == NULL || str_status_code == NULL
             || str_route == NULL || str_method == NULL || str_route_key == NULL || str_path == NULL
             || str_model_id == NULL || str_request == NULL || str_model == NULL || str_usage == NULL
-            || str_prompt_tokens == NULL || str_completion_tokens == NULL)
+            || str_prompt_tokens == NULL || str_completion_tokens == NULL || str_sample_rate == NULL
+            || str_method_attribute == NULL || str_path_attribute == NULL || str_url_attribute == NULL
+            || str_upstream_attribute == NULL || str_upstream_prefix == NULL)
         return NULL;
     if (reseed_ids() < 0)
         return NULL;

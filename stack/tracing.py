@@ -21,7 +21,6 @@ import asyncio
 import collections
 import functools
 import inspect
-import itertools
 import logging
 import operator
 import os
@@ -51,28 +50,13 @@ _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-
 new_trace_id: Callable[[], str] = _spancore.new_trace_id
 
 
-_SPAN_IDS_PER_BATCH = 512
-
-
-def _span_id_batch() -> list[str]:
-    """The next ``_SPAN_IDS_PER_BATCH`` span ids: random bytes made and hex-encoded in one C call each,
-    cut into 16-digit ids (all-zero is not a valid span id; a batch holding one drops it)."""
-    text = _random.randbytes(8 * _SPAN_IDS_PER_BATCH).hex()
-    ids = [text[i:i + 16] for i in range(0, len(text), 16)]
-    return [i for i in ids if i != "0000000000000000"] if "0000000000000000" in ids else ids
-
-
-#: span ids in batches behind one C-level iterator: ``new_span_id()`` is a C call, no Python frame
-_span_ids = itertools.chain.from_iterable(iter(_span_id_batch, None))
-new_span_id: Callable[[], str] = functools.partial(next, _span_ids)
+#: ``new_span_id()``: 8 random bytes as 16 hex digits, never all zeros (C: a request makes four)
+new_span_id: Callable[[], str] = _spancore.new_span_id
 
 
 def _after_fork() -> None:
-    _random.seed()  # forked workers must not repeat the parent's ids...
+    _random.seed()  # forked workers must not repeat the parent's ids
     _spancore.reseed()
-    # ...nor those it had made ahead: the rest of the batch in hand goes (and some of the next,
-    # made from the fresh seed)
-    collections.deque(itertools.islice(_span_ids, _SPAN_IDS_PER_BATCH), maxlen=0)
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -456,6 +440,11 @@ finish_span: Callable[..., None] = _spancore.finish
 #: ``start_child(name, attributes)``: a running span, child of the current one (a new trace's first
 #: without one), holding ``attributes`` itself (not a copy); the upstream call's span (C)
 start_child: Callable[[str, dict[str, Any]], SpanRecord] = _spancore.start_child
+#: ``start_upstream(method, url, upstream)``: a call to an upstream service's span, child of the
+#: current one, and the ``traceparent`` value to send it; None when the request is not recorded
+start_upstream: Callable[[str, str, str], "tuple[SpanRecord, str] | None"] = _spancore.start_upstream
+#: ``finish_upstream(record, status)``: the upstream answered HTTP ``status``; its span ends
+finish_upstream: Callable[[SpanRecord, int], None] = _spancore.finish_upstream
 
 
 #: ``activate_token(record)`` makes ``record`` the current span until ``reset_current(token)``
@@ -553,4 +542,4 @@ async def _finish_after(stream: AsyncIterator[Any], record: SpanRecord, args: tu
     _finish(record, args, kwargs, last, on_result)
 
 
-_spancore.configure(_current, UNSAMPLED, SpanRecord, new_span_id, _finish_after)
+_spancore.configure(_current, UNSAMPLED, SpanRecord, _finish_after)

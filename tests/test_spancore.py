@@ -170,6 +170,36 @@ async def test_a_root_span_joins_the_callers_trace_and_fails_on_a_server_error(s
         _spancore.start_root(("only a trace id",), {}, b"x-trace-id")
 
 
+async def test_an_upstream_call_is_a_child_span_whose_traceparent_names_it(sink):
+    root = _spancore.start_root(None, {}, b"x-trace-id")
+    span, traceparent = tracing.start_upstream("POST", "http://up:8000/v1/chat/completions", "vllm")
+    assert traceparent == f"00-{span[tracing.TRACE_ID]}-{span[tracing.SPAN_ID]}-01"
+    tracing.finish_upstream(span, 201)
+    _spancore.finish_root(root, 200, None, {"method": "POST", "path": "/v1/chat/completions"})
+    spans = await spans_by_name(sink)
+    upstream, request = spans["upstream POST"], spans["POST /v1/chat/completions"]
+    assert (upstream.trace_id, upstream.parent_span_id) == (request.trace_id, request.span_id)
+    assert upstream.attributes == {"http.request.method": "POST", "url.full": "http://up:8000/v1/chat/completions",
+                                   "polystack.upstream": "vllm", "http.response.status_code": 201}
+    with pytest.raises(TypeError, match="finish_upstream"):
+        tracing.finish_upstream(["not", "a", "span"], 200)
+
+
+async def test_an_upstream_call_of_a_request_sampling_left_out_has_no_span(sink):
+    token = tracing.activate_token(tracing.UNSAMPLED)
+    try:
+        assert tracing.start_upstream("GET", "http://up/v1/models", "up") is None
+    finally:
+        tracing._current.reset(token)
+    await tracing.collector().flush()
+    assert sink.spans == []
+
+
+def test_tracing_off_an_upstream_call_has_no_span():
+    assert tracing.collector() is None
+    assert tracing.start_upstream("GET", "http://up/v1/models", "up") is None
+
+
 def test_inference_attributes_read_the_model_and_usage_under_the_names_given():
     hook = _spancore.InferenceAttributes(model="m", response_model="rm", input_tokens="in", output_tokens="out",
                                          derived=("gen_ai",))

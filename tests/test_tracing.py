@@ -249,7 +249,7 @@ def _random_parts() -> list[str]:
 
 
 def test_a_forked_process_makes_none_of_the_ids_its_parent_makes():
-    tracing.new_span_id()  # the parent holds a batch of ids made ahead
+    tracing.new_span_id()  # the parent's random state has moved on before the fork
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its ids go up the pipe, then it leaves without pytest's teardown

@@ -232,18 +232,16 @@ class UpstreamClient:
         ``what`` (e.g. "model 'x'") is added to error messages. When tracing is on
         this is an ``upstream`` span, and the upstream gets its ``traceparent``.
         """
-        if not tracing.recording():
+        started = tracing.start_upstream(method, self.base_url + path, self.name)
+        if started is None:  # the request is not recorded
             return await self._send(method, path, body, headers, what)
-        span = tracing.start_child(f"upstream {method}", {
-            "http.request.method": method, "url.full": self.base_url + path, "polystack.upstream": self.name})
+        span, traceparent = started
         try:
-            response = await self._send(method, path, body, headers, what,
-                                        tracing.format_traceparent(span[tracing.TRACE_ID], span[tracing.SPAN_ID]))
+            response = await self._send(method, path, body, headers, what, traceparent)
         except BaseException as exc:
             tracing.finish_span(span, exc)
             raise
-        span[tracing.ATTRIBUTES]["http.response.status_code"] = response.status
-        tracing.finish_span(span)
+        tracing.finish_upstream(span, response.status)
         return response
 
     async def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str] | None,

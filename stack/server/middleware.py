@@ -38,7 +38,7 @@ from ._json import dumps
 from .client_compat import PREFIX as TELEMETRY_PREFIX
 from .client_compat import rewrite_query
 from .errors import error_body, http_error_type, internal_error_body
-from .tracing import RootSpan, finish_root, start_root
+from .tracing import RootSpan, finish_root, start_request
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class ServerMiddleware:
             return
         path = scope["path"]
         headers = dict(scope["headers"])
-        root = start_root(scope, headers)
+        root = start_request(scope, headers)
         if path.startswith(TELEMETRY_PREFIX) and scope.get("query_string"):
             rewritten = rewrite_query(scope["query_string"].decode("latin-1"))
             if rewritten is not None:

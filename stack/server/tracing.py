@@ -8,9 +8,10 @@ The telemetry routes, /v1/health and the console's static files are not traced:
 reading traces, a load balancer's health checks or loading the console's page
 would otherwise fill the span store.
 
-``ServerMiddleware`` (middleware.py) calls ``start_root`` as a request comes in and
+``ServerMiddleware`` (middleware.py) calls ``start_request`` as a request comes in and
 ``finish_root`` when it is over, which adds the status and the route (both in C:
-stack/_spancore.c).
+stack/_spancore.c). ``start_request`` serves the common case itself (a path known to be
+traced, no ``traceparent``, every request sampled) and hands the others to ``start_root``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:
     path = scope["path"]
     skip = _untraced_paths.get(path)
     if skip is None:
-        skip = untraced(path)
+        skip = bool(untraced(path))  # a bool: start_request in C takes the memo's False as "traced"
         if len(_untraced_paths) < MAX_REMEMBERED_PATHS:  # clients choose paths: the memo is bounded
             _untraced_paths[path] = skip
     if skip:
@@ -67,3 +68,7 @@ def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:
 #: whether a request path is traced, by path (most requests go to a few paths)
 _untraced_paths: dict[str, bool] = {}
 MAX_REMEMBERED_PATHS = 1024
+
+#: ``start_request(scope, headers)``: as ``start_root``, in C for the common case
+start_request = _spancore.start_request
+_spancore.configure_requests(_untraced_paths, start_root, TRACE_ID_HEADER, TRACEPARENT_HEADER)
