@@ -355,6 +355,7 @@ def main() -> None:
                         r = load(url, c, args.duration)
                         if name in served:
                             served[name] += warm["rps"] * 1 + r["rps"] * args.duration
+                        if writers.get(name, (None,))[0] is not None:
                             # what its writer left for later; written before the next run, which
                             # would otherwise pay for it
                             r["backlog"], r["drain"] = backlog_of(url), drain(url)
@@ -374,6 +375,8 @@ def main() -> None:
                 if "tracing on" in name:
                     print(f"{name}: telemetry {health(url).get('telemetry')}")
             for name, (pid, cpu) in writers.items():
+                if pid is None:  # no span store: no writer process
+                    continue
                 for c in [int(x) for x in args.concurrency.split(",")]:
                     print(f"{name}, c={c}: span writer backlog at each run's end "
                           f"{[r['backlog'] for r in runs[name, c]]} spans; a trace query "

@@ -19,10 +19,10 @@
 #include <string.h>
 
 #define MAGIC "PSB1"
-#define HEADER 8                /* magic, span count */
+#define HEADER SPAN_CHUNK_HEADER  /* magic, span count */
 #define REFS_SIZE 1024          /* the remembered-string table's slots (a power of two) */
 #define REFS_MAX 640            /* strings remembered per chunk at most */
-#define MAX_DEPTH 32            /* deeper values are written as their str() */
+#define MAX_DEPTH SPAN_MAX_DEPTH  /* deeper values are written as their str() */
 
 typedef struct {
     char *data;
@@ -398,8 +398,8 @@ decode_value(Decoder *dec, int depth)
     }
 }
 
-static int
-chunk_header(PyObject *chunk, uint32_t *spans)
+int
+span_chunk_header(PyObject *chunk, uint32_t *spans)
 {
     if (!PyBytes_Check(chunk)) {
         PyErr_SetString(PyExc_TypeError, "a span chunk is bytes");
@@ -418,7 +418,7 @@ PyObject *
 spanbuffer_decode(PyObject *Py_UNUSED(module), PyObject *chunk)
 {
     uint32_t count;
-    if (chunk_header(chunk, &count) < 0)
+    if (span_chunk_header(chunk, &count) < 0)
         return NULL;
     Decoder dec = {PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk), HEADER, PyList_New(0)};
     PyObject *spans = dec.refs != NULL ? PyList_New(0) : NULL;
@@ -480,7 +480,7 @@ PyObject *
 spanbuffer_chunk_spans(PyObject *Py_UNUSED(module), PyObject *chunk)
 {
     uint32_t count;
-    return chunk_header(chunk, &count) < 0 ? NULL : PyLong_FromUnsignedLong(count);
+    return span_chunk_header(chunk, &count) < 0 ? NULL : PyLong_FromUnsignedLong(count);
 }
 
 /* -- SpanBuffer: the collector's spans ------------------------------------------------------- */
@@ -592,7 +592,7 @@ buffer_drop_oldest(SpanBuffer *self, PyObject *Py_UNUSED(ignored))
 {
     if (PyList_GET_SIZE(self->sealed) > 0) {
         uint32_t count;
-        if (chunk_header(PyList_GET_ITEM(self->sealed, 0), &count) < 0
+        if (span_chunk_header(PyList_GET_ITEM(self->sealed, 0), &count) < 0
                 || PySequence_DelItem(self->sealed, 0) < 0)
             return NULL;
         self->sealed_spans -= count;

@@ -5,6 +5,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 /* the fields of a span: stack/tracing.py's SpanRecord and FinishedSpan */
 #define SPAN_FIELDS 11
@@ -16,9 +17,18 @@ int span_buffer_append(PyObject *buffer, PyObject *span);
 /* The spans ``buffer`` holds. */
 Py_ssize_t span_buffer_count(PyObject *buffer);
 
+/* The span count of a chunk (bytes with the PSB1 header); -1 and an error when it is not one. */
+int span_chunk_header(PyObject *chunk, uint32_t *spans);
+/* Where a chunk's first span starts. */
+#define SPAN_CHUNK_HEADER 8
+/* How deep a chunk's values nest at most (deeper ones were written as their str()). */
+#define SPAN_MAX_DEPTH 32
+
 /* module functions: decode(chunk) -> [span tuples], encode(spans) -> chunk, chunk_spans(chunk) -> int */
 PyObject *spanbuffer_decode(PyObject *module, PyObject *chunk);
 PyObject *spanbuffer_encode(PyObject *module, PyObject *spans);
 PyObject *spanbuffer_chunk_spans(PyObject *module, PyObject *chunk);
+/* stack/_spanrows.c: chunk_rows(chunk, default_expiry_ns, json_text) -> [row dicts] | None */
+PyObject *spanrows_chunk_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

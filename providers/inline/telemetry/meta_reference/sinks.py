@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import orjson
 
+from stack import _spancore
 from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, JsonText, SqlStore
 from stack.tracing import EventRecord, SpanTuple, decode_chunks, named_span
 
@@ -130,6 +131,14 @@ def chunk_rows(spans: list[SpanTuple], ttl_ns: int | None) -> list[dict[str, Any
     return rows
 
 
+def encoded_chunk_rows(chunk: bytes, ttl_ns: int | None) -> list[dict[str, Any]]:
+    """``chunk_rows`` of a ``SpanBuffer`` chunk, made in C from its bytes (stack/_spanrows.c: no span
+    tuples, grouping or orjson in Python), or from its decoded spans when it holds a value that only
+    the Python path writes right (nested, marshalled or non-finite)."""
+    rows = _spancore.chunk_rows(chunk, None if ttl_ns is None else time.time_ns() + ttl_ns, JsonText)
+    return chunk_rows(_spancore.decode(chunk), ttl_ns) if rows is None else rows
+
+
 def event_fields(event: EventRecord) -> dict[str, Any]:
     fields = {"type": event.type, "timestamp": event.timestamp, "message": event.message, "severity": event.severity,
               "metric": event.metric, "value": event.value, "unit": event.unit, "attributes": event.attributes}
@@ -184,7 +193,8 @@ class SpanStoreSink:
         """The collector's spans as its buffer encoded them: to the writer process as they are."""
         if chunks:
             if self.writer is None:
-                await self.write_here(decode_chunks(chunks))
+                rows = [row for chunk in chunks for row in encoded_chunk_rows(chunk, self.ttl_ns)]
+                await self.store.upsert_many("span_chunks", rows, CHUNK_KEY)
             else:
                 try:
                     self.writer.write_chunks(chunks, self.ttl_ns)

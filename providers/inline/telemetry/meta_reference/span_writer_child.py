@@ -1,5 +1,5 @@
 """The span writer process: reads groups of span batches from stdin, writes each group to the span
-store as chunk rows (``sinks.chunk_rows``) in one transaction with a store of its own, and acks it
+store as chunk rows (``sinks.encoded_chunk_rows``) in one transaction with a store of its own, and acks it
 on stdout.
 
 Started by ``span_writer.SpanWriterProcess`` as ``python -m`` this module. Frames in
@@ -31,12 +31,11 @@ from collections.abc import Iterator
 
 from pydantic import TypeAdapter
 
-from stack import _spancore
 from stack.errors import ServiceUnavailableError
 from stack.storage import StoreConfig, sqlstore_from_config
 
 from .frames import read_frame, write_frame
-from .sinks import CHUNK_KEY, chunk_rows
+from .sinks import CHUNK_KEY, encoded_chunk_rows
 
 log = logging.getLogger("polystack.span_writer")
 
@@ -107,7 +106,7 @@ def group_rows(batches: list[tuple[int | None, int, bytes]]) -> list[dict]:
     now = time.time_ns()
     for ttl_ns, queued_ns, payload in batches:
         # ttl counts from when the server queued the batch, not from when it is written
-        rows += chunk_rows(_spancore.decode(payload), None if ttl_ns is None else ttl_ns - (now - queued_ns))
+        rows += encoded_chunk_rows(payload, None if ttl_ns is None else ttl_ns - (now - queued_ns))
     return rows
 
 

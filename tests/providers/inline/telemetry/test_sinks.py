@@ -3,13 +3,16 @@ by the writer process or in-process, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import math
+import time
 
 import pytest
 
-from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
+from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink, chunk_rows, encoded_chunk_rows
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
-from stack.storage import sqlstore_from_config
+from stack import _spancore
+from stack.storage import JsonText, sqlstore_from_config
 from stack.tracing import SpanTuple
 
 
@@ -63,3 +66,80 @@ async def test_attributes_orjson_cannot_write_as_json_does_keep_their_values(sin
     assert read.keys() == attributes.keys()
     for key, value in attributes.items():
         assert read[key] == value or (math.isnan(value) and math.isnan(read[key]))
+
+
+def _rows_both_ways(spans, ttl_ns, monkeypatch):
+    """The rows of ``spans`` made in C from their chunk, and by the Python path, at one fixed now."""
+    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000)
+    made_in_c = _spancore.chunk_rows(_spancore.encode(spans), None if ttl_ns is None else 1_000_000 + ttl_ns, JsonText)
+    return made_in_c, chunk_rows(spans, ttl_ns)
+
+
+def _as_read(rows):
+    # the JSON text as a reader parses it (orjson and the C writer may spell a float differently)
+    return [{**row, "spans": json.loads(row["spans"].text)} for row in rows]
+
+
+def _typed(value):
+    return repr(value)  # 1 and 1.0 and True differ
+
+
+_UNUSUAL = {
+    "quote\"back\\slash": "line\nbreak\ttab\x01\x1f\x7f", "ü 😀": "\u2028 mixed ü",
+    "long": "eight by" * 3 + "\x00" + "ü" * 9 + '"' + "x" * 15 + "\\" + "\x1f" * 8 + "end",
+    "f": 100.0, "tiny": 1e-05, "neg": -0.0, "huge": 1e300, "i": -(2**63), "max": 2**63 - 1, "t": True, "n": None,
+}
+
+
+@pytest.mark.parametrize("ttl_ns", [None, 5_000])
+@pytest.mark.parametrize("expires", [(None, None), (9_000_000, None), (9_000_000, 0), (9_000_000, 2_000_000)])
+def test_rows_made_in_c_are_the_python_paths_rows(monkeypatch, ttl_ns, expires):
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    spans = [
+        _span(a, "a1", "a0", "provider", 20, 30, {"gen_ai.usage.input_tokens": 5, "ok": True}),
+        _span(b, "b1", "b0", "näme \"quoted\"", 21, 31, _UNUSUAL),
+        _span(b, "b0", None, "POST /v1/chat/completions", 11, 41, {"http.response.status_code": 200}, root=True),
+        _span(c, "c2", "c1", "no root here", 5, 8, {}),
+        _span(c, "c1", "c0", "nor here", 3, 9, {"x": 1.5}),
+        _span(a, "a0", None, "POST /v1/completions", 10, 40, {"http.response.status_code": 404}, root=True),
+    ]
+    spans = [s[:10] + (expires[i % 2],) for i, s in enumerate(spans)]
+    made_in_c, python = _rows_both_ways(spans, ttl_ns, monkeypatch)
+    assert all(type(row["spans"]) is JsonText for row in made_in_c)
+    assert [[_typed(v) for v in row.values()] for row in _as_read(made_in_c)] == \
+        [[_typed(v) for v in row.values()] for row in _as_read(python)]
+    assert [row["trace_id"] for row in made_in_c] == [a, b, c]
+
+
+@pytest.mark.parametrize("attributes", [
+    {"score": math.nan}, {"nested": {"list": [1]}}, {"list": [1, 2]}, {"big": 2**70}, {"pair": (1, 2)},
+])
+def test_a_chunk_with_a_value_only_python_writes_right_takes_the_python_path(monkeypatch, attributes):
+    spans = [_span("d" * 32, "d0", None, "span", 1, 2, attributes, root=True)]
+    assert _spancore.chunk_rows(_spancore.encode(spans), None, JsonText) is None
+    [row] = encoded_chunk_rows(_spancore.encode(spans), None)
+    assert row["trace_id"] == "d" * 32 and row["root"] is True
+
+
+def test_a_damaged_chunk_is_refused():
+    chunk = _spancore.encode([_span("e" * 32, "e0", None, "span", 1, 2, {"k": "v"}, root=True)])
+    with pytest.raises(ValueError, match="span chunk"):
+        _spancore.chunk_rows(chunk[:-3], None, JsonText)
+    with pytest.raises(ValueError, match="PSB1"):
+        _spancore.chunk_rows(b"nope" + chunk[4:], None, JsonText)
+
+
+def test_a_cut_or_garbled_chunk_gives_rows_none_or_a_value_error_never_a_crash():
+    spans = [_span("f" * 32, f"f{i}", None if i == 0 else "f0", f"span {i}", i, i + 1,
+                   {"k": "v", "n": i, "x": 0.5, "list": [i]} if i == 3 else {"k": "v", "n": i}, root=i == 0)
+             for i in range(6)]
+    chunk = _spancore.encode(spans)
+    variants = [chunk[:cut] for cut in range(len(chunk))]
+    variants += [chunk[:at] + bytes([chunk[at] ^ flip]) + chunk[at + 1:]
+                 for at in range(8, len(chunk)) for flip in (0x01, 0x80, 0xff)]
+    for variant in variants:
+        try:
+            rows = _spancore.chunk_rows(variant, None, JsonText)
+        except ValueError:
+            continue
+        assert rows is None or all(json.loads(row["spans"].text) for row in rows)
