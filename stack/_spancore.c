@@ -157,35 +157,37 @@ new_span(PyObject *parent, PyObject *given_trace_id, PyObject *given_parent_id, 
     }
     PyObject *span_id = make_span_id();
     PyObject *start = now_ns();
-    PyObject *fields = PyTuple_New(N_FIELDS);
     PyObject *record = span_type->tp_alloc(span_type, 0);
-    if (span_id == NULL || start == NULL || fields == NULL || record == NULL) {
+    /* the list's item array filled here: no tuple of the fields to copy in and free (a list
+       frees its ob_item with PyMem_Free) */
+    PyObject **items = record != NULL ? PyMem_Malloc(N_FIELDS * sizeof(PyObject *)) : NULL;
+    if (span_id == NULL || start == NULL || items == NULL) {
+        if (record != NULL && items == NULL)
+            PyErr_NoMemory();
         Py_XDECREF(span_id);
         Py_XDECREF(start);
         Py_XDECREF(record);
+        PyMem_Free(items);
         Py_DECREF(trace_id);
         Py_DECREF(parent_id);
         Py_DECREF(attributes);
-        Py_XDECREF(fields);
         return NULL;
     }
-    PyTuple_SET_ITEM(fields, F_TRACE_ID, trace_id);
-    PyTuple_SET_ITEM(fields, F_SPAN_ID, span_id);
-    PyTuple_SET_ITEM(fields, F_PARENT, parent_id);
-    PyTuple_SET_ITEM(fields, F_NAME, Py_NewRef(name));
-    PyTuple_SET_ITEM(fields, F_START, start);
-    PyTuple_SET_ITEM(fields, F_END, Py_NewRef(Py_None));
-    PyTuple_SET_ITEM(fields, F_STATUS, Py_NewRef(str_ok));
-    PyTuple_SET_ITEM(fields, F_ROOT, Py_NewRef(given_trace_id != NULL ? Py_True : Py_False));
-    PyTuple_SET_ITEM(fields, F_ATTRIBUTES, attributes);
-    PyTuple_SET_ITEM(fields, F_METRICS, Py_NewRef(Py_None));
-    PyTuple_SET_ITEM(fields, F_EXPIRES, Py_NewRef(Py_None));
-    int failed = PyList_SetSlice(record, 0, 0, fields);
-    Py_DECREF(fields);
-    if (failed) {
-        Py_DECREF(record);
-        return NULL;
-    }
+    items[F_TRACE_ID] = trace_id;
+    items[F_SPAN_ID] = span_id;
+    items[F_PARENT] = parent_id;
+    items[F_NAME] = Py_NewRef(name);
+    items[F_START] = start;
+    items[F_END] = Py_NewRef(Py_None);
+    items[F_STATUS] = Py_NewRef(str_ok);
+    items[F_ROOT] = Py_NewRef(given_trace_id != NULL ? Py_True : Py_False);
+    items[F_ATTRIBUTES] = attributes;
+    items[F_METRICS] = Py_NewRef(Py_None);
+    items[F_EXPIRES] = Py_NewRef(Py_None);
+    PyListObject *list = (PyListObject *)record;
+    list->ob_item = items;
+    list->allocated = N_FIELDS;
+    Py_SET_SIZE(list, N_FIELDS);
     return record;
 }
 
