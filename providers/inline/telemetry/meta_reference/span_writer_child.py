@@ -3,8 +3,9 @@ store as chunk rows (``sinks.encoded_chunk_rows``) in one transaction with a sto
 on stdout.
 
 Started by ``span_writer.SpanWriterProcess`` as ``python -m`` this module. Frames in
-(``frames.py``): first ``("open", store_config)``, then ``("write", seq, urgent, [(ttl_ns,
-queued_ns, a SpanBuffer chunk of spans), ...])``; frames out: ``("ready", pid)`` or ``("failed", reason)``,
+(``frames.py``): first ``("open", store_config)``, then per group ``("write", seq, urgent, [(ttl_ns,
+queued_ns, size), ...])`` followed by the group's ``SpanBuffer`` chunks as they are, ``size`` bytes
+each (no frame around them: the server writes them uncopied); frames out: ``("ready", pid)`` or ``("failed", reason)``,
 then ``("written", seq, error | None, unavailable)`` per group. The server sends the next group
 once this one is acked. It exits when stdin closes (the server shut down or died), after writing
 what it read.
@@ -129,7 +130,11 @@ async def serve(acks: int) -> int:
     _ack(acks, ("ready", os.getpid()))
     try:
         while (message := await read_frame(reader)) is not None:
-            _, seq, urgent, batches = message
+            _, seq, urgent, heads = message
+            try:
+                batches = [(ttl_ns, queued_ns, await reader.readexactly(size)) for ttl_ns, queued_ns, size in heads]
+            except asyncio.IncompleteReadError:  # the server went away mid-group: it was not acknowledged
+                break
             with priority.urgent(urgent):
                 try:
                     await store.upsert_many("span_chunks", group_rows(batches), CHUNK_KEY)
