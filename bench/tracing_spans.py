@@ -3,7 +3,7 @@
 inference hooks of ``stack._trace_stack``) and the upstream span (as ``UpstreamClient.send``
 makes it), around stand-in calls that do nothing else. Tracing off and on alternate; the
 figure is the fastest round's CPU per request. No HTTP, no sinks: the buffer is emptied
-every 4,000 requests, as a flush would take it.
+every 4,000 requests, as a flush would take it (its encoding of each span counts).
 
 usage: python bench/tracing_spans.py [--requests 20000] [--rounds 6]
 """
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stack import _trace_stack, tracing  # noqa: E402
 from stack.cli import GC_YOUNG_THRESHOLD  # noqa: E402
-from stack.server.tracing import start_root  # noqa: E402
+from stack.server.tracing import finish_root, start_request  # noqa: E402
 
 SCOPE = {
     "type": "http", "method": "POST", "path": "/v1/chat/completions",
@@ -36,14 +36,11 @@ REQUEST = SimpleNamespace(model="bench")
 
 async def upstream_call() -> None:
     """What ``UpstreamClient.send`` does for tracing around a call."""
-    if not tracing.recording():
+    started = tracing.start_upstream("POST", "http://127.0.0.1:1/v1/chat/completions", "upstream")
+    if started is None:
         return
-    span = tracing.start_span("upstream POST", {
-        "http.request.method": "POST", "url.full": "http://127.0.0.1:1/v1/chat/completions",
-        "polystack.upstream": "upstream"})
-    tracing.format_traceparent(span.trace_id, span.span_id)
-    span.attributes["http.response.status_code"] = 200
-    tracing.finish_span(span)
+    span, _traceparent = started
+    tracing.finish_upstream(span, 200)
 
 
 class Provider:
@@ -72,10 +69,10 @@ async def measure(requests: int, rounds: int) -> dict[str, float]:
         tracing.install(collector if mode == "on" else None)
         started = time.thread_time()
         for n in range(requests):
-            root = start_root(SCOPE, HEADERS)
+            root = start_request(SCOPE, HEADERS)
             await router.openai_chat_completion(REQUEST)
             if root is not None:
-                root.finish(200, None, SCOPE)
+                finish_root(root, 200, None, SCOPE)
             if n % 4000 == 3999:
                 collector._spans.clear()
         per_request[mode].append((time.thread_time() - started) / requests * 1e6)
