@@ -50,7 +50,8 @@ _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-
 new_trace_id: Callable[[], str] = _spancore.new_trace_id
 
 
-#: ``new_span_id()``: 8 random bytes as 16 hex digits, never all zeros (C: a request makes four)
+#: ``new_span_id()``: 8 bytes as 16 hex digits, the first 4 the time in milliseconds modulo 2^32 and
+#: the other 4 random (so root span ids index in time order), never all zeros (C: a request makes four)
 new_span_id: Callable[[], str] = _spancore.new_span_id
 
 

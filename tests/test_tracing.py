@@ -243,6 +243,24 @@ def test_trace_ids_sort_by_the_millisecond_they_were_made_in():
     assert before <= int(first[:12], 16) < int(second[:12], 16) <= int(third[:12], 16) <= after
 
 
+def test_span_ids_sort_by_the_millisecond_they_were_made_in_modulo_2_32():
+    before = time.time_ns() // 1_000_000
+    first = tracing.new_span_id()
+    time.sleep(0.002)
+    second = tracing.new_span_id()
+    after = time.time_ns() // 1_000_000
+    # the first 8 digits: the time in ms modulo 2^32 (taken from ``before``, so a wrap in between reads right)
+    offsets = [(int(span_id[:8], 16) - before) % 2**32 for span_id in (first, second)]
+    assert 0 <= offsets[0] < offsets[1] <= after - before
+
+
+def test_span_ids_of_one_millisecond_differ_in_their_random_part():
+    ids = [tracing.new_span_id() for _ in range(20_000)]
+    random_parts = {span_id[8:] for span_id in ids}
+    assert len(random_parts) == len(ids)  # a counter through a bijection: no repeat within 2^32 ids
+    assert len({span_id[:8] for span_id in ids}) < len(ids)  # many share a millisecond
+
+
 def _random_parts() -> list[str]:
     """600 span ids and the random part of 600 trace ids (after their 12 digits of time)."""
     return [tracing.new_span_id() for _ in range(600)] + [tracing.new_trace_id()[12:] for _ in range(600)]

@@ -36,6 +36,7 @@ from stack.errors import ServiceUnavailableError
 from stack.storage import StoreConfig, sqlstore_from_config
 
 from .frames import read_frame, write_frame
+from .placement import AwayFromServer, own_threads
 from .sinks import CHUNK_KEY, encoded_chunk_rows
 
 log = logging.getLogger("polystack.span_writer")
@@ -55,21 +56,14 @@ def lowest_priority() -> bool:
         return True
     except (AttributeError, OSError) as exc:  # not Linux, or a kernel or sandbox that refuses it
         log.debug("cannot run under SCHED_IDLE (%s); running at nice 19 instead", exc)
-        for tid in _threads():
+        for tid in own_threads():
             os.setpriority(os.PRIO_PROCESS, tid, 19)  # per thread on Linux, as the policy is
         return False
 
 
-def _threads() -> list[int]:
-    try:
-        return [int(tid) for tid in os.listdir("/proc/self/task")]
-    except FileNotFoundError:  # no /proc: the calling thread (the writer's)
-        return [0]
-
-
 def _set_policy(policy: int) -> None:
     """``policy`` for every thread of this process (SCHED_IDLE is per thread on Linux)."""
-    for tid in _threads():
+    for tid in own_threads():
         with contextlib.suppress(ProcessLookupError):  # a thread that just ended
             os.sched_setscheduler(tid, policy, os.sched_param(0))
 
@@ -127,6 +121,7 @@ async def serve(acks: int) -> int:
     # started at normal priority (the server waits for "ready"); from now on its threads, the
     # store's included, take only the CPU nothing else wants
     priority = Priority(lowest_priority())
+    away = AwayFromServer(os.getppid())
     _ack(acks, ("ready", os.getpid()))
     try:
         while (message := await read_frame(reader)) is not None:
@@ -135,6 +130,7 @@ async def serve(acks: int) -> int:
                 batches = [(ttl_ns, queued_ns, await reader.readexactly(size)) for ttl_ns, queued_ns, size in heads]
             except asyncio.IncompleteReadError:  # the server went away mid-group: it was not acknowledged
                 break
+            away.step()
             with priority.urgent(urgent):
                 try:
                     await store.upsert_many("span_chunks", group_rows(batches), CHUNK_KEY)

@@ -282,6 +282,22 @@ async def test_the_child_and_its_threads_write_at_idle_priority(config):
         await sink.close()
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to move between")
+async def test_the_child_writes_a_group_off_one_of_the_cpus_the_server_may_use(config):
+    allowed = os.sched_getaffinity(0)
+    sink = await _sink(config)
+    try:
+        assert await sink.writer.wait_ready()
+        await sink.export([_root("e" * 32)], [])
+        await sink.sync()  # the child has stepped off the CPU this process last ran on
+        pid = sink.writer.pid
+        masks = {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
+        [mask] = masks  # every thread of it alike
+        assert mask < allowed and len(mask) == len(allowed) - 1
+    finally:
+        await sink.close()
+
+
 @pytest.mark.parametrize("value", [0, -1, 5000, "lots"])
 def test_a_backlog_limit_out_of_range_names_the_key(tmp_path, value):
     with pytest.raises(Exception, match="span_writer_backlog_mb"):
