@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 #: the "processor" field of /proc/PID/stat (the CPU the task last ran on), counted after the
@@ -56,9 +57,7 @@ class AwayFromServer:
         wanted = self.allowed - {cpu} if cpu is not None else self.allowed
         if wanted != self.current:
             try:
-                for tid in own_threads():
-                    with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-                        os.sched_setaffinity(tid, wanted)
+                for_each_thread(lambda tid: os.sched_setaffinity(tid, wanted))
             except OSError:  # a CPU taken away since (the cpuset changed): stay where the kernel put us
                 self.allowed = frozenset()
                 return self.current
@@ -66,9 +65,13 @@ class AwayFromServer:
         return self.current
 
 
-def own_threads() -> list[int]:
-    """This process's thread ids (affinity and scheduling policy are per thread on Linux)."""
+def for_each_thread(apply: Callable[[int], object]) -> None:
+    """``apply(tid)`` for every thread of this process (affinity, scheduling policy and nice are per
+    thread on Linux); a thread that ends meanwhile is skipped."""
     try:
-        return [int(tid) for tid in os.listdir("/proc/self/task")]
+        tids = [int(tid) for tid in os.listdir("/proc/self/task")]
     except FileNotFoundError:  # no /proc: the calling thread
-        return [0]
+        tids = [0]
+    for tid in tids:
+        with contextlib.suppress(ProcessLookupError):
+            apply(tid)

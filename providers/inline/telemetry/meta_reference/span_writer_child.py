@@ -16,7 +16,8 @@ An ``urgent`` group (a read is waiting for it: ``SpanWriterProcess.sync``) is wr
 priority where the process may switch back. Linux lets an unprivileged process leave
 ``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows nice 0 (the default limit, 0, does not); with
 ``CAP_SYS_NICE`` (root, though Docker does not grant it by default) it may. Where it may not, a read waits until the backlog is written
-at idle priority: at once on idle cores, and behind the requests on busy ones.
+at idle priority: at once on idle cores, and behind the requests on busy ones. Before each group
+it also steps off the CPU the server last ran on, within the CPUs it inherited (``placement``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from stack.errors import ServiceUnavailableError
 from stack.storage import StoreConfig, sqlstore_from_config
 
 from .frames import read_frame, write_frame
-from .placement import AwayFromServer, own_threads
+from .placement import AwayFromServer, for_each_thread
 from .sinks import CHUNK_KEY, encoded_chunk_rows
 
 log = logging.getLogger("polystack.span_writer")
@@ -56,16 +57,13 @@ def lowest_priority() -> bool:
         return True
     except (AttributeError, OSError) as exc:  # not Linux, or a kernel or sandbox that refuses it
         log.debug("cannot run under SCHED_IDLE (%s); running at nice 19 instead", exc)
-        for tid in own_threads():
-            os.setpriority(os.PRIO_PROCESS, tid, 19)  # per thread on Linux, as the policy is
+        for_each_thread(lambda tid: os.setpriority(os.PRIO_PROCESS, tid, 19))
         return False
 
 
 def _set_policy(policy: int) -> None:
     """``policy`` for every thread of this process (SCHED_IDLE is per thread on Linux)."""
-    for tid in own_threads():
-        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-            os.sched_setscheduler(tid, policy, os.sched_param(0))
+    for_each_thread(lambda tid: os.sched_setscheduler(tid, policy, os.sched_param(0)))
 
 
 class Priority:

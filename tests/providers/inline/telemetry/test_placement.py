@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from providers.inline.telemetry.meta_reference.placement import last_cpu
 
+#: the repository root: the children import the package from there
+ROOT = Path(__file__).resolve().parents[4]
 needs_two_cpus = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to move between")
 
 
@@ -22,7 +25,7 @@ def _python(code: str, *, name: str | None = None, tmp_path=None) -> subprocess.
         executable = str(tmp_path / name)
         os.symlink(sys.executable, executable)
     return subprocess.Popen([executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True,
-                            cwd=os.getcwd())
+                            cwd=ROOT)
 
 
 def test_last_cpu_reads_the_cpu_of_a_process_whose_name_has_spaces_and_parentheses(tmp_path):
