@@ -3,17 +3,29 @@
 inference hooks of ``stack._trace_stack``) and the upstream span (as ``UpstreamClient.send``
 makes it), around stand-in calls that do nothing else. Tracing off and on alternate; the
 figure is the fastest round's CPU per request. No HTTP, no sinks: the buffer is emptied
-every 4,000 requests, as a flush would take it (its encoding of each span counts).
+every 100 requests (400 spans), as a flush would take it (its encoding of each span counts),
+before it holds a batch (500 spans), when a server's would wake the flush task.
+
+``--instructions`` counts machine instructions instead, with valgrind's callgrind (steady
+where CPU time on two shared cores is not): tracing on and off each run alone at 2,000 and
+6,000 requests, and the difference of the two runs over 4,000 is a request's count, start-up
+left out. ``--base-tree DIR`` counts another checkout's code as well (a git worktree).
 
 usage: python bench/tracing_spans.py [--requests 20000] [--rounds 6]
+       python bench/tracing_spans.py --instructions [--base-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import gc
+import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,15 +69,15 @@ class Router:
         return await self.provider.openai_chat_completion(request)
 
 
-async def measure(requests: int, rounds: int) -> dict[str, float]:
+async def measure(requests: int, rounds: int, modes: tuple[str, ...] = ("off", "on")) -> dict[str, float]:
     provider = Provider()
     router = Router(provider)
     _trace_stack.instrument_provider(provider, "inference", ["openai"], "upstream", "remote::openai")
     _trace_stack.instrument_router(router, "inference", ["openai"])
     collector = tracing.Collector([], max_buffer=10**9)
-    per_request: dict[str, list[float]] = {"off": [], "on": []}
-    for round_ in range(rounds * 2):
-        mode = ("off", "on")[round_ % 2]
+    per_request: dict[str, list[float]] = {mode: [] for mode in modes}
+    for round_ in range(rounds * len(modes)):
+        mode = modes[round_ % len(modes)]
         tracing.install(collector if mode == "on" else None)
         started = time.thread_time()
         for n in range(requests):
@@ -73,7 +85,7 @@ async def measure(requests: int, rounds: int) -> dict[str, float]:
             await router.openai_chat_completion(REQUEST)
             if root is not None:
                 finish_root(root, 200, None, SCOPE)
-            if n % 4000 == 3999:
+            if n % 100 == 99:
                 collector._spans.clear()
         per_request[mode].append((time.thread_time() - started) / requests * 1e6)
         collector._spans.clear()
@@ -81,15 +93,54 @@ async def measure(requests: int, rounds: int) -> dict[str, float]:
     return {mode: min(values) for mode, values in per_request.items()}
 
 
+def instructions(tree: Path, mode: str, requests: int) -> int:
+    """Instructions the whole run of ``mode`` alone takes, ``requests`` requests, with ``tree``'s code."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+             str(tree / "bench" / "tracing_spans.py"), "--requests", str(requests), "--rounds", "1", "--mode", mode],
+            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
+            capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{mode} in {tree} failed:\n{proc.stderr[-3000:]}")
+        return int(re.search(r"^summary:\s+(\d+)", out.read_text(), re.M).group(1))
+
+
+def count_instructions(trees: dict[str, Path]) -> None:
+    jobs = [(name, mode, n) for name in trees for mode in ("off", "on") for n in (2000, 6000)]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        totals = dict(zip(jobs, pool.map(lambda job: instructions(trees[job[0]], job[1], job[2]), jobs)))
+    print("instructions per request (callgrind; (6,000 requests - 2,000) / 4,000)")
+    print("| code | tracing off | tracing on | the four spans cost |")
+    print("|---|---|---|---|")
+    for name in trees:
+        off, on = ((totals[name, mode, 6000] - totals[name, mode, 2000]) // 4000 for mode in ("off", "on"))
+        print(f"| {name} | {off:,} | {on:,} | {on - off:+,} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--mode", choices=("off", "on", "both"), default="both")
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--base-tree", type=Path)
     args = parser.parse_args()
+    if args.instructions:
+        trees = {"after": Path(__file__).resolve().parents[1]}
+        if args.base_tree:
+            trees["before"] = args.base_tree.resolve()
+        count_instructions(trees)
+        return
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as `polystack run` serves
-    best = asyncio.run(measure(args.requests, args.rounds))
+    modes = ("off", "on") if args.mode == "both" else (args.mode,)
+    best = asyncio.run(measure(args.requests, args.rounds, modes))
+    if args.mode != "both":
+        print(f"{args.mode} {best[args.mode]:.2f} µs")
+        return
     print(f"off {best['off']:.2f} µs, on {best['on']:.2f} µs: the four spans cost "
           f"{best['on'] - best['off']:+.2f} µs of CPU per request (fastest of {args.rounds} rounds)")
 

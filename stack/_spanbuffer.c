@@ -35,11 +35,10 @@ typedef struct {
     uint32_t refs;
 } Encoder;
 
+/* room for ``more`` bytes past the end: the rare case, out of line */
 static int
-reserve(Encoder *enc, Py_ssize_t more)
+grow(Encoder *enc, Py_ssize_t more)
 {
-    if (enc->size + more <= enc->capacity)
-        return 0;
     Py_ssize_t capacity = enc->capacity ? enc->capacity : 16384;
     while (capacity < enc->size + more)
         capacity *= 2;
@@ -53,15 +52,41 @@ reserve(Encoder *enc, Py_ssize_t more)
     return 0;
 }
 
-static int
-put(Encoder *enc, char tag, const void *bytes, Py_ssize_t length)
+static inline int
+reserve(Encoder *enc, Py_ssize_t more)
 {
-    if (reserve(enc, 1 + length) < 0)
+    return enc->size + more <= enc->capacity ? 0 : grow(enc, more);
+}
+
+/* the fixed-size writes take constant sizes, so that their copies compile to moves */
+static inline int
+put_tag(Encoder *enc, char tag)
+{
+    if (reserve(enc, 1) < 0)
         return -1;
     enc->data[enc->size++] = tag;
-    if (length)
-        memcpy(enc->data + enc->size, bytes, length);
-    enc->size += length;
+    return 0;
+}
+
+static inline int
+put_u32(Encoder *enc, char tag, uint32_t value)
+{
+    if (reserve(enc, 5) < 0)
+        return -1;
+    enc->data[enc->size] = tag;
+    memcpy(enc->data + enc->size + 1, &value, 4);
+    enc->size += 5;
+    return 0;
+}
+
+static inline int
+put_8(Encoder *enc, char tag, const void *bytes)
+{
+    if (reserve(enc, 9) < 0)
+        return -1;
+    enc->data[enc->size] = tag;
+    memcpy(enc->data + enc->size + 1, bytes, 8);
+    enc->size += 9;
     return 0;
 }
 
@@ -79,6 +104,39 @@ put_sized(Encoder *enc, char tag, const char *bytes, Py_ssize_t length)
     memcpy(enc->data + enc->size + 1, &size, 4);
     memcpy(enc->data + enc->size + 5, bytes, length);
     enc->size += 5 + length;
+    return 0;
+}
+
+/* An exact int's value without a call when it has at most three digits and fits 63 bits (epoch
+   nanoseconds take three); 0: PyLong_AsLongLongAndOverflow decides. CPython 3.11's layout: the
+   digit count, with the sign, in ob_size. */
+static inline int
+small_long(PyObject *value, int64_t *out)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    const digit *d = ((PyLongObject *)value)->ob_digit;
+    switch (Py_SIZE(value)) {
+    case 0:
+        *out = 0;
+        return 1;
+    case 1:
+        *out = d[0];
+        return 1;
+    case -1:
+        *out = -(int64_t)d[0];
+        return 1;
+    case 2:
+        *out = (int64_t)d[0] | (int64_t)d[1] << PyLong_SHIFT;
+        return 1;
+    case 3:
+        if (d[2] >> (63 - 2 * PyLong_SHIFT))
+            return 0;
+        *out = (int64_t)d[0] | (int64_t)d[1] << PyLong_SHIFT | (int64_t)d[2] << (2 * PyLong_SHIFT);
+        return 1;
+    }
+#endif
+    (void)value;
+    (void)out;
     return 0;
 }
 
@@ -119,7 +177,7 @@ encode_str(Encoder *enc, PyObject *text)
         while (enc->ref_keys[slot] != NULL) {
             if (enc->ref_keys[slot] == text) {
                 uint32_t index = enc->ref_index[slot];
-                return put(enc, 'r', &index, 4);
+                return put_u32(enc, 'r', index);
             }
             slot = (slot + 1) & (REFS_SIZE - 1);
         }
@@ -135,8 +193,7 @@ encode_str(Encoder *enc, PyObject *text)
 static int
 encode_items(Encoder *enc, char tag, PyObject *const *items, Py_ssize_t count, int depth)
 {
-    uint32_t size = (uint32_t)count;
-    if (put(enc, tag, &size, 4) < 0)
+    if (put_u32(enc, tag, (uint32_t)count) < 0)
         return -1;
     for (Py_ssize_t i = 0; i < count; i++)
         if (encode_value(enc, items[i], depth + 1) < 0)
@@ -156,7 +213,7 @@ encode_other(Encoder *enc, PyObject *value, int depth)
     }
     if (PyFloat_Check(value)) {
         double number = PyFloat_AS_DOUBLE(value);
-        return put(enc, 'f', &number, 8);
+        return put_8(enc, 'f', &number);
     }
     if (PyLong_Check(value) && !PyBool_Check(value)) {
         int overflow;
@@ -165,7 +222,7 @@ encode_other(Encoder *enc, PyObject *value, int depth)
             return -1;
         if (!overflow) {
             int64_t exact = number;
-            return put(enc, 'i', &exact, 8);
+            return put_8(enc, 'i', &exact);
         }
     }
     if (depth < MAX_DEPTH) {
@@ -194,25 +251,28 @@ encode_value(Encoder *enc, PyObject *value, int depth)
 {
     PyTypeObject *type = Py_TYPE(value);
     if (value == Py_None)
-        return put(enc, 'N', NULL, 0);
+        return put_tag(enc, 'N');
     if (type == &PyUnicode_Type)
         return encode_str(enc, value);
     if (type == &PyBool_Type)
-        return put(enc, value == Py_True ? 'T' : 'F', NULL, 0);
+        return put_tag(enc, value == Py_True ? 'T' : 'F');
     if (type == &PyLong_Type) {
+        int64_t small;
+        if (small_long(value, &small))
+            return put_8(enc, 'i', &small);
         int overflow;
         long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (!overflow) {
             if (number == -1 && PyErr_Occurred())
                 return -1;
             int64_t exact = number;
-            return put(enc, 'i', &exact, 8);
+            return put_8(enc, 'i', &exact);
         }
         return encode_other(enc, value, depth);
     }
     if (type == &PyFloat_Type) {
         double number = PyFloat_AS_DOUBLE(value);
-        return put(enc, 'f', &number, 8);
+        return put_8(enc, 'f', &number);
     }
     if (depth >= MAX_DEPTH)
         return encode_other(enc, value, depth);
@@ -222,7 +282,7 @@ encode_value(Encoder *enc, PyObject *value, int depth)
         return encode_items(enc, '[', PySequence_Fast_ITEMS(value), PyList_GET_SIZE(value), depth);
     if (type == &PyDict_Type) {
         uint32_t size = (uint32_t)PyDict_GET_SIZE(value);
-        if (put(enc, '{', &size, 4) < 0)
+        if (put_u32(enc, '{', size) < 0)
             return -1;
         Py_ssize_t position = 0, written = 0;
         PyObject *key, *item;
@@ -253,11 +313,19 @@ encode_span(Encoder *enc, PyObject *span)
         enc->size = start = HEADER;
     }
     PyObject *const *fields = PySequence_Fast_ITEMS(span);
-    if (put(enc, 'P', NULL, 0) < 0)
+    if (put_tag(enc, 'P') < 0)
         goto failed;
-    for (int i = 0; i < SPAN_FIELDS; i++)
-        if (encode_value(enc, fields[i], 1) < 0)
+    for (int i = 0; i < SPAN_FIELDS; i++) {
+        PyObject *field = fields[i];
+        /* a span id comes once or twice in a chunk (its span, its children): written out, not looked
+           up in and added to the remembered strings, whose table it would fill */
+        int failed = (i == SPAN_ID_FIELD || i == PARENT_ID_FIELD) && PyUnicode_CheckExact(field)
+                && PyUnicode_IS_COMPACT_ASCII(field)
+            ? put_sized(enc, 's', (const char *)PyUnicode_DATA(field), PyUnicode_GET_LENGTH(field))
+            : encode_value(enc, field, 1);
+        if (failed < 0)
             goto failed;
+    }
     enc->spans++;
     return 0;
 failed:

@@ -9,6 +9,9 @@
 
 /* the fields of a span: stack/tracing.py's SpanRecord and FinishedSpan */
 #define SPAN_FIELDS 11
+/* where its span id and its parent's are */
+#define SPAN_ID_FIELD 1
+#define PARENT_ID_FIELD 2
 
 extern PyTypeObject SpanBufferType;
 

@@ -24,6 +24,8 @@ enum { F_TRACE_ID, F_SPAN_ID, F_PARENT, F_NAME, F_START, F_END, F_STATUS, F_ROOT
        F_EXPIRES, N_FIELDS };
 
 static PyObject *current_var;      /* ContextVar of the current span */
+static PyObject *empty_tuple;
+static PyObject *root_names;       /* (method, route template) -> the root span's name */
 static PyObject *unsampled;        /* the current "span" of a request sampling left out */
 static PyTypeObject *span_type;    /* SpanRecord, a list subclass */
 static PyObject *finish_after;     /* (stream, record, args, kwargs, on_result) -> async iterator */
@@ -260,10 +262,15 @@ typedef struct {
     PyObject *traced;      /* the Traced that made it (name, attributes, hook) */
     PyObject *args;        /* positional arguments (a tuple), kept for the hook; NULL without one */
     PyObject *kwargs;      /* keyword arguments (a dict), likewise */
+    PyObject *model;       /* an InferenceAttributes hook's request model, read when the call is made; or NULL */
     PyObject *record;      /* the running span; NULL before the first step and for unsampled calls */
     PyObject *token;       /* the context variable's token while the span is current */
     char started, done;
 } TracedCall;
+
+/* attributes a traced call adds to its base ones at most, as a rule (the inference hook's four, an
+   error's type) */
+#define ADDED_ATTRIBUTES 5
 
 typedef struct {
     PyObject_HEAD
@@ -275,7 +282,10 @@ typedef struct {
     vectorcallfunc vectorcall;
 } Traced;
 
-static PyTypeObject TracedCallType, TracedType;
+static PyTypeObject TracedCallType, TracedType, InferenceAttributesType;
+static PyObject *request_model(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+static int record_model(PyObject *hook, PyObject *attributes, PyObject *model);
+static int record_result(PyObject *hook, PyObject *record, PyObject *result);
 
 /* The first step: the span starts and becomes current (not when the call is made: a coroutine made
    in one task and awaited in another must take the awaiting task's span as its parent). */
@@ -298,6 +308,8 @@ call_begin(TracedCall *self)
         Py_DECREF(current);
         return -1;
     }
+    if (self->model != NULL && record_model(traced->on_result, attributes, self->model) < 0)
+        PyErr_Clear();  /* attributes are best effort */
     self->record = new_record(current, traced->name, attributes);
     Py_DECREF(current);
     if (self->record == NULL)
@@ -313,6 +325,11 @@ call_hook(TracedCall *self, PyObject *result)
     Traced *traced = (Traced *)self->traced;
     if (traced->on_result == Py_None)
         return;
+    if (Py_IS_TYPE(traced->on_result, &InferenceAttributesType)) {  /* its model is in already */
+        if (record_result(traced->on_result, self->record, result) < 0)
+            PyErr_Clear();
+        return;
+    }
     PyObject *outcome = PyObject_CallFunctionObjArgs(traced->on_result, self->record, self->args, self->kwargs,
                                                      result, NULL);
     if (outcome == NULL)
@@ -343,10 +360,13 @@ call_end(TracedCall *self, PySendResult status, PyObject **result)
     PyTypeObject *kind = Py_TYPE(*result);
     if (kind->tp_as_async != NULL && kind->tp_as_async->am_anext != NULL) {
         /* a stream: its span ends with it */
-        PyObject *wrapped = PyObject_CallFunctionObjArgs(finish_after, *result, record,
-                                                         self->args ? self->args : Py_None,
-                                                         self->kwargs ? self->kwargs : Py_None,
-                                                         ((Traced *)self->traced)->on_result, NULL);
+        PyObject *no_kwargs = self->args == NULL ? PyDict_New() : NULL;
+        PyObject *wrapped = self->args == NULL && no_kwargs == NULL ? NULL
+            : PyObject_CallFunctionObjArgs(finish_after, *result, record,
+                                           self->args ? self->args : empty_tuple,
+                                           self->kwargs ? self->kwargs : no_kwargs,
+                                           ((Traced *)self->traced)->on_result, NULL);
+        Py_XDECREF(no_kwargs);
         Py_SETREF(*result, wrapped);
         if (wrapped == NULL)
             return PYGEN_ERROR;
@@ -486,6 +506,7 @@ call_traverse(TracedCall *self, visitproc visit, void *arg)
     Py_VISIT(self->traced);
     Py_VISIT(self->args);
     Py_VISIT(self->kwargs);
+    Py_VISIT(self->model);
     Py_VISIT(self->record);
     Py_VISIT(self->token);
     return 0;
@@ -498,6 +519,7 @@ call_clear(TracedCall *self)
     Py_CLEAR(self->traced);
     Py_CLEAR(self->args);
     Py_CLEAR(self->kwargs);
+    Py_CLEAR(self->model);
     Py_CLEAR(self->record);
     Py_CLEAR(self->token);
     return 0;
@@ -553,9 +575,15 @@ traced_vectorcall(Traced *self, PyObject *const *args, size_t nargsf, PyObject *
     }
     call->coro = coro;
     call->traced = Py_NewRef(self);
-    call->args = call->kwargs = call->record = call->token = NULL;
+    call->args = call->kwargs = call->model = call->record = call->token = NULL;
     call->started = call->done = 0;
-    if (self->on_result != Py_None) {  /* the hook reads the call's arguments */
+    if (Py_IS_TYPE(self->on_result, &InferenceAttributesType)) {
+        /* its one argument, read now: no copy of the call's arguments kept for the end */
+        call->model = request_model(args, PyVectorcall_NARGS(nargsf), kwnames);
+        if (call->model == NULL)
+            PyErr_Clear();  /* attributes are best effort */
+    }
+    else if (self->on_result != Py_None) {  /* the hook reads the call's arguments */
         Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
         call->args = PyTuple_New(nargs);
         call->kwargs = PyDict_New();
@@ -589,7 +617,18 @@ traced_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     self->method = Py_NewRef(method);
     self->name = Py_NewRef(name);
-    self->base = Py_NewRef(base);
+    /* a copy with room for the attributes a call adds (hooks, status, error): copies of it keep that
+       room (PyDict_Copy clones the table), so adding them never grows a span's dict */
+    self->base = _PyDict_NewPresized(PyDict_GET_SIZE(base) + ADDED_ATTRIBUTES);
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (self->base != NULL && PyDict_Next(base, &position, &key, &value))  /* not PyDict_Update: */
+        if (PyDict_SetItem(self->base, key, value) < 0)  /* into an empty dict it clones the table */
+            Py_CLEAR(self->base);
+    if (self->base == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
     self->on_result = Py_NewRef(on_result);
     self->dict = PyDict_New();
     self->vectorcall = (vectorcallfunc)traced_vectorcall;
@@ -690,13 +729,32 @@ typedef struct {
     vectorcallfunc vectorcall;
 } InferenceAttributes;
 
+static PyObject *str_getattribute, *object_getattribute;  /* "__getattribute__", object's own (borrowed) */
 static PyObject *str_model_id, *str_request, *str_model, *str_usage, *str_prompt_tokens, *str_completion_tokens;
 
-/* getattr(obj, name, None) as a new reference (None included); NULL only on a real error */
+/* getattr(obj, name, None) as a new reference (None included); NULL only on a real error. A request
+   or result (pydantic models) keeps its fields in its __dict__: read there when nothing in its type can
+   come first (a data descriptor, or a __getattribute__ of its own), else the full lookup. */
 static PyObject *
 attribute_or_none(PyObject *obj, PyObject *name)
 {
+    if (obj == Py_None)
+        return Py_NewRef(Py_None);
+    PyTypeObject *type = Py_TYPE(obj);
     PyObject *value;
+    if (type->tp_getattro == PyObject_GenericGetAttr
+            || _PyType_Lookup(type, str_getattribute) == object_getattribute) {
+        PyObject *descriptor = _PyType_Lookup(type, name);  /* borrowed */
+        PyObject **dict = descriptor == NULL || Py_TYPE(descriptor)->tp_descr_set == NULL
+            ? _PyObject_GetDictPtr(obj) : NULL;
+        if (dict != NULL && *dict != NULL && PyDict_CheckExact(*dict)) {
+            value = PyDict_GetItemWithError(*dict, name);
+            if (value != NULL)
+                return Py_NewRef(value);
+            if (PyErr_Occurred())
+                return NULL;
+        }
+    }
     if (_PyObject_LookupAttr(obj, name, &value) < 0)
         return NULL;
     return value != NULL ? value : Py_NewRef(Py_None);
@@ -710,39 +768,43 @@ set_attribute(PyObject *attributes, PyObject *key, PyObject *value)
     return PyDict_SetItem(attributes, key, value);
 }
 
+/* The model an inference call asks for: ``model_id=``, else its request's (the first argument or
+   ``request=``) ``.model``; a new reference, None when there is none. */
 static PyObject *
-inference_attributes_call(InferenceAttributes *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+request_model(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || !PyList_Check(args[0])
-            || PyList_GET_SIZE(args[0]) != N_FIELDS || !PyTuple_Check(args[1]) || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "InferenceAttributes(record, args: tuple, kwargs: dict, result)");
-        return NULL;
+    PyObject *request = nargs ? args[0] : NULL;
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i), *value = args[nargs + i];
+        if (PyUnicode_Compare(key, str_model_id) == 0 && value != Py_None)
+            return Py_NewRef(value);
+        if (request == NULL && PyUnicode_Compare(key, str_request) == 0)
+            request = value;
     }
-    PyObject *record = args[0], *call_args = args[1], *call_kwargs = args[2], *result = args[3];
+    if (PyErr_Occurred())
+        return NULL;
+    return attribute_or_none(request != NULL ? request : Py_None, str_model);
+}
+
+static int
+record_model(PyObject *hook, PyObject *attributes, PyObject *model)
+{
+    return set_attribute(attributes, ((InferenceAttributes *)hook)->model_key, model);
+}
+
+/* The result's part: with its usage, the response's model and the token counts; then the derived
+   metrics' names */
+static int
+record_result(PyObject *hook, PyObject *record, PyObject *result)
+{
+    InferenceAttributes *self = (InferenceAttributes *)hook;
     PyObject *attributes = PyList_GET_ITEM(record, F_ATTRIBUTES);
-    /* the model: model_id=..., else the request's (args[0] or request=...) .model */
-    PyObject *model = PyDict_GetItemWithError(call_kwargs, str_model_id);
-    if (model != NULL && model != Py_None)
-        Py_INCREF(model);
-    else {
-        if (PyErr_Occurred())
-            return NULL;
-        PyObject *request = PyTuple_GET_SIZE(call_args) ? PyTuple_GET_ITEM(call_args, 0)
-                                                         : PyDict_GetItemWithError(call_kwargs, str_request);
-        if (request == NULL && PyErr_Occurred())
-            return NULL;
-        model = attribute_or_none(request != NULL ? request : Py_None, str_model);
-        if (model == NULL)
-            return NULL;
-    }
-    int failed = set_attribute(attributes, self->model_key, model);
-    Py_DECREF(model);
-    if (failed)
-        return NULL;
+    int failed = 0;
     if (self->input_key != Py_None || self->output_key != Py_None || self->response_model_key != Py_None) {
         PyObject *usage = attribute_or_none(result, str_usage);
         if (usage == NULL)
-            return NULL;
+            return -1;
         if (usage != Py_None) {
             PyObject *response_model = attribute_or_none(result, str_model);
             PyObject *prompt = response_model ? attribute_or_none(usage, str_prompt_tokens) : NULL;
@@ -758,15 +820,47 @@ inference_attributes_call(InferenceAttributes *self, PyObject *const *args, size
         }
         Py_DECREF(usage);
         if (failed)
-            return NULL;
+            return -1;
     }
     if (self->derived != Py_None) {  /* the derived metrics first, then any recorded on the span */
         PyObject *metrics = PyList_GET_ITEM(record, F_METRICS);
         PyObject *combined = metrics == Py_None ? Py_NewRef(self->derived) : PySequence_Concat(self->derived, metrics);
         if (combined == NULL)
-            return NULL;
+            return -1;
         PyList_SetItem(record, F_METRICS, combined);
     }
+    return 0;
+}
+
+/* The hook called from Python (streams' ends, tests): the request's model from ``args`` and ``kwargs``
+   (when a traced call's model was read as the call was made, they are empty), then the result's part */
+static PyObject *
+inference_attributes_call(InferenceAttributes *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || !PyList_Check(args[0])
+            || PyList_GET_SIZE(args[0]) != N_FIELDS || !PyTuple_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "InferenceAttributes(record, args: tuple, kwargs: dict, result)");
+        return NULL;
+    }
+    PyObject *record = args[0], *call_args = args[1], *call_kwargs = args[2], *result = args[3];
+    PyObject *model = PyDict_GetItemWithError(call_kwargs, str_model_id);
+    if (model != NULL && model != Py_None)
+        Py_INCREF(model);
+    else {
+        if (PyErr_Occurred())
+            return NULL;
+        PyObject *request = PyTuple_GET_SIZE(call_args) ? PyTuple_GET_ITEM(call_args, 0)
+                                                         : PyDict_GetItemWithError(call_kwargs, str_request);
+        if (request == NULL && PyErr_Occurred())
+            return NULL;
+        model = attribute_or_none(request != NULL ? request : Py_None, str_model);
+        if (model == NULL)
+            return NULL;
+    }
+    int failed = record_model((PyObject *)self, PyList_GET_ITEM(record, F_ATTRIBUTES), model);
+    Py_DECREF(model);
+    if (failed || record_result((PyObject *)self, record, result) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1100,6 +1194,30 @@ finish_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* "<method> <where>", the root span's name: from ``root_names`` when ``where`` is a route's template
+   (a few, named again on every request), else made (a raw path: any number of them) */
+static PyObject *
+root_name(PyObject *method, PyObject *where, int routed)
+{
+    PyObject *key = routed ? PyTuple_Pack(2, method, where) : NULL;
+    if (key != NULL) {
+        PyObject *name = PyDict_GetItemWithError(root_names, key);  /* borrowed */
+        if (name != NULL) {
+            Py_DECREF(key);
+            return Py_NewRef(name);
+        }
+    }
+    if (PyErr_Occurred()) {
+        Py_XDECREF(key);
+        return NULL;
+    }
+    PyObject *name = PyUnicode_FromFormat("%S %S", method, where);
+    if (key != NULL && name != NULL && PyDict_SetItem(root_names, key, name) < 0)
+        Py_CLEAR(name);
+    Py_XDECREF(key);
+    return name;
+}
+
 /* finish_root(root, status, error, scope): the request is over. Its span is named "<method> <route>"
    (the ASGI scope's matched route's template, also attributes["http.route"]) or, without a route,
    "<method> <path>"; it fails with an error or a 5xx status. ``root`` is start_root's, or (None,
@@ -1158,7 +1276,7 @@ finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         }
         Py_INCREF(where);
     }
-    PyObject *name = PyUnicode_FromFormat("%S %S", method, where);
+    PyObject *name = root_name(method, where, route != NULL && route != Py_None);
     Py_DECREF(where);
     if (name == NULL)
         return NULL;
@@ -1250,6 +1368,10 @@ PyInit__spancore(void)
     str_route = PyUnicode_InternFromString("http.route");
     str_method = PyUnicode_InternFromString("method");
     str_model_id = PyUnicode_InternFromString("model_id");
+    str_getattribute = PyUnicode_InternFromString("__getattribute__");
+    object_getattribute = str_getattribute ? _PyType_Lookup(&PyBaseObject_Type, str_getattribute) : NULL;
+    empty_tuple = PyTuple_New(0);
+    root_names = PyDict_New();
     str_request = PyUnicode_InternFromString("request");
     str_model = PyUnicode_InternFromString("model");
     str_usage = PyUnicode_InternFromString("usage");
@@ -1268,7 +1390,8 @@ PyInit__spancore(void)
             || str_model_id == NULL || str_request == NULL || str_model == NULL || str_usage == NULL
             || str_prompt_tokens == NULL || str_completion_tokens == NULL || str_sample_rate == NULL
             || str_method_attribute == NULL || str_path_attribute == NULL || str_url_attribute == NULL
-            || str_upstream_attribute == NULL || str_upstream_prefix == NULL)
+            || str_upstream_attribute == NULL || str_upstream_prefix == NULL || object_getattribute == NULL
+            || empty_tuple == NULL || root_names == NULL)
         return NULL;
     if (reseed_ids() < 0)
         return NULL;

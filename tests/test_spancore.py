@@ -211,3 +211,30 @@ def test_inference_attributes_read_the_model_and_usage_under_the_names_given():
     assert by_request.attributes == {"m": "llama", "rm": "served", "in": 3}
     with pytest.raises(TypeError, match="InferenceAttributes"):
         hook(by_id, [], {}, None)
+
+
+def test_inference_attributes_read_fields_as_getattr_would():
+    """The hook reads a field from the object's __dict__ only where Python's own lookup would find it there."""
+    class Shadowed:  # a property on the type comes before the instance's __dict__
+        model = property(lambda self: "from-property")
+
+    class Custom:  # a __getattribute__ of its own decides everything
+        def __getattribute__(self, name):
+            return "from-getattribute" if name == "model" else object.__getattribute__(self, name)
+
+    class Fallback:  # a __getattr__ answers what neither the type nor __dict__ has (pydantic's raises)
+        def __getattr__(self, name):
+            if name == "model":
+                return "from-getattr"
+            raise AttributeError(name)
+
+    shadowed, custom, fallback = Shadowed(), Custom(), Fallback()
+    shadowed.__dict__["model"] = "from-dict"
+    custom.__dict__["model"] = "from-dict"
+    hook = _spancore.InferenceAttributes(model="m", response_model="rm", input_tokens="in")
+    seen = []
+    for request in (shadowed, custom, fallback, SimpleNamespace(model="plain")):
+        record = tracing.SpanRecord.new("t", "s", None, "x", 0)
+        hook(record, (request,), {}, Fallback())  # a result whose usage __getattr__ refuses: no usage
+        seen.append(record.attributes)
+    assert seen == [{"m": "from-property"}, {"m": "from-getattribute"}, {"m": "from-getattr"}, {"m": "plain"}]

@@ -56,3 +56,53 @@ def test_without_usage_only_the_latency_is_a_metric():
     assert [m[0] for m in tracing.span_metrics(span)] == ["latency_ms"]
     assert "gen_ai.usage.input_tokens" not in span.attributes
     assert span.status == "error" and span.attributes["error.type"] == "RuntimeError"
+
+
+class _StreamingProvider:
+    """A test double of a streaming provider: its chunks, the last one with the usage."""
+
+    async def openai_chat_completion(self, request):
+        async def chunks():
+            yield SimpleNamespace(model="llama-3", usage=None)
+            yield SimpleNamespace(model="llama-3", usage=SimpleNamespace(prompt_tokens=2, completion_tokens=6))
+        return chunks()
+
+
+def test_a_streamed_call_carries_the_request_model_and_the_last_chunk_s_usage():
+    provider = _StreamingProvider()
+    _trace_stack.instrument_provider(provider, "inference", ["openai"], "p1", "remote::openai")
+    collector = tracing.Collector([])
+    tracing.install(collector)
+
+    async def consume():
+        return [chunk async for chunk in await provider.openai_chat_completion(request=SimpleNamespace(model="m"))]
+
+    try:
+        assert len(asyncio.run(consume())) == 2
+    finally:
+        tracing.install(None)
+    [span] = map(tracing.named_span, collector._spans)
+    assert {key: span.attributes.get(key) for key in ("gen_ai.request.model", "gen_ai.response.model",
+                                                      "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+                                                      "polystack.stream")} == {
+        "gen_ai.request.model": "m", "gen_ai.response.model": "llama-3", "gen_ai.usage.input_tokens": 2,
+        "gen_ai.usage.output_tokens": 6, "polystack.stream": True}
+
+
+def test_the_request_model_is_the_one_asked_when_the_call_is_made():
+    """Read as the call is made (``model_id=`` first): a request changed while the call runs does not move it."""
+    class _Mutating:
+        async def chat_completion(self, request=None, model_id=None):
+            request.model = "changed"
+            return SimpleNamespace(model="served", usage=None)
+
+    provider, request = _Mutating(), SimpleNamespace(model="asked")
+    _trace_stack.instrument_provider(provider, "inference", [], "p1", "remote::openai")
+    collector = tracing.Collector([])
+    tracing.install(collector)
+    try:
+        asyncio.run(provider.chat_completion(request=request))
+        asyncio.run(provider.chat_completion(request=SimpleNamespace(model="asked"), model_id="by-id"))
+    finally:
+        tracing.install(None)
+    assert [tracing.named_span(s).attributes["gen_ai.request.model"] for s in collector._spans] == ["asked", "by-id"]
