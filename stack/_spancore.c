@@ -85,13 +85,22 @@ next_random(void)
     return z ^ (z >> 31);
 }
 
-/* the low ``n`` hex digits of ``bits`` into out[0..n), the last digit the lowest */
+/* the low ``n`` hex digits of ``bits`` into out[0..n), the last digit the lowest (``n`` even: two
+   digits a byte, from a table) */
 static void
 put_hex(Py_UCS1 *out, uint64_t bits, int n)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = n - 1; i >= 0; i--, bits >>= 4)
-        out[i] = digits[bits & 15];
+    static const char pairs[] =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    for (int i = n - 2; i >= 0; i -= 2, bits >>= 8)
+        memcpy(out + i, pairs + 2 * (bits & 255), 2);
 }
 
 /* 16 bytes as 32 hex digits: the first 6 the time in milliseconds, the other 10 random (W3C Trace
@@ -119,11 +128,9 @@ make_trace_id(void)
    place rather than dirtying a random page per request (about 40 % of the writer's SQLite work with
    random ids). Two processes' ids clash only within one millisecond and 32 random bits. */
 static PyObject *
-make_span_id(void)
+make_span_id_at(const struct timespec *ts)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint32_t ms = (uint32_t)((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    uint32_t ms = (uint32_t)((uint64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000);
     uint32_t low;
     while ((low = mix32(span_counter++)) == 0 && ms == 0)
         ;
@@ -135,11 +142,25 @@ make_span_id(void)
 }
 
 static PyObject *
+make_span_id(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return make_span_id_at(&ts);
+}
+
+static PyObject *
+ns_of(const struct timespec *ts)
+{
+    return PyLong_FromLongLong((long long)ts->tv_sec * 1000000000LL + ts->tv_nsec);
+}
+
+static PyObject *
 now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    return ns_of(&ts);
 }
 
 static PyObject *new_span(PyObject *, PyObject *, PyObject *, PyObject *, PyObject *);
@@ -180,8 +201,10 @@ new_span(PyObject *parent, PyObject *given_trace_id, PyObject *given_parent_id, 
         trace_id = Py_NewRef(PyList_GET_ITEM(parent, F_TRACE_ID));
         parent_id = Py_NewRef(PyList_GET_ITEM(parent, F_SPAN_ID));
     }
-    PyObject *span_id = make_span_id();
-    PyObject *start = now_ns();
+    struct timespec now;  /* one reading: the span's start and its id's time */
+    clock_gettime(CLOCK_REALTIME, &now);
+    PyObject *span_id = make_span_id_at(&now);
+    PyObject *start = ns_of(&now);
     PyObject *record = span_type->tp_alloc(span_type, 0);
     /* the list's item array filled here: no tuple of the fields to copy in and free (a list
        frees its ob_item with PyMem_Free) */
