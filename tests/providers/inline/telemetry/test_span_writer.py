@@ -1,5 +1,5 @@
 """The span writer process: batches queued at once and written by a child at idle priority, in
-order, a group to a transaction; a sync waits for what was queued before it; a full backlog drops
+order, a group in transactions of ``ROWS_PER_WRITE`` rows; a sync waits for what was queued before it; a full backlog drops
 its oldest batches (counted); what was queued written at shutdown; a child that dies replaced (its
 group counted lost); one that cannot start replaced by writing in-process."""
 
@@ -340,3 +340,19 @@ def test_a_reads_writing_leaves_idle_priority_where_the_os_allows(user):
                          env={**os.environ, "PYTHONPATH": span_writer._SOURCE_ROOT}).stdout
     idle, other = os.SCHED_IDLE, os.SCHED_OTHER
     assert out.split("\n")[0] == f"[{idle}] [{other if privileged else idle}] [{idle}]"
+
+
+async def test_a_group_of_more_rows_than_one_transaction_takes_is_stored_whole(config):
+    from providers.inline.telemetry.meta_reference.span_writer_child import ROWS_PER_WRITE
+
+    traces = [f"{i:032x}" for i in range(ROWS_PER_WRITE * 2 + 7)]  # a row per trace, in one batch
+    sink = await _sink(config)
+    try:
+        await sink.export([_root(trace_id, n=i) for i, trace_id in enumerate(traces)], [])
+        await sink.sync()
+        stored = [await sink.trace(trace_id) for trace_id in (traces[0], traces[ROWS_PER_WRITE], traces[-1])]
+        assert [[span["attributes"] for span in spans] for spans in stored] == [
+            [{"n": 0}], [{"n": ROWS_PER_WRITE}], [{"n": len(traces) - 1}]]
+        assert _stats(sink) == {"span_writer_backlog_spans": 0, "span_writer_dropped": 0, "span_writer_lost": 0}
+    finally:
+        await sink.close()
