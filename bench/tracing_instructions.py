@@ -39,20 +39,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def count(tree: Path, mode: str, requests: int, upstream_url: str) -> int:
-    """Instructions per request of ``mode`` with the code of ``tree``."""
+def callgrind_total(tree: Path, command: list[str], *options: str, env: dict[str, str] | None = None) -> int:
+    """The instructions callgrind counts running ``command`` (after ``python``) with ``tree``'s code;
+    ``options``: valgrind's own (``--toggle-collect=...``)."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
-        env = {**os.environ, "PYTHONPATH": str(tree)}
         proc = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce", f"--callgrind-out-file={out}",
-             sys.executable, str(HERE / "tracing_instructions.py"), "--_worker", mode, str(requests), upstream_url,
-             str(tree)],
-            cwd=tree, env=env, capture_output=True, text=True)
+            ["valgrind", "--tool=callgrind", *options, f"--callgrind-out-file={out}", sys.executable, *command],
+            cwd=tree, env={**os.environ, **(env or {}), "PYTHONPATH": str(tree)}, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise SystemExit(f"{mode} in {tree} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
-        summary = re.search(r"^summary:\s+(\d+)", out.read_text(), re.M)
-        return int(summary.group(1)) // requests
+            raise SystemExit(f"{' '.join(command)} in {tree} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+        return int(re.search(r"^summary:\s+(\d+)", out.read_text(), re.M).group(1))
+
+
+def count(tree: Path, mode: str, requests: int, upstream_url: str) -> int:
+    """Instructions per request of ``mode`` with the code of ``tree``."""
+    command = [str(HERE / "tracing_instructions.py"), "--_worker", mode, str(requests), upstream_url, str(tree)]
+    return callgrind_total(tree, command, "--toggle-collect=functools_reduce") // requests
 
 
 def worker(mode: str, requests: int, upstream_url: str, tree: Path) -> None:

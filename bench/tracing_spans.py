@@ -21,11 +21,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import gc
-import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stack import _trace_stack, tracing  # noqa: E402
 from stack.cli import GC_YOUNG_THRESHOLD  # noqa: E402
 from stack.server.tracing import finish_root, start_request  # noqa: E402
+from tracing_instructions import callgrind_total  # noqa: E402  (bench/, on the path of a script run from it)
 
 SCOPE = {
     "type": "http", "method": "POST", "path": "/v1/chat/completions",
@@ -95,16 +92,8 @@ async def measure(requests: int, rounds: int, modes: tuple[str, ...] = ("off", "
 
 def instructions(tree: Path, mode: str, requests: int) -> int:
     """Instructions the whole run of ``mode`` alone takes, ``requests`` requests, with ``tree``'s code."""
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "callgrind.out"
-        proc = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             str(tree / "bench" / "tracing_spans.py"), "--requests", str(requests), "--rounds", "1", "--mode", mode],
-            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
-            capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{mode} in {tree} failed:\n{proc.stderr[-3000:]}")
-        return int(re.search(r"^summary:\s+(\d+)", out.read_text(), re.M).group(1))
+    command = [str(tree / "bench" / "tracing_spans.py"), "--requests", str(requests), "--rounds", "1", "--mode", mode]
+    return callgrind_total(tree, command, env={"PYTHONHASHSEED": "0"})
 
 
 def count_instructions(trees: dict[str, Path]) -> None:

@@ -383,13 +383,12 @@ call_end(TracedCall *self, PySendResult status, PyObject **result)
     PyTypeObject *kind = Py_TYPE(*result);
     if (kind->tp_as_async != NULL && kind->tp_as_async->am_anext != NULL) {
         /* a stream: its span ends with it */
-        PyObject *no_kwargs = self->args == NULL ? PyDict_New() : NULL;
-        PyObject *wrapped = self->args == NULL && no_kwargs == NULL ? NULL
-            : PyObject_CallFunctionObjArgs(finish_after, *result, record,
-                                           self->args ? self->args : empty_tuple,
-                                           self->kwargs ? self->kwargs : no_kwargs,
-                                           ((Traced *)self->traced)->on_result, NULL);
-        Py_XDECREF(no_kwargs);
+        /* none kept (no hook, or one that read them as the call was made): empty ones */
+        PyObject *kwargs = self->kwargs != NULL ? Py_NewRef(self->kwargs) : PyDict_New();
+        PyObject *wrapped = kwargs == NULL ? NULL
+            : PyObject_CallFunctionObjArgs(finish_after, *result, record, self->args ? self->args : empty_tuple,
+                                           kwargs, ((Traced *)self->traced)->on_result, NULL);
+        Py_XDECREF(kwargs);
         Py_SETREF(*result, wrapped);
         if (wrapped == NULL)
             return PYGEN_ERROR;
@@ -791,23 +790,30 @@ set_attribute(PyObject *attributes, PyObject *key, PyObject *value)
     return PyDict_SetItem(attributes, key, value);
 }
 
-/* The model an inference call asks for: ``model_id=``, else its request's (the first argument or
-   ``request=``) ``.model``; a new reference, None when there is none. */
+/* The model an inference call asks for: ``model_id`` unless None, else ``request``'s ``.model`` (either
+   may be NULL: not passed); a new reference, None when there is none. */
+static PyObject *
+model_asked(PyObject *model_id, PyObject *request)
+{
+    if (model_id != NULL && model_id != Py_None)
+        return Py_NewRef(model_id);
+    return attribute_or_none(request != NULL ? request : Py_None, str_model);
+}
+
+/* model_asked of a vectorcall's arguments: the request is the first positional one or ``request=`` */
 static PyObject *
 request_model(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *request = nargs ? args[0] : NULL;
+    PyObject *request = nargs ? args[0] : NULL, *model_id = NULL;
     Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
     for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, i), *value = args[nargs + i];
-        if (PyUnicode_Compare(key, str_model_id) == 0 && value != Py_None)
-            return Py_NewRef(value);
-        if (request == NULL && PyUnicode_Compare(key, str_request) == 0)
-            request = value;
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_Compare(key, str_model_id) == 0)
+            model_id = args[nargs + i];
+        else if (request == NULL && PyUnicode_Compare(key, str_request) == 0)
+            request = args[nargs + i];
     }
-    if (PyErr_Occurred())
-        return NULL;
-    return attribute_or_none(request != NULL ? request : Py_None, str_model);
+    return PyErr_Occurred() ? NULL : model_asked(model_id, request);
 }
 
 static int
@@ -866,20 +872,13 @@ inference_attributes_call(InferenceAttributes *self, PyObject *const *args, size
         return NULL;
     }
     PyObject *record = args[0], *call_args = args[1], *call_kwargs = args[2], *result = args[3];
-    PyObject *model = PyDict_GetItemWithError(call_kwargs, str_model_id);
-    if (model != NULL && model != Py_None)
-        Py_INCREF(model);
-    else {
-        if (PyErr_Occurred())
-            return NULL;
-        PyObject *request = PyTuple_GET_SIZE(call_args) ? PyTuple_GET_ITEM(call_args, 0)
-                                                         : PyDict_GetItemWithError(call_kwargs, str_request);
-        if (request == NULL && PyErr_Occurred())
-            return NULL;
-        model = attribute_or_none(request != NULL ? request : Py_None, str_model);
-        if (model == NULL)
-            return NULL;
-    }
+    PyObject *model_id = PyDict_GetItemWithError(call_kwargs, str_model_id);  /* borrowed, both */
+    PyObject *request = model_id == NULL && PyErr_Occurred() ? NULL
+        : PyTuple_GET_SIZE(call_args) ? PyTuple_GET_ITEM(call_args, 0)
+        : PyDict_GetItemWithError(call_kwargs, str_request);
+    PyObject *model = PyErr_Occurred() ? NULL : model_asked(model_id, request);
+    if (model == NULL)
+        return NULL;
     int failed = record_model((PyObject *)self, PyList_GET_ITEM(record, F_ATTRIBUTES), model);
     Py_DECREF(model);
     if (failed || record_result((PyObject *)self, record, result) < 0)
@@ -1218,7 +1217,10 @@ finish_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
 }
 
 /* "<method> <where>", the root span's name: from ``root_names`` when ``where`` is a route's template
-   (a few, named again on every request), else made (a raw path: any number of them) */
+   (a few, named again on every request), else made (a raw path: any number of them). The cache stops
+   growing at ROOT_NAMES_MAX: the method is the client's (any token an HTTP parser lets through). */
+#define ROOT_NAMES_MAX 4096
+
 static PyObject *
 root_name(PyObject *method, PyObject *where, int routed)
 {
@@ -1235,7 +1237,8 @@ root_name(PyObject *method, PyObject *where, int routed)
         return NULL;
     }
     PyObject *name = PyUnicode_FromFormat("%S %S", method, where);
-    if (key != NULL && name != NULL && PyDict_SetItem(root_names, key, name) < 0)
+    if (key != NULL && name != NULL && PyDict_GET_SIZE(root_names) < ROOT_NAMES_MAX
+            && PyDict_SetItem(root_names, key, name) < 0)
         Py_CLEAR(name);
     Py_XDECREF(key);
     return name;

@@ -20,6 +20,7 @@ import pytest
 from providers.inline.telemetry.meta_reference import span_writer
 from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
+from providers.inline.telemetry.meta_reference.span_writer_child import ROWS_PER_WRITE
 from stack import _spancore, tracing
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 from stack.tracing import SpanTuple
@@ -343,8 +344,6 @@ def test_a_reads_writing_leaves_idle_priority_where_the_os_allows(user):
 
 
 async def test_a_group_of_more_rows_than_one_transaction_takes_is_stored_whole(config):
-    from providers.inline.telemetry.meta_reference.span_writer_child import ROWS_PER_WRITE
-
     traces = [f"{i:032x}" for i in range(ROWS_PER_WRITE * 2 + 7)]  # a row per trace, in one batch
     sink = await _sink(config)
     try:

@@ -55,3 +55,9 @@ async def test_a_failing_transaction_stops_the_group_and_leaves_the_ones_before_
     with pytest.raises(RuntimeError, match="disk full"):
         await write_rows(store, [{"n": n} for n in range(3 * ROWS_PER_WRITE)])
     assert steps == [("write", list(range(ROWS_PER_WRITE))), ("pause", PAUSE_S)] and store.calls == 2
+
+
+async def test_without_a_pause_the_transactions_follow_each_other(steps):
+    """How an urgent group (a read waits for it) is written."""
+    await write_rows(_RecordingStore(steps), [{"n": n} for n in range(ROWS_PER_WRITE + 1)], 0)
+    assert steps == [("write", list(range(ROWS_PER_WRITE))), ("write", [ROWS_PER_WRITE])]
