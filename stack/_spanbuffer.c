@@ -161,6 +161,13 @@ encoder_free(Encoder *enc)
 
 static int encode_value(Encoder *enc, PyObject *value, int depth);
 
+/* where a string's search in the remembered strings starts */
+static inline size_t
+ref_slot(PyObject *text)
+{
+    return ((uintptr_t)text >> 4) * 0x9E3779B97F4A7C15ULL >> 54;  /* 10 bits: REFS_SIZE */
+}
+
 static int
 encode_str(Encoder *enc, PyObject *text)
 {
@@ -173,7 +180,7 @@ encode_str(Encoder *enc, PyObject *text)
     else if ((utf8 = PyUnicode_AsUTF8AndSize(text, &length)) == NULL)
         return -1;
     if (Py_REFCNT(text) > 1) {
-        size_t slot = ((uintptr_t)text >> 4) * 0x9E3779B97F4A7C15ULL >> 54;  /* 10 bits: REFS_SIZE */
+        size_t slot = ref_slot(text);
         while (enc->ref_keys[slot] != NULL) {
             if (enc->ref_keys[slot] == text) {
                 uint32_t index = enc->ref_index[slot];
@@ -296,15 +303,119 @@ encode_value(Encoder *enc, PyObject *value, int depth)
     return encode_other(enc, value, depth);
 }
 
-/* One span: a SpanRecord (a list) or a tuple of its fields. */
+/* a span id: a str written out (it comes once or twice in a chunk, its span's and its children's: not
+   looked up in and added to the remembered strings, whose table it would fill), else any value */
+static int
+encode_id(Encoder *enc, PyObject *id)
+{
+    if (PyUnicode_CheckExact(id) && PyUnicode_IS_COMPACT_ASCII(id))
+        return put_sized(enc, 's', (const char *)PyUnicode_DATA(id), PyUnicode_GET_LENGTH(id));
+    return encode_value(enc, id, 1);
+}
+
+/* an id the span holds as 64 bits: its 16 hex digits as a str */
+static int
+encode_bits(Encoder *enc, uint64_t bits)
+{
+    const uint32_t length = 16;
+    if (reserve(enc, 5 + length) < 0)
+        return -1;
+    enc->data[enc->size] = 's';
+    memcpy(enc->data + enc->size + 1, &length, 4);
+    put_hex(enc->data + enc->size + 5, bits, 16);
+    enc->size += 5 + length;
+    return 0;
+}
+
+static int
+encode_ns(Encoder *enc, PyObject *given, int64_t ns)
+{
+    return given != NULL ? encode_value(enc, given, 1) : put_8(enc, 'i', &ns);
+}
+
+/* A running span's attributes as one dict: the shared ones, then those the span added */
+static int
+encode_attributes(Encoder *enc, Span *span)
+{
+    if (span->attributes != NULL)
+        return encode_value(enc, span->attributes, 1);
+    Py_ssize_t shared = span->base != NULL ? PyDict_GET_SIZE(span->base) : 0;
+    if (put_u32(enc, '{', (uint32_t)(shared + span->added)) < 0)
+        return -1;
+    Py_ssize_t position = 0, written = 0;
+    PyObject *key, *item;
+    while (shared && PyDict_Next(span->base, &position, &key, &item)) {
+        if (encode_value(enc, key, 2) < 0 || encode_value(enc, item, 2) < 0)
+            return -1;
+        written++;
+    }
+    if (written != shared) {
+        PyErr_SetString(PyExc_RuntimeError, "a span's shared attributes changed while written");
+        return -1;
+    }
+    for (int i = 0; i < span->added; i++)
+        if (encode_str(enc, span->added_keys[i]) < 0 || encode_value(enc, span->added_values[i], 2) < 0)
+            return -1;
+    return 0;
+}
+
+/* A SpanRecord's fields, as they are held */
+static int
+encode_record(Encoder *enc, Span *span)
+{
+    if (encode_value(enc, span->trace_id, 1) < 0
+            || (span->span_id != NULL ? encode_id(enc, span->span_id) : encode_bits(enc, span->span_bits)) < 0
+            || (span->parent_id != NULL ? encode_id(enc, span->parent_id)
+                : span->parent_bits == 0 ? put_tag(enc, 'N') : encode_bits(enc, span->parent_bits)) < 0
+            || encode_value(enc, span->name, 1) < 0
+            || encode_ns(enc, span->start, span->start_ns) < 0
+            || (span->end != NULL || span->ended ? encode_ns(enc, span->end, span->end_ns) : put_tag(enc, 'N')) < 0
+            || encode_value(enc, span->status, 1) < 0
+            || encode_value(enc, span->root, 1) < 0
+            || encode_attributes(enc, span) < 0)
+        return -1;
+    return encode_value(enc, span->metrics, 1) < 0 || encode_value(enc, span->expires, 1) < 0 ? -1 : 0;
+}
+
+/* Forget the strings remembered since the ``refs``-th: a span that failed half way took back their
+   bytes, so the decoder never learns them */
+static void
+forget_refs(Encoder *enc, uint32_t refs)
+{
+    if (enc->refs == refs)
+        return;
+    for (Py_ssize_t i = 0; i < REFS_SIZE; i++)
+        if (enc->ref_keys[i] != NULL && enc->ref_index[i] >= refs)
+            Py_CLEAR(enc->ref_keys[i]);
+    /* open addressing: what stays must still be found from its own slot, so the table is built again */
+    PyObject *keys[REFS_SIZE];
+    uint32_t index[REFS_SIZE];
+    memcpy(keys, enc->ref_keys, sizeof(keys));
+    memcpy(index, enc->ref_index, sizeof(index));
+    memset(enc->ref_keys, 0, sizeof(keys));
+    for (Py_ssize_t i = 0; i < REFS_SIZE; i++) {
+        if (keys[i] == NULL)
+            continue;
+        size_t slot = ref_slot(keys[i]);
+        while (enc->ref_keys[slot] != NULL)
+            slot = (slot + 1) & (REFS_SIZE - 1);
+        enc->ref_keys[slot] = keys[i];
+        enc->ref_index[slot] = index[i];
+    }
+    enc->refs = refs;
+}
+
+/* One span: a SpanRecord, or a tuple (or list) of its fields. */
 static int
 encode_span(Encoder *enc, PyObject *span)
 {
-    if (!(PyList_Check(span) || PyTuple_Check(span)) || PySequence_Fast_GET_SIZE(span) != SPAN_FIELDS) {
+    int record = Span_Check(span);
+    if (!record && (!(PyList_Check(span) || PyTuple_Check(span)) || PySequence_Fast_GET_SIZE(span) != SPAN_FIELDS)) {
         PyErr_SetString(PyExc_TypeError, "a span is a SpanRecord or a tuple of its 11 fields");
         return -1;
     }
     Py_ssize_t start = enc->size;
+    uint32_t refs = enc->refs;
     if (enc->size == 0) {  /* a new chunk: its header, the count filled in when it is sealed */
         if (reserve(enc, HEADER) < 0)
             return -1;
@@ -312,24 +423,24 @@ encode_span(Encoder *enc, PyObject *span)
         memset(enc->data + 4, 0, 4);
         enc->size = start = HEADER;
     }
-    PyObject *const *fields = PySequence_Fast_ITEMS(span);
     if (put_tag(enc, 'P') < 0)
         goto failed;
-    for (int i = 0; i < SPAN_FIELDS; i++) {
-        PyObject *field = fields[i];
-        /* a span id comes once or twice in a chunk (its span, its children): written out, not looked
-           up in and added to the remembered strings, whose table it would fill */
-        int failed = (i == SPAN_ID_FIELD || i == PARENT_ID_FIELD) && PyUnicode_CheckExact(field)
-                && PyUnicode_IS_COMPACT_ASCII(field)
-            ? put_sized(enc, 's', (const char *)PyUnicode_DATA(field), PyUnicode_GET_LENGTH(field))
-            : encode_value(enc, field, 1);
-        if (failed < 0)
+    if (record) {
+        if (encode_record(enc, (Span *)span) < 0)
             goto failed;
+    }
+    else {
+        PyObject *const *fields = PySequence_Fast_ITEMS(span);
+        for (int i = 0; i < SPAN_FIELDS; i++)
+            if ((i == SPAN_ID_FIELD || i == PARENT_ID_FIELD ? encode_id(enc, fields[i])
+                 : encode_value(enc, fields[i], 1)) < 0)
+                goto failed;
     }
     enc->spans++;
     return 0;
 failed:
-    enc->size = start;  /* the span is not half written; strings it made remembered stay so */
+    enc->size = start;  /* the span is not half written */
+    forget_refs(enc, refs);
     return -1;
 }
 

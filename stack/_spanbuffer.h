@@ -3,9 +3,7 @@
 #ifndef POLYSTACK_SPANBUFFER_H
 #define POLYSTACK_SPANBUFFER_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
+#include "_spanrecord.h"
 
 /* the fields of a span: stack/tracing.py's SpanRecord and FinishedSpan */
 #define SPAN_FIELDS 11

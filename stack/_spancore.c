@@ -4,8 +4,11 @@
    coroutine frame, ran ~90 bytecodes and passed every await of the call through that frame.
    Here the wrapper is a C callable (``Traced``) and the awaitable it returns (``TracedCall``)
    forwards to the method's coroutine through ``am_send``, starting its span on the first step
-   and finishing it when the coroutine returns or raises. ``finish`` ends any span and hands its
-   snapshot (``tuple(record)``) to the installed collector's buffer.
+   and finishing it when the coroutine returns or raises. ``finish`` ends any span and encodes it
+   into the installed collector's buffer (stack/_spanbuffer.c).
+
+   A span is a ``SpanRecord`` (stack/_spanrecord.c): its ids and times stay machine values and a
+   traced method's attributes stay the method's dict, shared, until Python reads them.
 
    Python still owns every policy: the span's fields and their order (``SpanRecord``), ids
    (``new_span_id``/``new_trace_id``), the attribute hooks, streams (``finish_after``) and the
@@ -19,15 +22,12 @@
 #include <sys/random.h>
 #include <time.h>
 
-/* SpanRecord's fields (stack/tracing.py: TRACE_ID ... EXPIRES) */
-enum { F_TRACE_ID, F_SPAN_ID, F_PARENT, F_NAME, F_START, F_END, F_STATUS, F_ROOT, F_ATTRIBUTES, F_METRICS,
-       F_EXPIRES, N_FIELDS };
-
 static PyObject *current_var;      /* ContextVar of the current span */
 static PyObject *empty_tuple;
 static PyObject *root_names;       /* (method, route template) -> the root span's name */
+static PyObject *upstream_names;   /* method -> an upstream call's span name */
 static PyObject *unsampled;        /* the current "span" of a request sampling left out */
-static PyTypeObject *span_type;    /* SpanRecord, a list subclass */
+static PyTypeObject *span_type;    /* SpanRecord, a subclass of Span (stack/_spanrecord.c) */
 static PyObject *finish_after;     /* (stream, record, args, kwargs, on_result) -> async iterator */
 static PyObject *str_ok, *str_error, *str_error_type, *str_empty, *str_status_code, *str_route, *str_method,
     *str_route_key, *str_path, *str_sample_rate, *str_method_attribute, *str_path_attribute, *str_url_attribute,
@@ -85,24 +85,6 @@ next_random(void)
     return z ^ (z >> 31);
 }
 
-/* the low ``n`` hex digits of ``bits`` into out[0..n), the last digit the lowest (``n`` even: two
-   digits a byte, from a table) */
-static void
-put_hex(Py_UCS1 *out, uint64_t bits, int n)
-{
-    static const char pairs[] =
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-    for (int i = n - 2; i >= 0; i -= 2, bits >>= 8)
-        memcpy(out + i, pairs + 2 * (bits & 255), 2);
-}
-
 /* 16 bytes as 32 hex digits: the first 6 the time in milliseconds, the other 10 random (W3C Trace
    Context level 2 asks the right-most 7 to be random). Ids made here sort by time, so the span
    store's key index grows at its end. */
@@ -122,23 +104,19 @@ make_trace_id(void)
     return id;
 }
 
-/* 8 bytes as 16 hex digits: the first 4 the time in milliseconds modulo 2^32 (it wraps every 49.7
+/* 8 bytes (16 hex digits when a str is asked for): the first 4 the time in milliseconds modulo 2^32 (it wraps every 49.7
    days), the other 4 ``span_counter``'s next value mixed; never all zeros (W3C: not a valid span id).
    Ids made about the same time sort together, so the span store's index of root span ids grows in one
    place rather than dirtying a random page per request (about 40 % of the writer's SQLite work with
    random ids). Two processes' ids clash only within one millisecond and 32 random bits. */
-static PyObject *
-make_span_id_at(const struct timespec *ts)
+static uint64_t
+span_bits_at(const struct timespec *ts)
 {
     uint32_t ms = (uint32_t)((uint64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000);
     uint32_t low;
     while ((low = mix32(span_counter++)) == 0 && ms == 0)
         ;
-    PyObject *id = PyUnicode_New(16, 127);
-    if (id == NULL)
-        return NULL;
-    put_hex(PyUnicode_1BYTE_DATA(id), ((uint64_t)ms << 32) | low, 16);
-    return id;
+    return ((uint64_t)ms << 32) | low;
 }
 
 static PyObject *
@@ -146,117 +124,85 @@ make_span_id(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return make_span_id_at(&ts);
+    PyObject *id = PyUnicode_New(16, 127);
+    if (id != NULL)
+        put_hex(PyUnicode_1BYTE_DATA(id), span_bits_at(&ts), 16);
+    return id;
 }
 
-static PyObject *
+static int64_t
 ns_of(const struct timespec *ts)
 {
-    return PyLong_FromLongLong((long long)ts->tv_sec * 1000000000LL + ts->tv_nsec);
+    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
-static PyObject *
-now_ns(void)
+/* A span of ``trace_id`` starting now: one clock reading, its start and its id's time */
+static Span *
+span_starting(PyObject *trace_id, PyObject *name, PyObject *root)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ns_of(&ts);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    Span *span = span_new(span_type, trace_id, name, root);
+    if (span != NULL) {
+        span->span_bits = span_bits_at(&now);
+        span->start_ns = ns_of(&now);
+    }
+    return span;
 }
-
-static PyObject *new_span(PyObject *, PyObject *, PyObject *, PyObject *, PyObject *);
 
 /* A new running span: child of ``parent`` (a SpanRecord), or a new trace's first span when
-   ``parent`` is None. ``attributes`` is taken over (a new reference). */
-static PyObject *
-new_record(PyObject *parent, PyObject *name, PyObject *attributes)
+   ``parent`` is None. Its attributes: ``base`` (a dict spans share, borrowed; or NULL) and what is
+   added, or ``attributes``, a dict of its own (taken over: a new reference; or NULL). */
+static Span *
+new_record(PyObject *parent, PyObject *name, PyObject *base, PyObject *attributes)
 {
-    return new_span(parent, NULL, NULL, name, attributes);
-}
-
-/* the body of new_record; or, with ``trace_id`` given, a span of that trace under ``parent_id``
-   (a str or None) that is its request's first on this server (root) */
-static PyObject *
-new_span(PyObject *parent, PyObject *given_trace_id, PyObject *given_parent_id, PyObject *name,
-         PyObject *attributes)
-{
-    PyObject *trace_id, *parent_id;
-    if (given_trace_id != NULL) {
-        trace_id = Py_NewRef(given_trace_id);
-        parent_id = Py_NewRef(given_parent_id);
-    }
-    else if (parent != Py_None && (!PyList_Check(parent) || PyList_GET_SIZE(parent) != N_FIELDS)) {
-        Py_DECREF(attributes);
-        PyErr_SetString(PyExc_TypeError, "the current span is not a SpanRecord");
-        return NULL;
-    }
-    else if (parent == Py_None) {
+    PyObject *trace_id;
+    if (parent == Py_None)
         trace_id = make_trace_id();
-        if (trace_id == NULL) {
-            Py_DECREF(attributes);
-            return NULL;
-        }
-        parent_id = Py_NewRef(Py_None);
-    }
+    else if (Span_Check(parent))
+        trace_id = Py_NewRef(((Span *)parent)->trace_id);
     else {
-        trace_id = Py_NewRef(PyList_GET_ITEM(parent, F_TRACE_ID));
-        parent_id = Py_NewRef(PyList_GET_ITEM(parent, F_SPAN_ID));
+        PyErr_SetString(PyExc_TypeError, "the current span is not a SpanRecord");
+        trace_id = NULL;
     }
-    struct timespec now;  /* one reading: the span's start and its id's time */
-    clock_gettime(CLOCK_REALTIME, &now);
-    PyObject *span_id = make_span_id_at(&now);
-    PyObject *start = ns_of(&now);
-    PyObject *record = span_type->tp_alloc(span_type, 0);
-    /* the list's item array filled here: no tuple of the fields to copy in and free (a list
-       frees its ob_item with PyMem_Free) */
-    PyObject **items = record != NULL ? PyMem_Malloc(N_FIELDS * sizeof(PyObject *)) : NULL;
-    if (span_id == NULL || start == NULL || items == NULL) {
-        if (record != NULL && items == NULL)
-            PyErr_NoMemory();
-        Py_XDECREF(span_id);
-        Py_XDECREF(start);
-        Py_XDECREF(record);
-        PyMem_Free(items);
-        Py_DECREF(trace_id);
-        Py_DECREF(parent_id);
-        Py_DECREF(attributes);
+    Span *span = trace_id != NULL ? span_starting(trace_id, name, Py_False) : NULL;
+    Py_XDECREF(trace_id);
+    if (span == NULL) {
+        Py_XDECREF(attributes);
         return NULL;
     }
-    items[F_TRACE_ID] = trace_id;
-    items[F_SPAN_ID] = span_id;
-    items[F_PARENT] = parent_id;
-    items[F_NAME] = Py_NewRef(name);
-    items[F_START] = start;
-    items[F_END] = Py_NewRef(Py_None);
-    items[F_STATUS] = Py_NewRef(str_ok);
-    items[F_ROOT] = Py_NewRef(given_trace_id != NULL ? Py_True : Py_False);
-    items[F_ATTRIBUTES] = attributes;
-    items[F_METRICS] = Py_NewRef(Py_None);
-    items[F_EXPIRES] = Py_NewRef(Py_None);
-    PyListObject *list = (PyListObject *)record;
-    list->ob_item = items;
-    list->allocated = N_FIELDS;
-    Py_SET_SIZE(list, N_FIELDS);
-    return record;
+    if (parent != Py_None) {  /* the parent's id as it holds it: bits, or the str it was given */
+        Span *above = (Span *)parent;
+        if (above->span_id != NULL)
+            span->parent_id = Py_NewRef(above->span_id);
+        else
+            span->parent_bits = above->span_bits;
+    }
+    span->base = Py_XNewRef(base);
+    span->attributes = attributes;
+    return span;
 }
 
 /* End ``record`` (now; with ``error``'s type when it failed) and buffer its snapshot. */
 static int
 finish_record(PyObject *record, PyObject *error_type)
 {
-    if (!PyList_Check(record) || PyList_GET_SIZE(record) != N_FIELDS) {
+    if (!Span_Check(record)) {
         PyErr_SetString(PyExc_TypeError, "finish: not a running span (a SpanRecord)");
         return -1;
     }
-    PyObject *end = now_ns();
-    if (end == NULL)
-        return -1;
-    PyList_SetItem(record, F_END, end);  /* steals end */
+    Span *span = (Span *)record;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    span->end_ns = ns_of(&now);
+    span->ended = 1;
+    Py_CLEAR(span->end);
     if (error_type != NULL) {
-        PyList_SetItem(record, F_STATUS, Py_NewRef(str_error));
+        Py_SETREF(span->status, Py_NewRef(str_error));
         PyObject *name = PyType_GetName((PyTypeObject *)error_type);
         if (name == NULL)
             return -1;
-        int failed = PyObject_SetItem(PyList_GET_ITEM(record, F_ATTRIBUTES), str_error_type, name);
+        int failed = span_set_attribute(span, str_error_type, name);
         Py_DECREF(name);
         if (failed)
             return -1;
@@ -291,15 +237,11 @@ typedef struct {
     char started, done;
 } TracedCall;
 
-/* attributes a traced call adds to its base ones at most, as a rule (the inference hook's four, an
-   error's type) */
-#define ADDED_ATTRIBUTES 5
-
 typedef struct {
     PyObject_HEAD
     PyObject *method;
     PyObject *name;        /* the span's name */
-    PyObject *base;        /* the attributes every span of the method starts with (copied per call) */
+    PyObject *base;        /* the attributes every span of the method starts with (its spans share it) */
     PyObject *on_result;   /* None or (record, args, kwargs, result) -> None */
     PyObject *dict;        /* __dict__: __wrapped__, __name__, ... */
     vectorcallfunc vectorcall;
@@ -307,7 +249,7 @@ typedef struct {
 
 static PyTypeObject TracedCallType, TracedType, InferenceAttributesType;
 static PyObject *request_model(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-static int record_model(PyObject *hook, PyObject *attributes, PyObject *model);
+static int record_model(PyObject *hook, Span *span, PyObject *model);
 static int record_result(PyObject *hook, PyObject *record, PyObject *result);
 
 /* The first step: the span starts and becomes current (not when the call is made: a coroutine made
@@ -326,17 +268,13 @@ call_begin(TracedCall *self)
         return 0;
     }
     Traced *traced = (Traced *)self->traced;
-    PyObject *attributes = PyDict_Copy(traced->base);
-    if (attributes == NULL) {
-        Py_DECREF(current);
-        return -1;
-    }
-    if (self->model != NULL && record_model(traced->on_result, attributes, self->model) < 0)
-        PyErr_Clear();  /* attributes are best effort */
-    self->record = new_record(current, traced->name, attributes);
+    Span *span = new_record(current, traced->name, traced->base, NULL);
     Py_DECREF(current);
-    if (self->record == NULL)
+    if (span == NULL)
         return -1;
+    self->record = (PyObject *)span;
+    if (self->model != NULL && record_model(traced->on_result, span, self->model) < 0)
+        PyErr_Clear();  /* attributes are best effort */
     self->token = PyContextVar_Set(current_var, self->record);
     return self->token == NULL ? -1 : 0;
 }
@@ -639,14 +577,7 @@ traced_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     self->method = Py_NewRef(method);
     self->name = Py_NewRef(name);
-    /* a copy with room for the attributes a call adds (hooks, status, error): copies of it keep that
-       room (PyDict_Copy clones the table), so adding them never grows a span's dict */
-    self->base = _PyDict_NewPresized(PyDict_GET_SIZE(base) + ADDED_ATTRIBUTES);
-    Py_ssize_t position = 0;
-    PyObject *key, *value;
-    while (self->base != NULL && PyDict_Next(base, &position, &key, &value))  /* not PyDict_Update: */
-        if (PyDict_SetItem(self->base, key, value) < 0)  /* into an empty dict it clones the table */
-            Py_CLEAR(self->base);
+    self->base = PyDict_Copy(base);  /* its own: the spans share it, so nothing may change it */
     if (self->base == NULL) {
         Py_DECREF(self);
         return NULL;
@@ -723,7 +654,7 @@ static PyTypeObject TracedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "stack._spancore.Traced",
     .tp_doc = "Traced(method, name, attributes, on_result=None): ``method`` (an async method) with each "
-              "call a span named ``name``, starting with a copy of ``attributes``; ``on_result(record, "
+              "call a span named ``name``, starting with ``attributes`` (as they are now); ``on_result(record, "
               "args, kwargs, result)`` adds attributes when the call ends (result None when it failed).",
     .tp_basicsize = sizeof(Traced),
     .tp_dictoffset = offsetof(Traced, dict),
@@ -783,11 +714,11 @@ attribute_or_none(PyObject *obj, PyObject *name)
 }
 
 static int
-set_attribute(PyObject *attributes, PyObject *key, PyObject *value)
+set_attribute(Span *span, PyObject *key, PyObject *value)
 {
     if (key == Py_None || value == Py_None)
         return 0;
-    return PyDict_SetItem(attributes, key, value);
+    return span_set_attribute(span, key, value);
 }
 
 /* The model an inference call asks for: ``model_id`` unless None, else ``request``'s ``.model`` (either
@@ -817,9 +748,9 @@ request_model(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 }
 
 static int
-record_model(PyObject *hook, PyObject *attributes, PyObject *model)
+record_model(PyObject *hook, Span *span, PyObject *model)
 {
-    return set_attribute(attributes, ((InferenceAttributes *)hook)->model_key, model);
+    return set_attribute(span, ((InferenceAttributes *)hook)->model_key, model);
 }
 
 /* The result's part: with its usage, the response's model and the token counts; then the derived
@@ -828,7 +759,7 @@ static int
 record_result(PyObject *hook, PyObject *record, PyObject *result)
 {
     InferenceAttributes *self = (InferenceAttributes *)hook;
-    PyObject *attributes = PyList_GET_ITEM(record, F_ATTRIBUTES);
+    Span *span = (Span *)record;
     int failed = 0;
     if (self->input_key != Py_None || self->output_key != Py_None || self->response_model_key != Py_None) {
         PyObject *usage = attribute_or_none(result, str_usage);
@@ -839,10 +770,10 @@ record_result(PyObject *hook, PyObject *record, PyObject *result)
             PyObject *prompt = response_model ? attribute_or_none(usage, str_prompt_tokens) : NULL;
             PyObject *completion = prompt ? attribute_or_none(usage, str_completion_tokens) : NULL;
             failed = completion == NULL
-                || (PyObject_IsTrue(response_model) == 1 && set_attribute(attributes, self->response_model_key,
+                || (PyObject_IsTrue(response_model) == 1 && set_attribute(span, self->response_model_key,
                                                                            response_model) < 0)
-                || set_attribute(attributes, self->input_key, prompt) < 0
-                || set_attribute(attributes, self->output_key, completion) < 0;
+                || set_attribute(span, self->input_key, prompt) < 0
+                || set_attribute(span, self->output_key, completion) < 0;
             Py_XDECREF(response_model);
             Py_XDECREF(prompt);
             Py_XDECREF(completion);
@@ -852,11 +783,11 @@ record_result(PyObject *hook, PyObject *record, PyObject *result)
             return -1;
     }
     if (self->derived != Py_None) {  /* the derived metrics first, then any recorded on the span */
-        PyObject *metrics = PyList_GET_ITEM(record, F_METRICS);
+        PyObject *metrics = span->metrics;
         PyObject *combined = metrics == Py_None ? Py_NewRef(self->derived) : PySequence_Concat(self->derived, metrics);
         if (combined == NULL)
             return -1;
-        PyList_SetItem(record, F_METRICS, combined);
+        Py_SETREF(span->metrics, combined);
     }
     return 0;
 }
@@ -866,8 +797,8 @@ record_result(PyObject *hook, PyObject *record, PyObject *result)
 static PyObject *
 inference_attributes_call(InferenceAttributes *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || !PyList_Check(args[0])
-            || PyList_GET_SIZE(args[0]) != N_FIELDS || !PyTuple_Check(args[1]) || !PyDict_Check(args[2])) {
+    if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || !Span_Check(args[0]) || !PyTuple_Check(args[1])
+            || !PyDict_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError, "InferenceAttributes(record, args: tuple, kwargs: dict, result)");
         return NULL;
     }
@@ -879,7 +810,7 @@ inference_attributes_call(InferenceAttributes *self, PyObject *const *args, size
     PyObject *model = PyErr_Occurred() ? NULL : model_asked(model_id, request);
     if (model == NULL)
         return NULL;
-    int failed = record_model((PyObject *)self, PyList_GET_ITEM(record, F_ATTRIBUTES), model);
+    int failed = record_model((PyObject *)self, (Span *)record, model);
     Py_DECREF(model);
     if (failed || record_result((PyObject *)self, record, result) < 0)
         return NULL;
@@ -944,8 +875,8 @@ configure(PyObject *Py_UNUSED(module), PyObject *args)
     PyObject *var, *marker, *record_type, *streams;
     if (!PyArg_ParseTuple(args, "OOO!O:configure", &var, &marker, &PyType_Type, &record_type, &streams))
         return NULL;
-    if (!PyContextVar_CheckExact(var) || !PyType_IsSubtype((PyTypeObject *)record_type, &PyList_Type)) {
-        PyErr_SetString(PyExc_TypeError, "configure: a ContextVar and a list subclass are needed");
+    if (!PyContextVar_CheckExact(var) || !PyType_IsSubtype((PyTypeObject *)record_type, &SpanType)) {
+        PyErr_SetString(PyExc_TypeError, "configure: a ContextVar and a subclass of Span are needed");
         return NULL;
     }
     Py_XSETREF(current_var, Py_NewRef(var));
@@ -1015,52 +946,41 @@ start_child(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     PyObject *current;
     if (PyContextVar_Get(current_var, Py_None, &current) < 0)
         return NULL;
-    PyObject *record = new_record(current, args[0], Py_NewRef(args[1]));
+    Span *record = new_record(current, args[0], NULL, Py_NewRef(args[1]));
     Py_DECREF(current);
-    return record;
+    return (PyObject *)record;
 }
 
-/* A request's first span, made current: (record, context token, (header_name, the trace id as bytes)).
-   ``parent``: the caller's (trace_id, span_id) from its traceparent, or None (a new trace);
-   ``attributes`` is taken over (a new reference). */
-static PyObject *
-root_span(PyObject *parent, PyObject *attributes, PyObject *header_name)
+/* A request's first span: ``parent`` the caller's (trace_id, span_id) from its traceparent, or None (a
+   new trace); ``attributes`` a dict of its own (taken over: a new reference), or NULL (added to). */
+static Span *
+root_record(PyObject *parent, PyObject *attributes)
 {
-    PyObject *trace_id, *parent_id;
-    if (parent == Py_None) {
-        trace_id = make_trace_id();
-        if (trace_id == NULL) {
-            Py_DECREF(attributes);
-            return NULL;
-        }
-        parent_id = Py_NewRef(Py_None);
-    }
-    else {
-        trace_id = Py_NewRef(PyTuple_GET_ITEM(parent, 0));
-        parent_id = Py_NewRef(PyTuple_GET_ITEM(parent, 1));
-    }
-    PyObject *record = new_span(Py_None, trace_id, parent_id, str_empty, attributes);
-    PyObject *value = PyUnicode_AsASCIIString(trace_id);
-    Py_DECREF(trace_id);
-    Py_DECREF(parent_id);
-    PyObject *token = record != NULL ? PyContextVar_Set(current_var, record) : NULL;
-    if (record == NULL || value == NULL || token == NULL) {
-        Py_XDECREF(record);
-        Py_XDECREF(value);
-        Py_XDECREF(token);
+    PyObject *trace_id = parent == Py_None ? make_trace_id() : Py_NewRef(PyTuple_GET_ITEM(parent, 0));
+    Span *span = trace_id != NULL ? span_starting(trace_id, str_empty, Py_True) : NULL;
+    Py_XDECREF(trace_id);
+    if (span == NULL) {
+        Py_XDECREF(attributes);
         return NULL;
     }
-    PyObject *header = PyTuple_Pack(2, header_name, value);
-    Py_DECREF(value);
-    if (header == NULL) {
-        Py_DECREF(record);
-        Py_DECREF(token);
-        return NULL;
-    }
-    PyObject *root = PyTuple_Pack(3, record, token, header);
-    Py_DECREF(record);
-    Py_DECREF(token);
-    Py_DECREF(header);
+    if (parent != Py_None)
+        span->parent_id = Py_NewRef(PyTuple_GET_ITEM(parent, 1));
+    span->attributes = attributes;
+    return span;
+}
+
+/* ``span`` (taken over) made current: (record, context token, (header_name, the trace id as bytes)) */
+static PyObject *
+root_span(Span *span, PyObject *header_name)
+{
+    PyObject *value = PyUnicode_AsASCIIString(span->trace_id);
+    PyObject *token = value != NULL ? PyContextVar_Set(current_var, (PyObject *)span) : NULL;
+    PyObject *header = token != NULL ? PyTuple_Pack(2, header_name, value) : NULL;
+    PyObject *root = header != NULL ? PyTuple_Pack(3, span, token, header) : NULL;
+    Py_DECREF(span);
+    Py_XDECREF(value);
+    Py_XDECREF(token);
+    Py_XDECREF(header);
     return root;
 }
 
@@ -1079,7 +999,8 @@ start_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "start_root: configure() first");
         return NULL;
     }
-    return root_span(args[0], Py_NewRef(args[1]), args[2]);
+    Span *span = root_record(args[0], Py_NewRef(args[1]));
+    return span != NULL ? root_span(span, args[2]) : NULL;
 }
 
 /* start_request(scope, headers): the request's root span as stack/server/tracing.py's start_root makes
@@ -1111,13 +1032,13 @@ start_request(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
         if (value == -1.0 && PyErr_Occurred())
             return NULL;
         if (value >= 1.0) {
-            PyObject *attributes = PyDict_New();
-            if (attributes == NULL || PyDict_SetItem(attributes, str_method_attribute, method) < 0
-                    || PyDict_SetItem(attributes, str_path_attribute, path) < 0) {
-                Py_XDECREF(attributes);
+            Span *span = root_record(Py_None, NULL);
+            if (span == NULL || span_set_attribute(span, str_method_attribute, method) < 0
+                    || span_set_attribute(span, str_path_attribute, path) < 0) {
+                Py_XDECREF(span);
                 return NULL;
             }
-            return root_span(Py_None, attributes, trace_id_header);
+            return root_span(span, trace_id_header);
         }
     }
     if (PyErr_Occurred())
@@ -1141,6 +1062,25 @@ configure_requests(PyObject *Py_UNUSED(module), PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* "upstream <method>", an upstream call's span name: made once per method (the few an upstream
+   client uses), never more than UPSTREAM_NAMES_MAX kept */
+#define UPSTREAM_NAMES_MAX 64
+
+static PyObject *
+upstream_name(PyObject *method)
+{
+    PyObject *name = PyDict_GetItemWithError(upstream_names, method);  /* borrowed */
+    if (name != NULL)
+        return Py_NewRef(name);
+    if (PyErr_Occurred())
+        return NULL;
+    name = PyUnicode_Concat(str_upstream_prefix, method);
+    if (name != NULL && PyUnicode_CheckExact(method) && PyDict_GET_SIZE(upstream_names) < UPSTREAM_NAMES_MAX
+            && PyDict_SetItem(upstream_names, method, name) < 0)
+        Py_CLEAR(name);
+    return name;
+}
+
 /* start_upstream(method, url, upstream): the span of a call to an upstream service, child of the
    current span, and the traceparent header's value that puts the upstream's spans under it; None
    when the request is not recorded (tracing off, or left out by sampling). */
@@ -1160,25 +1100,18 @@ start_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
         Py_DECREF(current);
         Py_RETURN_NONE;
     }
-    PyObject *name = PyUnicode_Concat(str_upstream_prefix, args[0]);
-    PyObject *attributes = PyDict_New();
-    if (name == NULL || attributes == NULL || PyDict_SetItem(attributes, str_method_attribute, args[0]) < 0
-            || PyDict_SetItem(attributes, str_url_attribute, args[1]) < 0
-            || PyDict_SetItem(attributes, str_upstream_attribute, args[2]) < 0) {
-        Py_DECREF(current);
-        Py_XDECREF(name);
-        Py_XDECREF(attributes);
+    PyObject *name = upstream_name(args[0]);
+    Span *record = name != NULL ? new_record(current, name, NULL, NULL) : NULL;
+    Py_DECREF(current);
+    Py_XDECREF(name);
+    if (record == NULL || span_set_attribute(record, str_method_attribute, args[0]) < 0
+            || span_set_attribute(record, str_url_attribute, args[1]) < 0
+            || span_set_attribute(record, str_upstream_attribute, args[2]) < 0) {
+        Py_XDECREF(record);
         return NULL;
     }
-    PyObject *record = new_record(current, name, attributes);
-    Py_DECREF(current);
-    Py_DECREF(name);
-    if (record == NULL)
-        return NULL;
-    PyObject *trace_id = PyList_GET_ITEM(record, F_TRACE_ID), *span_id = PyList_GET_ITEM(record, F_SPAN_ID);
-    PyObject *traceparent;
-    if (PyUnicode_IS_COMPACT_ASCII(trace_id) && PyUnicode_GET_LENGTH(trace_id) == 32
-            && PyUnicode_IS_COMPACT_ASCII(span_id) && PyUnicode_GET_LENGTH(span_id) == 16) {
+    PyObject *trace_id = record->trace_id, *traceparent;
+    if (PyUnicode_Check(trace_id) && PyUnicode_IS_COMPACT_ASCII(trace_id) && PyUnicode_GET_LENGTH(trace_id) == 32) {
         /* "00-" trace "-" span "-01": 55 characters, copied rather than formatted */
         traceparent = PyUnicode_New(55, 127);
         if (traceparent != NULL) {
@@ -1186,12 +1119,12 @@ start_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
             memcpy(out, "00-", 3);
             memcpy(out + 3, PyUnicode_1BYTE_DATA(trace_id), 32);
             out[35] = '-';
-            memcpy(out + 36, PyUnicode_1BYTE_DATA(span_id), 16);
+            put_hex(out + 36, record->span_bits, 16);  /* a new span's id: its bits */
             memcpy(out + 52, "-01", 3);
         }
     }
     else
-        traceparent = PyUnicode_FromFormat("00-%S-%S-01", trace_id, span_id);
+        traceparent = PyUnicode_FromFormat("00-%S-%016llx-01", trace_id, (unsigned long long)record->span_bits);
     if (traceparent == NULL) {
         Py_DECREF(record);
         return NULL;
@@ -1206,11 +1139,11 @@ start_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
 static PyObject *
 finish_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_Check(args[0]) || PyList_GET_SIZE(args[0]) != N_FIELDS) {
+    if (nargs != 2 || !Span_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "finish_upstream(record: a running span, status)");
         return NULL;
     }
-    if (PyObject_SetItem(PyList_GET_ITEM(args[0], F_ATTRIBUTES), str_status_code, args[1]) < 0
+    if (span_set_attribute((Span *)args[0], str_status_code, args[1]) < 0
             || finish_record(args[0], NULL) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -1260,19 +1193,19 @@ finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         return NULL;
     if (record == Py_None)
         Py_RETURN_NONE;
-    if (!PyList_Check(record) || PyList_GET_SIZE(record) != N_FIELDS) {
+    if (!Span_Check(record)) {
         PyErr_SetString(PyExc_TypeError, "finish_root: not a root span");
         return NULL;
     }
-    PyObject *attributes = PyList_GET_ITEM(record, F_ATTRIBUTES);
+    Span *span = (Span *)record;
     if (status != Py_None) {
-        if (PyDict_SetItem(attributes, str_status_code, status) < 0)
+        if (span_set_attribute(span, str_status_code, status) < 0)
             return NULL;
         long code = PyLong_AsLong(status);
         if (code == -1 && PyErr_Occurred())
             return NULL;
         if (code >= 500)
-            PyList_SetItem(record, F_STATUS, Py_NewRef(str_error));
+            Py_SETREF(span->status, Py_NewRef(str_error));
     }
     PyObject *method = PyDict_GetItemWithError(scope, str_method);  /* borrowed */
     if (method == NULL) {
@@ -1286,7 +1219,7 @@ finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     if (route != NULL && route != Py_None) {
         if (_PyObject_LookupAttr(route, str_path, &where) < 0)
             return NULL;
-        if (where != NULL && where != Py_None && PyDict_SetItem(attributes, str_route, where) < 0) {
+        if (where != NULL && where != Py_None && span_set_attribute(span, str_route, where) < 0) {
             Py_DECREF(where);
             return NULL;
         }
@@ -1306,7 +1239,7 @@ finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     Py_DECREF(where);
     if (name == NULL)
         return NULL;
-    PyList_SetItem(record, F_NAME, name);
+    Py_SETREF(span->name, name);
     if (finish_record(record, error != Py_None ? (PyObject *)Py_TYPE(error) : NULL) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -1383,8 +1316,8 @@ static struct PyModuleDef spancore_module = {
 PyMODINIT_FUNC
 PyInit__spancore(void)
 {
-    if (PyType_Ready(&TracedCallType) < 0 || PyType_Ready(&TracedType) < 0 || PyType_Ready(&SpanBufferType) < 0
-            || PyType_Ready(&InferenceAttributesType) < 0)
+    if (PyType_Ready(&SpanType) < 0 || PyType_Ready(&TracedCallType) < 0 || PyType_Ready(&TracedType) < 0
+            || PyType_Ready(&SpanBufferType) < 0 || PyType_Ready(&InferenceAttributesType) < 0)
         return NULL;
     str_ok = PyUnicode_InternFromString("ok");
     str_error = PyUnicode_InternFromString("error");
@@ -1398,6 +1331,7 @@ PyInit__spancore(void)
     object_getattribute = str_getattribute ? _PyType_Lookup(&PyBaseObject_Type, str_getattribute) : NULL;
     empty_tuple = PyTuple_New(0);
     root_names = PyDict_New();
+    upstream_names = PyDict_New();
     str_request = PyUnicode_InternFromString("request");
     str_model = PyUnicode_InternFromString("model");
     str_usage = PyUnicode_InternFromString("usage");
@@ -1417,7 +1351,7 @@ PyInit__spancore(void)
             || str_prompt_tokens == NULL || str_completion_tokens == NULL || str_sample_rate == NULL
             || str_method_attribute == NULL || str_path_attribute == NULL || str_url_attribute == NULL
             || str_upstream_attribute == NULL || str_upstream_prefix == NULL || object_getattribute == NULL
-            || empty_tuple == NULL || root_names == NULL)
+            || empty_tuple == NULL || root_names == NULL || upstream_names == NULL)
         return NULL;
     if (reseed_ids() < 0)
         return NULL;
@@ -1425,7 +1359,8 @@ PyInit__spancore(void)
     if (module == NULL)
         return NULL;
     if (PyModule_AddType(module, &TracedType) < 0 || PyModule_AddType(module, &TracedCallType) < 0
-            || PyModule_AddType(module, &SpanBufferType) < 0 || PyModule_AddType(module, &InferenceAttributesType) < 0) {
+            || PyModule_AddType(module, &SpanBufferType) < 0 || PyModule_AddType(module, &InferenceAttributesType) < 0
+            || PyModule_AddType(module, &SpanType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

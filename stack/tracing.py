@@ -22,7 +22,6 @@ import collections
 import functools
 import inspect
 import logging
-import operator
 import os
 import random
 import re
@@ -103,39 +102,18 @@ Metric = tuple[str, "int | float", str, int, dict[str, Any]]
 DERIVED_METRICS: dict[str, Callable[["FinishedSpan"], list[Metric]]] = {}
 
 
-def _field(index: int, doc: str, *, settable: bool = False) -> property:
-    """A ``SpanRecord`` field by name: read in C (an ``itemgetter``), set through the list."""
-    def set_field(record: list, value: Any) -> None:
-        record[index] = value
-
-    return property(operator.itemgetter(index), set_field if settable else None, doc=doc)
-
-
 #: where hot paths index a ``SpanRecord`` (a subscript costs a tenth of a property's lookup)
 TRACE_ID, SPAN_ID, NAME, END, STATUS, ATTRIBUTES, METRICS = 0, 1, 3, 5, 6, 8, 9
 
 
-class SpanRecord(list):
-    """One span while it runs: a list in ``FinishedSpan``'s field order, so that making one
-    (``SpanRecord((trace_id, span_id, ...))``) and snapshotting it when it ends (``tuple(record)``)
-    are single C calls; the request path makes four and indexes them. Elsewhere, read and set
-    its fields by name, and make one with ``SpanRecord.new``. Times are epoch nanoseconds."""
+class SpanRecord(_spancore.Span):
+    """One span while it runs: a sequence in ``FinishedSpan``'s field order, its fields by name as
+    well (``record.status``, ``record.attributes``), snapshotted when it ends with ``tuple(record)``.
+    In C (stack/_spanrecord.c): the request path makes four a request and holds their ids, times
+    and shared attributes as machine values until Python reads them. Make one with
+    ``SpanRecord.new`` (or ``SpanRecord(fields)``). Times are epoch nanoseconds."""
 
     __slots__ = ()
-
-    trace_id = _field(0, "the trace's id (32 hex digits)")
-    span_id = _field(1, "this span's id (16 hex digits)")
-    parent_span_id = _field(2, "the parent span's id; None for a trace's first span")
-    name = _field(3, "what the span did", settable=True)
-    start_ns = _field(4, "when it started")
-    end_ns = _field(5, "when it finished; None while it runs", settable=True)
-    status = _field(6, '"ok" or "error"', settable=True)
-    root = _field(7, "the first span of its trace on this server (a request's span): what trace queries list")
-    attributes = _field(8, "its attributes (a dict, changed in place)")
-    metrics = _field(9, "metrics recorded on it in-process (``Metric`` tuples, or names of "
-                        "``DERIVED_METRICS``); they travel with it to the sinks (``span_metrics``)", settable=True)
-    expires_ns = _field(10, "epoch ns after which a store may delete it (posted spans' ttl_seconds); "
-                            "None: the store's default", settable=True)
 
     @classmethod
     def new(cls, trace_id: str, span_id: str, parent_span_id: str | None, name: str, start_ns: int,
@@ -144,9 +122,6 @@ class SpanRecord(list):
             expires_ns: int | None = None) -> SpanRecord:
         return cls((trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, root,
                     {} if attributes is None else attributes, metrics, expires_ns))
-
-    def set(self, key: str, value: Any) -> None:
-        self[ATTRIBUTES][key] = value
 
     def finished(self) -> FinishedSpan:
         return named_span(tuple(self))

@@ -1,0 +1,93 @@
+"""stack/_spanrecord.c: a running span (``SpanRecord``) as Python sees it and as the encoder writes
+it, with its ids, times and shared attributes held as machine values until read."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers.inline.telemetry.meta_reference.sinks import encoded_chunk_rows
+from stack import _spancore, tracing
+
+from .test_spancore import Service, sink, spans_by_name, traced  # noqa: F401  (sink: a fixture)
+
+
+def record(**attributes) -> tracing.SpanRecord:
+    return tracing.SpanRecord.new("t" * 32, "a" * 16, None, "x", 5, attributes=attributes)
+
+
+def test_a_record_is_a_sequence_of_the_finished_spans_fields_also_by_name():
+    made = tracing.SpanRecord.new("t" * 32, "a" * 16, None, "x", 5, attributes={"k": 1}, metrics=("gen_ai",))
+    assert len(made) == 11 and tuple(made) == ("t" * 32, "a" * 16, None, "x", 5, None, "ok", False, {"k": 1},
+                                               ("gen_ai",), None)
+    assert made[-1] is None and made[tracing.ATTRIBUTES] is made.attributes
+    made.name, made.status, made[tracing.END] = "y", "error", 9
+    assert (made.name, made.status, made.end_ns) == ("y", "error", 9)
+    assert made.finished() == tracing.FinishedSpan("t" * 32, "a" * 16, None, "y", 5, 9, "error", False, {"k": 1},
+                                                   ("gen_ai",), None)
+    assert repr(made).startswith("SpanRecord(('" + "t" * 32)
+    with pytest.raises(IndexError):
+        made[11]
+    with pytest.raises(TypeError):
+        del made[0]
+    with pytest.raises(AttributeError):
+        made.trace_id = "other"
+    with pytest.raises(TypeError, match="11 fields"):
+        tracing.SpanRecord(("t", "s"))
+
+
+def test_set_adds_an_attribute_and_replaces_one_already_there():
+    made = record(k=1)
+    made.set("k", 2)
+    made.set("new", "v")
+    assert made.attributes == {"k": 2, "new": "v"}
+
+
+@pytest.mark.parametrize("added", [2, 10])  # beside the shared dict, and more than the span keeps there
+async def test_a_traced_calls_span_shares_the_methods_attributes_and_adds_its_own(sink, added):  # noqa: F811
+    def hook(span, args, kwargs, result):
+        span.set("polystack.api", "replaced")  # a shared key: stored once, with the span's value
+        for n in range(added):
+            span.set(f"added.{n}", n)
+
+    service = traced(Service(), on_result=hook)
+    assert await service.answer("hi") == "hi"
+    assert await service.answer("again") == "again"
+    chunks = tracing.collector()._spans.take()
+    stored = "".join(row["spans"].text for chunk in chunks for row in encoded_chunk_rows(chunk, None))
+    assert stored.count('"polystack.api"') == 2  # once a span, in the span store's JSON
+    calls = [span for span in tracing.decode_chunks(chunks) if span[tracing.NAME] == "provider demo.answer"]
+    assert len(calls) == 2
+    for call in calls:  # the second call started from the method's attributes as they were
+        assert call[tracing.ATTRIBUTES] == {"polystack.api": "replaced", "polystack.provider_id": "p",
+                                            **{f"added.{n}": n for n in range(added)}}
+
+
+async def test_ids_read_in_python_are_the_ones_the_children_and_the_buffer_get(sink):  # noqa: F811
+    service = traced(Service())
+    with tracing.span("request") as request:
+        root_id = request.span_id
+        started = tracing.start_upstream("POST", "http://up/v1", "up")
+        upstream, traceparent = started
+        assert upstream.span_id == upstream.span_id and len(upstream.span_id) == 16  # made once, then kept
+        assert traceparent == f"00-{request.trace_id}-{upstream.span_id}-01"
+        tracing.finish_upstream(upstream, 201)
+        await service.answer("hi")
+    spans = await spans_by_name(sink)
+    assert spans["upstream POST"].parent_span_id == root_id == spans["provider demo.answer"].parent_span_id
+    assert spans["inside"].parent_span_id == spans["provider demo.answer"].span_id
+    assert spans["upstream POST"].span_id == upstream.span_id
+    assert spans["upstream POST"].attributes == {"http.request.method": "POST", "url.full": "http://up/v1",
+                                                 "polystack.upstream": "up", "http.response.status_code": 201}
+    assert spans["upstream POST"].end_ns >= spans["upstream POST"].start_ns > 0
+
+
+def test_a_span_that_fails_to_encode_takes_back_the_strings_it_made_remembered():
+    buffer = _spancore.SpanBuffer(10)
+    key = "".join(["a-key-", "made-here"])  # one object, held twice: the encoder remembers it
+    broken = record(**{key: "fine", "text": "\ud800"})  # a lone surrogate has no UTF-8
+    with pytest.raises(UnicodeEncodeError):
+        buffer.append(broken)
+    buffer.append(record(**{key: 1}))
+    buffer.append(record(**{key: 2}))
+    (chunk,) = buffer.take()
+    assert [span[tracing.ATTRIBUTES] for span in _spancore.decode(chunk)] == [{key: 1}, {key: 2}]
