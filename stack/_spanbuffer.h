@@ -29,7 +29,7 @@ int span_chunk_header(PyObject *chunk, uint32_t *spans);
 PyObject *spanbuffer_decode(PyObject *module, PyObject *chunk);
 PyObject *spanbuffer_encode(PyObject *module, PyObject *spans);
 PyObject *spanbuffer_chunk_spans(PyObject *module, PyObject *chunk);
-/* stack/_spanrows.c: chunk_rows(chunk, default_expiry_ns, json_text) -> [row dicts] | None */
+/* stack/_spanrows.c: chunk_rows(chunk, default_expiry_ns, json_text) -> [row tuples] | None */
 PyObject *spanrows_chunk_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -381,10 +381,25 @@ same_text(Text a, Text b)
     return a.length == b.length && memcmp(a.at, b.at, a.length) == 0;
 }
 
+/* UTF-8 text as a str: copied when it is all ASCII (ids, names, most JSON), which takes a fraction
+   of what decoding it does, else decoded */
 static PyObject *
 as_str(Text t)
 {
-    return PyUnicode_DecodeUTF8(t.at, t.length, NULL);
+    const unsigned char *at = (const unsigned char *)t.at, *end = at + t.length;
+    uint64_t high = 0, word;
+    for (; end - at >= 8; at += 8) {
+        memcpy(&word, at, 8);
+        high |= word;
+    }
+    for (; at < end; at++)
+        high |= *at;
+    if (high & 0x8080808080808080ULL)
+        return PyUnicode_DecodeUTF8(t.at, t.length, NULL);
+    PyObject *text = PyUnicode_New(t.length, 127);
+    if (text != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(text), t.at, t.length);
+    return text;
 }
 
 static PyObject *
@@ -440,21 +455,8 @@ scan(Reader *r, SpanView *spans, uint32_t count)
     return 1;
 }
 
-/* sinks.CHUNK_COLUMNS, in order */
-static PyObject *columns[8];
-
-static int
-column_names(void)
-{
-    static const char *names[8] = {"trace_id", "chunk_id", "root", "root_span_id", "start_ns", "end_ns",
-                                   "expires_ns", "spans"};
-    for (int i = 0; i < 8; i++)
-        if (columns[i] == NULL && (columns[i] = PyUnicode_InternFromString(names[i])) == NULL)
-            return -1;
-    return 0;
-}
-
-/* One row: the spans of a trace from ``first`` on (linked by ``next``). */
+/* One row, its values in sinks.CHUNK_COLUMNS' order (trace_id, chunk_id, root, root_span_id, start_ns,
+   end_ns, expires_ns, spans): the spans of a trace from ``first`` on (linked by ``next``). */
 static PyObject *
 make_row(Reader *r, SpanView *spans, Py_ssize_t first, int has_default, int64_t default_expiry, PyObject *json_text,
          Out *o)
@@ -490,10 +492,10 @@ make_row(Reader *r, SpanView *spans, Py_ssize_t first, int has_default, int64_t 
         return NULL;
     if (root != NULL)
         start = root->start;
-    PyObject *text = PyUnicode_DecodeUTF8(o->data, o->size, NULL);
+    PyObject *text = as_str((Text){o->data, o->size});
     PyObject *encoded = text ? PyObject_CallOneArg(json_text, text) : NULL;
     Py_XDECREF(text);
-    PyObject *row = encoded ? PyDict_New() : NULL;
+    PyObject *row = encoded ? PyTuple_New(8) : NULL;
     if (row == NULL) {
         Py_XDECREF(encoded);
         return NULL;
@@ -505,9 +507,10 @@ make_row(Reader *r, SpanView *spans, Py_ssize_t first, int has_default, int64_t 
     };
     int failed = 0;
     for (int i = 0; i < 8; i++) {
-        if (values[i] == NULL || (!failed && PyDict_SetItem(row, columns[i], values[i]) < 0))
+        if (values[i] == NULL)
             failed = 1;
-        Py_XDECREF(values[i]);
+        else
+            PyTuple_SET_ITEM(row, i, values[i]);  /* steals it */
     }
     if (failed) {
         Py_DECREF(row);
@@ -517,7 +520,7 @@ make_row(Reader *r, SpanView *spans, Py_ssize_t first, int has_default, int64_t 
 }
 
 /* chunk_rows(chunk, default_expiry_ns, json_text): sinks.chunk_rows of the chunk's spans (a row per
-   trace, in the order of their first spans), the JSON of each made here and wrapped by ``json_text``
+   trace, in the order of their first spans, a tuple in sinks.CHUNK_COLUMNS' order), the JSON of each made here and wrapped by ``json_text``
    (storage's JsonText); None when the chunk holds a value only the Python path writes right. */
 PyObject *
 spanrows_chunk_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -527,7 +530,7 @@ spanrows_chunk_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
         return NULL;
     }
     uint32_t count;
-    if (span_chunk_header(args[0], &count) < 0 || column_names() < 0)
+    if (span_chunk_header(args[0], &count) < 0)
         return NULL;
     int has_default = args[1] != Py_None;
     int64_t default_expiry = has_default ? PyLong_AsLongLong(args[1]) : 0;

@@ -10,7 +10,7 @@ import itertools
 import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -210,27 +210,43 @@ class SqlStore(ABC):
         """``upsert`` every row (all with the same columns) in one transaction: one commit for a batch."""
         if not rows:
             return
-        keys = [key_columns] if isinstance(key_columns, str) else list(key_columns)
         columns = list(rows[0])
+        values_of = operator.itemgetter(*columns)
+        column_set = rows[0].keys()
+        for row in rows:
+            if row.keys() != column_set:  # one comparison in C: this runs per row of every batch
+                raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
+        values = map(values_of, rows) if len(columns) > 1 else ((row[columns[0]],) for row in rows)
+        await self._upsert(table, columns, values, key_columns, "upsert_many")
+
+    async def upsert_values(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                            key_columns: Sequence[str]) -> None:
+        """``upsert_many`` of rows given as values in ``columns``' order (a tuple a row): for writers
+        that make many rows at once and need no dict of each (the span writer)."""
+        if not rows:
+            return
+        width = len(columns)
+        if any(len(row) != width for row in rows):
+            raise ValueError(f"upsert_values rows must each have {width} values, one per column of {list(columns)!r}")
+        await self._upsert(table, list(columns), rows, key_columns, "upsert_values")
+
+    async def _upsert(self, table: str, columns: list[str], rows: Iterable[Sequence[Any]],
+                      key_columns: Sequence[str], caller: str) -> None:
+        keys = [key_columns] if isinstance(key_columns, str) else list(key_columns)
         if not keys or any(k not in columns for k in keys):
-            raise ValueError(f"upsert_many key columns {keys!r} must be columns of the rows")
+            raise ValueError(f"{caller} key columns {keys!r} must be columns of the rows")
         physical, schema = await self._schema(table)
         types = [self._column(schema, c, table) for c in columns]  # checked once for the batch
         # per column, the Python types this backend binds as they are (None too): a row whose
         # values all have them is checked in C (one ``all(map(...))``) and bound untouched
         bound = [self._binds_as_is.get(t, _NOTHING) | _NONE for t in types]
-        values_of = operator.itemgetter(*columns)
-        key_of = operator.itemgetter(*keys)
+        key_of = operator.itemgetter(*(columns.index(k) for k in keys))
         latest: dict[Any, Any] = {}  # one statement may not touch a row twice (PostgreSQL): last wins
-        column_set = rows[0].keys()
-        for row in rows:
-            if row.keys() != column_set:  # one comparison in C: this runs per row of every batch
-                raise ValueError(f"upsert_many rows must all have the columns {columns!r}")
-            values = values_of(row) if len(columns) > 1 else (row[columns[0]],)
+        for values in rows:
             if not all(map(frozenset.__contains__, bound, map(type, values))):
                 values = [v if type(v) in ok else self._encode_value(t, v, c)
                           for c, t, ok, v in zip(columns, types, bound, values)]
-            latest[key_of(row)] = values
+            latest[key_of(values)] = values
         # multi-row statements: a driver call (and, for SQLite, a GIL hand-off) per statement, not per row
         per_statement = max(1, _MAX_PARAMS // len(columns))
         values = list(latest.values())

@@ -100,6 +100,21 @@ async def test_upsert_many_inserts_and_updates_in_one_batch(models):
     assert len(await models.fetch_all("models")) == 5
 
 
+async def test_upsert_values_takes_rows_as_values_in_the_columns_order(models):
+    columns = ("id", "provider", "size", "score")
+    await models.upsert_values("models", columns, [("smol", "local", 2, 0.95), ("new", "q", 3, 0.3)], ["id"])
+    await models.upsert_values("models", columns, [("new", "q", 4, 0.4), ("new", "q", 5, 0.5)], ["id"])  # last wins
+    await models.upsert_values("models", columns, [], ["id"])
+    rows = {r["id"]: r for r in await models.fetch_all("models")}
+    assert len(rows) == 5 and rows["smol"]["size"] == 2 and rows["new"] == {
+        "id": "new", "provider": "q", "size": 5, "score": 0.5}
+    with pytest.raises(ValueError, match="4 values"):
+        await models.upsert_values("models", columns, [("a", "p", 1)], ["id"])
+    with pytest.raises(ValueError, match="key columns"):
+        await models.upsert_values("models", columns, [("a", "p", 1, 0.1)], ["name"])
+    assert len(await models.fetch_all("models")) == 5
+
+
 async def test_upsert_many_takes_the_last_row_of_a_key_and_batches_past_a_statement(models):
     await models.upsert_many("models", [{"id": "dup", "size": 1}, {"id": "dup", "size": 2}], ["id"])
     assert (await models.fetch_one("models", where={"id": "dup"}))["size"] == 2

@@ -61,6 +61,8 @@ INDEXES = [
 NAME, STATUS, ATTRIBUTES = 2, 5, 7
 TRACE_COLUMNS = ("trace_id", "root_span_id", "start_ns", "end_ns")
 CHUNK_KEY = ("trace_id", "chunk_id")
+#: a chunk row's values in this order (``chunk_rows``: tuples, written with ``upsert_values``)
+CHUNK_COLUMN_NAMES = tuple(CHUNK_COLUMNS)
 #: a span in a chunk's ``spans``: FinishedSpan[1:9] (rows written before 2026-12 carry a ninth item)
 _FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
 
@@ -99,8 +101,8 @@ def _as_python(stored: list[tuple]) -> list[tuple]:
     return stored
 
 
-def chunk_rows(spans: list[SpanTuple], ttl_ns: int | None) -> list[dict[str, Any]]:
-    """A ``span_chunks`` row per trace of the batch, its spans expiring ``ttl_ns`` from now unless
+def chunk_rows(spans: list[SpanTuple], ttl_ns: int | None) -> list[tuple]:
+    """A ``span_chunks`` row per trace of the batch (its values in ``CHUNK_COLUMN_NAMES``' order), its spans expiring ``ttl_ns`` from now unless
     they carry their own ``expires_ns`` (the writer process runs this, or, writing in-process, the
     flush task on the event loop: a batch is ~4,000 spans, so every step per span counts)."""
     by_trace: dict[str, list[SpanTuple]] = {}
@@ -123,15 +125,13 @@ def chunk_rows(spans: list[SpanTuple], ttl_ns: int | None) -> list[dict[str, Any
             expires = None if None in ends else max(ends)
         # [span_id .. attributes] in one slice; its metrics are left out: they repeat
         # its attributes and times (the otel and console sinks send them)
-        rows.append({"trace_id": trace_id, "chunk_id": group[0][1], "root": root is not None,
-                     "root_span_id": root[1] if root else None,
-                     "start_ns": root[4] if root else min(s[4] for s in group),
-                     "end_ns": root[5] if root else None, "expires_ns": expires,
-                     "spans": encode(list(map(_STORED, group)))})
+        rows.append((trace_id, group[0][1], root is not None, root[1] if root else None,
+                     root[4] if root else min(s[4] for s in group), root[5] if root else None, expires,
+                     encode(list(map(_STORED, group)))))
     return rows
 
 
-def encoded_chunk_rows(chunk: bytes, ttl_ns: int | None) -> list[dict[str, Any]]:
+def encoded_chunk_rows(chunk: bytes, ttl_ns: int | None) -> list[tuple]:
     """``chunk_rows`` of a ``SpanBuffer`` chunk, made in C from its bytes (stack/_spanrows.c: no span
     tuples, grouping or orjson in Python), or from its decoded spans when it holds a value that only
     the Python path writes right (nested, marshalled or non-finite)."""
@@ -194,7 +194,7 @@ class SpanStoreSink:
         if chunks:
             if self.writer is None:
                 rows = [row for chunk in chunks for row in encoded_chunk_rows(chunk, self.ttl_ns)]
-                await self.store.upsert_many("span_chunks", rows, CHUNK_KEY)
+                await self.store.upsert_values("span_chunks", CHUNK_COLUMN_NAMES, rows, CHUNK_KEY)
             else:
                 try:
                     self.writer.write_chunks(chunks, self.ttl_ns)
@@ -231,7 +231,7 @@ class SpanStoreSink:
     async def write_here(self, spans: list[SpanTuple], ttl_ns: int | None = None) -> None:
         """Write ``spans`` with this process's store, now (expiring ``ttl_ns`` from now; unset: the sink's ttl)."""
         rows = chunk_rows(spans, self.ttl_ns if ttl_ns is None else ttl_ns)
-        await self.store.upsert_many("span_chunks", rows, CHUNK_KEY)
+        await self.store.upsert_values("span_chunks", CHUNK_COLUMN_NAMES, rows, CHUNK_KEY)
 
     async def _without_writer(self, reason: WriterUnavailable) -> None:
         log.warning("%s; writing spans in the server process instead", reason)

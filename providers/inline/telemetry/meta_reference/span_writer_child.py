@@ -38,7 +38,7 @@ from stack.storage import StoreConfig, sqlstore_from_config
 
 from .frames import read_frame, write_frame
 from .placement import AwayFromServer, for_each_thread
-from .sinks import CHUNK_KEY, encoded_chunk_rows
+from .sinks import CHUNK_COLUMN_NAMES, CHUNK_KEY, encoded_chunk_rows
 
 log = logging.getLogger("polystack.span_writer")
 
@@ -101,10 +101,10 @@ class Priority:
             _set_policy(os.SCHED_IDLE)
 
 
-def group_rows(batches: list[tuple[int | None, int, bytes]]) -> list[dict]:
+def group_rows(batches: list[tuple[int | None, int, bytes]]) -> list[tuple]:
     """The chunk rows of a group of queued batches, in their order (a later row for the same chunk
     replaces an earlier one, as when written one after the other)."""
-    rows: list[dict] = []
+    rows: list[tuple] = []
     now = time.time_ns()
     for ttl_ns, queued_ns, payload in batches:
         # ttl counts from when the server queued the batch, not from when it is written
@@ -112,12 +112,12 @@ def group_rows(batches: list[tuple[int | None, int, bytes]]) -> list[dict]:
     return rows
 
 
-async def write_rows(store, rows: list[dict], pause_s: float = PAUSE_S) -> None:
+async def write_rows(store, rows: list[tuple], pause_s: float = PAUSE_S) -> None:
     """``rows`` upserted in transactions of ``ROWS_PER_WRITE`` at most, with a ``pause_s`` sleep after
     each (a row is a trace's spans of one batch). A failure leaves the transactions before it
     stored, though the server counts the whole group lost."""
     for start in range(0, len(rows), ROWS_PER_WRITE):
-        await store.upsert_many("span_chunks", rows[start:start + ROWS_PER_WRITE], CHUNK_KEY)
+        await store.upsert_values("span_chunks", CHUNK_COLUMN_NAMES, rows[start:start + ROWS_PER_WRITE], CHUNK_KEY)
         if pause_s:
             await asyncio.sleep(pause_s)
 

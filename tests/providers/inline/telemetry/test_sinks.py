@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink, chunk_rows, encoded_chunk_rows
+from providers.inline.telemetry.meta_reference.sinks import (
+    CHUNK_COLUMN_NAMES,
+    SpanStoreSink,
+    chunk_rows,
+    encoded_chunk_rows,
+)
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
 from stack import _spancore
 from stack.storage import JsonText, sqlstore_from_config
@@ -72,7 +77,13 @@ def _rows_both_ways(spans, ttl_ns, monkeypatch):
     """The rows of ``spans`` made in C from their chunk, and by the Python path, at one fixed now."""
     monkeypatch.setattr(time, "time_ns", lambda: 1_000_000)
     made_in_c = _spancore.chunk_rows(_spancore.encode(spans), None if ttl_ns is None else 1_000_000 + ttl_ns, JsonText)
-    return made_in_c, chunk_rows(spans, ttl_ns)
+    return _named(made_in_c), _named(chunk_rows(spans, ttl_ns))
+
+
+def _named(rows):
+    """Row tuples (values in CHUNK_COLUMN_NAMES' order) by column name."""
+    assert all(type(row) is tuple and len(row) == len(CHUNK_COLUMN_NAMES) for row in rows)
+    return [dict(zip(CHUNK_COLUMN_NAMES, row)) for row in rows]
 
 
 def _as_read(rows):
@@ -117,7 +128,7 @@ def test_rows_made_in_c_are_the_python_paths_rows(monkeypatch, ttl_ns, expires):
 def test_a_chunk_with_a_value_only_python_writes_right_takes_the_python_path(monkeypatch, attributes):
     spans = [_span("d" * 32, "d0", None, "span", 1, 2, attributes, root=True)]
     assert _spancore.chunk_rows(_spancore.encode(spans), None, JsonText) is None
-    [row] = encoded_chunk_rows(_spancore.encode(spans), None)
+    [row] = _named(encoded_chunk_rows(_spancore.encode(spans), None))
     assert row["trace_id"] == "d" * 32 and row["root"] is True
 
 
@@ -142,4 +153,4 @@ def test_a_cut_or_garbled_chunk_gives_rows_none_or_a_value_error_never_a_crash()
             rows = _spancore.chunk_rows(variant, None, JsonText)
         except ValueError:
             continue
-        assert rows is None or all(json.loads(row["spans"].text) for row in rows)
+        assert rows is None or all(json.loads(row[-1].text) for row in rows)
