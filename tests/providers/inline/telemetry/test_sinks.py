@@ -122,6 +122,17 @@ def test_rows_made_in_c_are_the_python_paths_rows(monkeypatch, ttl_ns, expires):
     assert [row["trace_id"] for row in made_in_c] == [a, b, c]
 
 
+def test_strings_that_come_again_in_a_chunk_are_written_as_the_first_time(monkeypatch):
+    # the same objects in several spans: the chunk holds them once and refers back to them, and
+    # the C rows know after the first time whether their JSON needs escaping
+    attributes = {"quote\"key": "line\nbreak", "plain.key": "plain value", "ü": "ü"}
+    spans = [_span("f" * 32, f"f{n}", None if n == 0 else "f0", "näme \"x\"", n, n + 1, dict(attributes), root=n == 0)
+             for n in range(4)]
+    made_in_c, python = _rows_both_ways(spans, None, monkeypatch)
+    assert _as_read(made_in_c) == _as_read(python)
+    assert [span[7] for span in _as_read(made_in_c)[0]["spans"]] == [attributes] * 4
+
+
 @pytest.mark.parametrize("attributes", [
     {"score": math.nan}, {"nested": {"list": [1]}}, {"list": [1, 2]}, {"big": 2**70}, {"pair": (1, 2)},
 ])
