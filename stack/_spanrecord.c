@@ -329,8 +329,19 @@ static PyGetSetDef span_getset[] = {
     {NULL},
 };
 
+/* pickle and copy: the type and its fields (what ``SpanRecord(fields)`` takes) */
+static PyObject *
+span_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *fields = PySequence_Tuple(self);
+    if (fields == NULL)
+        return NULL;
+    return Py_BuildValue("O(N)", (PyObject *)Py_TYPE(self), fields);  /* N: takes ``fields`` over */
+}
+
 static PyMethodDef span_methods[] = {
     {"set", (PyCFunction)(void (*)(void))span_set_method, METH_FASTCALL, "set(key, value): one attribute."},
+    {"__reduce__", span_reduce, METH_NOARGS, "The type and its fields, for pickle and copy."},
     {NULL},
 };
 

@@ -3,6 +3,9 @@ it, with its ids, times and shared attributes held as machine values until read.
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from providers.inline.telemetry.meta_reference.sinks import encoded_chunk_rows
@@ -33,6 +36,14 @@ def test_a_record_is_a_sequence_of_the_finished_spans_fields_also_by_name():
         made.trace_id = "other"
     with pytest.raises(TypeError, match="11 fields"):
         tracing.SpanRecord(("t", "s"))
+
+
+def test_a_record_pickles_and_copies_as_its_fields():
+    made = record(k=[1])
+    made.end_ns = 9
+    for again in (pickle.loads(pickle.dumps(made)), copy.deepcopy(made)):
+        assert type(again) is tracing.SpanRecord and tuple(again) == tuple(made)
+    assert copy.copy(made).attributes is made.attributes
 
 
 def test_set_adds_an_attribute_and_replaces_one_already_there():
