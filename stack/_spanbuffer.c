@@ -10,7 +10,9 @@
    'S' a str the decoder remembers (its n-th such), 'r' a remembered str again (u32 n), '(' tuple,
    '[' list and '{' dict (u32 count, then their items), 'm' anything else marshal writes (u32
    length, marshal data). A subclass of str, int or float is written as its value, and a value
-   neither can write (an object) as its str(): what the span store's JSON would have made of them. Little-endian, as the machine writes. */
+   neither can write (an object) as its str(): what the span store's JSON would have made of them.
+   Little-endian, as the machine writes. A SpanRecord (stack/_spanrecord.c) is written from the
+   fields as it holds them: the same bytes its tuple would give. */
 
 #include "_spanbuffer.h"
 
@@ -339,20 +341,15 @@ encode_attributes(Encoder *enc, Span *span)
 {
     if (span->attributes != NULL)
         return encode_value(enc, span->attributes, 1);
+    /* the shared dict is a traced method's own copy, never handed to Python: it cannot change here */
     Py_ssize_t shared = span->base != NULL ? PyDict_GET_SIZE(span->base) : 0;
     if (put_u32(enc, '{', (uint32_t)(shared + span->added)) < 0)
         return -1;
-    Py_ssize_t position = 0, written = 0;
+    Py_ssize_t position = 0;
     PyObject *key, *item;
-    while (shared && PyDict_Next(span->base, &position, &key, &item)) {
+    while (shared && PyDict_Next(span->base, &position, &key, &item))
         if (encode_value(enc, key, 2) < 0 || encode_value(enc, item, 2) < 0)
             return -1;
-        written++;
-    }
-    if (written != shared) {
-        PyErr_SetString(PyExc_RuntimeError, "a span's shared attributes changed while written");
-        return -1;
-    }
     for (int i = 0; i < span->added; i++)
         if (encode_str(enc, span->added_keys[i]) < 0 || encode_value(enc, span->added_values[i], 2) < 0)
             return -1;
@@ -384,9 +381,6 @@ forget_refs(Encoder *enc, uint32_t refs)
 {
     if (enc->refs == refs)
         return;
-    for (Py_ssize_t i = 0; i < REFS_SIZE; i++)
-        if (enc->ref_keys[i] != NULL && enc->ref_index[i] >= refs)
-            Py_CLEAR(enc->ref_keys[i]);
     /* open addressing: what stays must still be found from its own slot, so the table is built again */
     PyObject *keys[REFS_SIZE];
     uint32_t index[REFS_SIZE];
@@ -396,6 +390,10 @@ forget_refs(Encoder *enc, uint32_t refs)
     for (Py_ssize_t i = 0; i < REFS_SIZE; i++) {
         if (keys[i] == NULL)
             continue;
+        if (index[i] >= refs) {
+            Py_DECREF(keys[i]);
+            continue;
+        }
         size_t slot = ref_slot(keys[i]);
         while (enc->ref_keys[slot] != NULL)
             slot = (slot + 1) & (REFS_SIZE - 1);
@@ -837,8 +835,10 @@ static PySequenceMethods buffer_sequence = {
 };
 
 static PyMethodDef buffer_methods[] = {
-    {"append", (PyCFunction)buffer_append, METH_O, "append(span): encode a span (a SpanRecord or a tuple of its fields)."},
-    {"take", (PyCFunction)buffer_take, METH_NOARGS, "take() -> [chunk bytes]: everything buffered; the buffer is emptied."},
+    {"append", (PyCFunction)buffer_append, METH_O,
+     "append(span): encode a span (a SpanRecord or a tuple of its fields)."},
+    {"take", (PyCFunction)buffer_take, METH_NOARGS,
+     "take() -> [chunk bytes]: everything buffered; the buffer is emptied."},
     {"drop_oldest", (PyCFunction)buffer_drop_oldest, METH_NOARGS,
      "drop_oldest() -> int: drop the oldest chunk; the spans it held."},
     {"clear", (PyCFunction)buffer_clear, METH_NOARGS, "clear(): drop everything."},

@@ -104,11 +104,11 @@ make_trace_id(void)
     return id;
 }
 
-/* 8 bytes (16 hex digits when a str is asked for): the first 4 the time in milliseconds modulo 2^32 (it wraps every 49.7
-   days), the other 4 ``span_counter``'s next value mixed; never all zeros (W3C: not a valid span id).
-   Ids made about the same time sort together, so the span store's index of root span ids grows in one
-   place rather than dirtying a random page per request (about 40 % of the writer's SQLite work with
-   random ids). Two processes' ids clash only within one millisecond and 32 random bits. */
+/* 8 bytes (16 hex digits when a str is asked for): the first 4 the time in milliseconds modulo 2^32
+   (it wraps every 49.7 days), the other 4 ``span_counter``'s next value mixed; never all zeros (W3C:
+   not a valid span id). Ids made about the same time sort together, so the span store's index of root
+   span ids grows in one place rather than dirtying a random page per request (about 40 % of the
+   writer's SQLite work with random ids). Two processes' ids clash only within one millisecond and 32 random bits. */
 static uint64_t
 span_bits_at(const struct timespec *ts)
 {
@@ -183,7 +183,7 @@ new_record(PyObject *parent, PyObject *name, PyObject *base, PyObject *attribute
     return span;
 }
 
-/* End ``record`` (now; with ``error``'s type when it failed) and buffer its snapshot. */
+/* End ``record`` (now; with ``error``'s type when it failed) and encode it into the buffer. */
 static int
 finish_record(PyObject *record, PyObject *error_type)
 {
@@ -1123,8 +1123,11 @@ start_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
             memcpy(out + 52, "-01", 3);
         }
     }
-    else
-        traceparent = PyUnicode_FromFormat("00-%S-%016llx-01", trace_id, (unsigned long long)record->span_bits);
+    else {  /* a trace id given by a caller (any str): formatted */
+        PyObject *span_id = span_field(record, F_SPAN_ID);
+        traceparent = span_id != NULL ? PyUnicode_FromFormat("00-%S-%S-01", trace_id, span_id) : NULL;
+        Py_XDECREF(span_id);
+    }
     if (traceparent == NULL) {
         Py_DECREF(record);
         return NULL;

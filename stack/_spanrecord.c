@@ -31,6 +31,17 @@ same_str(PyObject *a, PyObject *b)
                                 PyUnicode_GET_LENGTH(a) * PyUnicode_KIND(a)) == 0);
 }
 
+/* drop the attributes held beside the shared dict (now in a dict of the span's own, or replaced) */
+static void
+forget_added(Span *span)
+{
+    for (int i = 0; i < span->added; i++) {
+        Py_CLEAR(span->added_keys[i]);
+        Py_CLEAR(span->added_values[i]);
+    }
+    span->added = 0;
+}
+
 PyObject *
 span_attributes(Span *span)
 {
@@ -44,11 +55,7 @@ span_attributes(Span *span)
             Py_DECREF(own);
             return NULL;
         }
-    for (int i = 0; i < span->added; i++) {
-        Py_CLEAR(span->added_keys[i]);
-        Py_CLEAR(span->added_values[i]);
-    }
-    span->added = 0;
+    forget_added(span);
     Py_CLEAR(span->base);
     span->attributes = own;
     return own;
@@ -145,11 +152,7 @@ span_set_field(Span *span, int index, PyObject *value)
     case F_STATUS: slot = &span->status; break;
     case F_ROOT: slot = &span->root; break;
     case F_ATTRIBUTES:
-        for (int i = 0; i < span->added; i++) {
-            Py_CLEAR(span->added_keys[i]);
-            Py_CLEAR(span->added_values[i]);
-        }
-        span->added = 0;
+        forget_added(span);
         Py_CLEAR(span->base);
         slot = &span->attributes;
         break;
@@ -293,11 +296,7 @@ span_clear(Span *self)
     Py_CLEAR(self->base);
     Py_CLEAR(self->metrics);
     Py_CLEAR(self->expires);
-    for (int i = 0; i < self->added; i++) {
-        Py_CLEAR(self->added_keys[i]);
-        Py_CLEAR(self->added_values[i]);
-    }
-    self->added = 0;
+    forget_added(self);
     return 0;
 }
 

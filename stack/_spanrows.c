@@ -249,6 +249,18 @@ clean_word(uint64_t x)
     return ((((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) & highs) == 0;
 }
 
+/* the end of the run from ``at`` that a JSON string holds as it is (no byte to escape), words at a time */
+static inline const unsigned char *
+clean_run(const unsigned char *at, const unsigned char *end)
+{
+    uint64_t word;
+    while (end - at >= 8 && (memcpy(&word, at, 8), clean_word(word)))
+        at += 8;
+    while (at < end && !needs_escape(*at))
+        at++;
+    return at;
+}
+
 /* a JSON string of UTF-8 text: '"' and '\' escaped, control characters as \uXXXX (or their short
    forms), the rest as it is, copied in runs */
 static int
@@ -262,11 +274,7 @@ out_string(Out *o, Text text)
     *w++ = '"';
     while (at < end) {
         const unsigned char *run = at;
-        uint64_t word;
-        while (end - at >= 8 && (memcpy(&word, at, 8), clean_word(word)))
-            at += 8;
-        while (at < end && !needs_escape(*at))
-            at++;
+        at = clean_run(at, end);
         memcpy(w, run, at - run);
         w += at - run;
         if (at == end)
@@ -288,19 +296,6 @@ out_string(Out *o, Text text)
     *w++ = '"';
     o->size = w - o->data;
     return 0;
-}
-
-/* whether a JSON string of ``text`` escapes any of its bytes */
-static int
-has_escapes(Text text)
-{
-    const unsigned char *at = (const unsigned char *)text.at, *end = at + text.length;
-    uint64_t word;
-    while (end - at >= 8 && (memcpy(&word, at, 8), clean_word(word)))
-        at += 8;
-    while (at < end && !needs_escape(*at))
-        at++;
-    return at < end;
 }
 
 /* a JSON string of text that needs no escaping: its bytes between quotes */
@@ -369,8 +364,10 @@ out_value(Reader *r, Out *o)
     case V_TEXT:
         if (v.ref >= 0) {  /* a key or name again: whether it needs escaping is known after its first time */
             signed char *clean = &r->clean[v.ref];
-            if (*clean < 0)
-                *clean = !has_escapes(v.text);
+            if (*clean < 0) {
+                const unsigned char *at = (const unsigned char *)v.text.at;
+                *clean = clean_run(at, at + v.text.length) == at + v.text.length;
+            }
             if (*clean)
                 return out_quoted(o, v.text);
         }
@@ -563,8 +560,9 @@ make_row(Reader *r, SpanView *spans, Py_ssize_t first, int has_default, int64_t 
 }
 
 /* chunk_rows(chunk, default_expiry_ns, json_text): sinks.chunk_rows of the chunk's spans (a row per
-   trace, in the order of their first spans, a tuple in sinks.CHUNK_COLUMNS' order), the JSON of each made here and wrapped by ``json_text``
-   (storage's JsonText); None when the chunk holds a value only the Python path writes right. */
+   trace, in the order of their first spans, a tuple in sinks.CHUNK_COLUMNS' order), the JSON of each
+   made here and wrapped by ``json_text`` (storage's JsonText); None when the chunk holds a value only
+   the Python path writes right. */
 PyObject *
 spanrows_chunk_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {

@@ -92,6 +92,16 @@ async def test_ids_read_in_python_are_the_ones_the_children_and_the_buffer_get(s
     assert spans["upstream POST"].end_ns >= spans["upstream POST"].start_ns > 0
 
 
+async def test_an_upstream_calls_traceparent_under_a_trace_id_given_by_a_caller(sink):  # noqa: F811
+    record = tracing.start_span("posted", parent=("t-given", "p-given"))
+    token = tracing.activate_token(record)
+    try:
+        upstream, traceparent = tracing.start_upstream("GET", "http://up/v1", "up")
+    finally:
+        tracing.reset_current(token)
+    assert traceparent == f"00-t-given-{upstream.span_id}-01" and upstream.parent_span_id == record.span_id
+
+
 def test_a_span_that_fails_to_encode_takes_back_the_strings_it_made_remembered():
     buffer = _spancore.SpanBuffer(10)
     key = "".join(["a-key-", "made-here"])  # one object, held twice: the encoder remembers it

@@ -226,6 +226,8 @@ class SqlStore(ABC):
         if not rows:
             return
         width = len(columns)
+        if not isinstance(rows[0], (tuple, list)):  # a dict would pass the width check with its keys
+            raise ValueError(f"upsert_values rows are tuples of values, not {type(rows[0]).__name__}")
         if any(len(row) != width for row in rows):
             raise ValueError(f"upsert_values rows must each have {width} values, one per column of {list(columns)!r}")
         await self._upsert(table, list(columns), rows, key_columns, "upsert_values")

@@ -112,6 +112,8 @@ async def test_upsert_values_takes_rows_as_values_in_the_columns_order(models):
         await models.upsert_values("models", columns, [("a", "p", 1)], ["id"])
     with pytest.raises(ValueError, match="key columns"):
         await models.upsert_values("models", columns, [("a", "p", 1, 0.1)], ["name"])
+    with pytest.raises(ValueError, match="tuples of values"):
+        await models.upsert_values("models", columns, [dict(zip(columns, ("a", "p", 1, 0.1)))], ["id"])
     assert len(await models.fetch_all("models")) == 5
 
 

@@ -102,9 +102,10 @@ def _as_python(stored: list[tuple]) -> list[tuple]:
 
 
 def chunk_rows(spans: list[SpanTuple], ttl_ns: int | None) -> list[tuple]:
-    """A ``span_chunks`` row per trace of the batch (its values in ``CHUNK_COLUMN_NAMES``' order), its spans expiring ``ttl_ns`` from now unless
-    they carry their own ``expires_ns`` (the writer process runs this, or, writing in-process, the
-    flush task on the event loop: a batch is ~4,000 spans, so every step per span counts)."""
+    """A ``span_chunks`` row per trace of the batch (a tuple in ``CHUNK_COLUMN_NAMES``' order), its
+    spans expiring ``ttl_ns`` from now unless they carry their own ``expires_ns`` (the writer process
+    runs this, or, writing in-process, the flush task on the event loop: a batch is ~4,000 spans, so
+    every step per span counts)."""
     by_trace: dict[str, list[SpanTuple]] = {}
     get = by_trace.get
     for span in spans:
