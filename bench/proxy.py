@@ -389,6 +389,16 @@ def main() -> None:
                           f"{cpu / served[name] * 1e6:.1f} µs per request ({served[name]:,.0f} requests, "
                           "warm-ups included, each run's backlog written)")
             for c in [int(x) for x in args.concurrency.split(",")]:
+                # tracing's cost round by round: each traced run against the untraced run of the same
+                # tree in the same round (minutes apart at most), which cancels the drift between rounds
+                for name in targets:
+                    if "tracing on" not in name:
+                        continue
+                    plain = name.split(", tracing on")[0]
+                    gaps = sorted(100 * (t["rps"] / p["rps"] - 1) for t, p in zip(runs[name, c], runs[plain, c]))
+                    print(f"{name} against {plain}, c={c}: req/s {statistics.median(gaps):+.1f} % (median of "
+                          f"{len(gaps)} rounds; each round: {', '.join(f'{g:+.1f}' for g in gaps)} %)")
+            for c in [int(x) for x in args.concurrency.split(",")]:
                 for name in pids:
                     if "direct" not in targets:
                         break

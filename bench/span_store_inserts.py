@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from providers.inline.telemetry.meta_reference.sinks import CHUNK_KEY, SpanStoreSink, chunk_rows  # noqa: E402
+from providers.inline.telemetry.meta_reference.chunk_table import CHUNK_KEY, chunk_rows  # noqa: E402
+from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink  # noqa: E402
 from stack import tracing  # noqa: E402
 from stack.storage import SqliteStoreConfig, sqlstore_from_config  # noqa: E402
 

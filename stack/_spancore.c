@@ -1306,7 +1306,7 @@ static PyMethodDef module_methods[] = {
     {"chunk_spans", spanbuffer_chunk_spans, METH_O, "chunk_spans(chunk) -> int: the spans a chunk holds."},
     {"chunk_rows", (PyCFunction)(void (*)(void))spanrows_chunk_rows, METH_FASTCALL,
      "chunk_rows(chunk, default_expiry_ns, json_text) -> [rows] | None: the span store's rows of a chunk "
-     "(sinks.chunk_rows), or None when a value needs the Python path."},
+     "(chunk_table.chunk_rows), or None when a value needs the Python path."},
     {"installed", collector_of, METH_NOARGS, "The collector spans go to now (None: tracing is off)."},
     {NULL},
 };

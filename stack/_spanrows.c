@@ -4,7 +4,7 @@
    orjson write each trace's spans as JSON: ~13 µs of its ~30 µs a proxied request. Here the
    chunk's bytes are read where they lie: a first pass finds each span's fields (and the chunk's
    remembered strings), spans are grouped by trace id in a hash table, and each group's JSON is
-   written straight from the bytes. The rows are sinks.chunk_rows's, field for field.
+   written straight from the bytes. The rows are chunk_table.chunk_rows's, field for field.
 
    Only what JSON writes exactly is handled: strings, 64-bit integers, booleans, None and finite
    floats, and attributes whose keys are strings and values are those. A chunk holding anything
@@ -495,7 +495,7 @@ scan(Reader *r, SpanView *spans, uint32_t count)
     return 1;
 }
 
-/* One row, its values in sinks.CHUNK_COLUMNS' order (trace_id, chunk_id, root, root_span_id, start_ns,
+/* One row, its values in chunk_table.CHUNK_COLUMNS' order (trace_id, chunk_id, root, root_span_id, start_ns,
    end_ns, expires_ns, spans): the spans of a trace from ``first`` on (linked by ``next``). */
 static PyObject *
 make_row(Reader *r, SpanView *spans, Py_ssize_t first, int has_default, int64_t default_expiry, PyObject *json_text,
@@ -559,8 +559,8 @@ make_row(Reader *r, SpanView *spans, Py_ssize_t first, int has_default, int64_t 
     return row;
 }
 
-/* chunk_rows(chunk, default_expiry_ns, json_text): sinks.chunk_rows of the chunk's spans (a row per
-   trace, in the order of their first spans, a tuple in sinks.CHUNK_COLUMNS' order), the JSON of each
+/* chunk_rows(chunk, default_expiry_ns, json_text): chunk_table.chunk_rows of the chunk's spans (a row per
+   trace, in the order of their first spans, a tuple in chunk_table.CHUNK_COLUMNS' order), the JSON of each
    made here and wrapped by ``json_text`` (storage's JsonText); None when the chunk holds a value only
    the Python path writes right. */
 PyObject *

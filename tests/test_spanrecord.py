@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from providers.inline.telemetry.meta_reference.sinks import encoded_chunk_rows
+from providers.inline.telemetry.meta_reference.chunk_table import encoded_chunk_rows
 from stack import _spancore, tracing
 
 from .test_spancore import Service, sink, spans_by_name, traced  # noqa: F401  (sink: a fixture)

@@ -30,6 +30,7 @@ _COLUMN_SQL = {
     ColumnType.JSON: "JSONB",
     ColumnType.BOOLEAN: "BOOLEAN",
     ColumnType.TIMESTAMP: "TIMESTAMPTZ",
+    ColumnType.BLOB: "BYTEA",
 }
 _INTROSPECTED = {
     "bigint": ColumnType.INTEGER,
@@ -44,6 +45,7 @@ _INTROSPECTED = {
     "boolean": ColumnType.BOOLEAN,
     "timestamp with time zone": ColumnType.TIMESTAMP,
     "timestamp without time zone": ColumnType.TIMESTAMP,
+    "bytea": ColumnType.BLOB,
 }
 _INTROSPECT = (
     "SELECT column_name, data_type FROM information_schema.columns "

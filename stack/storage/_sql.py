@@ -36,6 +36,7 @@ class ColumnType(str, Enum):
     JSON = "json"
     BOOLEAN = "boolean"
     TIMESTAMP = "timestamp"
+    BLOB = "blob"  # bytes, stored and read back as they are
 
 
 # what each type accepts from callers, so both backends accept the same values
@@ -45,6 +46,7 @@ _PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
     ColumnType.TEXT: (str,),
     ColumnType.BOOLEAN: (bool,),
     ColumnType.TIMESTAMP: (datetime,),
+    ColumnType.BLOB: (bytes,),
 }
 
 
@@ -153,7 +155,7 @@ class SqlStore(ABC):
     #: per column type, the Python types this backend binds unchanged (``upsert_many`` skips
     #: ``_encode_value`` for them); a backend may add its own
     _binds_as_is: ClassVar[dict[ColumnType, frozenset[type]]] = {
-        ColumnType.TEXT: frozenset({str}), ColumnType.INTEGER: frozenset({int})}
+        ColumnType.TEXT: frozenset({str}), ColumnType.INTEGER: frozenset({int}), ColumnType.BLOB: frozenset({bytes})}
 
     def __init__(self, namespace: str | None = None) -> None:
         self.namespace = namespace
@@ -363,6 +365,18 @@ class SqlStore(ABC):
             raise ValueError(f"delete_where compares numbers; {column!r} is {ctype}")
         return await self._execute(f"DELETE FROM {quote(physical)} WHERE {quote(column)} < {self.placeholder}",
                                    [below])
+
+    async def delete_in(self, table: str, column: str, values: Sequence[Any]) -> int:
+        """Delete the rows whose ``column`` is one of ``values``; how many."""
+        physical, schema = await self._schema(table)
+        ctype = self._column(schema, column, table)
+        encoded = [self._encode_value(ctype, v, column) for v in values]
+        deleted = 0
+        for start in range(0, len(encoded), _MAX_PARAMS):
+            part = encoded[start:start + _MAX_PARAMS]
+            deleted += await self._execute(f"DELETE FROM {quote(physical)} WHERE {quote(column)} IN "
+                                           f"({', '.join([self.placeholder] * len(part))})", part)
+        return deleted
 
     async def fetch_one(
         self,

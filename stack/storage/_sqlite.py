@@ -32,6 +32,7 @@ _COLUMN_SQL = {
     ColumnType.JSON: "JSON TEXT",
     ColumnType.BOOLEAN: "BOOLEAN",
     ColumnType.TIMESTAMP: "TIMESTAMP TEXT",
+    ColumnType.BLOB: "BLOB",
 }
 _DECLARED = {sql: ctype for ctype, sql in _COLUMN_SQL.items()}
 #: how long a statement waits for another process's lock before it is a 503

@@ -67,6 +67,16 @@ async def test_delete_returns_count(models):
     assert await models.fetch_all("models") == []
 
 
+async def test_delete_in_deletes_the_rows_holding_one_of_the_values(models):
+    assert await models.delete_in("models", "id", ["llama", "qwen", "missing"]) == 2
+    assert await models.delete_in("models", "id", []) == 0
+    assert sorted(r["id"] for r in await models.fetch_all("models")) == ["mini", "smol"]
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        await models.delete_in("models", "nope", ["mini"])
+    with pytest.raises(TypeError, match="column 'size' is INTEGER"):
+        await models.delete_in("models", "size", ["1"])
+
+
 async def test_insert_duplicate_key_raises(models):
     with pytest.raises(DuplicateKeyError):
         await models.insert("models", {"id": "llama", "provider": "x", "size": 1, "score": 0.0})
@@ -233,6 +243,17 @@ async def test_create_table_adds_new_columns(sql):
     await sql.insert("t", {"id": "new", "extra": {"a": 1}})
     rows = await sql.fetch_all("t", order_by=[("id", "desc")])
     assert rows == [{"id": "old", "extra": None}, {"id": "new", "extra": {"a": 1}}]
+
+
+async def test_blob_round_trip_and_schema_learnt_by_another_store(sql, open_sql):
+    payload = bytes(range(256)) * 3  # every byte value, NUL included
+    await sql.create_table("blobs", {"id": C.INTEGER, "payload": C.BLOB}, primary_key="id")
+    await sql.upsert_values("blobs", ["id", "payload"], [(1, payload), (2, b""), (3, None)], ["id"])
+    rows = await (await open_sql()).fetch_all("blobs", order_by=[("id", "asc")])
+    assert [(r["id"], r["payload"]) for r in rows] == [(1, payload), (2, b""), (3, None)]
+    assert all(type(r["payload"]) is bytes for r in rows[:2])
+    with pytest.raises(TypeError, match="column 'payload' is BLOB; got str"):
+        await sql.insert("blobs", {"id": 4, "payload": "text"})
 
 
 async def test_second_store_reads_existing_table(models, open_sql):

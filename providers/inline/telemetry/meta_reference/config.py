@@ -43,6 +43,13 @@ class MetaReferenceTelemetryConfig(BaseModel):
         "(SCHED_IDLE) and so falls behind while requests keep every core busy. When a new batch "
         "would pass it, the oldest are dropped (counted in /v1/health: span_writer_dropped).",
     )
+    span_log_mb: int = Field(
+        32, ge=1, le=4096, description="span_writer: process: the writer stores request spans as they come "
+        "(the span log) and turns them into the rows that queries read when a query needs them, when the "
+        "server is idle for 2 s, or when what it logged passes this many MiB (or a minute): then it folds "
+        "at the lowest CPU priority between batches. A query after a long burst waits for the fold "
+        "(~25 µs a request).",
+    )
     span_writer_read_wait: float = Field(
         10.0, gt=0, description="span_writer: process: most seconds a trace or span query waits for the "
         "writer process to store the spans queued before it; past that it answers from what is stored "

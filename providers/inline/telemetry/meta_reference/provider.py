@@ -40,9 +40,10 @@ from stack.storage import (
 
 from providers.utils.datasetio.rows import empty_csv_url
 
+from .chunk_table import ATTRIBUTES, NAME, STATUS
 from .config import MetaReferenceTelemetryConfig, TelemetrySink
 from .otel import OtelSink
-from .sinks import ATTRIBUTES, NAME, STATUS, ConsoleSink, SpanStoreSink
+from .sinks import ConsoleSink, SpanStoreSink
 from .span_writer import SpanWriterProcess
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ class MetaReferenceTelemetry:
                 return None
             store_config = store_config.model_copy(update={"db_path": str(path)})
         return SpanWriterProcess(store_config.model_dump(mode="json"),
-                                 backlog_bytes=self.config.span_writer_backlog_mb << 20)
+                                 backlog_bytes=self.config.span_writer_backlog_mb << 20,
+                                 fold_bytes=self.config.span_log_mb << 20)
 
     async def shutdown(self) -> None:
         tracing.install(None)

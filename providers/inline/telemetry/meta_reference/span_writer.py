@@ -39,6 +39,7 @@ from stack import _spancore
 from stack.storage import StorageError, StorageUnavailableError
 
 from .frames import frame, read_frame
+from .span_log import IDLE_S
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,11 @@ class SpanWriterProcess:
     ``WriterUnavailable`` for good, and ``close`` hands back what it still held."""
 
     def __init__(self, store_config: dict[str, Any], *, command: list[str] | None = None,
-                 close_timeout: float = 10.0, backlog_bytes: int = 64 << 20, group_bytes: int = GROUP_BYTES) -> None:
+                 close_timeout: float = 10.0, backlog_bytes: int = 64 << 20, group_bytes: int = GROUP_BYTES,
+                 fold_bytes: int = 32 << 20, idle_s: float = IDLE_S) -> None:
         self.store_config = store_config
+        # when the child folds the span log though no read waits (span_log's module doc)
+        self.fold_options = {"fold_bytes": fold_bytes, "idle_s": idle_s}
         self.command = command or [sys.executable, "-m", CHILD_MODULE]
         self.close_timeout = close_timeout
         self.backlog_bytes = backlog_bytes
@@ -97,6 +101,12 @@ class SpanWriterProcess:
         self._queued_bytes = 0
         self._queued = 0  # batches ever queued: the last one's number
         self._in_flight: list[_Batch] = []  # the group the child is writing
+        self._sent = 0  # the number of the last batch handed to a child
+        # batches up to _logged are stored (logged by the child, or written); those up to _folded
+        # are in span_chunks too (or were dropped or lost): a read waits for the ones between
+        self._logged = 0
+        self._folded = 0
+        self._logged_spans = 0  # spans of the batches between the two
         self._urgent = 0  # syncs waiting: their groups are written at normal priority where the child may
         self._changed = asyncio.Event()  # replaced by a fresh one at each change (see _notify)
         self._feeder: asyncio.Task | None = None
@@ -109,6 +119,11 @@ class SpanWriterProcess:
     @property
     def pid(self) -> int | None:
         return None if self._child is None else self._child.proc.pid
+
+    @property
+    def logged_spans(self) -> int:
+        """Spans stored in the span log and not yet folded into span_chunks (as far as this server knows)."""
+        return self._logged_spans
 
     @property
     def backlog_spans(self) -> int:
@@ -132,7 +147,7 @@ class SpanWriterProcess:
                 self._give_up(f"cannot run {self.command[0]}: {exc}")
                 raise WriterUnavailable(self._unavailable) from exc
             child = _Child(proc)
-            proc.stdin.write(frame(("open", self.store_config)))
+            proc.stdin.write(frame(("open", self.store_config, self.fold_options)))
             child.reader = asyncio.get_running_loop().create_task(self._read_acks(child), name="span-writer-acks")
             self._child = child
 
@@ -147,7 +162,7 @@ class SpanWriterProcess:
         return child.ready.is_set()
 
     def write_chunks(self, chunks: list[bytes], ttl_ns: int | None) -> None:
-        """Queue ``SpanBuffer`` chunks (``sinks.chunk_rows``'s ``ttl_ns``) for the child. A full backlog
+        """Queue ``SpanBuffer`` chunks (``chunk_table.chunk_rows``'s ``ttl_ns``) for the child. A full backlog
         drops its oldest batches (counted in ``dropped``)."""
         if self._unavailable is not None:
             raise WriterUnavailable(self._unavailable)
@@ -177,17 +192,27 @@ class SpanWriterProcess:
         self._notify()
 
     async def sync(self) -> None:
-        """Return once every batch queued before this call is written, dropped or lost (counted): at
-        normal priority where the child may leave ``SCHED_IDLE`` (see ``span_writer_child``), else
-        when the cores leave it idle time. Raises ``WriterUnavailable`` when no child can write them."""
+        """Return once every batch queued before this call is in span_chunks (the child folds the span
+        log and writes the rest straight through), dropped or lost (counted): at normal priority
+        where the child may leave ``SCHED_IDLE`` (see ``span_writer_child``), else when the cores
+        leave it idle time. Raises ``WriterUnavailable`` when no child can write them."""
         target = self._queued
         self._urgent += 1
+        self._notify()  # a feeder waiting for batches folds the log now
         try:
-            await self._until(lambda: self._first_pending() > target or self._unavailable is not None)
+            await self._until(lambda: self._synced(target) or self._unavailable is not None)
         finally:
             self._urgent -= 1
-        if self._first_pending() <= target:
+        if not self._synced(target):
             raise WriterUnavailable(self._unavailable)
+
+    def _synced(self, target: int) -> bool:
+        """Whether every batch up to number ``target`` is in span_chunks, dropped or lost."""
+        return self._first_pending() > target and not self._unfolded(target)
+
+    def _unfolded(self, upto: int) -> bool:
+        """Whether a batch numbered ``upto`` or less is in the span log and not folded yet."""
+        return self._folded < min(upto, self._logged)
 
     def _first_pending(self) -> int:
         """The number of the oldest batch queued and not yet written (dropped and lost ones are done)."""
@@ -214,15 +239,18 @@ class SpanWriterProcess:
     async def _feed_groups(self) -> None:
         """Hand the child the backlog, a group at a time, each once the last one is written."""
         while True:
-            await self._until(lambda: bool(self._backlog) or self._closing or self._unavailable is not None)
-            if not self._backlog or self._closing or self._unavailable is not None:
+            await self._until(lambda: self._work() or self._closing or self._unavailable is not None)
+            if not self._work() or self._closing or self._unavailable is not None:
                 return
             child = await self._writing_child()
             if child is None:
                 return
-            if child.dead or not self._backlog:  # it died while this waited (its successor), or close gave up
+            if child.dead or not self._work():  # it died while this waited (its successor), or close gave up
                 continue
-            group = self._take_group()
+            # with nothing queued, an empty urgent group: the child folds the log for a read
+            group = self._take_group() if self._backlog else []
+            last = group[-1].number if group else self._sent
+            self._sent = last
             self._seq += 1
             child.written = asyncio.get_running_loop().create_future()
             stdin = child.proc.stdin
@@ -236,14 +264,24 @@ class SpanWriterProcess:
                     stdin.write(b.payload)
                     await stdin.drain()
             try:
-                await child.written
+                folded = await child.written
             except (StorageError, StorageUnavailableError) as exc:
                 spans = sum(b.spans for b in group)
                 self.lost += spans
                 log.warning("span writer: %s; %d spans lost", exc, spans)
+            else:
+                self._logged = last
+                if folded:  # the log folded whole: nothing up to this group waits in it
+                    self._folded, self._logged_spans = last, 0
+                else:
+                    self._logged_spans += sum(b.spans for b in group)
             finally:
                 self._in_flight = []
                 self._notify()
+
+    def _work(self) -> bool:
+        """Batches to hand over, or a read waiting for the log to be folded."""
+        return bool(self._backlog) or (self._urgent > 0 and self._unfolded(self._sent))
 
     async def _writing_child(self) -> _Child | None:
         """The child that writes the next group, once ready; None when closing or none can start."""
@@ -302,12 +340,12 @@ class SpanWriterProcess:
         elif message[0] == "failed":
             child.failure = message[1]
         elif message[0] == "written":
-            _, _seq, error, unavailable = message
+            _, _seq, error, unavailable, folded = message
             written = child.written
             if written is None or written.done():
                 return
             if error is None:
-                written.set_result(None)
+                written.set_result(folded)
             else:
                 written.set_exception((StorageUnavailableError if unavailable else StorageError)(error))
 
@@ -315,7 +353,8 @@ class SpanWriterProcess:
         """Have the child write the backlog and exit (killed after ``close_timeout`` seconds: what it
         had not written then is counted in ``lost``). Returns the batches no child could take (one
         could not start), decoded, for the caller to write: ``[(spans, ttl_ns)]``."""
-        if self._backlog and self._unavailable is None:
+        # the backlog written and the log folded: the store is whole when the server has stopped
+        if (self._backlog or self._unfolded(self._sent)) and self._unavailable is None:
             try:
                 # no child could take the backlog: it stays queued and is handed back below
                 with contextlib.suppress(WriterUnavailable):

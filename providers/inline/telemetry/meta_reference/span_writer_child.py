@@ -1,23 +1,26 @@
-"""The span writer process: reads groups of span batches from stdin, writes each group to the span
-store as chunk rows (``sinks.encoded_chunk_rows``) with a store of its own, in transactions of
-``ROWS_PER_WRITE`` rows with a short pause after each (``write_rows``), and acks it on stdout.
+"""The span writer process: reads groups of span batches from stdin, stores each group in the span
+log (``span_log``: the batches' bytes as they came) with a store of its own, and acks it on stdout;
+it folds the log into ``span_chunks`` rows when a read waits, when the server is idle, or when
+the log grows past its limit (``span_log.SpanLog``).
 
 Started by ``span_writer.SpanWriterProcess`` as ``python -m`` this module. Frames in
-(``frames.py``): first ``("open", store_config)``, then per group ``("write", seq, urgent, [(ttl_ns,
-queued_ns, size), ...])`` followed by the group's ``SpanBuffer`` chunks as they are, ``size`` bytes
-each (no frame around them: the server writes them uncopied); frames out: ``("ready", pid)`` or ``("failed", reason)``,
-then ``("written", seq, error | None, unavailable)`` per group. The server sends the next group
-once this one is acked. It exits when stdin closes (the server shut down or died), after writing
-what it read.
+(``frames.py``): first ``("open", store_config, {"fold_bytes": ..., "idle_s": ...})``, then per group ``("write", seq,
+urgent, [(ttl_ns, queued_ns, size), ...])`` followed by the group's ``SpanBuffer`` chunks as they
+are, ``size`` bytes each (no frame around them: the server writes them uncopied); frames out:
+``("ready", pid)`` or ``("failed", reason)``, then ``("written", seq, error | None, unavailable,
+folded)`` per group (``folded``: the log held nothing older than the group once it was acked).
+The server sends the next group once this one is acked. It exits when stdin closes (the server
+shut down or died), after logging what it read.
 
 It runs under ``SCHED_IDLE`` (all its threads: the SQLite writer thread inherits it): while
 requests keep every core busy it gets next to no CPU, and the server's backlog takes up the lag.
-An ``urgent`` group (a read is waiting for it: ``SpanWriterProcess.sync``) is written at normal
-priority where the process may switch back. Linux lets an unprivileged process leave
-``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows nice 0 (the default limit, 0, does not); with
-``CAP_SYS_NICE`` (root, though Docker does not grant it by default) it may. Where it may not, a read waits until the backlog is written
-at idle priority: at once on idle cores, and behind the requests on busy ones. Before each group
-it also steps off the CPU the server last ran on, within the CPUs it inherited (``placement``).
+An ``urgent`` group (a read is waiting for it: ``SpanWriterProcess.sync``) folds the log and is
+written straight through, at normal priority where the process may switch back. Linux lets an
+unprivileged process leave ``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows nice 0 (the default
+limit, 0, does not); with ``CAP_SYS_NICE`` (root, though Docker does not grant it by default) it
+may. Where it may not, a read waits until the log is folded at idle priority: at once on idle
+cores, and behind the requests on busy ones. Before each group and each slice of a fold it also
+steps off the CPU the server last ran on, within the CPUs it inherited (``placement``).
 """
 
 from __future__ import annotations
@@ -38,19 +41,12 @@ from stack.storage import StoreConfig, sqlstore_from_config
 
 from .frames import read_frame, write_frame
 from .placement import AwayFromServer, for_each_thread
-from .sinks import CHUNK_COLUMN_NAMES, CHUNK_KEY, encoded_chunk_rows
+from .span_log import SpanLog, group_rows, write_rows
 
 log = logging.getLogger("polystack.span_writer")
 
-#: rows one transaction writes at most, and the pause after it. ``SCHED_IDLE`` alone did not keep
-#: the writer out of others' way: a kernel (6.18, ``preempt=none``) let it run a group's transaction
-#: for 5-12 ms on a core that the load generator and the upstream were waiting for. With a 0.3 ms
-#: pause every 256 rows, a proxy tracing at concurrency 1 had a lower p99 in each of four A/B runs
-#: (1.50-1.75 ms against 1.79-1.98); req/s moved within the runs' noise, and so did the writer's
-#: CPU a request (docs/performance.md, "a group in slices")
-ROWS_PER_WRITE = 256
-PAUSE_S = 0.0003
-
+#: seconds a failed background fold waits before the next (a read's fold is tried at once)
+FOLD_RETRY_S = 10.0
 
 def _ack(fd: int, value: tuple) -> None:
     # the server gone: what it sent before is still written (up to stdin's end), unacknowledged
@@ -101,25 +97,19 @@ class Priority:
             _set_policy(os.SCHED_IDLE)
 
 
-def group_rows(batches: list[tuple[int | None, int, bytes]]) -> list[tuple]:
-    """The chunk rows of a group of queued batches, in their order (a later row for the same chunk
-    replaces an earlier one, as when written one after the other)."""
-    rows: list[tuple] = []
-    now = time.time_ns()
-    for ttl_ns, queued_ns, payload in batches:
-        # ttl counts from when the server queued the batch, not from when it is written
-        rows += encoded_chunk_rows(payload, None if ttl_ns is None else ttl_ns - (now - queued_ns))
-    return rows
-
-
-async def write_rows(store, rows: list[tuple], pause_s: float = PAUSE_S) -> None:
-    """``rows`` upserted in transactions of ``ROWS_PER_WRITE`` at most, with a ``pause_s`` sleep after
-    each (a row is a trace's spans of one batch). A failure leaves the transactions before it
-    stored, though the server counts the whole group lost."""
-    for start in range(0, len(rows), ROWS_PER_WRITE):
-        await store.upsert_values("span_chunks", CHUNK_COLUMN_NAMES, rows[start:start + ROWS_PER_WRITE], CHUNK_KEY)
-        if pause_s:
-            await asyncio.sleep(pause_s)
+async def _read_groups(reader: asyncio.StreamReader, groups: asyncio.Queue) -> None:
+    """Queue each group as it arrives ``(seq, urgent, [(ttl_ns, queued_ns, payload), ...])``; None
+    once the server closed its side (or went away mid-group: that group was not acknowledged)."""
+    try:
+        while (message := await read_frame(reader)) is not None:
+            _, seq, urgent, heads = message
+            try:
+                batches = [(ttl_ns, queued_ns, await reader.readexactly(size)) for ttl_ns, queued_ns, size in heads]
+            except asyncio.IncompleteReadError:
+                break
+            await groups.put((seq, urgent, batches))
+    finally:
+        await groups.put(None)
 
 
 async def serve(acks: int) -> int:
@@ -129,7 +119,7 @@ async def serve(acks: int) -> int:
     opening = await read_frame(reader)
     if opening is None:  # the server went away before sending the config
         return 0
-    _, store_config = opening
+    _, store_config, fold = opening
     try:
         store = await sqlstore_from_config(TypeAdapter(StoreConfig).validate_python(store_config))
     except Exception as exc:  # noqa: BLE001 - any reason not to start is the server's to log
@@ -139,26 +129,49 @@ async def serve(acks: int) -> int:
     # store's included, take only the CPU nothing else wants
     priority = Priority(lowest_priority())
     away = AwayFromServer(os.getppid())
+    span_log = SpanLog(store)
     _ack(acks, ("ready", os.getpid()))
+    groups: asyncio.Queue = asyncio.Queue()
+    reading = loop.create_task(_read_groups(reader, groups))
     try:
-        while (message := await read_frame(reader)) is not None:
-            _, seq, urgent, heads = message
+        folding = True  # what a writer before this one left, if anything
+        retry_at = 0.0  # after a failed fold, none but a read's until then
+        while True:
+            # a slice at a time, and a group that came meanwhile before the next
+            if folding and groups.empty() and time.monotonic() >= retry_at:
+                away.step()
+                try:
+                    folding = not await span_log.fold_slice()
+                except Exception:  # noqa: BLE001 - the log stays as it is: a later fold takes it up
+                    log.exception("folding the span log failed; trying again in %.0f s", FOLD_RETRY_S)
+                    folding, retry_at = False, time.monotonic() + FOLD_RETRY_S
+                continue
             try:
-                batches = [(ttl_ns, queued_ns, await reader.readexactly(size)) for ttl_ns, queued_ns, size in heads]
-            except asyncio.IncompleteReadError:  # the server went away mid-group: it was not acknowledged
+                # quiet for IDLE_S with something logged: the server is idle, time to fold
+                group = await asyncio.wait_for(groups.get(), fold["idle_s"] if span_log.oldest_ns is not None else None)
+            except TimeoutError:
+                folding = True
+                continue
+            if group is None:
                 break
+            seq, urgent, batches = group
             away.step()
             with priority.urgent(urgent):
                 try:
-                    # a read waits for an urgent group: written straight through
-                    await write_rows(store, group_rows(batches), 0 if urgent else PAUSE_S)
-                    _ack(acks, ("written", seq, None, False))
+                    if urgent:  # a read waits: the log folded whole, then this group, straight through
+                        await span_log.fold(pause_s=0)
+                        await write_rows(store, group_rows(batches), 0)
+                    else:
+                        await span_log.append(batches)
+                    _ack(acks, ("written", seq, None, False, urgent))
                 except ServiceUnavailableError as exc:  # the database is away for a while: the server logs it
-                    _ack(acks, ("written", seq, str(exc), True))
+                    _ack(acks, ("written", seq, str(exc), True, False))
                 except Exception as exc:
                     log.exception("a group of %d span batches failed", len(batches))
-                    _ack(acks, ("written", seq, f"{type(exc).__name__}: {exc}", False))
+                    _ack(acks, ("written", seq, f"{type(exc).__name__}: {exc}", False, False))
+            folding = folding or span_log.due(fold["fold_bytes"])
     finally:
+        reading.cancel()
         await store.close()
     return 0
 

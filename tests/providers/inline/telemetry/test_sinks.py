@@ -9,12 +9,8 @@ import time
 
 import pytest
 
-from providers.inline.telemetry.meta_reference.sinks import (
-    CHUNK_COLUMN_NAMES,
-    SpanStoreSink,
-    chunk_rows,
-    encoded_chunk_rows,
-)
+from providers.inline.telemetry.meta_reference.chunk_table import CHUNK_COLUMN_NAMES, chunk_rows, encoded_chunk_rows
+from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
 from stack import _spancore
 from stack.storage import JsonText, sqlstore_from_config

@@ -1,7 +1,8 @@
-"""The span writer process: batches queued at once and written by a child at idle priority, in
-order, a group in transactions of ``ROWS_PER_WRITE`` rows; a sync waits for what was queued before it; a full backlog drops
-its oldest batches (counted); what was queued written at shutdown; a child that dies replaced (its
-group counted lost); one that cannot start replaced by writing in-process."""
+"""The span writer process: batches queued at once and logged by a child at idle priority, in
+order; the log folded into rows when a read waits (a sync waits for what was queued before it),
+when the server is idle, when the log passes its size, and by the next child when one left it;
+a full backlog drops its oldest batches (counted); what was queued written at shutdown; a child
+that dies replaced (its group counted lost); one that cannot start replaced by writing in-process."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 from providers.inline.telemetry.meta_reference import span_writer
 from providers.inline.telemetry.meta_reference.sinks import SpanStoreSink
 from providers.inline.telemetry.meta_reference.span_writer import SpanWriterProcess
-from providers.inline.telemetry.meta_reference.span_writer_child import ROWS_PER_WRITE
+from providers.inline.telemetry.meta_reference.span_log import LOG_TABLE, ROWS_PER_WRITE, SpanLog
 from stack import _spancore, tracing
 from stack.storage import SqliteStoreConfig, sqlstore_from_config
 from stack.tracing import SpanTuple
@@ -35,6 +36,14 @@ def _root(trace_id: str, **attributes) -> SpanTuple:
 def _stats(sink: SpanStoreSink) -> dict:
     return {k: v for k, v in sink.stats().items() if k in ("span_writer_backlog_spans", "span_writer_dropped",
                                                              "span_writer_lost")}
+
+
+async def _eventually(check, timeout: float = 10.0):
+    """Poll the async ``check`` until it is true (the child works on its own time)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -90,7 +99,7 @@ async def test_a_sync_gives_up_after_read_wait_and_reads_answer_from_what_is_sto
         await sink.export([_root("d" * 32)], [])
         await sink.sync()  # returns after read_wait, the batch still queued
         assert await sink.trace("d" * 32) == []
-        assert "still had 1 spans to store after 0.2 s" in caplog.text
+        assert "still had 1 spans to store and 0 to fold after 0.2 s" in caplog.text
         os.kill(sink.writer.pid, signal.SIGCONT)
         sink.read_wait = 30
         await sink.sync()
@@ -355,3 +364,75 @@ async def test_a_group_of_more_rows_than_one_transaction_takes_is_stored_whole(c
         assert _stats(sink) == {"span_writer_backlog_spans": 0, "span_writer_dropped": 0, "span_writer_lost": 0}
     finally:
         await sink.close()
+
+
+async def test_a_batch_is_logged_and_becomes_rows_when_a_read_waits_for_it(config):
+    sink = await _sink(config, idle_s=3600)
+    try:
+        await sink.export([_root("1" * 32, model="m")], [])
+
+        async def logged():
+            return sink.writer.logged_spans == 1
+        await _eventually(logged)
+        assert len(await sink.store.fetch_all(LOG_TABLE)) == 1
+        assert await sink.store.fetch_all("span_chunks") == [], "logged, not folded: the server is busy"
+        await sink.sync()
+        assert [s["attributes"] for s in await sink.trace("1" * 32)] == [{"model": "m"}]
+        assert await sink.store.fetch_all(LOG_TABLE) == [] and sink.stats()["span_log_spans"] == 0
+    finally:
+        await sink.close()
+
+
+async def test_the_child_folds_the_log_once_no_batch_came_for_idle_s(config):
+    sink = await _sink(config, idle_s=0.2)
+    try:
+        await sink.export([_root("2" * 32)], [])
+
+        async def folded():
+            return len(await sink.store.fetch_all("span_chunks")) == 1
+        await _eventually(folded)  # no read asked for it
+        assert await sink.store.fetch_all(LOG_TABLE) == []
+    finally:
+        await sink.close()
+
+
+async def test_a_log_past_its_size_is_folded_though_the_server_stays_busy(config):
+    sink = await _sink(config, idle_s=3600, fold_bytes=1)
+    try:
+        await sink.export([_root("3" * 32)], [])
+
+        async def folded():
+            return len(await sink.store.fetch_all("span_chunks")) == 1
+        await _eventually(folded)
+    finally:
+        await sink.close()
+
+
+async def test_a_log_left_by_an_earlier_writer_is_folded_by_the_next_one(config):
+    tables = SpanStoreSink(await sqlstore_from_config(config))  # the tables, as a server makes them
+    await tables.initialize()
+    await SpanLog(tables.store).append([(None, 1, _spancore.encode([_root("4" * 32)]))])  # a writer killed since
+    await tables.store.close()
+    sink = await _sink(config, idle_s=3600)
+    try:
+        async def folded():
+            return len(await sink.store.fetch_all("span_chunks")) == 1
+        await _eventually(folded)  # at the start of the next writer, with no read waiting
+        assert await sink.store.fetch_all(LOG_TABLE) == []
+    finally:
+        await sink.close()
+
+
+async def test_shutdown_folds_the_log_so_the_stopped_store_is_whole(config):
+    sink = await _sink(config, idle_s=3600)
+    await sink.export([_root("5" * 32)], [])
+
+    async def logged():
+        return sink.writer.logged_spans == 1
+    await _eventually(logged)
+    await sink.close()
+    store = await sqlstore_from_config(config)
+    try:
+        assert len(await store.fetch_all("span_chunks")) == 1 and await store.fetch_all(LOG_TABLE) == []
+    finally:
+        await store.close()
