@@ -269,6 +269,12 @@ class SpanWriterProcess:
                 spans = sum(b.spans for b in group)
                 self.lost += spans
                 log.warning("span writer: %s; %d spans lost", exc, spans)
+                if self._urgent and self._unfolded(last):
+                    # the fold a read waits for failed: what is logged stays logged (the child folds it
+                    # later), and reads stop waiting for it rather than ask again at once
+                    log.warning("span writer: the span log could not be folded for a read; %d logged spans "
+                                "are left out of reads until a later fold", self._logged_spans)
+                    self._folded = self._logged
             else:
                 self._logged = last
                 if folded:  # the log folded whole: nothing up to this group waits in it

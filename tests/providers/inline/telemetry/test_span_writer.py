@@ -38,7 +38,7 @@ def _stats(sink: SpanStoreSink) -> dict:
                                                              "span_writer_lost")}
 
 
-async def _eventually(check, timeout: float = 10.0):
+async def _eventually(check, timeout: float = 30.0):
     """Poll the async ``check`` until it is true (the child works on its own time)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
@@ -388,10 +388,9 @@ async def test_the_child_folds_the_log_once_no_batch_came_for_idle_s(config):
     try:
         await sink.export([_root("2" * 32)], [])
 
-        async def folded():
-            return len(await sink.store.fetch_all("span_chunks")) == 1
+        async def folded():  # its rows written, then its entries deleted
+            return len(await sink.store.fetch_all("span_chunks")) == 1 and not await sink.store.fetch_all(LOG_TABLE)
         await _eventually(folded)  # no read asked for it
-        assert await sink.store.fetch_all(LOG_TABLE) == []
     finally:
         await sink.close()
 
@@ -401,8 +400,8 @@ async def test_a_log_past_its_size_is_folded_though_the_server_stays_busy(config
     try:
         await sink.export([_root("3" * 32)], [])
 
-        async def folded():
-            return len(await sink.store.fetch_all("span_chunks")) == 1
+        async def folded():  # its rows written, then its entries deleted
+            return len(await sink.store.fetch_all("span_chunks")) == 1 and not await sink.store.fetch_all(LOG_TABLE)
         await _eventually(folded)
     finally:
         await sink.close()
@@ -415,10 +414,9 @@ async def test_a_log_left_by_an_earlier_writer_is_folded_by_the_next_one(config)
     await tables.store.close()
     sink = await _sink(config, idle_s=3600)
     try:
-        async def folded():
-            return len(await sink.store.fetch_all("span_chunks")) == 1
+        async def folded():  # its rows written, then its entries deleted
+            return len(await sink.store.fetch_all("span_chunks")) == 1 and not await sink.store.fetch_all(LOG_TABLE)
         await _eventually(folded)  # at the start of the next writer, with no read waiting
-        assert await sink.store.fetch_all(LOG_TABLE) == []
     finally:
         await sink.close()
 
@@ -436,3 +434,25 @@ async def test_shutdown_folds_the_log_so_the_stopped_store_is_whole(config):
         assert len(await store.fetch_all("span_chunks")) == 1 and await store.fetch_all(LOG_TABLE) == []
     finally:
         await store.close()
+
+
+async def test_a_fold_that_fails_for_a_read_ends_the_wait_and_keeps_the_log(config, caplog):
+    sink = await _sink(config, idle_s=3600)
+    sink.read_wait = 30
+    try:
+        await sink.export([_root("6" * 32)], [])
+
+        async def logged():
+            return sink.writer.logged_spans == 1
+        await _eventually(logged)
+        # an entry no fold can read, ahead of the good one
+        await sink.store.upsert_values(LOG_TABLE, ("entry_id", "queued_ns", "ttl_ns", "payload"),
+                                       [("0" * 20, 0, None, b"not a chunk")], ("entry_id",))
+        started = asyncio.get_running_loop().time()
+        await sink.sync()
+        assert asyncio.get_running_loop().time() - started < 5, "not a retry loop until read_wait"
+        assert "could not be folded for a read; 1 logged spans are left out" in caplog.text
+        assert len(await sink.store.fetch_all(LOG_TABLE)) == 2, "nothing logged is deleted"
+        assert sink.writer is not None
+    finally:
+        await sink.close()
