@@ -25,6 +25,7 @@ the server queued it, not from when it is folded).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from collections.abc import Callable
 from stack.storage import ColumnType, SqlStore
 
 from .chunk_table import CHUNK_COLUMN_NAMES, CHUNK_KEY, encoded_chunk_rows
+
+log = logging.getLogger(__name__)
 
 LOG_TABLE = "span_log"
 LOG_COLUMNS = {
@@ -77,6 +80,18 @@ async def write_rows(store: SqlStore, rows: list[tuple], pause_s: float = PAUSE_
             await asyncio.sleep(pause_s)
 
 
+def _readable_rows(entries: list[dict]) -> list[tuple]:
+    """The chunk rows of log entries, in their order; an entry that is not a span chunk (only a
+    damaged store makes one) is logged and left out, so it cannot block every fold after it."""
+    rows: list[tuple] = []
+    for entry in entries:
+        try:
+            rows += encoded_chunk_rows(entry["payload"], entry["ttl_ns"], entry["queued_ns"])
+        except ValueError as exc:
+            log.error("span log entry %s cannot be read (%s); dropped", entry["entry_id"], exc)
+    return rows
+
+
 async def create_log_table(store: SqlStore) -> None:
     await store.create_table(LOG_TABLE, LOG_COLUMNS, primary_key="entry_id")
 
@@ -118,8 +133,7 @@ class SpanLog:
         """Fold the oldest ``entries_per_slice`` entries (of any writer); True once the log is empty."""
         entries = await self.store.fetch_all(LOG_TABLE, order_by=[("entry_id", "asc")], limit=self.entries_per_slice)
         if entries:
-            await write_rows(self.store, group_rows([(e["ttl_ns"], e["queued_ns"], e["payload"]) for e in entries]),
-                             pause_s)
+            await write_rows(self.store, _readable_rows(entries), pause_s)
             await self.store.delete_in(LOG_TABLE, "entry_id", [e["entry_id"] for e in entries])
         if len(entries) < self.entries_per_slice:
             self.unfolded_bytes, self.oldest_ns = 0, None

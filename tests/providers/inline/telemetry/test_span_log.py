@@ -162,3 +162,13 @@ async def test_a_server_without_a_writer_folds_what_one_left_before_a_read(sink)
     assert await sink.trace("9" * 32) == []
     await sink.sync()
     assert [s["attributes"] for s in await sink.trace("9" * 32)] == [{"model": "m"}]
+
+
+async def test_an_entry_that_is_not_a_span_chunk_is_dropped_and_the_rest_folded(sink, caplog):
+    log = SpanLog(sink.store)
+    await log.append([_batch("7" * 32)])
+    await sink.store.upsert_values(LOG_TABLE, ("entry_id", "queued_ns", "ttl_ns", "payload"),
+                                   [("0" * 20, 0, None, b"not a chunk")], ("entry_id",))  # a damaged entry
+    assert await log.fold(pause_s=0)
+    assert len(await sink.trace("7" * 32)) == 1 and await log.is_empty()
+    assert f"span log entry {'0' * 20} cannot be read (not a span chunk" in caplog.text

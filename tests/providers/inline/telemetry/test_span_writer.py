@@ -445,14 +445,17 @@ async def test_a_fold_that_fails_for_a_read_ends_the_wait_and_keeps_the_log(conf
         async def logged():
             return sink.writer.logged_spans == 1
         await _eventually(logged)
-        # an entry no fold can read, ahead of the good one
-        await sink.store.upsert_values(LOG_TABLE, ("entry_id", "queued_ns", "ttl_ns", "payload"),
-                                       [("0" * 20, 0, None, b"not a chunk")], ("entry_id",))
+        # a store that refuses rows (as a full disk would), for every connection to the file
+        await sink.store._execute("CREATE TRIGGER refuse BEFORE INSERT ON span_chunks "
+                                  "BEGIN SELECT RAISE(ABORT, 'disk full'); END", [])
         started = asyncio.get_running_loop().time()
         await sink.sync()
         assert asyncio.get_running_loop().time() - started < 5, "not a retry loop until read_wait"
         assert "could not be folded for a read; 1 logged spans are left out" in caplog.text
-        assert len(await sink.store.fetch_all(LOG_TABLE)) == 2, "nothing logged is deleted"
-        assert sink.writer is not None
+        assert len(await sink.store.fetch_all(LOG_TABLE)) == 1, "nothing logged is deleted"
+        await sink.store._execute("DROP TRIGGER refuse", [])
+        await sink.export([_root("7" * 32)], [])
+        await sink.sync()  # a later read's fold takes it up
+        assert [len(await sink.trace(t * 32)) for t in "67"] == [1, 1]
     finally:
         await sink.close()
