@@ -103,9 +103,10 @@ class SpanWriterProcess:
         self._in_flight: list[_Batch] = []  # the group the child is writing
         self._sent = 0  # the number of the last batch handed to a child
         # batches up to _logged are stored (logged by the child, or written); those up to _folded
-        # are in span_chunks too (or were dropped or lost): a read waits for the ones between
+        # are in span_chunks too (or were dropped or lost): a read waits for the ones between.
+        # -1 until a first fold: the log may hold what an earlier server or child left there
         self._logged = 0
-        self._folded = 0
+        self._folded = -1
         self._logged_spans = 0  # spans of the batches between the two
         self._urgent = 0  # syncs waiting: their groups are written at normal priority where the child may
         self._changed = asyncio.Event()  # replaced by a fresh one at each change (see _notify)
@@ -187,9 +188,12 @@ class SpanWriterProcess:
         self._queued += 1
         self._backlog.append(_Batch(self._queued, spans, ttl_ns, time.time_ns(), payload))
         self._queued_bytes += len(payload)
+        self._start_feeder()
+        self._notify()
+
+    def _start_feeder(self) -> None:
         if self._feeder is None and not self._closing:
             self._feeder = asyncio.get_running_loop().create_task(self._feed(), name="span-writer-feed")
-        self._notify()
 
     async def sync(self) -> None:
         """Return once every batch queued before this call is in span_chunks (the child folds the span
@@ -198,6 +202,7 @@ class SpanWriterProcess:
         leave it idle time. Raises ``WriterUnavailable`` when no child can write them."""
         target = self._queued
         self._urgent += 1
+        self._start_feeder()  # a read before any batch still has the log folded
         self._notify()  # a feeder waiting for batches folds the log now
         try:
             await self._until(lambda: self._synced(target) or self._unavailable is not None)
@@ -211,7 +216,8 @@ class SpanWriterProcess:
         return self._first_pending() > target and not self._unfolded(target)
 
     def _unfolded(self, upto: int) -> bool:
-        """Whether a batch numbered ``upto`` or less is in the span log and not folded yet."""
+        """Whether a batch numbered ``upto`` or less (or left by an earlier writer) is in the span log
+        and not folded yet."""
         return self._folded < min(upto, self._logged)
 
     def _first_pending(self) -> int:
@@ -367,7 +373,8 @@ class SpanWriterProcess:
                     await asyncio.wait_for(self.sync(), self.close_timeout)
             except TimeoutError:  # the group being written is the child's to finish (or the kill's to lose)
                 queued = sum(b.spans for b in self._backlog)
-                log.warning("span writer process did not write its backlog within %.0f s; %d queued spans lost",
+                log.warning("span writer process did not write its backlog and fold the span log within %.0f s; "
+                            "%d queued spans lost (what it logged stays for the next start to fold)",
                             self.close_timeout, queued)
                 self.lost += queued
                 self._backlog.clear()
