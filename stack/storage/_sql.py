@@ -374,8 +374,8 @@ class SqlStore(ABC):
         deleted = 0
         for start in range(0, len(encoded), _MAX_PARAMS):
             part = encoded[start:start + _MAX_PARAMS]
-            deleted += await self._execute(f"DELETE FROM {quote(physical)} WHERE {quote(column)} IN "
-                                           f"({', '.join([self.placeholder] * len(part))})", part)
+            marks = ", ".join([self.placeholder] * len(part))
+            deleted += await self._execute(f"DELETE FROM {quote(physical)} WHERE {quote(column)} IN ({marks})", part)
         return deleted
 
     async def fetch_one(

@@ -34,13 +34,13 @@ CHUNK_KEY = ("trace_id", "chunk_id")
 #: a chunk row's values in this order (``chunk_rows``: tuples, written with ``upsert_values``)
 CHUNK_COLUMN_NAMES = tuple(CHUNK_COLUMNS)
 #: a span in a chunk's ``spans``: FinishedSpan[1:9] (rows written before 2026-12 carry a ninth item)
-_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
+SPAN_FIELDS = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "root", "attributes")
 
 
 # a span as the collector hands it over (``tracing.SpanTuple``, FinishedSpan's fields), by index
 _EXPIRES = operator.itemgetter(10)
 _ROOT = operator.itemgetter(7)
-_STORED = operator.itemgetter(slice(1, 9))  # what a chunk keeps of a span (see _FIELDS)
+_STORED = operator.itemgetter(slice(1, 9))  # what a chunk keeps of a span (see SPAN_FIELDS)
 _ATTRIBUTES = operator.itemgetter(8)
 #: attribute value types orjson writes as ``json.dumps`` does (floats only when finite)
 _PLAIN = frozenset({str, int, bool, type(None)})
@@ -74,9 +74,8 @@ def _as_python(stored: list[tuple]) -> list[tuple]:
 def chunk_rows(spans: list[SpanTuple], ttl_ns: int | None, from_ns: int | None = None) -> list[tuple]:
     """A ``span_chunks`` row per trace of the batch (a tuple in ``CHUNK_COLUMN_NAMES``' order), its
     spans expiring ``ttl_ns`` after ``from_ns`` (epoch ns; unset: now) unless they carry their own
-    ``expires_ns`` (the writer process
-    runs this, or, writing in-process, the flush task on the event loop: a batch is ~4,000 spans, so
-    every step per span counts)."""
+    ``expires_ns`` (the writer process runs this, or, writing in-process, the flush task on the
+    event loop: a batch is ~4,000 spans, so every step per span counts)."""
     by_trace: dict[str, list[SpanTuple]] = {}
     get = by_trace.get
     for span in spans:

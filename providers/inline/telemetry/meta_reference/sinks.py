@@ -14,7 +14,7 @@ from stack.storage import ColumnType, JsonMatch, JsonPredicate, JsonTest, SqlSto
 from stack.tracing import EventRecord, SpanTuple, decode_chunks, named_span
 
 from . import span_log
-from .chunk_table import _FIELDS, CHUNK_COLUMN_NAMES, CHUNK_COLUMNS, CHUNK_KEY, chunk_rows, encoded_chunk_rows
+from .chunk_table import CHUNK_COLUMN_NAMES, CHUNK_COLUMNS, CHUNK_KEY, SPAN_FIELDS, chunk_rows, encoded_chunk_rows
 from .span_writer import SpanWriterProcess, WriterUnavailable
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def event_fields(event: EventRecord) -> dict[str, Any]:
 
 class SpanStoreSink:
     """Spans in a SQL store, a row per trace and batch; posted events in a table of their own.
-    Reads give span dicts (``_FIELDS`` and ``trace_id``), a span logged twice (started, then
+    Reads give span dicts (``SPAN_FIELDS`` and ``trace_id``), a span logged twice (started, then
     ended) once: its latest state.
 
     With a ``writer``, the collector's span batches are written by that child process; the rest
@@ -66,6 +66,7 @@ class SpanStoreSink:
         self.prune_interval = prune_interval
         self.writer = writer
         self.read_wait = read_wait
+        self._span_log = span_log.SpanLog(store)  # what a writer process left, folded before reads without one
         self._next_prune = 0.0
 
     async def initialize(self) -> None:
@@ -122,7 +123,7 @@ class SpanStoreSink:
                             "answering from what is folded", self.writer.backlog_spans, self.writer.logged_spans,
                             self.read_wait)
         if self.writer is None:
-            await span_log.SpanLog(self.store).fold(pause_s=0)
+            await self._span_log.fold(pause_s=0)
 
     def stats(self) -> dict[str, Any]:
         """Who writes the collector's span batches (``/v1/health``'s ``telemetry``): the writer
@@ -206,7 +207,7 @@ def _spans(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for chunk in chunks:
         for values in chunk["spans"]:
-            span = dict(zip(_FIELDS, values), trace_id=chunk["trace_id"])
+            span = dict(zip(SPAN_FIELDS, values), trace_id=chunk["trace_id"])
             key = (span["trace_id"], span["span_id"])
             seen = latest.get(key)
             if seen is None or (seen["end_ns"] is None and span["end_ns"] is not None):

@@ -28,7 +28,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
 
 from stack.storage import ColumnType, SqlStore
 
@@ -86,7 +85,7 @@ def _readable_rows(entries: list[dict]) -> list[tuple]:
     rows: list[tuple] = []
     for entry in entries:
         try:
-            rows += encoded_chunk_rows(entry["payload"], entry["ttl_ns"], entry["queued_ns"])
+            rows += group_rows([(entry["ttl_ns"], entry["queued_ns"], entry["payload"])])
         except ValueError as exc:
             log.error("span log entry %s cannot be read (%s); dropped", entry["entry_id"], exc)
     return rows
@@ -126,9 +125,6 @@ class SpanLog:
         age_s = ((time.monotonic_ns() if now_ns is None else now_ns) - self.oldest_ns) / 1e9
         return self.unfolded_bytes > limit_bytes or age_s > FOLD_AFTER_S
 
-    async def is_empty(self) -> bool:
-        return not await self.store.select(LOG_TABLE, columns=["entry_id"], limit=1)
-
     async def fold_slice(self, pause_s: float = PAUSE_S) -> bool:
         """Fold the oldest ``entries_per_slice`` entries (of any writer); True once the log is empty."""
         entries = await self.store.fetch_all(LOG_TABLE, order_by=[("entry_id", "asc")], limit=self.entries_per_slice)
@@ -140,9 +136,7 @@ class SpanLog:
             return True
         return False
 
-    async def fold(self, pause_s: float = PAUSE_S, stop: Callable[[], bool] = lambda: False) -> bool:
-        """Fold slice after slice until the log is empty (True) or ``stop()`` says to (False)."""
+    async def fold(self, pause_s: float = PAUSE_S) -> None:
+        """Fold slice after slice until the log is empty (what a read waits for)."""
         while not await self.fold_slice(pause_s):
-            if stop():
-                return False
-        return True
+            pass

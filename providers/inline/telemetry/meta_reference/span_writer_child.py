@@ -48,6 +48,7 @@ log = logging.getLogger("polystack.span_writer")
 #: seconds a failed background fold waits before the next (a read's fold is tried at once)
 FOLD_RETRY_S = 10.0
 
+
 def _ack(fd: int, value: tuple) -> None:
     # the server gone: what it sent before is still written (up to stdin's end), unacknowledged
     with contextlib.suppress(BrokenPipeError):
@@ -119,7 +120,7 @@ async def serve(acks: int) -> int:
     opening = await read_frame(reader)
     if opening is None:  # the server went away before sending the config
         return 0
-    _, store_config, fold = opening
+    _, store_config, options = opening  # when to fold though no read waits
     try:
         store = await sqlstore_from_config(TypeAdapter(StoreConfig).validate_python(store_config))
     except Exception as exc:  # noqa: BLE001 - any reason not to start is the server's to log
@@ -148,7 +149,7 @@ async def serve(acks: int) -> int:
                 continue
             try:
                 # quiet for IDLE_S with something logged: the server is idle, time to fold
-                group = await asyncio.wait_for(groups.get(), fold["idle_s"] if span_log.oldest_ns is not None else None)
+                group = await asyncio.wait_for(groups.get(), options["idle_s"] if span_log.oldest_ns is not None else None)
             except TimeoutError:
                 folding = True
                 continue
@@ -169,7 +170,7 @@ async def serve(acks: int) -> int:
                 except Exception as exc:
                     log.exception("a group of %d span batches failed", len(batches))
                     _ack(acks, ("written", seq, f"{type(exc).__name__}: {exc}", False, False))
-            folding = folding or span_log.due(fold["fold_bytes"])
+            folding = folding or span_log.due(options["fold_bytes"])
     finally:
         reading.cancel()
         await store.close()

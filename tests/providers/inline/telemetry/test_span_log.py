@@ -95,11 +95,11 @@ async def test_logged_batches_are_not_rows_until_folded_then_rows_in_the_order_q
     # the same span three times (one chunk row): each batch replaces the last one's row
     await log.append([_batch("a" * 32, version=0), _batch("a" * 32, version=1)])
     await log.append([_batch("a" * 32, version=2), _batch("b" * 32)])
-    assert await sink.store.fetch_all("span_chunks") == [] and not await log.is_empty()
-    assert await log.fold(pause_s=0)
+    assert await sink.store.fetch_all("span_chunks") == [] and await sink.store.fetch_all(LOG_TABLE) != []
+    await log.fold(pause_s=0)
     assert [s["attributes"] for s in await sink.trace("a" * 32)] == [{"version": 2}]
     assert len(await sink.trace("b" * 32)) == 1
-    assert await log.is_empty() and log.unfolded_bytes == 0
+    assert await sink.store.fetch_all(LOG_TABLE) == [] and log.unfolded_bytes == 0
 
 
 async def test_batches_queued_in_the_same_nanosecond_keep_their_order(sink):
@@ -123,9 +123,9 @@ async def test_a_fold_cut_short_between_rows_and_deletion_writes_the_same_rows_a
         await log.fold(pause_s=0)
     first = await sink.store.fetch_all("span_chunks")
     monkeypatch.setattr(sink.store, "delete_in", delete_in)
-    assert await SpanLog(sink.store).fold(pause_s=0)  # the next writer
+    await SpanLog(sink.store).fold(pause_s=0)  # the next writer
     assert await sink.store.fetch_all("span_chunks") == first and len(first) == 1
-    assert await log.is_empty()
+    assert await sink.store.fetch_all(LOG_TABLE) == []
 
 
 async def test_a_fold_expires_rows_from_when_the_server_queued_the_batch(sink):
@@ -137,13 +137,13 @@ async def test_a_fold_expires_rows_from_when_the_server_queued_the_batch(sink):
     assert abs(row["expires_ns"] - (queued + 10_000_000_000)) < 1_000_000_000
 
 
-async def test_a_fold_stops_between_slices_when_asked_and_the_next_one_finishes_it(sink):
+async def test_a_slice_folds_its_entries_and_a_fold_the_rest(sink):
     log = SpanLog(sink.store, entries_per_slice=1)
     await log.append([_batch(f"{i:032x}") for i in range(3)])
-    assert not await log.fold(pause_s=0, stop=lambda: True)
+    assert not await log.fold_slice(pause_s=0)
     assert len(await sink.store.fetch_all(LOG_TABLE)) == 2 and len(await sink.store.fetch_all("span_chunks")) == 1
     assert log.unfolded_bytes > 0, "not folded whole yet"
-    assert await log.fold(pause_s=0)
+    await log.fold(pause_s=0)
     assert len(await sink.store.fetch_all("span_chunks")) == 3
 
 
@@ -169,6 +169,6 @@ async def test_an_entry_that_is_not_a_span_chunk_is_dropped_and_the_rest_folded(
     await log.append([_batch("7" * 32)])
     await sink.store.upsert_values(LOG_TABLE, ("entry_id", "queued_ns", "ttl_ns", "payload"),
                                    [("0" * 20, 0, None, b"not a chunk")], ("entry_id",))  # a damaged entry
-    assert await log.fold(pause_s=0)
-    assert len(await sink.trace("7" * 32)) == 1 and await log.is_empty()
+    await log.fold(pause_s=0)
+    assert len(await sink.trace("7" * 32)) == 1 and await sink.store.fetch_all(LOG_TABLE) == []
     assert f"span log entry {'0' * 20} cannot be read (not a span chunk" in caplog.text
