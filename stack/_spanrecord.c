@@ -274,6 +274,7 @@ span_traverse(Span *self, visitproc visit, void *arg)
     Py_VISIT(self->base);
     Py_VISIT(self->metrics);
     Py_VISIT(self->expires);
+    Py_VISIT(self->active);
     for (int i = 0; i < self->added; i++) {
         Py_VISIT(self->added_keys[i]);
         Py_VISIT(self->added_values[i]);
@@ -296,6 +297,7 @@ span_clear(Span *self)
     Py_CLEAR(self->base);
     Py_CLEAR(self->metrics);
     Py_CLEAR(self->expires);
+    Py_CLEAR(self->active);
     forget_added(self);
     return 0;
 }

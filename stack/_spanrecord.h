@@ -37,6 +37,12 @@ typedef struct {
     PyObject *base;          /* NULL or a dict that spans share and nothing changes */
     PyObject *metrics;
     PyObject *expires;
+    /* the running span a traced call started under this one without making it the context
+       variable's (stack/_spancore.c, "the current span"): strong; NULL when none runs */
+    PyObject *active;
+    /* the context (a PyContext) in which the context variable was set to this span, while it is
+       that variable's value there; compared, never read (NULL: none) */
+    void *owner;
     int added;               /* pairs in added_keys/added_values: exact str keys none of ``base`` has */
     char ended;
     PyObject *added_keys[SPAN_ADDED_MAX];

@@ -393,9 +393,16 @@ def collector() -> Collector | None:
     return _collector
 
 
+#: ``current()``: the span code runs in now. ``_current`` holds the span a request's root, a ``span()``
+#: block or a traced call of another task made current; traced calls in the task that set it hang
+#: their spans under it instead of setting it again (stack/_spancore.c, "the current span"), and the
+#: innermost of those is current
+current: Callable[[], "SpanRecord | None"] = _spancore.current
+
+
 def current_span() -> SpanRecord | None:
-    current = _current.get()
-    return None if current is UNSAMPLED else current
+    span = current()
+    return None if span is UNSAMPLED else span
 
 
 def start_span(name: str, attributes: dict[str, Any] | None = None, *,
@@ -404,8 +411,8 @@ def start_span(name: str, attributes: dict[str, Any] | None = None, *,
     if parent is not None:
         trace_id, parent_id = parent
     else:
-        current = _current.get()
-        trace_id, parent_id = (new_trace_id(), None) if current is None else (current[0], current[1])
+        running = current()
+        trace_id, parent_id = (new_trace_id(), None) if running is None else (running[0], running[1])
     return SpanRecord((trace_id, new_span_id(), parent_id, name, time.time_ns(), None, "ok", False,
                        {} if attributes is None else attributes, None, None))
 

@@ -185,6 +185,91 @@ async def test_an_upstream_call_is_a_child_span_whose_traceparent_names_it(sink)
         tracing.finish_upstream(["not", "a", "span"], 200)
 
 
+class Layers:
+    """A router-like method calling a provider-like one, which calls an upstream: the proxy's shape."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object, object]] = []
+
+    async def route(self, question: str) -> str:
+        self.seen.append(("route", tracing.current_span(), tracing._current.get()))
+        return await self.provide(question)
+
+    async def provide(self, question: str) -> str:
+        await asyncio.sleep(0)
+        self.seen.append(("provide", tracing.current_span(), tracing._current.get()))
+        span, _traceparent = tracing.start_upstream("POST", "http://up/v1/chat/completions", "up")
+        tracing.finish_upstream(span, 200)
+        with tracing.span("inside"):
+            self.seen.append(("inside", tracing.current_span(), tracing._current.get()))
+        return question
+
+    async def fan_out(self) -> list[str]:
+        self.seen.append(("fan_out", tracing.current_span(), tracing._current.get()))
+        in_thread = await asyncio.to_thread(tracing.current_span)
+        assert in_thread is tracing.current_span()  # a thread the call waits for runs in its span
+        return await asyncio.gather(self.provide("a"), self.provide("b"))
+
+
+def layered() -> Layers:
+    layers = Layers()
+    tracing.instrument(layers, "demo", ["route", "provide", "fan_out"], kind="provider")
+    return layers
+
+
+def finish_request(root) -> None:
+    _spancore.finish_root(root, 200, None, {"method": "POST", "path": "/v1/x"})
+
+
+async def test_calls_in_the_requests_task_nest_under_its_root_without_setting_the_context_variable(sink):
+    layers = layered()
+    root = _spancore.start_root(None, {}, b"x-trace-id")
+    assert await layers.route("q") == "q"
+    assert tracing.current_span() is root[0]
+    finish_request(root)
+    assert tracing.current_span() is None
+    spans = await spans_by_name(sink)
+    request, route, provide = spans["POST /v1/x"], spans["provider demo.route"], spans["provider demo.provide"]
+    assert route.parent_span_id == request.span_id and provide.parent_span_id == route.span_id
+    assert spans["upstream POST"].parent_span_id == provide.span_id
+    assert spans["inside"].parent_span_id == provide.span_id
+    # each call's span is current inside it, while the context variable keeps the root: the calls of
+    # the task that set it hang under it rather than setting it again (stack/_spancore.c)
+    [(_, route_current, route_var), (_, provide_current, provide_var), (_, inside_current, inside_var)] = layers.seen
+    assert (route_current[tracing.SPAN_ID], provide_current[tracing.SPAN_ID]) == (route.span_id, provide.span_id)
+    assert route_var is root[0] and provide_var is root[0]
+    assert inside_current is inside_var and inside_current[tracing.SPAN_ID] == spans["inside"].span_id
+
+
+async def test_tasks_a_call_starts_take_its_span_and_nest_their_own_calls(sink):
+    layers = layered()
+    root = _spancore.start_root(None, {}, b"x-trace-id")
+    assert await layers.fan_out() == ["a", "b"]  # two tasks whose calls interleave (each waits a turn)
+    finish_request(root)
+    await tracing.collector().flush()
+    by_id = {span.span_id: span for span in sink.spans}
+    fan_out = next(span for span in sink.spans if span.name == "provider demo.fan_out")
+    provides = [span for span in sink.spans if span.name == "provider demo.provide"]
+    assert len(provides) == 2 and all(span.parent_span_id == fan_out.span_id for span in provides)
+    for name in ("upstream POST", "inside"):  # each under its own task's call, not the other's
+        children = [span for span in sink.spans if span.name == name]
+        assert sorted(span.parent_span_id for span in children) == sorted(span.span_id for span in provides)
+    assert by_id[fan_out.parent_span_id].name == "POST /v1/x"
+
+
+async def test_a_call_nobody_finishes_is_current_no_more_once_it_is_gone(sink):
+    layers = layered()
+    root = _spancore.start_root(None, {}, b"x-trace-id")
+    call = layers.provide("never finished")
+    call.send(None)  # its first step: its span starts and hangs under the root, then it waits
+    assert tracing.current_span()[tracing.NAME] == "provider demo.provide"
+    del call
+    assert tracing.current_span() is root[0]
+    finish_request(root)
+    await tracing.collector().flush()
+    assert [span.name for span in sink.spans] == ["POST /v1/x"]
+
+
 async def test_an_upstream_call_of_a_request_sampling_left_out_has_no_span(sink):
     token = tracing.activate_token(tracing.UNSAMPLED)
     try:
