@@ -46,7 +46,10 @@ def callgrind_total(tree: Path, command: list[str], *options: str, env: dict[str
         out = Path(scratch) / "callgrind.out"
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", *options, f"--callgrind-out-file={out}", sys.executable, *command],
-            cwd=tree, env={**os.environ, **(env or {}), "PYTHONPATH": str(tree)}, capture_output=True, text=True)
+            # one hash seed for every run: dict and set probes (and so the count) otherwise differ by
+            # thousands of instructions a request from one process to the next
+            cwd=tree, env={**os.environ, **(env or {}), "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
+            capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(command)} in {tree} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
         return int(re.search(r"^summary:\s+(\d+)", out.read_text(), re.M).group(1))

@@ -23,6 +23,8 @@
 #include <time.h>
 
 static PyObject *current_var;      /* ContextVar of the current span */
+static PyObject *request_var;      /* ContextVar of a request's values (stack/request_context.py): the root is
+                                      its third */
 static PyObject *empty_tuple;
 static PyObject *root_names;       /* (method, route template) -> the root span's name */
 static PyObject *upstream_names;   /* method -> an upstream call's span name */
@@ -184,16 +186,18 @@ new_record(PyObject *parent, PyObject *name, PyObject *base, PyObject *attribute
 }
 
 /* -- the current span ----------------------------------------------------------------
-   The context variable holds the span that a request's root, a Python ``span()`` block or a traced
-   call in another context made current: the *anchor*. A traced call that starts in the context that
-   set the anchor (the same task) leaves the variable alone: setting it and resetting it (a copy of
-   the context's HAMT, a token, a second copy) cost a proxied request ~7,000 of its ~28,000 tracing
-   instructions for its two traced calls. Its span hangs under the innermost running span of the
-   anchor's chain (``active``) instead and is unhooked when the call ends. Every reader takes the
-   innermost span of the chain as current. Another context (a task the request started, a thread)
-   sees the same; what it starts itself it makes current in its own context through the variable,
-   and the task owns that anchor from then on. So a task started inside a traced call takes as parent
-   the span its starter is in when the task's first span starts (by then, as a rule, the one it was
+   The *anchor* is the span made current through a context variable: the current span variable's
+   value (a Python ``span()`` block's, or a traced call's in another context), else the request's
+   root, which the middleware binds with the request's other values in one set of their variable
+   (stack/request_context.py). A traced call that starts in the context the anchor belongs to (the
+   same task) sets no variable: setting one and resetting it (a copy of the context's map, a token,
+   a second copy) cost a proxied request ~7,000 of its ~28,000 tracing instructions for its two
+   traced calls, and ~3,500 more for its root. Its span hangs under the innermost running span of
+   the anchor's chain (``active``) instead and is unhooked when the call ends. Every reader takes
+   the innermost span of the chain as current. Another context (a task the request started, a
+   thread) sees the same; what it starts itself it makes current in its own context through the
+   variable, and owns that anchor from then on. So a task started inside a traced call takes as
+   parent the span its starter is in when the task's first span starts (as a rule the one it was
    started in: the starter awaits it). */
 
 /* the context running now; compared with anchors' ``owner``, never read */
@@ -216,19 +220,39 @@ innermost(PyObject *anchor)
     return (PyObject *)span;
 }
 
-/* The current span as a new reference: the innermost of the context variable's chain (None without) */
+/* The anchor, a new reference: the current span variable's value, else the request's root (the
+   request's values hold it: the middleware binds both with one set), else None */
 static PyObject *
-current_record(void)
+anchor_now(void)
 {
     PyObject *anchor;
     if (PyContextVar_Get(current_var, Py_None, &anchor) < 0)
+        return NULL;
+    if (anchor != Py_None || request_var == NULL)
+        return anchor;
+    Py_DECREF(anchor);
+    PyObject *values;
+    if (PyContextVar_Get(request_var, Py_None, &values) < 0)
+        return NULL;
+    anchor = PyTuple_CheckExact(values) && PyTuple_GET_SIZE(values) == 3 ? PyTuple_GET_ITEM(values, 2) : Py_None;
+    Py_INCREF(anchor);
+    Py_DECREF(values);
+    return anchor;
+}
+
+/* The current span as a new reference: the innermost of the anchor's chain (None without) */
+static PyObject *
+current_record(void)
+{
+    PyObject *anchor = anchor_now();
+    if (anchor == NULL)
         return NULL;
     PyObject *current = Py_NewRef(innermost(anchor));
     Py_DECREF(anchor);
     return current;
 }
 
-/* ``span`` (made current in this context through the variable) owns its anchor's chain here */
+/* ``span``, made the anchor in this context, owns its chain here */
 static void
 own(PyObject *span)
 {
@@ -327,8 +351,8 @@ call_begin(TracedCall *self)
     self->started = 1;
     if (span_buffer == NULL)
         return 0;
-    PyObject *anchor;
-    if (PyContextVar_Get(current_var, Py_None, &anchor) < 0)
+    PyObject *anchor = anchor_now();
+    if (anchor == NULL)
         return -1;
     if (anchor == unsampled) {
         Py_DECREF(anchor);
@@ -963,14 +987,16 @@ static PyTypeObject InferenceAttributesType = {
 static PyObject *
 configure(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *var, *marker, *record_type, *streams;
-    if (!PyArg_ParseTuple(args, "OOO!O:configure", &var, &marker, &PyType_Type, &record_type, &streams))
+    PyObject *var, *marker, *record_type, *streams, *request = NULL;
+    if (!PyArg_ParseTuple(args, "OOO!O|O:configure", &var, &marker, &PyType_Type, &record_type, &streams, &request))
         return NULL;
-    if (!PyContextVar_CheckExact(var) || !PyType_IsSubtype((PyTypeObject *)record_type, &SpanType)) {
-        PyErr_SetString(PyExc_TypeError, "configure: a ContextVar and a subclass of Span are needed");
+    if (!PyContextVar_CheckExact(var) || (request != NULL && !PyContextVar_CheckExact(request))
+            || !PyType_IsSubtype((PyTypeObject *)record_type, &SpanType)) {
+        PyErr_SetString(PyExc_TypeError, "configure: ContextVars and a subclass of Span are needed");
         return NULL;
     }
     Py_XSETREF(current_var, Py_NewRef(var));
+    Py_XSETREF(request_var, Py_XNewRef(request));
     Py_XSETREF(unsampled, Py_NewRef(marker));
     Py_XSETREF(span_type, (PyTypeObject *)Py_NewRef(record_type));
     Py_XSETREF(finish_after, Py_NewRef(streams));
@@ -1060,19 +1086,18 @@ root_record(PyObject *parent, PyObject *attributes)
     return span;
 }
 
-/* ``span`` (taken over) made current: (record, context token, (header_name, the trace id as bytes)) */
+/* ``span`` (taken over) as a request's root: (record, None, (header_name, the trace id as bytes)). The
+   caller makes it current: the request's values take it (``request_context.set_request``, in this
+   context: the span owns its chain here) */
 static PyObject *
 root_span(Span *span, PyObject *header_name)
 {
+    own((PyObject *)span);
     PyObject *value = PyUnicode_AsASCIIString(span->trace_id);
-    PyObject *token = value != NULL ? PyContextVar_Set(current_var, (PyObject *)span) : NULL;
-    if (token != NULL)
-        own((PyObject *)span);
-    PyObject *header = token != NULL ? PyTuple_Pack(2, header_name, value) : NULL;
-    PyObject *root = header != NULL ? PyTuple_Pack(3, span, token, header) : NULL;
+    PyObject *header = value != NULL ? PyTuple_Pack(2, header_name, value) : NULL;
+    PyObject *root = header != NULL ? PyTuple_Pack(3, span, Py_None, header) : NULL;
     Py_DECREF(span);
     Py_XDECREF(value);
-    Py_XDECREF(token);
     Py_XDECREF(header);
     return root;
 }
@@ -1285,7 +1310,8 @@ finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     PyObject *record = PyTuple_GET_ITEM(args[0], 0), *status = args[1], *error = args[2], *scope = args[3];
-    if (PyContextVar_Reset(current_var, PyTuple_GET_ITEM(args[0], 1)) < 0)
+    PyObject *token = PyTuple_GET_ITEM(args[0], 1);  /* an unsampled request's: UNSAMPLED was made current */
+    if (token != Py_None && PyContextVar_Reset(current_var, token) < 0)
         return NULL;
     if (record == Py_None)
         Py_RETURN_NONE;
@@ -1379,7 +1405,7 @@ reseed_function(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(current_var, unsampled, SpanRecord, finish_after): once, at import."},
+     "configure(current_var, unsampled, SpanRecord, finish_after[, request_var]): once, at import."},
     {"new_trace_id", (PyCFunction)trace_id_function, METH_NOARGS,
      "new_trace_id() -> str: 32 hex digits, the first 12 the time in ms, the rest random."},
     {"new_span_id", (PyCFunction)span_id_function, METH_NOARGS,
@@ -1395,8 +1421,8 @@ static PyMethodDef module_methods[] = {
      "start_child(name, attributes): a new span, child of the current one (a new trace without one); "
      "``attributes`` is used as it is, not copied."},
     {"start_root", (PyCFunction)(void (*)(void))start_root, METH_FASTCALL,
-     "start_root(parent, attributes, header_name): a request's first span, made current; "
-     "(record, token, (header_name, trace id bytes))."},
+     "start_root(parent, attributes, header_name): a request's first span, for the request's values "
+     "(request_context.set_request) to make current; (record, None, (header_name, trace id bytes))."},
     {"start_request", (PyCFunction)(void (*)(void))start_request, METH_FASTCALL,
      "start_request(scope, headers): the request's root span (start_root's tuple), or None when it is "
      "not traced; the cases other than the common one go to configure_requests' start_slow."},

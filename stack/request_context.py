@@ -1,4 +1,4 @@
-"""Per-request values that providers may read (context variables, one per request)."""
+"""Per-request values that providers may read (context variables, set once a request)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,32 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator
 
-_provider_data: ContextVar[dict[str, Any] | None] = ContextVar("provider_data", default=None)
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+#: a request's values, set once a request (each set and reset of a context variable copies the
+#: context's map): its id, its parsed ``X-LlamaStack-Provider-Data`` header and its root span, the
+#: span that tracing's request path takes as current when no other was made so (stack/_spancore.c)
+_request: ContextVar[tuple[str | None, dict[str, Any] | None, Any]] = ContextVar("request",
+                                                                                default=(None, None, None))
 # Set in-process only (never from a request), so no caller can name a folder of its own.
 _tool_files: ContextVar[Path | None] = ContextVar("tool_files", default=None)
 
 
 def raw_provider_data() -> dict[str, Any] | None:
     """The parsed ``X-LlamaStack-Provider-Data`` header of the current request."""
-    return _provider_data.get()
+    return _request.get()[1]
 
 
 def request_id() -> str | None:
-    return _request_id.get()
+    return _request.get()[0]
 
 
-def set_request(request_id: str, provider_data: dict[str, Any] | None):
-    """Bind this request's values; returns tokens for ``reset_request``."""
-    return _request_id.set(request_id), _provider_data.set(provider_data)
+def set_request(request_id: str, provider_data: dict[str, Any] | None, root_span: Any = None):
+    """Bind this request's values (``root_span``: its tracing root, ``stack.server.tracing``'s, or None);
+    returns the token for ``reset_request``."""
+    return _request.set((request_id, provider_data, root_span))
 
 
-def reset_request(tokens) -> None:
-    _request_id.reset(tokens[0])
-    _provider_data.reset(tokens[1])
+def reset_request(token) -> None:
+    _request.reset(token)
 
 
 def tool_files_dir() -> Path | None:

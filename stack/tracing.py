@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple, Protocol
 
-from . import _spancore
+from . import _spancore, request_context
 from .errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -525,4 +525,4 @@ async def _finish_after(stream: AsyncIterator[Any], record: SpanRecord, args: tu
     _finish(record, args, kwargs, last, on_result)
 
 
-_spancore.configure(_current, UNSAMPLED, SpanRecord, _finish_after)
+_spancore.configure(_current, UNSAMPLED, SpanRecord, _finish_after, request_context._request)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from stack import _spancore, tracing
+from stack import _spancore, request_context, tracing
 
 from .test_tracing import ListSink, collecting
 
@@ -155,13 +155,24 @@ async def test_finish_buffers_the_span_and_refuses_what_is_not_one(sink):
         _spancore.finish(["too", "short"])
 
 
+def start_request(parent=None, attributes=None):
+    """A request's root span, made current as the middleware does: with the request's values."""
+    root = _spancore.start_root(parent, {} if attributes is None else attributes, b"x-trace-id")
+    return root, request_context.set_request("request id", None, root[0])
+
+
+def finish_request(root, token, status=200, **scope) -> None:
+    request_context.reset_request(token)
+    _spancore.finish_root(root, status, None, {"method": "POST", "path": "/v1/x", **scope})
+
+
 async def test_a_root_span_joins_the_callers_trace_and_fails_on_a_server_error(sink):
     caller = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
-    root = _spancore.start_root(caller, {"url.path": "/v1/x"}, b"x-trace-id")
+    root, token = start_request(caller, {"url.path": "/v1/x"})
     assert root[2] == (b"x-trace-id", caller[0].encode()) and tracing.current_span() is root[0]
-    route = SimpleNamespace(path="/v1/{name}")
-    _spancore.finish_root(root, 503, None, {"method": "POST", "path": "/v1/x", "route": route})
-    assert tracing.current_span() is None
+    assert request_context.request_id() == "request id"
+    finish_request(root, token, 503, route=SimpleNamespace(path="/v1/{name}"))
+    assert tracing.current_span() is None and request_context.request_id() is None
     [span] = sink.spans if (await tracing.collector().flush()) is None else []
     assert (span.trace_id, span.parent_span_id, span.root) == (*caller, True)
     assert (span.name, span.status) == ("POST /v1/{name}", "error")
@@ -171,11 +182,11 @@ async def test_a_root_span_joins_the_callers_trace_and_fails_on_a_server_error(s
 
 
 async def test_an_upstream_call_is_a_child_span_whose_traceparent_names_it(sink):
-    root = _spancore.start_root(None, {}, b"x-trace-id")
+    root, token = start_request()
     span, traceparent = tracing.start_upstream("POST", "http://up:8000/v1/chat/completions", "vllm")
     assert traceparent == f"00-{span[tracing.TRACE_ID]}-{span[tracing.SPAN_ID]}-01"
     tracing.finish_upstream(span, 201)
-    _spancore.finish_root(root, 200, None, {"method": "POST", "path": "/v1/chat/completions"})
+    finish_request(root, token, path="/v1/chat/completions")
     spans = await spans_by_name(sink)
     upstream, request = spans["upstream POST"], spans["POST /v1/chat/completions"]
     assert (upstream.trace_id, upstream.parent_span_id) == (request.trace_id, request.span_id)
@@ -217,35 +228,31 @@ def layered() -> Layers:
     return layers
 
 
-def finish_request(root) -> None:
-    _spancore.finish_root(root, 200, None, {"method": "POST", "path": "/v1/x"})
-
-
 async def test_calls_in_the_requests_task_nest_under_its_root_without_setting_the_context_variable(sink):
     layers = layered()
-    root = _spancore.start_root(None, {}, b"x-trace-id")
+    root, token = start_request()
     assert await layers.route("q") == "q"
     assert tracing.current_span() is root[0]
-    finish_request(root)
+    finish_request(root, token)
     assert tracing.current_span() is None
     spans = await spans_by_name(sink)
     request, route, provide = spans["POST /v1/x"], spans["provider demo.route"], spans["provider demo.provide"]
     assert route.parent_span_id == request.span_id and provide.parent_span_id == route.span_id
     assert spans["upstream POST"].parent_span_id == provide.span_id
     assert spans["inside"].parent_span_id == provide.span_id
-    # each call's span is current inside it, while the context variable keeps the root: the calls of
-    # the task that set it hang under it rather than setting it again (stack/_spancore.c)
+    # each call's span is current inside it, while no context variable was set for it: the calls of
+    # the request's task hang under its root (stack/_spancore.c)
     [(_, route_current, route_var), (_, provide_current, provide_var), (_, inside_current, inside_var)] = layers.seen
     assert (route_current[tracing.SPAN_ID], provide_current[tracing.SPAN_ID]) == (route.span_id, provide.span_id)
-    assert route_var is root[0] and provide_var is root[0]
+    assert route_var is None and provide_var is None
     assert inside_current is inside_var and inside_current[tracing.SPAN_ID] == spans["inside"].span_id
 
 
 async def test_tasks_a_call_starts_take_its_span_and_nest_their_own_calls(sink):
     layers = layered()
-    root = _spancore.start_root(None, {}, b"x-trace-id")
+    root, token = start_request()
     assert await layers.fan_out() == ["a", "b"]  # two tasks whose calls interleave (each waits a turn)
-    finish_request(root)
+    finish_request(root, token)
     await tracing.collector().flush()
     by_id = {span.span_id: span for span in sink.spans}
     fan_out = next(span for span in sink.spans if span.name == "provider demo.fan_out")
@@ -259,13 +266,13 @@ async def test_tasks_a_call_starts_take_its_span_and_nest_their_own_calls(sink):
 
 async def test_a_call_nobody_finishes_is_current_no_more_once_it_is_gone(sink):
     layers = layered()
-    root = _spancore.start_root(None, {}, b"x-trace-id")
+    root, token = start_request()
     call = layers.provide("never finished")
     call.send(None)  # its first step: its span starts and hangs under the root, then it waits
     assert tracing.current_span()[tracing.NAME] == "provider demo.provide"
     del call
     assert tracing.current_span() is root[0]
-    finish_request(root)
+    finish_request(root, token)
     await tracing.collector().flush()
     assert [span.name for span in sink.spans] == ["POST /v1/x"]
 

@@ -116,7 +116,7 @@ class ServerMiddleware:
         limit = self.max_body if declared is None and method not in _BODILESS else None  # chunked: count it
         if watch or limit is not None:
             receive = state.receiver(receive, limit, watch)
-        tokens = set_request(rid, provider_data)
+        token = set_request(rid, provider_data, root[0] if root is not None else None)
         error = None
         try:
             target = self.lean.find(scope) if self.lean is not None else None
@@ -140,7 +140,7 @@ class ServerMiddleware:
             error = exc
             raise
         finally:
-            reset_request(tokens)
+            reset_request(token)
             state.done(error, scope)
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:

@@ -28,8 +28,10 @@ def untraced(path: str) -> bool:
     return path.startswith(UNTRACED_PREFIXES) or is_console_path(path)
 
 
-#: a request's root span while it runs: (record, context token, the ``X-Trace-Id`` header), made by
-#: ``_spancore.start_root`` in C; ``record`` (and the header) None: the request is not sampled
+#: a request's root span while it runs: (record, None, the ``X-Trace-Id`` header), made by
+#: ``_spancore.start_root`` in C and made current by the request's values (``request_context.set_request``,
+#: which the middleware calls anyway: one context variable set for both); (None, the context token
+#: of ``UNSAMPLED`` made current, None): the request is not sampled
 RootSpan = tuple
 
 
@@ -39,7 +41,7 @@ finish_root = _spancore.finish_root
 
 
 def start_root(scope, headers: dict[bytes, bytes]) -> RootSpan | None:
-    """The request's root span, made current; None when tracing is off or the path is not traced.
+    """The request's root span (``RootSpan``); None when tracing is off or the path is not traced.
     ``headers``: the request's headers as a dict (the middleware makes it once for everyone)."""
     collector = tracing.collector()
     if collector is None:
