@@ -3,7 +3,7 @@ versus straight to the upstream.
 
 usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
                              [--stream-requests 300] [--tracing [--sample-rate 1.0]] [--tracing-config NAME=YAML ...]
-                             [--rounds 1]
+                             [--rounds 1] [--control]
                              [--base-tree DIR] [--litellm-venv PATH] [--no-direct] [--pin]
 
 Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
@@ -15,6 +15,8 @@ req/s and errors. With --tracing, a second `polystack run` that traces every req
 (repeatable) loads one traced proxy per telemetry config instead. With --rounds N
 every target is loaded N times, interleaved (the order flips each round), and the
 table gives each one's median: other load on the machine then hits both alike.
+--control adds a second untraced proxy like the first; its gap to the first, paired
+round by round as tracing's is, shows what the machine's noise alone makes of a gap.
 --base-tree DIR also starts the same proxies from another checkout (a git worktree of
 the code before a change: `git worktree add --detach /tmp/base COMMIT`), so before
 and after are measured interleaved in one run. --litellm-venv PATH adds a LiteLLM proxy
@@ -273,6 +275,9 @@ def main() -> None:
                         "config's fields as YAML flow mapping items, e.g. 'no store=sinks: []' or "
                         "'thread=sinks: [sqlite], span_writer: thread'")
     parser.add_argument("--rounds", type=int, default=1, help="load every target this many times, interleaved")
+    parser.add_argument("--control", action="store_true",
+                        help="also load a second untraced proxy like the first: its gap to the first, paired "
+                        "round by round as tracing's is, is what the machine's noise alone makes")
     parser.add_argument("--base-tree", type=Path, help="also run the proxies from this checkout (code before a change)")
     parser.add_argument("--litellm-venv", type=Path, help="also run a LiteLLM proxy from this virtual environment")
     parser.add_argument("--no-direct", action="store_true", help="do not load the upstream directly")
@@ -309,6 +314,8 @@ def main() -> None:
             for label, telemetry in traced.items():
                 name = "polystack, tracing on" + (f" ({label})" if label else "")
                 proxies[name] = (TRACED_TEMPLATE.replace("{telemetry}", telemetry.replace("{", "{{").replace("}", "}}")), None)
+            if args.control:
+                proxies["polystack, control"] = (RUN_YAML, None)
             if args.base_tree:
                 for name, (template, _) in list(proxies.items()):
                     proxies[name.replace("polystack", "base")] = (template, args.base_tree.resolve())
@@ -392,9 +399,9 @@ def main() -> None:
                 # tracing's cost round by round: each traced run against the untraced run of the same
                 # tree in the same round (minutes apart at most), which cancels the drift between rounds
                 for name in targets:
-                    if "tracing on" not in name:
+                    if "tracing on" not in name and not name.endswith(", control"):
                         continue
-                    plain = name.split(", tracing on")[0]
+                    plain = name.split(", tracing on")[0].removesuffix(", control")
                     gaps = sorted(100 * (t["rps"] / p["rps"] - 1) for t, p in zip(runs[name, c], runs[plain, c]))
                     print(f"{name} against {plain}, c={c}: req/s {statistics.median(gaps):+.1f} % (median of "
                           f"{len(gaps)} rounds; each round: {', '.join(f'{g:+.1f}' for g in gaps)} %)")

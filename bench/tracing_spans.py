@@ -1,5 +1,5 @@
 """The four spans of a proxied chat request, timed alone: the middleware's root span
-(``stack.server.tracing``), the router and provider spans (``tracing.instrument`` with the
+(``stack.server.tracing``, made current with the request's values as the middleware does), the router and provider spans (``tracing.instrument`` with the
 inference hooks of ``stack._trace_stack``) and the upstream span (as ``UpstreamClient.send``
 makes it), around stand-in calls that do nothing else. Tracing off and on alternate; the
 figure is the fastest round's CPU per request. No HTTP, no sinks: the buffer is emptied
@@ -29,6 +29,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stack import _trace_stack, tracing  # noqa: E402
+from stack.request_context import reset_request, set_request  # noqa: E402
 from stack.cli import GC_YOUNG_THRESHOLD  # noqa: E402
 from stack.server.tracing import finish_root, start_request  # noqa: E402
 from tracing_instructions import callgrind_total  # noqa: E402  (bench/, on the path of a script run from it)
@@ -79,7 +80,9 @@ async def measure(requests: int, rounds: int, modes: tuple[str, ...] = ("off", "
         started = time.thread_time()
         for n in range(requests):
             root = start_request(SCOPE, HEADERS)
+            token = set_request("bench", None, root[0] if root is not None else None)  # as the middleware does
             await router.openai_chat_completion(REQUEST)
+            reset_request(token)
             if root is not None:
                 finish_root(root, 200, None, SCOPE)
             if n % 100 == 99:
