@@ -1,10 +1,11 @@
 """The four spans of a proxied chat request, timed alone: the middleware's root span
-(``stack.server.tracing``, made current with the request's values as the middleware does), the router and provider spans (``tracing.instrument`` with the
-inference hooks of ``stack._trace_stack``) and the upstream span (as ``UpstreamClient.send``
-makes it), around stand-in calls that do nothing else. Tracing off and on alternate; the
-figure is the fastest round's CPU per request. No HTTP, no sinks: the buffer is emptied
-every 100 requests (400 spans), as a flush would take it (its encoding of each span counts),
-before it holds a batch (500 spans), when a server's would wake the flush task.
+(``stack.server.tracing``, made current with the request's values as the middleware does), the
+router and provider spans (``tracing.instrument`` with the inference hooks of
+``stack._trace_stack``) and the upstream span (as ``UpstreamClient.send`` makes it), around
+stand-in calls that do nothing else. Tracing off and on alternate; the figure is the fastest
+round's CPU per request. No HTTP, no sinks: the buffer is emptied every 100 requests (400
+spans), as a flush would take it (its encoding of each span counts), before it holds a batch
+(500 spans), when a server's would wake the flush task.
 
 ``--instructions`` counts machine instructions instead, with valgrind's callgrind (steady
 where CPU time on two shared cores is not): tracing on and off each run alone at 2,000 and

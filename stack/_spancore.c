@@ -259,6 +259,15 @@ own(PyObject *span)
     ((Span *)span)->owner = this_context();
 }
 
+/* ``span`` is an anchor no more: its context may go (and another take its address), and what a
+   call left hanging under it goes too */
+static void
+disown(PyObject *span)
+{
+    ((Span *)span)->owner = NULL;
+    Py_CLEAR(((Span *)span)->active);
+}
+
 /* ``span``, hooked under ``anchor``'s chain, unhooked: the chain ends above it. Whatever still hangs
    under it was left running by a coroutine nobody finished; it goes too. */
 static void
@@ -416,8 +425,7 @@ call_end(TracedCall *self, PySendResult status, PyObject **result)
         Py_CLEAR(self->anchor);
     }
     else {
-        ((Span *)record)->owner = NULL;
-        Py_CLEAR(((Span *)record)->active);
+        disown(record);
         if (PyContextVar_Reset(current_var, self->token) < 0)
             PyErr_Clear();  /* ended in another context (a close from the garbage collector): nothing to undo */
         Py_CLEAR(self->token);
@@ -1320,8 +1328,7 @@ finish_root(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     Span *span = (Span *)record;
-    span->owner = NULL;  /* current no more: its context may go, and another take its address */
-    Py_CLEAR(span->active);
+    disown(record);
     if (status != Py_None) {
         if (span_set_attribute(span, str_status_code, status) < 0)
             return NULL;
