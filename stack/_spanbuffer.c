@@ -5,14 +5,21 @@
    the flush was done. Now ``finish`` writes the span's fields straight into the open chunk:
    no snapshot, and a flush hands over a list of ``bytes``.
 
-   A chunk: b"PSB1", the span count (u32), then per span 'P' and its 11 fields. A value is a tag
+   A chunk: b"PSB2", the span count (u32), then per span 'P' and its 11 fields. A value is a tag
    and its bytes: 'N' None, 'T'/'F' booleans, 'i' int64, 'f' double, 's' str (u32 length, UTF-8),
    'S' a str the decoder remembers (its n-th such), 'r' a remembered str again (u32 n), '(' tuple,
    '[' list and '{' dict (u32 count, then their items), 'm' anything else marshal writes (u32
    length, marshal data). A subclass of str, int or float is written as its value, and a value
    neither can write (an object) as its str(): what the span store's JSON would have made of them.
-   Little-endian, as the machine writes. A SpanRecord (stack/_spanrecord.c) is written from the
-   fields as it holds them: the same bytes its tuple would give. */
+   Little-endian, as the machine writes.
+
+   A SpanRecord (stack/_spanrecord.c) is written from the fields as it holds them, and decodes to
+   what its tuple would. Its attributes, when they start from a traced method's shared dict, are
+   'A' (u32: how many pairs the span added), the shared dict, then the added pairs; the shared
+   dict is 'B' (u32 count, its pairs) its first time in the chunk (the decoder remembers it, as it
+   does an 'S'), 'b' (u32 n: the n-th 'B') after that, or '{' once the chunk remembers as many as
+   it may. So a method's shared attributes are written once a chunk, not once a span. Chunks of
+   the first format (b"PSB1", before 'A') still decode: span logs keep chunks across versions. */
 
 #include "_spanbuffer.h"
 
@@ -20,11 +27,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAGIC "PSB1"
+#define MAGIC "PSB2"
+#define MAGIC_V1 "PSB1"           /* chunks from before 'A' (span logs written by an earlier version) */
 #define HEADER SPAN_CHUNK_HEADER  /* magic, span count */
 #define REFS_SIZE 1024          /* the remembered-string table's slots (a power of two) */
 #define REFS_MAX 640            /* strings remembered per chunk at most */
 #define MAX_DEPTH SPAN_MAX_DEPTH  /* deeper values are written as their str() */
+#define BASES_MAX 32             /* shared attribute dicts remembered per chunk at most */
 
 typedef struct {
     char *data;
@@ -35,6 +44,11 @@ typedef struct {
     PyObject *ref_keys[REFS_SIZE];
     uint32_t ref_index[REFS_SIZE];
     uint32_t refs;
+    /* the traced methods' shared attribute dicts written in the chunk, the n-th as base n: each is
+       written once a chunk, not once a span (a method's dict is its own, never changed, and held
+       here so that its identity stays its) */
+    PyObject *bases[BASES_MAX];
+    uint32_t base_count;
 } Encoder;
 
 /* room for ``more`` bytes past the end: the rare case, out of line */
@@ -148,6 +162,9 @@ encoder_reset(Encoder *enc)
     for (Py_ssize_t i = 0; i < REFS_SIZE; i++)
         Py_CLEAR(enc->ref_keys[i]);
     enc->refs = 0;
+    for (uint32_t i = 0; i < enc->base_count; i++)
+        Py_CLEAR(enc->bases[i]);
+    enc->base_count = 0;
     enc->spans = 0;
     enc->size = 0;
 }
@@ -335,21 +352,50 @@ encode_ns(Encoder *enc, PyObject *given, int64_t ns)
     return given != NULL ? encode_value(enc, given, 1) : put_8(enc, 'i', &ns);
 }
 
-/* A running span's attributes as one dict: the shared ones, then those the span added */
+/* a shared dict's pairs after its tag and count */
+static int
+encode_pairs(Encoder *enc, char tag, PyObject *dict)
+{
+    if (put_u32(enc, tag, (uint32_t)PyDict_GET_SIZE(dict)) < 0)
+        return -1;
+    Py_ssize_t position = 0;
+    PyObject *key, *item;
+    while (PyDict_Next(dict, &position, &key, &item))
+        if (encode_value(enc, key, 2) < 0 || encode_value(enc, item, 2) < 0)
+            return -1;
+    return 0;
+}
+
+/* A running span's attributes: its own dict, or the shared ones (once a chunk: 'A') and those the
+   span added */
 static int
 encode_attributes(Encoder *enc, Span *span)
 {
     if (span->attributes != NULL)
         return encode_value(enc, span->attributes, 1);
     /* the shared dict is a traced method's own copy, never handed to Python: it cannot change here */
-    Py_ssize_t shared = span->base != NULL ? PyDict_GET_SIZE(span->base) : 0;
-    if (put_u32(enc, '{', (uint32_t)(shared + span->added)) < 0)
-        return -1;
-    Py_ssize_t position = 0;
-    PyObject *key, *item;
-    while (shared && PyDict_Next(span->base, &position, &key, &item))
-        if (encode_value(enc, key, 2) < 0 || encode_value(enc, item, 2) < 0)
+    if (span->base == NULL || PyDict_GET_SIZE(span->base) == 0) {
+        if (put_u32(enc, '{', (uint32_t)span->added) < 0)
             return -1;
+    }
+    else {
+        if (put_u32(enc, 'A', (uint32_t)span->added) < 0)
+            return -1;
+        uint32_t n = 0;
+        while (n < enc->base_count && enc->bases[n] != span->base)
+            n++;
+        if (n < enc->base_count) {
+            if (put_u32(enc, 'b', n) < 0)
+                return -1;
+        }
+        else if (n < BASES_MAX) {
+            if (encode_pairs(enc, 'B', span->base) < 0)
+                return -1;
+            enc->bases[enc->base_count++] = Py_NewRef(span->base);
+        }
+        else if (encode_pairs(enc, '{', span->base) < 0)
+            return -1;
+    }
     for (int i = 0; i < span->added; i++)
         if (encode_str(enc, span->added_keys[i]) < 0 || encode_value(enc, span->added_values[i], 2) < 0)
             return -1;
@@ -374,11 +420,13 @@ encode_record(Encoder *enc, Span *span)
     return encode_value(enc, span->metrics, 1) < 0 || encode_value(enc, span->expires, 1) < 0 ? -1 : 0;
 }
 
-/* Forget the strings remembered since the ``refs``-th: a span that failed half way took back their
-   bytes, so the decoder never learns them */
+/* Forget the strings and shared dicts remembered since the ``refs``-th and ``bases``-th: a span
+   that failed half way took back their bytes, so the decoder never learns them */
 static void
-forget_refs(Encoder *enc, uint32_t refs)
+forget_refs(Encoder *enc, uint32_t refs, uint32_t bases)
 {
+    for (; enc->base_count > bases; enc->base_count--)
+        Py_CLEAR(enc->bases[enc->base_count - 1]);
     if (enc->refs == refs)
         return;
     /* open addressing: what stays must still be found from its own slot, so the table is built again */
@@ -413,7 +461,7 @@ encode_span(Encoder *enc, PyObject *span)
         return -1;
     }
     Py_ssize_t start = enc->size;
-    uint32_t refs = enc->refs;
+    uint32_t refs = enc->refs, bases = enc->base_count;
     if (enc->size == 0) {  /* a new chunk: its header, the count filled in when it is sealed */
         if (reserve(enc, HEADER) < 0)
             return -1;
@@ -438,7 +486,7 @@ encode_span(Encoder *enc, PyObject *span)
     return 0;
 failed:
     enc->size = start;  /* the span is not half written */
-    forget_refs(enc, refs);
+    forget_refs(enc, refs, bases);
     return -1;
 }
 
@@ -460,6 +508,7 @@ typedef struct {
     const char *data;
     Py_ssize_t size, at;
     PyObject *refs;  /* list of remembered strings */
+    PyObject *bases; /* list of remembered shared attribute dicts */
 } Decoder;
 
 static int
@@ -476,6 +525,25 @@ take(Decoder *dec, void *out, Py_ssize_t length)
 
 static PyObject *decode_value(Decoder *dec, int depth);
 
+/* ``count`` key-value pairs set in ``dict`` (taken over: NULL when one fails) */
+static PyObject *
+decode_pairs(Decoder *dec, PyObject *dict, uint32_t count, int depth)
+{
+    if (dict != NULL && count > (uint64_t)(dec->size - dec->at)) {  /* every item takes a byte at least */
+        PyErr_SetString(PyExc_ValueError, "span chunk: a count past its end");
+        Py_CLEAR(dict);
+    }
+    for (uint32_t i = 0; dict != NULL && i < count; i++) {
+        PyObject *key = decode_value(dec, depth + 1);
+        PyObject *value = key != NULL ? decode_value(dec, depth + 1) : NULL;
+        if (value == NULL || PyDict_SetItem(dict, key, value) < 0)
+            Py_CLEAR(dict);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+    }
+    return dict;
+}
+
 static PyObject *
 decode_items(Decoder *dec, char tag, int depth)
 {
@@ -486,18 +554,8 @@ decode_items(Decoder *dec, char tag, int depth)
         PyErr_SetString(PyExc_ValueError, "span chunk: a count past its end");
         return NULL;
     }
-    if (tag == '{') {
-        PyObject *dict = PyDict_New();
-        for (uint32_t i = 0; dict != NULL && i < count; i++) {
-            PyObject *key = decode_value(dec, depth + 1);
-            PyObject *value = key != NULL ? decode_value(dec, depth + 1) : NULL;
-            if (value == NULL || PyDict_SetItem(dict, key, value) < 0)
-                Py_CLEAR(dict);
-            Py_XDECREF(key);
-            Py_XDECREF(value);
-        }
-        return dict;
-    }
+    if (tag == '{')
+        return decode_pairs(dec, PyDict_New(), count, depth);
     PyObject *items = tag == '(' ? PyTuple_New(count) : PyList_New(count);
     for (uint32_t i = 0; items != NULL && i < count; i++) {
         PyObject *item = decode_value(dec, depth + 1);
@@ -509,6 +567,38 @@ decode_items(Decoder *dec, char tag, int depth)
             PyList_SET_ITEM(items, i, item);
     }
     return items;
+}
+
+/* 'A': a copy of the shared dict that follows, with the span's added pairs set in it */
+static PyObject *
+decode_shared(Decoder *dec, int depth)
+{
+    uint32_t added, n;
+    char tag;
+    if (take(dec, &added, 4) < 0 || take(dec, &tag, 1) < 0)
+        return NULL;
+    PyObject *base;
+    if (tag == 'b') {
+        if (take(dec, &n, 4) < 0)
+            return NULL;
+        if (n >= (uint64_t)PyList_GET_SIZE(dec->bases)) {
+            PyErr_SetString(PyExc_ValueError, "span chunk: a shared dict's reference before the dict");
+            return NULL;
+        }
+        base = Py_NewRef(PyList_GET_ITEM(dec->bases, n));
+    }
+    else if (tag == 'B' || tag == '{') {
+        base = decode_items(dec, '{', depth);
+        if (base != NULL && tag == 'B' && PyList_Append(dec->bases, base) < 0)
+            Py_CLEAR(base);
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "span chunk: 0x%02x where a shared dict should be", (unsigned char)tag);
+        return NULL;
+    }
+    PyObject *dict = base != NULL ? PyDict_Copy(base) : NULL;
+    Py_XDECREF(base);
+    return decode_pairs(dec, dict, added, depth);
 }
 
 static PyObject *
@@ -569,6 +659,8 @@ decode_value(Decoder *dec, int depth)
     case '[':
     case '{':
         return decode_items(dec, tag, depth);
+    case 'A':
+        return decode_shared(dec, depth);
     default:
         PyErr_Format(PyExc_ValueError, "span chunk: unknown tag 0x%02x", (unsigned char)tag);
         return NULL;
@@ -582,8 +674,9 @@ span_chunk_header(PyObject *chunk, uint32_t *spans)
         PyErr_SetString(PyExc_TypeError, "a span chunk is bytes");
         return -1;
     }
-    if (PyBytes_GET_SIZE(chunk) < HEADER || memcmp(PyBytes_AS_STRING(chunk), MAGIC, 4) != 0) {
-        PyErr_SetString(PyExc_ValueError, "not a span chunk (no PSB1 header)");
+    if (PyBytes_GET_SIZE(chunk) < HEADER || (memcmp(PyBytes_AS_STRING(chunk), MAGIC, 4) != 0
+                                             && memcmp(PyBytes_AS_STRING(chunk), MAGIC_V1, 4) != 0)) {
+        PyErr_SetString(PyExc_ValueError, "not a span chunk (no PSB2 or PSB1 header)");
         return -1;
     }
     memcpy(spans, PyBytes_AS_STRING(chunk) + 4, 4);
@@ -597,8 +690,8 @@ spanbuffer_decode(PyObject *Py_UNUSED(module), PyObject *chunk)
     uint32_t count;
     if (span_chunk_header(chunk, &count) < 0)
         return NULL;
-    Decoder dec = {PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk), HEADER, PyList_New(0)};
-    PyObject *spans = dec.refs != NULL ? PyList_New(0) : NULL;
+    Decoder dec = {PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk), HEADER, PyList_New(0), PyList_New(0)};
+    PyObject *spans = dec.refs != NULL && dec.bases != NULL ? PyList_New(0) : NULL;
     for (uint32_t n = 0; spans != NULL && n < count; n++) {
         char tag;
         if (take(&dec, &tag, 1) < 0 || tag != 'P') {
@@ -624,6 +717,7 @@ spanbuffer_decode(PyObject *Py_UNUSED(module), PyObject *chunk)
         Py_CLEAR(spans);
     }
     Py_XDECREF(dec.refs);
+    Py_XDECREF(dec.bases);
     return spans;
 }
 

@@ -1078,6 +1078,76 @@ start_child(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
 
 /* A request's first span: ``parent`` the caller's (trace_id, span_id) from its traceparent, or None (a
    new trace); ``attributes`` a dict of its own (taken over: a new reference), or NULL (added to). */
+/* The attributes a request's root or an upstream call's span starts with, as a dict its spans
+   share (``Span.base``) as a traced method's spans share theirs: the encoder then writes it once a
+   chunk, not once a span. A few are kept per kind, the latest made replacing the oldest, and found
+   by comparing the values (exact strs: a method, a path, a URL; a URL is a new str every call, so
+   no hash is worked out). NULL and no error when a value is not an exact str: the caller sets the
+   attributes one by one. */
+#define SHARED_BASES 8
+#define SHARED_VALUES_MAX 3
+
+typedef struct {
+    PyObject *values[SHARED_BASES][SHARED_VALUES_MAX];
+    PyObject *bases[SHARED_BASES];
+    int next;  /* the slot the next one made takes */
+} SharedBases;
+
+static SharedBases root_bases, upstream_bases;
+
+static inline int
+same_text(PyObject *a, PyObject *b)
+{
+    if (a == b)
+        return 1;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(a);
+    return length == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), length * PyUnicode_KIND(a)) == 0;
+}
+
+static PyObject *
+shared_base(SharedBases *cache, PyObject *const *keys, PyObject *const *values, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!PyUnicode_CheckExact(values[i]) || PyUnicode_READY(values[i]) < 0)
+            return NULL;
+    for (int slot = 0; slot < SHARED_BASES && cache->bases[slot] != NULL; slot++) {
+        int i = 0;
+        while (i < n && same_text(cache->values[slot][i], values[i]))
+            i++;
+        if (i == n)
+            return Py_NewRef(cache->bases[slot]);
+    }
+    PyObject *base = PyDict_New();
+    for (int i = 0; base != NULL && i < n; i++)
+        if (PyDict_SetItem(base, keys[i], values[i]) < 0)
+            Py_CLEAR(base);
+    if (base == NULL)
+        return NULL;
+    int slot = cache->next;
+    cache->next = (slot + 1) % SHARED_BASES;
+    Py_XSETREF(cache->bases[slot], Py_NewRef(base));
+    for (int i = 0; i < n; i++)
+        Py_XSETREF(cache->values[slot][i], Py_NewRef(values[i]));
+    return base;
+}
+
+/* ``span`` (just made, its attributes empty) starts from shared_base's dict, or from the attributes
+   set one by one where there is none */
+static int
+start_from(Span *span, SharedBases *cache, PyObject *const *keys, PyObject *const *values, int n)
+{
+    span->base = shared_base(cache, keys, values, n);
+    if (span->base != NULL)
+        return 0;
+    if (PyErr_Occurred())
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (span_set_attribute(span, keys[i], values[i]) < 0)
+            return -1;
+    return 0;
+}
+
 static Span *
 root_record(PyObject *parent, PyObject *attributes)
 {
@@ -1159,8 +1229,8 @@ start_request(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
             return NULL;
         if (value >= 1.0) {
             Span *span = root_record(Py_None, NULL);
-            if (span == NULL || span_set_attribute(span, str_method_attribute, method) < 0
-                    || span_set_attribute(span, str_path_attribute, path) < 0) {
+            PyObject *keys[] = {str_method_attribute, str_path_attribute}, *values[] = {method, path};
+            if (span == NULL || start_from(span, &root_bases, keys, values, 2) < 0) {
                 Py_XDECREF(span);
                 return NULL;
             }
@@ -1230,9 +1300,8 @@ start_upstream(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
     Span *record = name != NULL ? new_record(current, name, NULL, NULL) : NULL;
     Py_DECREF(current);
     Py_XDECREF(name);
-    if (record == NULL || span_set_attribute(record, str_method_attribute, args[0]) < 0
-            || span_set_attribute(record, str_url_attribute, args[1]) < 0
-            || span_set_attribute(record, str_upstream_attribute, args[2]) < 0) {
+    PyObject *keys[] = {str_method_attribute, str_url_attribute, str_upstream_attribute};
+    if (record == NULL || start_from(record, &upstream_bases, keys, args, 3) < 0) {
         Py_XDECREF(record);
         return NULL;
     }

@@ -32,9 +32,18 @@ typedef struct {
     Py_ssize_t next;           /* the next span of its trace, -1 after the last */
 } SpanView;
 
+/* a shared attribute dict the chunk remembers ('B'): where its pairs are, and whether JSON writes them */
+typedef struct {
+    Py_ssize_t at;
+    uint32_t count;
+    char plain;
+} BaseView;
+
 typedef struct {
     const char *data;
     Py_ssize_t size, at;
+    BaseView *bases;           /* the chunk's remembered shared dicts, in order */
+    Py_ssize_t bases_count, bases_capacity;
     Text *refs;                /* the chunk's remembered strings, in order */
     signed char *clean;        /* per remembered string: 1 its JSON needs no escape, 0 it does, -1 not known yet */
     Py_ssize_t refs_count, refs_capacity;
@@ -128,6 +137,78 @@ read_text(Reader *r, char tag, Text *out, int64_t *ref)
     return tag == 'S' && !r->replay ? remember(r, *out) : 0;
 }
 
+static int read_value(Reader *r, Value *v, int depth);
+
+/* ``count`` key-value pairs of a dict at ``depth``; ``*plain``: 0 unless every key is a string and
+   every value plain */
+static int
+read_pairs(Reader *r, uint32_t count, int depth, int *plain)
+{
+    Value item;
+    *plain = 1;
+    for (uint64_t i = 0; i < 2 * (uint64_t)count; i++) {
+        if (read_value(r, &item, depth + 1) < 0)
+            return -1;
+        if (i % 2 == 0 ? item.kind != V_TEXT : (item.kind == V_DICT || item.kind == V_OTHER))
+            *plain = 0;
+    }
+    return 0;
+}
+
+static int
+remember_base(Reader *r, Py_ssize_t at, uint32_t count, int plain)
+{
+    if (r->bases_count == r->bases_capacity) {
+        Py_ssize_t capacity = r->bases_capacity ? r->bases_capacity * 2 : 16;
+        BaseView *bases = PyMem_Realloc(r->bases, capacity * sizeof(BaseView));
+        if (bases == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->bases = bases;
+        r->bases_capacity = capacity;
+    }
+    r->bases[r->bases_count++] = (BaseView){at, count, (char)plain};
+    return 0;
+}
+
+/* 'A' (its tag read): the shared dict ('B', 'b' or '{'), then the pairs the span added; plain as a
+   span's attributes dict is */
+static int
+read_shared(Reader *r, Value *v, int depth)
+{
+    uint32_t added, n;
+    int plain = depth == 1, pairs_plain;
+    if (read_u32(r, &added) < 0 || need(r, 1) < 0)
+        return -1;
+    char tag = r->data[r->at++];
+    if (read_u32(r, &n) < 0)
+        return -1;
+    if (tag == 'b') {
+        if (n >= (uint64_t)r->bases_count) {
+            PyErr_SetString(PyExc_ValueError, "span chunk: a shared dict's reference before the dict");
+            return -1;
+        }
+        plain &= r->bases[n].plain;
+    }
+    else if (tag == 'B' || tag == '{') {
+        Py_ssize_t at = r->at;
+        if (read_pairs(r, n, depth, &pairs_plain) < 0)
+            return -1;
+        if (tag == 'B' && !r->replay && remember_base(r, at, n, pairs_plain) < 0)
+            return -1;
+        plain &= pairs_plain;
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "span chunk: 0x%02x where a shared dict should be", (unsigned char)tag);
+        return -1;
+    }
+    if (read_pairs(r, added, depth, &pairs_plain) < 0)
+        return -1;
+    v->kind = plain && pairs_plain ? V_DICT : V_OTHER;
+    return 0;
+}
+
 /* Read one value at r->at. A dict (attributes) is checked for string keys and plain values;
    anything nested or marshalled is V_OTHER (skipped past). */
 static int
@@ -173,24 +254,28 @@ read_value(Reader *r, Value *v, int depth)
     case 'm':
         v->kind = V_OTHER;
         return read_sized(r, &v->text);
-    case '(':
-    case '[':
     case '{': {
         uint32_t count;
-        if (read_u32(r, &count) < 0)
+        int plain;
+        if (read_u32(r, &count) < 0 || read_pairs(r, count, depth, &plain) < 0)
             return -1;
-        int plain = tag == '{' && depth == 1;  /* a span's attributes: str keys, plain values */
-        Value item;
-        for (uint64_t i = 0; i < (tag == '{' ? 2 * (uint64_t)count : count); i++) {
-            if (read_value(r, &item, depth + 1) < 0)
-                return -1;
-            int key = tag == '{' && i % 2 == 0;
-            if (key ? item.kind != V_TEXT : (item.kind == V_DICT || item.kind == V_OTHER))
-                plain = 0;
-        }
-        v->kind = plain ? V_DICT : V_OTHER;
+        v->kind = plain && depth == 1 ? V_DICT : V_OTHER;  /* a span's attributes: str keys, plain values */
         return 0;
     }
+    case '(':
+    case '[': {
+        uint32_t count;
+        Value item;
+        if (read_u32(r, &count) < 0)
+            return -1;
+        for (uint32_t i = 0; i < count; i++)
+            if (read_value(r, &item, depth + 1) < 0)
+                return -1;
+        v->kind = V_OTHER;
+        return 0;
+    }
+    case 'A':
+        return read_shared(r, v, depth);
     default:
         PyErr_Format(PyExc_ValueError, "span chunk: unknown tag 0x%02x", (unsigned char)tag);
         return -1;
@@ -338,23 +423,52 @@ out_int(Out *o, int64_t number)
     return out_bytes(o, digits + n, sizeof(digits) - n);
 }
 
+static int out_value(Reader *r, Out *o);
+
+/* ``count`` pairs at r->at as JSON members, a comma before each but the object's first */
+static int
+out_pairs(Reader *r, Out *o, uint32_t count, uint32_t *written)
+{
+    for (uint32_t i = 0; i < count; i++, (*written)++)
+        if ((*written && out_bytes(o, ",", 1) < 0) || out_value(r, o) < 0 || out_bytes(o, ":", 1) < 0
+                || out_value(r, o) < 0)
+            return -1;
+    return 0;
+}
+
 /* Write the value at r->at as JSON (read_value has vouched for it: plain, or a plain dict). */
 static int
 out_value(Reader *r, Out *o)
 {
     char tag = r->data[r->at];
+    uint32_t count, written = 0;
     Value v;
     if (tag == '{') {
-        uint32_t count;
         memcpy(&count, r->data + r->at + 1, 4);
         r->at += 5;
+        if (out_bytes(o, "{", 1) < 0 || out_pairs(r, o, count, &written) < 0)
+            return -1;
+        return out_bytes(o, "}", 1);
+    }
+    if (tag == 'A') {  /* the shared pairs (where the chunk first wrote them, for a 'b'), then the added */
+        uint32_t added;
+        memcpy(&added, r->data + r->at + 1, 4);
+        char shared = r->data[r->at + 5];
+        memcpy(&count, r->data + r->at + 6, 4);
+        r->at += 10;
         if (out_bytes(o, "{", 1) < 0)
             return -1;
-        for (uint32_t i = 0; i < count; i++) {
-            if ((i && out_bytes(o, ",", 1) < 0) || out_value(r, o) < 0 || out_bytes(o, ":", 1) < 0
-                    || out_value(r, o) < 0)
+        if (shared == 'b') {
+            Py_ssize_t after = r->at;
+            r->at = r->bases[count].at;
+            if (out_pairs(r, o, r->bases[count].count, &written) < 0)
                 return -1;
+            r->at = after;
         }
+        else if (out_pairs(r, o, count, &written) < 0)
+            return -1;
+        if (out_pairs(r, o, added, &written) < 0)
+            return -1;
         return out_bytes(o, "}", 1);
     }
     Py_ssize_t at = r->at;
@@ -634,6 +748,7 @@ done:
     PyMem_Free(table);
     PyMem_Free(last);
     PyMem_Free(r.refs);
+    PyMem_Free(r.bases);
     PyMem_Free(r.clean);
     PyMem_Free(out.data);
     return rows;

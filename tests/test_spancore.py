@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from stack import _spancore, request_context, tracing
+from stack.server import tracing as server_tracing
 
 from .test_tracing import ListSink, collecting
 
@@ -194,6 +195,29 @@ async def test_an_upstream_call_is_a_child_span_whose_traceparent_names_it(sink)
                                    "polystack.upstream": "vllm", "http.response.status_code": 201}
     with pytest.raises(TypeError, match="finish_upstream"):
         tracing.finish_upstream(["not", "a", "span"], 200)
+
+
+async def test_roots_and_upstream_calls_of_many_paths_and_urls_keep_their_own_attributes(sink):
+    # more paths and URLs than the attribute dicts kept for them to share (8 each), three times over:
+    # the first time a path takes the Python path, then start_request in C
+    expected_roots, expected_upstreams = [], []
+    for _ in range(3):
+        for n in range(12):
+            method, path = ("GET" if n % 2 else "POST"), f"/v1/models/m{n}"
+            scope = {"type": "http", "method": method, "path": path, "headers": []}
+            root = server_tracing.start_request(scope, {})
+            token = request_context.set_request("request id", None, root[0])
+            url = "http://up/v1/" + f"m{n}"  # a new str every call, as an upstream client makes it
+            upstream, _traceparent = tracing.start_upstream(method, url, f"up{n % 3}")
+            tracing.finish_upstream(upstream, 200 + n)
+            request_context.reset_request(token)
+            server_tracing.finish_root(root, 200, None, scope)
+            expected_roots.append({"http.request.method": method, "url.path": path, "http.response.status_code": 200})
+            expected_upstreams.append({"http.request.method": method, "url.full": url, "polystack.upstream": f"up{n % 3}",
+                                       "http.response.status_code": 200 + n})
+    await tracing.collector().flush()
+    assert [span.attributes for span in sink.spans if span.root] == expected_roots
+    assert [span.attributes for span in sink.spans if span.name.startswith("upstream ")] == expected_upstreams
 
 
 class Layers:

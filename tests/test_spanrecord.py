@@ -4,11 +4,13 @@ it, with its ids, times and shared attributes held as machine values until read.
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 
 import pytest
 
-from providers.inline.telemetry.meta_reference.chunk_table import encoded_chunk_rows
+from providers.inline.telemetry.meta_reference.chunk_table import chunk_rows, encoded_chunk_rows
+from stack.storage import JsonText
 from stack import _spancore, tracing
 
 from .test_spancore import Service, sink, spans_by_name, traced  # noqa: F401  (sink: a fixture)
@@ -71,6 +73,88 @@ async def test_a_traced_calls_span_shares_the_methods_attributes_and_adds_its_ow
     for call in calls:  # the second call started from the method's attributes as they were
         assert call[tracing.ATTRIBUTES] == {"polystack.api": "replaced", "polystack.provider_id": "p",
                                             **{f"added.{n}": n for n in range(added)}}
+
+
+def _rows_read(rows):
+    """Span store rows as a reader sees them: the spans' JSON parsed."""
+    return [(*row[:-1], json.loads(row[-1].text)) for row in rows]
+
+
+def _asking(span, args, kwargs, result):
+    span.set("question", args[0])
+
+
+async def test_a_methods_shared_attributes_are_written_once_a_chunk_and_read_back_in_every_span(sink):  # noqa: F811
+    service = traced(Service(), on_result=_asking)
+    for n in range(3):
+        assert await service.answer(f"q{n}") == f"q{n}"
+    [chunk] = tracing.collector()._spans.take()
+    spans = _spancore.decode(chunk)
+    calls = [span[tracing.ATTRIBUTES] for span in spans if span[tracing.NAME] == "provider demo.answer"]
+    assert calls == [{"polystack.api": "demo", "polystack.provider_id": "p", "question": f"q{n}"} for n in range(3)]
+    # the same spans as tuples write their whole attribute dict every time
+    assert chunk.startswith(b"PSB2") and len(chunk) < len(_spancore.encode(spans))
+    made_in_c = _spancore.chunk_rows(chunk, None, JsonText)
+    assert made_in_c is not None
+    assert _rows_read(made_in_c) == _rows_read(chunk_rows(spans, None))
+
+
+async def test_more_methods_than_a_chunk_remembers_still_read_back_their_own_attributes(sink):  # noqa: F811
+    services = []
+    for n in range(40):  # more shared dicts than a chunk remembers (32)
+        service = Service()
+        tracing.instrument(service, "demo", ["answer"], kind="provider", provider_id=f"p{n}", on_result=_asking)
+        services.append(service)
+    for again in range(2):
+        for n, service in enumerate(services):
+            await service.answer(f"{n}.{again}")
+    chunks = tracing.collector()._spans.take()
+    decoded = [_spancore.decode(chunk) for chunk in chunks]
+    first_providers = {span[tracing.ATTRIBUTES]["polystack.provider_id"] for span in decoded[0]
+                       if span[tracing.NAME] == "provider demo.answer"}
+    assert len(first_providers) == 40  # one chunk held them all
+    calls = [span[tracing.ATTRIBUTES] for spans in decoded for span in spans
+             if span[tracing.NAME] == "provider demo.answer"]
+    assert calls == [{"polystack.api": "demo", "polystack.provider_id": f"p{n}", "question": f"{n}.{again}"}
+                     for again in range(2) for n in range(40)]
+    for chunk, spans in zip(chunks, decoded):
+        assert _rows_read(_spancore.chunk_rows(chunk, None, JsonText)) == _rows_read(chunk_rows(spans, None))
+
+
+async def test_a_span_that_fails_to_encode_takes_back_the_shared_dict_it_wrote(sink):  # noqa: F811
+    def hook(span, args, kwargs, result):
+        span.set("question", "\ud800" if args[0] == "bad" else args[0])  # a lone surrogate has no UTF-8
+
+    service = traced(Service(), on_result=hook)
+    await service.answer("bad")  # its span is lost, never the call
+    await service.answer("good")
+    spans = [span for chunk in tracing.collector()._spans.take() for span in _spancore.decode(chunk)]
+    calls = [span[tracing.ATTRIBUTES] for span in spans if span[tracing.NAME] == "provider demo.answer"]
+    assert calls == [{"polystack.api": "demo", "polystack.provider_id": "p", "question": "good"}]
+
+
+def test_a_chunk_of_the_first_format_still_reads_back():
+    # span logs keep chunks across versions: b"PSB1" chunks (no shared dicts) decode and make rows
+    spans = [tuple(record(k=n, name="v").finished()) for n in range(3)]
+    first_format = b"PSB1" + _spancore.encode(spans)[4:]
+    assert _spancore.decode(first_format) == spans
+    assert _rows_read(_spancore.chunk_rows(first_format, None, JsonText)) == _rows_read(chunk_rows(spans, None))
+
+
+async def test_a_cut_or_garbled_chunk_with_shared_dicts_gives_a_value_error_never_a_crash(sink):  # noqa: F811
+    service = traced(Service(), on_result=_asking)
+    for n in range(2):
+        await service.answer(f"q{n}")
+    [chunk] = tracing.collector()._spans.take()
+    variants = [chunk[:cut] for cut in range(len(chunk))]
+    variants += [chunk[:at] + bytes([chunk[at] ^ flip]) + chunk[at + 1:]
+                 for at in range(8, len(chunk)) for flip in (0x01, 0x80, 0xff)]
+    for variant in variants:
+        for read in (_spancore.decode, lambda c: _spancore.chunk_rows(c, None, JsonText)):
+            try:
+                read(variant)
+            except (ValueError, UnicodeDecodeError, EOFError, TypeError):
+                pass
 
 
 async def test_ids_read_in_python_are_the_ones_the_children_and_the_buffer_get(sink):  # noqa: F811

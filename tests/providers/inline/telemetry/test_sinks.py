@@ -143,7 +143,7 @@ def test_a_damaged_chunk_is_refused():
     chunk = _spancore.encode([_span("e" * 32, "e0", None, "span", 1, 2, {"k": "v"}, root=True)])
     with pytest.raises(ValueError, match="span chunk"):
         _spancore.chunk_rows(chunk[:-3], None, JsonText)
-    with pytest.raises(ValueError, match="PSB1"):
+    with pytest.raises(ValueError, match="PSB2"):
         _spancore.chunk_rows(b"nope" + chunk[4:], None, JsonText)
 
 
