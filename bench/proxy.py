@@ -3,7 +3,7 @@ versus straight to the upstream.
 
 usage: python bench/proxy.py [--duration 5] [--concurrency 1,16,64] [--generator wrk|aiohttp]
                              [--stream-requests 300] [--tracing [--sample-rate 1.0]] [--tracing-config NAME=YAML ...]
-                             [--rounds 1] [--control]
+                             [--rounds 1] [--restarts 1] [--control]
                              [--base-tree DIR] [--litellm-venv PATH] [--no-direct] [--pin]
 
 Starts an instant OpenAI-compatible upstream (bench/_instant_upstream.py, its
@@ -17,6 +17,11 @@ every target is loaded N times, interleaved (the order flips each round), and th
 table gives each one's median: other load on the machine then hits both alike.
 --control adds a second untraced proxy like the first; its gap to the first, paired
 round by round as tracing's is, shows what the machine's noise alone makes of a gap.
+The proxies of one start share a hash seed (PYTHONHASHSEED: dict probes, and with them a
+request's instructions, otherwise differ from process to process). Two identical processes
+still differ by a few per cent, for as long as they live (memory layout); --restarts N starts
+every polystack proxy afresh N times (seed 0, 1, ...), --rounds rounds each, and pools the
+rounds, so that no one pair of processes decides a gap.
 --base-tree DIR also starts the same proxies from another checkout (a git worktree of
 the code before a change: `git worktree add --detach /tmp/base COMMIT`), so before
 and after are measured interleaved in one run. --litellm-venv PATH adds a LiteLLM proxy
@@ -275,6 +280,8 @@ def main() -> None:
                         "config's fields as YAML flow mapping items, e.g. 'no store=sinks: []' or "
                         "'thread=sinks: [sqlite], span_writer: thread'")
     parser.add_argument("--rounds", type=int, default=1, help="load every target this many times, interleaved")
+    parser.add_argument("--restarts", type=int, default=1,
+                        help="start the polystack proxies this many times, --rounds rounds each (pooled)")
     parser.add_argument("--control", action="store_true",
                         help="also load a second untraced proxy like the first: its gap to the first, paired "
                         "round by round as tracing's is, is what the machine's noise alone makes")
@@ -319,40 +326,62 @@ def main() -> None:
             if args.base_tree:
                 for name, (template, _) in list(proxies.items()):
                     proxies[name.replace("polystack", "base")] = (template, args.base_tree.resolve())
-            pids = {}
-            for i, (name, (template, tree)) in enumerate(proxies.items()):
-                run_yaml = Path(home) / f"run{i}.yaml"
-                # sample_rate only when asked for: a base tree from before it existed refuses the key
-                sampling = f", sample_rate: {args.sample_rate}" if args.sample_rate != 1.0 else ""
-                run_yaml.write_text(template.format(url=up_url, sample_rate=sampling))
-                port = free_port()
-                env = {**os.environ, "POLYSTACK_HOME": str(Path(home) / f"home{i}")}
-                if tree is not None:  # `-m stack` imports from the working directory first
-                    env["PYTHONPATH"] = str(tree)
-                proxy = subprocess.Popen(
-                    [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1", "--port", str(port),
-                     "--log-level", "warning"],
-                    env=env, cwd=tree or HERE.parent, preexec_fn=pinned("proxy"),
-                )
-                procs.append(proxy)
-                pids[name] = proxy.pid
-                px_url = f"http://127.0.0.1:{port}"
-                wait_until_up(px_url + "/v1/health", proxy)
-                targets[name] = px_url + "/v1/chat/completions"
+            pids: dict[str, int] = {}
+            started: dict[str, subprocess.Popen] = {}
+
+            def start_proxies(restart: int) -> None:
+                """Every polystack proxy, (re)started: fresh processes with fresh homes."""
+                for proc in started.values():
+                    stop(proc)
+                    procs.remove(proc)
+                for i, (name, (template, tree)) in enumerate(proxies.items()):
+                    run_yaml = Path(home) / f"run{i}.yaml"
+                    # sample_rate only when asked for: a base tree from before it existed refuses the key
+                    sampling = f", sample_rate: {args.sample_rate}" if args.sample_rate != 1.0 else ""
+                    run_yaml.write_text(template.format(url=up_url, sample_rate=sampling))
+                    port = free_port()
+                    # one hash seed for every proxy of a start: otherwise each process's dicts probe
+                    # differently, and identical proxies differ by several per cent (see --restarts)
+                    env = {**os.environ, "POLYSTACK_HOME": str(Path(home) / f"home{i}.{restart}"),
+                           "PYTHONHASHSEED": str(restart)}
+                    if tree is not None:  # `-m stack` imports from the working directory first
+                        env["PYTHONPATH"] = str(tree)
+                    proxy = subprocess.Popen(
+                        [sys.executable, "-m", "stack", "run", str(run_yaml), "--host", "127.0.0.1",
+                         "--port", str(port), "--log-level", "warning"],
+                        env=env, cwd=tree or HERE.parent, preexec_fn=pinned("proxy"),
+                    )
+                    procs.append(proxy)
+                    started[name] = proxy
+                    pids[name] = proxy.pid
+                    px_url = f"http://127.0.0.1:{port}"
+                    wait_until_up(px_url + "/v1/health", proxy)
+                    targets[name] = px_url + "/v1/chat/completions"
+
+            start_proxies(0)
             if args.litellm_venv:
                 proxy, url = start_litellm(args.litellm_venv, up_url, Path(home))
                 procs.append(proxy)
                 pids["litellm"] = proxy.pid
                 targets["litellm"] = url
-            print(f"generator: {args.generator}; {args.duration:g} s per run, {args.rounds} round(s) (medians); "
+            print(f"generator: {args.generator}; {args.duration:g} s per run, {args.rounds} round(s) (medians)"
+                  + (f" in each of {args.restarts} starts; " if args.restarts > 1 else "; ")
                   + (f"proxies pinned to CPU 0, the rest to CPUs {sorted(PIN['rest'])}" if PIN
                      else f"{os.cpu_count()} cores shared by all processes"))
             print("| target | concurrency | req/s | p50 ms | p99 ms | errors | proxy CPU per request |")
             print("|---|---|---|---|---|---|---|")
             runs: dict[tuple[str, int], list[dict]] = {}
-            writers = {name: span_writer_of(url) for name, url in targets.items() if "tracing on" in name}
-            served = dict.fromkeys(writers, 0.0)
-            for round_ in range(args.rounds):
+            traced_names = [name for name in targets if "tracing on" in name]
+            served = dict.fromkeys(traced_names, 0.0)
+            writer_cpu = dict.fromkeys(traced_names, 0.0)
+            writers = {}
+            for round_ in range(args.rounds * args.restarts):
+                if round_ and round_ % args.rounds == 0:  # the next start: what the writers used so far first
+                    for name, (pid, cpu) in writers.items():
+                        writer_cpu[name] += cpu_seconds(pid) - cpu if pid is not None else 0.0
+                    start_proxies(round_ // args.rounds)
+                if round_ % args.rounds == 0:
+                    writers = {name: span_writer_of(targets[name]) for name in traced_names}
                 for c in [int(x) for x in args.concurrency.split(",")]:
                     names = list(targets) if round_ % 2 == 0 else list(reversed(targets))
                     for name in names:
@@ -384,6 +413,7 @@ def main() -> None:
             for name, (pid, cpu) in writers.items():
                 if pid is None:  # no span store: no writer process
                     continue
+                writer_cpu[name] += cpu_seconds(pid) - cpu
                 for c in [int(x) for x in args.concurrency.split(",")]:
                     print(f"{name}, c={c}: span writer backlog at each run's end "
                           f"{[r['backlog'] for r in runs[name, c]]} spans; a trace query "
@@ -391,7 +421,7 @@ def main() -> None:
                 # a writer at idle priority catches up after the load: its whole CPU, not the share
                 # that fell inside the measured runs, is what tracing cost
                 if pid is not None:
-                    cpu = cpu_seconds(pid) - cpu
+                    cpu = writer_cpu[name]
                     print(f"{name}: span writer process {cpu:.2f} s of CPU over the whole run, "
                           f"{cpu / served[name] * 1e6:.1f} µs per request ({served[name]:,.0f} requests, "
                           "warm-ups included, each run's backlog written)")
@@ -402,9 +432,13 @@ def main() -> None:
                     if "tracing on" not in name and not name.endswith(", control"):
                         continue
                     plain = name.split(", tracing on")[0].removesuffix(", control")
-                    gaps = sorted(100 * (t["rps"] / p["rps"] - 1) for t, p in zip(runs[name, c], runs[plain, c]))
+                    paired = [100 * (t["rps"] / p["rps"] - 1) for t, p in zip(runs[name, c], runs[plain, c])]
+                    gaps = sorted(paired)
                     print(f"{name} against {plain}, c={c}: req/s {statistics.median(gaps):+.1f} % (median of "
                           f"{len(gaps)} rounds; each round: {', '.join(f'{g:+.1f}' for g in gaps)} %)")
+                    if args.restarts > 1:  # each start's own median: how much the processes themselves differ
+                        starts = [statistics.median(paired[i:i + args.rounds]) for i in range(0, len(paired), args.rounds)]
+                        print(f"  per start: {', '.join(f'{g:+.1f}' for g in starts)} %")
             for c in [int(x) for x in args.concurrency.split(",")]:
                 for name in pids:
                     if "direct" not in targets:
@@ -420,11 +454,15 @@ def main() -> None:
                     print(f"| {name} | {s['first_p50']:.2f} | {s['total_p50']:.2f} | {s['errors']} |", flush=True)
         finally:
             for proc in reversed(procs):
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 if __name__ == "__main__":
