@@ -14,11 +14,12 @@
    Little-endian, as the machine writes.
 
    A SpanRecord (stack/_spanrecord.c) is written from the fields as it holds them, and decodes to
-   what its tuple would. Its attributes, when they start from a traced method's shared dict, are
+   what its tuple would. Its attributes, when they start from a shared dict (``Span.base``: a
+   traced method's, or one made for a request's root or an upstream call), are
    'A' (u32: how many pairs the span added), the shared dict, then the added pairs; the shared
    dict is 'B' (u32 count, its pairs) its first time in the chunk (the decoder remembers it, as it
    does an 'S'), 'b' (u32 n: the n-th 'B') after that, or '{' once the chunk remembers as many as
-   it may. So a method's shared attributes are written once a chunk, not once a span. Chunks of
+   it may. So shared attributes are written once a chunk, not once a span. Chunks of
    the first format (b"PSB1", before 'A') still decode: span logs keep chunks across versions. */
 
 #include "_spanbuffer.h"
@@ -44,9 +45,9 @@ typedef struct {
     PyObject *ref_keys[REFS_SIZE];
     uint32_t ref_index[REFS_SIZE];
     uint32_t refs;
-    /* the traced methods' shared attribute dicts written in the chunk, the n-th as base n: each is
-       written once a chunk, not once a span (a method's dict is its own, never changed, and held
-       here so that its identity stays its) */
+    /* the shared attribute dicts (``Span.base``: a traced method's, a root's, an upstream call's)
+       written in the chunk, the n-th as base n: each written once a chunk, not once a span (no
+       such dict is handed to Python or changed; held here so that its identity stays its) */
     PyObject *bases[BASES_MAX];
     uint32_t base_count;
 } Encoder;
@@ -373,7 +374,7 @@ encode_attributes(Encoder *enc, Span *span)
 {
     if (span->attributes != NULL)
         return encode_value(enc, span->attributes, 1);
-    /* the shared dict is a traced method's own copy, never handed to Python: it cannot change here */
+    /* a shared dict is never handed to Python (reading a span's attributes copies it): it cannot change here */
     if (span->base == NULL || PyDict_GET_SIZE(span->base) == 0) {
         if (put_u32(enc, '{', (uint32_t)span->added) < 0)
             return -1;

@@ -1076,8 +1076,6 @@ start_child(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return (PyObject *)record;
 }
 
-/* A request's first span: ``parent`` the caller's (trace_id, span_id) from its traceparent, or None (a
-   new trace); ``attributes`` a dict of its own (taken over: a new reference), or NULL (added to). */
 /* The attributes a request's root or an upstream call's span starts with, as a dict its spans
    share (``Span.base``) as a traced method's spans share theirs: the encoder then writes it once a
    chunk, not once a span. A few are kept per kind, the latest made replacing the oldest, and found
@@ -1095,16 +1093,6 @@ typedef struct {
 
 static SharedBases root_bases, upstream_bases;
 
-static inline int
-same_text(PyObject *a, PyObject *b)
-{
-    if (a == b)
-        return 1;
-    Py_ssize_t length = PyUnicode_GET_LENGTH(a);
-    return length == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
-        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), length * PyUnicode_KIND(a)) == 0;
-}
-
 static PyObject *
 shared_base(SharedBases *cache, PyObject *const *keys, PyObject *const *values, int n)
 {
@@ -1113,7 +1101,7 @@ shared_base(SharedBases *cache, PyObject *const *keys, PyObject *const *values, 
             return NULL;
     for (int slot = 0; slot < SHARED_BASES && cache->bases[slot] != NULL; slot++) {
         int i = 0;
-        while (i < n && same_text(cache->values[slot][i], values[i]))
+        while (i < n && same_str(cache->values[slot][i], values[i]))
             i++;
         if (i == n)
             return Py_NewRef(cache->bases[slot]);
@@ -1148,6 +1136,8 @@ start_from(Span *span, SharedBases *cache, PyObject *const *keys, PyObject *cons
     return 0;
 }
 
+/* A request's first span: ``parent`` the caller's (trace_id, span_id) from its traceparent, or None (a
+   new trace); ``attributes`` a dict of its own (taken over: a new reference), or NULL (added to). */
 static Span *
 root_record(PyObject *parent, PyObject *attributes)
 {

@@ -23,14 +23,6 @@ span_new(PyTypeObject *type, PyObject *trace_id, PyObject *name, PyObject *root)
     return span;
 }
 
-static inline int
-same_str(PyObject *a, PyObject *b)
-{
-    return a == b || (PyUnicode_GET_LENGTH(a) == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
-                      && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b),
-                                PyUnicode_GET_LENGTH(a) * PyUnicode_KIND(a)) == 0);
-}
-
 /* drop the attributes held beside the shared dict (now in a dict of the span's own, or replaced) */
 static void
 forget_added(Span *span)

@@ -69,6 +69,15 @@ PyObject *span_field(Span *span, int index);
 /* Replace a field by index. */
 int span_set_field(Span *span, int index, PyObject *value);
 
+/* whether two ready strs hold the same text: by identity, else length, kind and bytes (no hash) */
+static inline int
+same_str(PyObject *a, PyObject *b)
+{
+    return a == b || (PyUnicode_GET_LENGTH(a) == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+                      && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b),
+                                PyUnicode_GET_LENGTH(a) * PyUnicode_KIND(a)) == 0);
+}
+
 /* the low ``n`` hex digits of ``bits`` into out[0..n), the last digit the lowest (``n`` even: two
    digits a byte, from a table) */
 static inline void
