@@ -1,4 +1,5 @@
-"""Meta's Llama checkpoint format -> a Hugging Face checkpoint directory (imports torch: worker threads only).
+"""Meta's Llama checkpoint format -> a Hugging Face checkpoint directory (torch and transformers are imported
+by the conversion, in a worker thread, under the process's model-load lock).
 
 ``llama model download`` writes ``params.json``, ``consolidated.NN.pth`` (one
 shard per model-parallel rank) and a tiktoken ``tokenizer.model``. transformers
@@ -11,12 +12,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from .load_lock import MODEL_LOAD_LOCK
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["LLAMA3_CHAT_TEMPLATE", "LLAMA3_SPECIAL_TOKENS", "convert_into_data_dir", "convert_meta_checkpoint",
            "meta_to_hf_state_dict"]
@@ -36,9 +39,6 @@ LLAMA3_CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
 )
 _MARKER = "polystack-conversion.json"
-_LOCK = threading.Lock()  # one conversion at a time in this process
-# transformers' names are imported from their modules, not the lazy top-level package: another provider's
-# thread may be importing transformers at the same moment, and the lazy lookup then fails
 
 # Meta's parameter names -> transformers' (per layer, after "layers.N.")
 _LAYER_NAMES = {
@@ -75,7 +75,8 @@ def convert_into_data_dir(src: Path, data_dir: Path, model: str) -> Path:
 def convert_meta_checkpoint(src: Path, dst: Path, *, descriptor: str) -> Path:
     """``dst``: a Hugging Face checkpoint made from the Meta checkpoint ``src`` (made now unless it is there)."""
     fingerprint = _source_fingerprint(src)
-    with _LOCK:
+    # also one conversion at a time: two providers serving one model convert it once
+    with MODEL_LOAD_LOCK:
         marker = dst / _MARKER
         if marker.is_file() and json.loads(marker.read_text()) == fingerprint:
             return dst
@@ -100,6 +101,8 @@ def convert_meta_checkpoint(src: Path, dst: Path, *, descriptor: str) -> Path:
 
 def _load_shards(src: Path) -> dict[str, torch.Tensor]:
     """One state dict from the model-parallel shards (concatenated the way Meta split them)."""
+    import torch
+
     shards = [torch.load(p, map_location="cpu", mmap=True, weights_only=True)
               for p in sorted(src.glob("consolidated.*.pth"))]
     if len(shards) == 1:
@@ -187,6 +190,7 @@ def _tokenizer(path: Path) -> Any:
 
 
 def _save(directory: Path, config: Any, state: dict[str, torch.Tensor], tokenizer: Any) -> None:
+    import torch
     from transformers.generation.configuration_utils import GenerationConfig
     from transformers.models.llama.modeling_llama import LlamaForCausalLM
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .load_lock import MODEL_LOAD_LOCK
 from .transformers_models import TransformersModelConfig
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,6 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 # chat models end their turn with one of these even when the config names another eos token
 TURN_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
-# from_pretrained patches torch globally while it builds a model (meta-device init): one load at a time
-_LOAD_LOCK = threading.Lock()
 
 
 class LoadError(Exception):
@@ -83,7 +81,7 @@ def load_model(entry: TransformersModelConfig, device_setting: str, dtype_settin
                quantization: str | None = None) -> LoadedModel:
     """Load ``entry`` from local files only (nothing is ever downloaded), its weights quantized to
     ``quantization`` (a key of QUANTIZERS) when given."""
-    with _LOAD_LOCK:
+    with MODEL_LOAD_LOCK:  # one load at a time in this process (load_lock.py says why)
         return _load(entry, device_setting, dtype_setting, quantization)
 
 

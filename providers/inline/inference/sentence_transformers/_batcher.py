@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from providers.utils.inference.load_lock import MODEL_LOAD_LOCK
 from stack.errors import BadRequestError, StackError
 
 from .config import EmbeddingModelConfig, ModelUnavailable
@@ -177,9 +178,10 @@ class ModelWorker:
     def _run(self) -> None:
         started = time.perf_counter()
         try:
-            from ._model import load
+            with MODEL_LOAD_LOCK:  # torch's first import and the build of the model (load_lock.py says why)
+                from ._model import load
 
-            model = load(self.source, self.device_setting)
+                model = load(self.source, self.device_setting)
         except ModelUnavailable as exc:
             self.error = str(exc)
             self.state = "error"

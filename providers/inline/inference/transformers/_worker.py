@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
+from providers.utils.inference.load_lock import MODEL_LOAD_LOCK
 from stack.errors import ClientError, NotFoundError, StackError
 
 from .config import TransformersConfig, TransformersModelConfig
@@ -95,9 +96,12 @@ class ModelWorker:
             self._fail(ModelUnavailableError, f"{missing} ({self.entry.describe()})")
             return
         try:
-            from providers.utils.inference.transformers_loading import LoadError
+            # torch's and transformers' first imports happen here: under the lock (load_lock.py says why)
+            with MODEL_LOAD_LOCK:
+                from providers.utils.inference.transformers_loading import LoadError
 
-            loaded = self._load_weights()
+                loaded = self._load_weights()
+                from . import _generation  # noqa: F401 - imported now, not by the first request outside the lock
         except LoadError as exc:
             self._fail(ModelLoadError, f"model {self.model_id!r} cannot be loaded: {exc}")
             return
