@@ -6,9 +6,10 @@ torch or transformers for the first time at the same moment can each hold a modu
 lock the other needs; Python breaks that deadlock by handing one thread a partly
 initialised module, and its import fails with "cannot import name ... (most likely
 due to a circular import)". transformers' ``from_pretrained`` also patches torch
-globally while it builds a model. So everything that imports the ML stack or builds
-a model from disk (loading, converting a Meta checkpoint) holds this lock; requests
-to a model already loaded never take it.
+globally while it builds a model. So every load that imports torch or transformers
+(a transformers or sentence-transformers model, a Meta checkpoint's conversion)
+holds this lock; requests to a model already loaded never take it. llama.cpp's
+loads do not: they import neither, and need not wait for one that does.
 """
 
 from __future__ import annotations
