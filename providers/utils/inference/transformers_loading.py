@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .load_lock import MODEL_LOAD_LOCK
-from .transformers_models import TransformersModelConfig
+from .transformers_models import LoadError, TransformersModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +19,6 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 # chat models end their turn with one of these even when the config names another eos token
 TURN_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
-
-
-class LoadError(Exception):
-    """The model cannot be loaded; the message says why."""
 
 
 def resolve_device(setting: str) -> str:

@@ -13,6 +13,11 @@ Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 
 
+class LoadError(Exception):
+    """The model cannot be loaded; the message says why (defined here, where no torch is imported, so that
+    a worker can catch it even when importing the loader itself fails)."""
+
+
 class GGUFInPackage(BaseModel):
     """A GGUF file shipped inside an installed pip distribution (which is never imported)."""
 

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from providers.utils.inference.load_lock import MODEL_LOAD_LOCK
+from providers.utils.inference.transformers_models import LoadError
 from stack.errors import ClientError, NotFoundError, StackError
 
 from .config import TransformersConfig, TransformersModelConfig
@@ -98,8 +99,6 @@ class ModelWorker:
         try:
             # torch's and transformers' first imports happen here: under the lock (load_lock.py says why)
             with MODEL_LOAD_LOCK:
-                from providers.utils.inference.transformers_loading import LoadError
-
                 loaded = self._load_weights()
                 from . import _generation  # noqa: F401 - imported now, not by the first request outside the lock
         except LoadError as exc:
